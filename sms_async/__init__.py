@@ -1,0 +1,75 @@
+"""Send one SMS text to very many recipients and know what became of each.
+
+::
+
+    from sms_async import BulkSender, Iton
+
+    async with BulkSender(Iton(username="u", password="p"), default_region="IN") as bulk:
+        result = await bulk.send(numbers, "Hello", sender_id="ITONAB")
+"""
+
+from sms_async._engine import BulkSender, Estimate, Hooks, Journal
+from sms_async._exceptions import (
+    AmbiguousResponseError,
+    AuthenticationError,
+    ConfigurationError,
+    GatewayBusyError,
+    GatewayError,
+    InsufficientCreditError,
+    InvalidMessageError,
+    InvalidNumberError,
+    InvalidSenderIdError,
+    MaybeSentError,
+    NotSentError,
+    OutOfCreditError,
+    RejectedError,
+    SmsError,
+    TransportError,
+    UnsupportedOperationError,
+    UsageError,
+)
+from sms_async._http import Timeouts
+from sms_async._message import Message
+from sms_async._models import BatchResult, BulkResult, DeliveryReport, DeliveryStatus, Failure, Outcome
+from sms_async._retry import RetryPolicy
+from sms_async._text import Encoding
+from sms_async.providers import ItecPay, Iton
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AmbiguousResponseError",
+    "AuthenticationError",
+    "BatchResult",
+    "BulkResult",
+    "BulkSender",
+    "ConfigurationError",
+    "DeliveryReport",
+    "DeliveryStatus",
+    "Encoding",
+    "Estimate",
+    "Failure",
+    "GatewayBusyError",
+    "GatewayError",
+    "Hooks",
+    "InsufficientCreditError",
+    "InvalidMessageError",
+    "InvalidNumberError",
+    "InvalidSenderIdError",
+    "ItecPay",
+    "Iton",
+    "Journal",
+    "MaybeSentError",
+    "Message",
+    "NotSentError",
+    "OutOfCreditError",
+    "Outcome",
+    "RejectedError",
+    "RetryPolicy",
+    "SmsError",
+    "Timeouts",
+    "TransportError",
+    "UnsupportedOperationError",
+    "UsageError",
+    "__version__",
+]

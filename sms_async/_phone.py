@@ -1,0 +1,803 @@
+"""Phone numbers to E.164, fast, with exactly the verdicts of phonenumbers.
+
+Every recipient goes through :class:`PhoneNormaliser` on the hot path. The
+*reference* is :func:`reference_normalise`: ``phonenumbers.parse`` followed by
+``is_valid_number`` and ``format_number(E164)``, with letters and extensions
+refused. It costs tens of microseconds a number, which is more than a whole
+gateway request spends per recipient, so the normaliser has a fast path whose
+answer is, by construction and by property tests, the reference's answer.
+
+What counts as a letter
+    Any character for which :meth:`str.isalpha` is true, that is Unicode
+    categories Lu, Ll, Lt, Lm and Lo: ASCII letters (vanity numbers such as
+    ``1-800-FLOWERS``, extension labels such as ``ext`` or ``x``), accented and
+    non-Latin letters, full-width letters. An input holding one is invalid.
+    Digits of other scripts (Arabic-Indic, full-width) are not letters; those
+    inputs are left to phonenumbers, which reads them as digits.
+
+The fast path
+    After surrounding whitespace is stripped, it takes two shapes: ``+``
+    followed by ASCII digits, or ASCII digits alone (a national spelling read
+    under the default region: with its national prefix such as ``0``, its
+    international prefix such as ``00``, or its country code without ``+``).
+    In both, the digits may be separated by spaces, dashes, dots, slashes and
+    parentheses, which phonenumbers drops without a trace; any other character
+    sends the input to the reference.
+
+    For those shapes it replays what phonenumbers does, step for step, with
+    the same metadata: extracting the country code
+    (``_maybe_extract_country_code``), stripping a national prefix or applying
+    its transform rule (``_maybe_strip_national_prefix_carrier_code``) and
+    keeping the result only when its length is possible, finding the region
+    of a shared country code (``_region_code_for_number_from_list``, where a
+    region with ``leading_digits`` wins on that match alone), and testing the
+    national significant number against the general description and each
+    number type, possible lengths before patterns (``_number_type_helper``).
+    The national significant number is the digit string itself, leading
+    zeros included, as phonenumbers' Italian-leading-zero fields make it. The
+    patterns for one region and one length are compiled, lazily, into a single
+    regular expression.
+
+    Two shortcuts settle the usual inputs in one match each, and leave the
+    rest to the replay: per country code, a pattern that only the digits of a
+    valid E.164 number with no national prefix to strip can match; per
+    default region, a pattern that only a valid national spelling (with the
+    national prefix or without) can match, one that starts with neither the
+    international prefix nor the country code.
+
+The slow path (the reference itself) takes
+    * any character other than ASCII digits, the separators above, a leading
+      ``+`` and surrounding whitespace (letters, ``#``, ``*``, ``;``, ``tel:``,
+      non-ASCII digits or spaces, a ``+`` that is not first, ``++``);
+    * fewer than three digits (phonenumbers' viability rule differs there);
+    * ``+`` followed by digits that begin with no known country code (phonenumbers
+      then retries the number as a national one under the default region);
+    * metadata this module does not know how to replay (none in the installed
+      phonenumbers; the check guards against future data).
+
+    Its results are kept in a small least-recently-used cache, so a list with
+    the same malformed entry repeated does not pay for it each time. Inputs
+    longer than 250 characters, which phonenumbers refuses at once, are
+    invalid without either. Nothing else is cached: memory does not grow with
+    the number of recipients.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from typing import TYPE_CHECKING, Final
+
+import phonenumbers
+from phonenumbers import NumberParseException, PhoneMetadata, ValidationResult
+
+from sms_async._exceptions import ConfigurationError, InvalidNumberError
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+__all__ = ["PhoneNormaliser", "e164_key", "key_to_e164", "reference_normalise"]
+
+# phonenumbers' own limits (``_MAX_INPUT_STRING_LENGTH``, ``_MIN_LENGTH_FOR_NSN``,
+# ``_MAX_LENGTH_FOR_NSN``); the tests check that they still agree.
+_MAX_INPUT_LENGTH: Final = 250
+_MIN_NSN_LENGTH: Final = 2
+_MAX_NSN_LENGTH: Final = 17
+
+# Length tables are indexed by a national number's length. Those are at most
+# the input's 250 digits, plus the few a national prefix transform rule adds.
+_LENGTH_TABLE_SIZE: Final = 512
+
+# Separators that phonenumbers removes without any other effect: they are all
+# in its ``_VALID_PUNCTUATION`` and none starts an extension or a second number.
+_SEPARATORS: Final = b" -./()"
+
+# The order in which a region's number types are tried. Any match makes the
+# number valid, so the order changes only the speed: an SMS recipient is most
+# often a mobile, then a fixed line.
+_TYPE_FIELDS: Final = (
+    "mobile",
+    "fixed_line",
+    "premium_rate",
+    "toll_free",
+    "shared_cost",
+    "voip",
+    "personal_number",
+    "pager",
+    "uan",
+    "voicemail",
+)
+
+_LETTERS_REASON: Final = "it contains letters (vanity numbers and extensions are not accepted)"
+_NO_REGION_REASON: Final = (
+    "national number without a default region — pass default_region= or use +<country code>"
+)
+
+
+def reference_normalise(raw: str, default_region: str | None) -> str | None:
+    """Normalise one number the slow, authoritative way.
+
+    Args:
+        raw: The recipient as given.
+        default_region: The region national spellings are read in (upper-case
+            ISO 3166 code), or ``None`` to accept ``+<country code>`` only.
+
+    Returns:
+        The number in E.164 (``"+919812345678"``), or ``None`` when it is not a
+        valid number. Letters are refused outright: phonenumbers would turn
+        vanity letters into digits, which is never what a bulk sender means. So
+        is an extension: an SMS cannot reach one.
+    """
+    if any(c.isalpha() for c in raw):
+        return None
+    try:
+        number = phonenumbers.parse(raw, default_region)
+    except NumberParseException:
+        return None
+    if number.extension or not phonenumbers.is_valid_number(number):
+        return None
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+# Inputs the fast path hands over are usually malformed entries; the same one
+# often repeats in a list, so a small bounded cache pays for itself.
+_cached_reference = functools.lru_cache(maxsize=1024)(reference_normalise)
+
+
+def _slow_path(raw: str, default_region: str | None) -> str | None:
+    """Return ``reference_normalise(raw, default_region)``, cached for inputs of a sane size."""
+    if len(raw) > _MAX_INPUT_LENGTH:
+        # parse() refuses these outright, and they are kept out of the cache.
+        return None
+    return _cached_reference(raw, default_region)
+
+
+def e164_key(e164: str) -> int:
+    """Return a compact de-duplication key for an E.164 number: ``int(e164[1:])``.
+
+    The key is unique because an E.164 number made by this module is ``+``
+    followed by ASCII digits whose first digit is not ``0`` (no country calling
+    code starts with one): the digits are then the canonical decimal spelling
+    of the key, and :func:`key_to_e164` gives the number back. A valid number
+    has at most 19 digits (a two-digit country code and phonenumbers' longest
+    national number, 17 digits, found only under +62 and +81), so every key is
+    below ``2**63`` and fits a signed 64-bit integer.
+
+    Args:
+        e164: A number as returned by :meth:`PhoneNormaliser.normalise`.
+
+    Returns:
+        The digits of the number as an integer.
+
+    Raises:
+        ValueError: ``e164`` is not ``+`` followed by digits that do not start with 0.
+    """
+    digits = e164[1:]
+    if e164[:1] != "+" or not (digits.isdigit() and digits.isascii()) or digits[0] == "0":
+        raise ValueError(f"not an E.164 number: {_shown(e164)}")
+    return int(digits)
+
+
+def key_to_e164(key: int) -> str:
+    """Return the E.164 number whose :func:`e164_key` is ``key``.
+
+    Args:
+        key: A key made by :func:`e164_key`.
+
+    Returns:
+        ``"+"`` followed by the key's decimal digits.
+
+    Raises:
+        ValueError: ``key`` is not a positive integer.
+    """
+    if key <= 0:
+        raise ValueError(f"not a phone number key: {key!r}")
+    return f"+{key}"
+
+
+class _UnsupportedMetadataError(Exception):
+    """Metadata this module cannot replay exactly; its numbers take the slow path."""
+
+
+def _length_verdict(length: int, possible: tuple[int, ...], local_only: tuple[int, ...]) -> int:
+    """Replay phonenumbers' ``_test_number_length`` for the general description."""
+    if length in local_only:
+        return int(ValidationResult.IS_POSSIBLE_LOCAL_ONLY)
+    if possible[0] == length:
+        return int(ValidationResult.IS_POSSIBLE)
+    if possible[0] > length:
+        return int(ValidationResult.TOO_SHORT)
+    if possible[-1] < length:
+        return int(ValidationResult.TOO_LONG)
+    if length in possible[1:]:
+        return int(ValidationResult.IS_POSSIBLE)
+    return int(ValidationResult.INVALID_LENGTH)
+
+
+def _compile(pattern: str) -> re.Pattern[str]:
+    # Metadata patterns only ever see ASCII digits here, where ``\d`` in ASCII
+    # mode means the same as in Unicode mode and is quicker to test.
+    return re.compile(pattern, re.ASCII)
+
+
+class _Plan:
+    """What phonenumbers checks against one region's metadata, compiled once.
+
+    Attributes:
+        general: The general description's pattern.
+        npfp: The national prefix for parsing, or ``None`` when there is none.
+        transform: The national prefix transform rule, or ``None``.
+        npfp_groups: How many groups ``npfp`` captures.
+        idd: The international prefix, or ``None`` when there is none.
+        leading: The ``leading_digits`` pattern, or ``None``.
+        keeps_stripped: By length: a national number stripped to this length is
+            kept (phonenumbers' length test says possible or too long).
+        too_long: By length: phonenumbers' length test says too long.
+    """
+
+    __slots__ = (
+        "_general_pattern",
+        "_leading_pattern",
+        "_national_acceptor",
+        "_types",
+        "checks",
+        "general",
+        "idd",
+        "idd_source",
+        "keeps_stripped",
+        "leading",
+        "npfp",
+        "npfp_groups",
+        "npfp_source",
+        "too_long",
+        "transform",
+    )
+
+    def __init__(self, metadata: PhoneMetadata) -> None:
+        general = metadata.general_desc
+        if general is None or not general.national_number_pattern or not general.possible_length:
+            raise _UnsupportedMetadataError
+        self._general_pattern = general.national_number_pattern
+        self.general = _compile(general.national_number_pattern)
+        verdicts = [
+            _length_verdict(length, general.possible_length, general.possible_length_local_only)
+            for length in range(_LENGTH_TABLE_SIZE)
+        ]
+        keep = (int(ValidationResult.IS_POSSIBLE), int(ValidationResult.TOO_LONG))
+        self.keeps_stripped = tuple(v in keep for v in verdicts)
+        self.too_long = tuple(v == int(ValidationResult.TOO_LONG) for v in verdicts)
+
+        self.npfp: re.Pattern[str] | None = None
+        self.npfp_groups = 0
+        self.transform: str | None = None
+        self.npfp_source = metadata.national_prefix_for_parsing or None
+        if metadata.national_prefix_for_parsing:
+            self.npfp = _compile(metadata.national_prefix_for_parsing)
+            self.npfp_groups = self.npfp.groups
+            self.transform = metadata.national_prefix_transform_rule or None
+            if self.transform is not None and self.npfp_groups == 0:
+                # phonenumbers indexes the last group here and would fail.
+                raise _UnsupportedMetadataError
+        self.idd_source = metadata.international_prefix or None
+        self.idd = _compile(self.idd_source) if self.idd_source is not None else None
+        self._leading_pattern = metadata.leading_digits
+        self.leading = _compile(metadata.leading_digits) if metadata.leading_digits is not None else None
+        self._national_acceptor: Callable[[str], re.Match[str] | None] | None = None
+
+        # (pattern, possible lengths or None for "any") for every number type
+        # _number_type_helper accepts. A mobile description identical to the
+        # fixed line's is skipped there, and so here.
+        types: list[tuple[str, frozenset[int] | None]] = []
+        for field in _TYPE_FIELDS:
+            if field == "mobile" and metadata.same_mobile_and_fixed_line_pattern:
+                continue
+            desc = getattr(metadata, field)
+            if desc is None or not desc.national_number_pattern:
+                continue
+            lengths = frozenset(desc.possible_length) if desc.possible_length else None
+            types.append((desc.national_number_pattern, lengths))
+        self._types = tuple(types)
+        # By length, the test a national significant number must pass: a
+        # callable that returns None for "invalid". A length the general
+        # description rules out has none; each is compiled on first use.
+        self.checks: dict[int, Callable[[str], object]] = {
+            length: functools.partial(self._first_check, length) for length in general.possible_length
+        }
+
+    def strip_national_prefix(self, number: str) -> str:
+        """Replay ``_maybe_strip_national_prefix_carrier_code``; return the number it leaves.
+
+        The carrier code it may capture is not part of the E.164 form, so it is dropped.
+        """
+        if self.npfp is None or not number:
+            return number
+        match = self.npfp.match(number)
+        return number if match is None else self.strip_match(number, match)
+
+    def strip_match(self, number: str, match: re.Match[str]) -> str:
+        """Finish :meth:`strip_national_prefix` once ``npfp`` has matched ``number``."""
+        if self.transform is None or match.group(self.npfp_groups) is None:
+            result = number[match.end() :]
+        else:
+            # What re.sub(count=1) does: the first match is this one, at 0.
+            result = match.expand(self.transform) + number[match.end() :]
+        # phonenumbers keeps the original when it matched the general pattern
+        # and the result does not; testing the result first saves a match.
+        general = self.general.fullmatch
+        if general(result) is None and general(number) is not None:
+            return number
+        return result
+
+    def without_own_code(self, digits: str, code: str) -> str | None:
+        """Replay ``_maybe_extract_country_code`` for national digits that start with the region's code.
+
+        phonenumbers takes the code off (and a national prefix after it) when
+        the rest matches the general pattern and the whole does not, or when
+        the whole is too long.
+
+        Returns:
+            The national number without the code, or ``None`` to keep ``digits``.
+        """
+        candidate = self.strip_national_prefix(digits[len(code) :])
+        general = self.general.fullmatch
+        if (general(digits) is None and general(candidate) is not None) or self.too_long[len(digits)]:
+            return candidate
+        return None
+
+    def is_valid(self, nsn: str) -> bool:
+        """Replay ``_number_type_helper(nsn, metadata) != UNKNOWN``."""
+        check = self.checks.get(len(nsn))
+        return check is not None and check(nsn) is not None
+
+    def _first_check(self, length: int, nsn: str) -> object:
+        """Compile the check of one length on first use, then run it."""
+        check = self._compile_check(length)
+        self.checks[length] = check
+        return check(nsn)
+
+    def _compile_check(self, length: int) -> Callable[[str], object]:
+        """Compile what a national number of ``length`` digits must match."""
+        source = self._check_source(length)
+        return _never if source is None else _compile(source).fullmatch
+
+    def _check_source(self, length: int) -> str | None:
+        """Return the pattern a valid national number of ``length`` digits matches, if any.
+
+        That is the general pattern (checked as a look-ahead) and any of the
+        patterns of the number types whose possible lengths allow ``length``.
+        The caller checks ``length`` against the general possible lengths.
+        """
+        alternatives = [p for p, lengths in self._types if lengths is None or length in lengths]
+        if not alternatives:
+            return None
+        body = "|".join(f"(?:{p})" for p in alternatives)
+        return rf"(?=(?:{self._general_pattern})\Z)(?:{body})"
+
+    def accepting_source(self, *, first_of_several: bool) -> str | None:
+        """Return a pattern that only a valid national significant number of this region matches.
+
+        It covers every length phonenumbers allows, and keeps a stripped
+        national number (so that it also serves after a national prefix). For
+        the first of several regions sharing a code, it also asks for the
+        leading digits, which is when phonenumbers would pick this region.
+        ``None`` when no number can match.
+        """
+        branches = []
+        for length in sorted(self.checks):
+            source = self._check_source(length)
+            if (
+                source is not None
+                and _MIN_NSN_LENGTH <= length <= _MAX_NSN_LENGTH
+                and self.keeps_stripped[length]
+            ):
+                branches.append(rf"(?=\d{{{length}}}\Z){source}")
+        if not branches:
+            return None
+        leading = f"(?=(?:{self._leading_pattern}))" if first_of_several and self._leading_pattern else ""
+        return leading + "(?:" + "|".join(branches) + ")"
+
+    def national_acceptor(self, country: _Country) -> Callable[[str], re.Match[str] | None] | None:
+        """Return (compiled once) a quick test for national spellings in this, the default, region.
+
+        It matches the digits of a national spelling only if phonenumbers reads
+        them as a valid number of this region: they start with neither the
+        international prefix (taken as phonenumbers takes it, its first match,
+        hence the atomic group, and not followed by 0) nor the region's own
+        country code, and they are a valid national number with the national
+        prefix (again its first match) or without one. Group ``nsn`` is the
+        national number. Anything else is left to the full replay. ``None``
+        when this region's numbers cannot be tested that way: it is not its
+        code's first region, or its national prefix has a transform rule.
+        """
+        if self._national_acceptor is None and country.plans[0] is self and self.transform is None:
+            source = self.accepting_source(first_of_several=country.single is None)
+            if source is not None:
+                parts = [f"(?!{country.code})"]
+                if self.idd_source is not None:
+                    parts.append(f"(?!(?>{self.idd_source})(?!0))")
+                if self.npfp_source is not None:
+                    parts.append(f"(?:(?>{self.npfp_source})|(?!{self.npfp_source}))")
+                parts.append(f"(?P<nsn>{source})")
+                self._national_acceptor = _compile("".join(parts)).fullmatch
+        return self._national_acceptor
+
+
+def _never(_nsn: str) -> None:
+    """The check of a length no number type allows."""
+
+
+class _Country:
+    """What ``is_valid_number`` checks for one country calling code.
+
+    Attributes:
+        code: The country calling code as digits, such as ``"91"``.
+        main: The plan of the code's main region, whose metadata ``parse`` uses.
+        single: ``main`` when the code has one region, else ``None``.
+        checks: ``single.checks``, or ``None``.
+        accepts: Matches the digits of an E.164 number (code included) only if
+            it is valid as it stands, with no national prefix to strip.
+        plans: The plans of the code's regions, in phonenumbers' order.
+    """
+
+    __slots__ = ("accepts", "checks", "code", "main", "plans", "single")
+
+    def __init__(self, code: int, plans: tuple[_Plan, ...]) -> None:
+        self.code = str(code)
+        self.main = plans[0]
+        self.plans = plans
+        self.single = plans[0] if len(plans) == 1 else None
+        # The single region's checks by length, for the hot path to use directly.
+        self.checks = self.single.checks if self.single is not None else None
+        # One match for the usual E.164 input: the digits after "+" are the
+        # code, a national number that starts with no national prefix (which
+        # phonenumbers would strip, even here), and is valid.
+        source = self.main.accepting_source(first_of_several=self.single is None)
+        npfp = self.main.npfp_source
+        if source is None:
+            self.accepts: Callable[[str], object] = _never
+        else:
+            self.accepts = _compile(self.code + ("" if npfp is None else f"(?!{npfp})") + source).fullmatch
+
+    def is_valid(self, nsn: str) -> bool:
+        """Replay ``is_valid_number`` for a national significant number of this code."""
+        if self.single is not None:
+            return self.single.is_valid(nsn)
+        # _region_code_for_number_from_list: a region with leading digits is
+        # chosen on that match alone, one without on full validation.
+        for plan in self.plans:
+            if plan.leading is not None:
+                if plan.leading.match(nsn) is not None:
+                    return plan.is_valid(nsn)
+            elif plan.is_valid(nsn):
+                return True
+        return False
+
+
+# Compiled lazily and shared by every normaliser; bounded by the metadata
+# (a few hundred regions and codes), not by the numbers seen.
+_PLANS: dict[str | int, _Plan | None] = {}
+_COUNTRIES: dict[int, _Country | None] = {}
+
+
+def _plan(key: str | int) -> _Plan | None:
+    """Return the plan of a region code or a non-geographic calling code, or ``None``."""
+    try:
+        return _PLANS[key]
+    except KeyError:
+        pass
+    if isinstance(key, int):
+        metadata = PhoneMetadata.metadata_for_nongeo_region(key, None)
+    else:
+        metadata = PhoneMetadata.metadata_for_region(key, None)
+    plan = None
+    if metadata is not None:
+        try:
+            plan = _Plan(metadata)
+        except _UnsupportedMetadataError:
+            plan = None
+    _PLANS[key] = plan
+    return plan
+
+
+def _load_country(code: int) -> _Country | None:
+    """Build (once) the country of a calling code; ``None`` sends its numbers to the slow path."""
+    plans: list[_Plan] = []
+    for region in phonenumbers.COUNTRY_CODE_TO_REGION_CODE[code]:
+        plan = _plan(code if region == phonenumbers.REGION_CODE_FOR_NON_GEO_ENTITY else region)
+        if plan is None:
+            # Missing or unexpected metadata: not what this module replays.
+            _COUNTRIES[code] = None
+            return None
+        plans.append(plan)
+    country = _Country(code, tuple(plans))
+    _COUNTRIES[code] = country
+    return country
+
+
+def _country(code: int) -> _Country | None:
+    """Return the country of a calling code, building it on first use."""
+    try:
+        return _COUNTRIES[code]
+    except KeyError:
+        return _load_country(code)
+
+
+def _code_by_prefix() -> dict[str, int]:
+    """Map every three-digit prefix to the calling code ``_extract_country_code`` finds in it.
+
+    It tries the first one, two and three digits in turn; a prefix with none
+    of them is left out.
+    """
+    codes = phonenumbers.COUNTRY_CODE_TO_REGION_CODE
+    table: dict[str, int] = {}
+    for value in range(100, 1000):
+        prefix = str(value)
+        for size in (1, 2, 3):
+            if int(prefix[:size]) in codes:
+                table[prefix] = int(prefix[:size])
+                break
+    return table
+
+
+_CODE_BY_PREFIX: Final = _code_by_prefix()
+
+# The same, resolved to countries as they are first met: one dict look-up on
+# the hot path. Bounded by the 900 three-digit prefixes.
+_COUNTRY_BY_PREFIX: dict[str, _Country] = {}
+
+
+def _country_for_prefix(prefix: str) -> _Country | None:
+    """Return the country whose calling code starts ``prefix``; ``None`` for none or unsupported."""
+    code = _CODE_BY_PREFIX.get(prefix)
+    country = _country(code) if code is not None else None
+    if country is not None:
+        _COUNTRY_BY_PREFIX[prefix] = country
+    return country
+
+
+def _shown(raw: str) -> str:
+    """Return ``repr(raw)``, cut to about 40 characters for messages."""
+    text = repr(raw)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+class PhoneNormaliser:
+    """Turns recipients into E.164 numbers, with phonenumbers' verdicts, quickly.
+
+    One normaliser per default region; it is cheap to make and safe to share
+    between tasks and threads.
+
+    Args:
+        default_region: The region national spellings (``098123 45678``) are
+            read in, as an ISO 3166 code such as ``"IN"`` or ``"gb"``; ``None``
+            accepts only ``+<country code>`` spellings.
+
+    Raises:
+        ConfigurationError: ``default_region`` is not a region phonenumbers knows.
+    """
+
+    __slots__ = ("_accepts", "_default_region", "_home", "_home_country", "_plus_code")
+
+    def __init__(self, default_region: str | None = None) -> None:
+        region = None
+        if default_region is not None:
+            # str() so that a wrong type gets the same clear message.
+            region = str(default_region).strip().upper()
+            if region not in phonenumbers.SUPPORTED_REGIONS:
+                examples = ", ".join(repr(code) for code in ("IN", "GB", "US", "DE"))
+                raise ConfigurationError(
+                    f"unknown default_region {_shown(str(default_region))}: use an ISO 3166 region code "
+                    f"that phonenumbers supports, such as {examples} "
+                    f"({len(phonenumbers.SUPPORTED_REGIONS)} codes are valid), or None"
+                )
+        self._default_region = region
+        self._home: _Plan | None = None
+        self._home_country: _Country | None = None
+        self._accepts: Callable[[str], re.Match[str] | None] | None = None
+        self._plus_code = ""
+        if region is not None:
+            # Either stays None when the region's metadata is not replayed
+            # here; national spellings then take the slow path.
+            self._home = _plan(region)
+            metadata = PhoneMetadata.metadata_for_region(region, None)
+            code = metadata.country_code if metadata is not None else None
+            self._home_country = _country(code) if code is not None else None
+            if self._home is not None and self._home_country is not None:
+                self._accepts = self._home.national_acceptor(self._home_country)
+                self._plus_code = "+" + self._home_country.code
+
+    @property
+    def default_region(self) -> str | None:
+        """The default region, upper-case, or ``None``."""
+        return self._default_region
+
+    def __repr__(self) -> str:
+        return f"PhoneNormaliser(default_region={self._default_region!r})"
+
+    def normalise(self, raw: str) -> str:
+        """Return ``raw`` as an E.164 number.
+
+        Args:
+            raw: The recipient as given, international (``+91 98123 45678``) or,
+                with a default region, national (``098123 45678``).
+
+        Returns:
+            The number in E.164, such as ``"+919812345678"``.
+
+        Raises:
+            InvalidNumberError: ``raw`` is not a valid phone number; the message
+                names it and says why where that is known.
+        """
+        result = self.normalise_or_none(raw)
+        if result is None:
+            raise InvalidNumberError(
+                f"{_shown(raw)} is not a valid phone number: {_reason(raw, self._default_region)}", raw=raw
+            )
+        return result
+
+    def normalise_or_none(self, raw: str) -> str | None:  # noqa: PLR0915
+        """Return ``raw`` as an E.164 number, or ``None`` when it is not a valid one.
+
+        This is the hot path: it raises nothing for bad input, and its answer is
+        always ``reference_normalise(raw, self.default_region)``.
+
+        Args:
+            raw: The recipient as given.
+
+        Returns:
+            The number in E.164, or ``None``.
+        """
+        # One long function on purpose: a call costs as much as a step here.
+        text = raw.strip()
+        if text[:1] == "+":
+            body = text[1:]
+            digits = body
+            if not (body.isdigit() and body.isascii()):
+                # bytes.translate deletes characters faster than str.translate
+                # or re.sub; anything left that is not a digit means "slow path".
+                packed = body.encode("ascii").translate(None, _SEPARATORS) if body.isascii() else b""
+                digits = packed.decode("ascii") if packed.isdigit() else ""
+            if len(digits) < 3 or len(raw) > _MAX_INPUT_LENGTH:
+                return _slow_path(raw, self._default_region)
+            country = _COUNTRY_BY_PREFIX.get(digits[:3]) or _country_for_prefix(digits[:3])
+            if country is None:
+                # No known code (phonenumbers then retries the digits as a
+                # national number), or metadata not replayed here.
+                return _slow_path(raw, self._default_region)
+            if country.accepts(digits) is not None:
+                return text if digits is body else "+" + digits
+            national = digits[len(country.code) :]
+            # Already E.164 when there were no separators and nothing changes.
+            unchanged = national if digits is body else None
+            plan = country.main
+        else:
+            digits = text
+            if not (text.isdigit() and text.isascii()):
+                # Spaces alone are the usual case, and the quickest to take out.
+                digits = text.replace(" ", "")
+                if not (digits.isdigit() and digits.isascii()):
+                    packed = text.encode("ascii").translate(None, _SEPARATORS) if text.isascii() else b""
+                    digits = packed.decode("ascii") if packed.isdigit() else ""
+            if len(digits) < 3 or len(raw) > _MAX_INPUT_LENGTH:
+                return _slow_path(raw, self._default_region)
+            if self._accepts is not None:
+                accepted = self._accepts(digits)
+                if accepted is not None:
+                    return self._plus_code + accepted["nsn"]
+            home = self._home
+            home_country = self._home_country
+            if home is None or home_country is None:
+                # No region to read a national spelling in (or, rarely,
+                # metadata not replayed here).
+                return None if self._default_region is None else _slow_path(raw, self._default_region)
+            unchanged = None
+            idd = home.idd.match(digits) if home.idd is not None else None
+            if idd is not None and (idd.end() == len(digits) or digits[idd.end()] != "0"):
+                # Dialled with the region's international prefix, such as 00.
+                rest = digits[idd.end() :]
+                if len(rest) <= 2 or _CODE_BY_PREFIX.get(rest[:3]) is None:
+                    return None
+                country = _COUNTRY_BY_PREFIX.get(rest[:3]) or _country_for_prefix(rest[:3])
+                if country is None:
+                    return _slow_path(raw, self._default_region)
+                national = rest[len(country.code) :]
+                plan = country.main
+            else:
+                country = home_country
+                national = digits
+                plan = home
+                if digits.startswith(country.code):
+                    candidate = home.without_own_code(digits, country.code)
+                    if candidate is not None:
+                        national = candidate
+                        plan = country.main
+        if len(national) < _MIN_NSN_LENGTH:
+            return None
+        checks = country.checks
+        npfp = plan.npfp
+        if npfp is not None:
+            match = npfp.match(national)
+            if match is not None:
+                if plan.transform is None or match.group(plan.npfp_groups) is None:
+                    stripped = national[match.end() :]
+                else:
+                    # What re.sub(count=1) does: the first match is this one.
+                    stripped = match.expand(plan.transform) + national[match.end() :]
+                if plan.keeps_stripped[len(stripped)]:
+                    # A valid result matches the general pattern, the one
+                    # condition phonenumbers puts on keeping it: when it
+                    # passes, that decides everything in one match.
+                    if plan is country.single and len(stripped) <= _MAX_NSN_LENGTH:
+                        check = plan.checks.get(len(stripped))
+                        if check is not None and check(stripped) is not None:
+                            return "+" + country.code + stripped
+                    general = plan.general.fullmatch
+                    if general(stripped) is not None or general(national) is None:
+                        national = stripped
+        if len(national) > _MAX_NSN_LENGTH:
+            return None
+        if checks is None:
+            if not country.is_valid(national):
+                return None
+        else:
+            check = checks.get(len(national))
+            if check is None or check(national) is None:
+                return None
+        if national is unchanged:
+            return text
+        return "+" + country.code + national
+
+
+def _reason(raw: str, region: str | None) -> str:
+    """Say why ``raw`` is not a valid number, as far as phonenumbers can tell."""
+    text = raw.strip()
+    if not text:
+        return "it is empty"
+    try:
+        number = phonenumbers.parse(raw, region)
+    except NumberParseException as exc:
+        if any(c.isalpha() for c in raw):
+            return _LETTERS_REASON
+        return _parse_error_reason(text, region, exc.error_type)
+    if number.extension:
+        return "it has an extension, which an SMS cannot reach"
+    if any(c.isalpha() for c in raw):
+        return _LETTERS_REASON
+    return _validity_reason(number)
+
+
+def _validity_reason(number: phonenumbers.PhoneNumber) -> str:
+    """Say why a parsed number is not valid, from its length where that tells."""
+    where = phonenumbers.region_code_for_number(number)
+    if where in (None, phonenumbers.REGION_CODE_FOR_NON_GEO_ENTITY):
+        where = f"country code +{number.country_code}"
+    possible = phonenumbers.is_possible_number_with_reason(number)
+    if possible == ValidationResult.INVALID_COUNTRY_CODE:
+        return f"country calling code +{number.country_code} is not known"
+    template = {
+        ValidationResult.TOO_SHORT: "it is too short for {}",
+        ValidationResult.TOO_LONG: "it is too long for {}",
+        ValidationResult.INVALID_LENGTH: "it has the wrong number of digits for {}",
+    }.get(possible, "it is not a valid number for its country ({})")
+    return template.format(where)
+
+
+def _parse_error_reason(text: str, region: str | None, error: int) -> str:
+    """Turn a ``NumberParseException`` type into words."""
+    digit_count = sum(c.isdigit() for c in text)
+    if error == NumberParseException.INVALID_COUNTRY_CODE:
+        if region is None and not text.startswith(("+", "\uff0b")):
+            return _NO_REGION_REASON
+        after_plus = text.lstrip("+\uff0b").lstrip(" -.()/")
+        if after_plus[:1] == "0":
+            return "country calling codes never start with 0"
+        return "its country calling code is not known"
+    if digit_count == 0:
+        return "it has no digits"
+    if error == NumberParseException.NOT_A_NUMBER and digit_count < 3:
+        error = NumberParseException.TOO_SHORT_NSN
+    return {
+        NumberParseException.TOO_SHORT_AFTER_IDD: "it is too short",
+        NumberParseException.TOO_SHORT_NSN: "it is too short",
+        NumberParseException.TOO_LONG: "it is too long",
+    }.get(error, "it does not look like a phone number")

@@ -1,0 +1,209 @@
+"""What every driver shares: the driver protocol and HTTP-level classification.
+
+A driver is sans-I/O: it describes each request as a :class:`WireRequest` and
+turns each :class:`WireResponse` into values or a typed error. It never sends,
+retries or waits.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+from decimal import Decimal
+from typing import Any, Protocol
+
+import attrs
+
+from sms_async._exceptions import (
+    AmbiguousResponseError,
+    AuthenticationError,
+    GatewayBusyError,
+    GatewayError,
+    OutOfCreditError,
+    RejectedError,
+)
+from sms_async._message import Message
+from sms_async._models import DeliveryReport
+from sms_async._redact import redact
+from sms_async._wire import Origin, WireRequest, WireResponse, parse_retry_after
+
+__all__ = [
+    "Driver",
+    "PreparedSend",
+    "SendAnswer",
+    "body_excerpt",
+    "classify_http",
+    "classify_text_error",
+]
+
+#: The most of a body kept on a result or an error.
+RAW_LIMIT = 4096
+
+_AUTH_WORDS = re.compile(
+    r"user\s*name|password|passwd|login|log in|authenticat|unauthori|credential|token|api\s*key|forbidden"
+    r"|access denied",
+    re.IGNORECASE,
+)
+_CREDIT_WORDS = re.compile(r"credit|balance|insufficient funds|top.?up|recharge", re.IGNORECASE)
+
+
+@attrs.frozen
+class SendAnswer:
+    """What the gateway said about one send request.
+
+    ``accepted`` maps E.164 -> message id; ``rejected`` maps E.164 -> the
+    gateway's reason for numbers it refused while accepting others. A number
+    in neither was not mentioned; the engine reports it as rejected.
+    """
+
+    accepted: dict[str, str]
+    rejected: dict[str, str]
+    raw: str
+
+
+class PreparedSend(Protocol):
+    """A send of one message, prepared once; builds each batch's request cheaply."""
+
+    def build(self, numbers: Sequence[str]) -> WireRequest:
+        """The request that sends the message to ``numbers`` (E.164, at most ``max_batch``)."""
+        ...
+
+
+class Driver(Protocol):
+    """One gateway's wire protocol."""
+
+    #: Short name used in logs and results ("iton", "itecpay").
+    name: str
+    #: Most recipients per send request.
+    max_batch: int
+    #: Most ids per status request.
+    max_status_batch: int
+    #: Most numbers per do-not-disturb request.
+    max_dnd_batch: int
+    #: Where the gateway is.
+    origin: Origin
+
+    def prepare_send(self, message: Message) -> PreparedSend:
+        """Prepare the constant part of every send request for ``message``."""
+        ...
+
+    def parse_send(self, numbers: Sequence[str], response: WireResponse) -> SendAnswer:
+        """Read a send answer, or raise the matching :class:`GatewayError`."""
+        ...
+
+    def build_status(self, message_ids: Sequence[str]) -> WireRequest:
+        """Describe a delivery-status look-up for at most ``max_status_batch`` ids."""
+        ...
+
+    def parse_status(self, message_ids: Sequence[str], response: WireResponse) -> list[DeliveryReport]:
+        """Read a delivery-status answer."""
+        ...
+
+    def build_balance(self) -> WireRequest:
+        """Describe a balance look-up (raise UnsupportedOperationError if there is none)."""
+        ...
+
+    def parse_balance(self, response: WireResponse) -> Decimal:
+        """Read a balance answer."""
+        ...
+
+    def build_dnd(self, numbers: Sequence[str]) -> WireRequest:
+        """Describe a do-not-disturb look-up (raise UnsupportedOperationError if there is none)."""
+        ...
+
+    def parse_dnd(self, numbers: Sequence[str], response: WireResponse) -> dict[str, bool]:
+        """Read a do-not-disturb answer: E.164 -> listed."""
+        ...
+
+
+def body_excerpt(response: WireResponse) -> str:
+    """The body as text, capped and redacted, to keep on a result or error."""
+    body = response.body[:RAW_LIMIT].decode("utf-8", "replace")
+    return redact(body)
+
+
+def classify_text_error(text: str, *, status_code: int | None, raw: str | None = None) -> GatewayError:
+    """Turn the gateway's own error words into the most specific error.
+
+    Words about the username, password, login or authentication mean the
+    credentials were refused; words about credit or balance mean the account
+    cannot pay; anything else is a rejection with the text as its reason.
+    """
+    reason = redact(text.strip())[:500] or "the gateway refused the request without saying why"
+    raw = raw if raw is not None else reason
+    if _AUTH_WORDS.search(text):
+        return AuthenticationError(reason, status_code=status_code, raw=raw)
+    if _CREDIT_WORDS.search(text):
+        return OutOfCreditError(reason, status_code=status_code, raw=raw)
+    return RejectedError(reason, status_code=status_code, raw=raw)
+
+
+def classify_http(response: WireResponse) -> GatewayError | None:
+    """The error an HTTP status means whatever the gateway, or ``None`` to read the body.
+
+    429 and 503 were refused before processing (retry, honouring
+    Retry-After); any other 5xx may have been processed; 401/403 refuse the
+    credentials; a redirect is never followed (the password would go to
+    another host).
+    """
+    status = response.status
+    if 200 <= status < 300:
+        return None
+    raw = body_excerpt(response)
+    if status in {429, 503}:
+        return GatewayBusyError(
+            f"the gateway is busy (HTTP {status})",
+            status_code=status,
+            raw=raw,
+            retry_after=parse_retry_after(response.headers.get("retry-after")),
+        )
+    if status >= 500:
+        return AmbiguousResponseError(
+            f"the gateway failed with HTTP {status}; it may have processed the request",
+            status_code=status,
+            raw=raw,
+        )
+    if status in {401, 403}:
+        return AuthenticationError(
+            f"the gateway refused the credentials (HTTP {status})"
+            + (f": {raw.strip()[:200]}" if raw.strip() else ""),
+            status_code=status,
+            raw=raw,
+        )
+    if 300 <= status < 400:
+        location = redact(response.headers.get("location", ""))[:200]
+        return RejectedError(
+            f"the gateway answered with a redirect (HTTP {status}) to {location!r}, which is not followed "
+            "because it would carry the credentials elsewhere: check base_url",
+            status_code=status,
+            raw=raw,
+        )
+    if status < 200:
+        return AmbiguousResponseError(f"unexpected HTTP {status}", status_code=status, raw=raw)
+    return None  # other 4xx: the driver reads the body for the gateway's reason
+
+
+def load_json(text: str) -> Any:
+    """Parse JSON, or return ``_INVALID`` for anything unreadable (deep nesting included)."""
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError):
+        return INVALID_JSON
+
+
+#: Returned by :func:`load_json` for a body that is not JSON.
+INVALID_JSON: Any = object()
+
+
+def decimal_or_none(value: object) -> Decimal | None:
+    """A Decimal from a gateway's number or numeric string, or ``None``."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float | str):
+        try:
+            result = Decimal(str(value).strip())
+        except ArithmeticError:
+            return None
+        return result if result.is_finite() else None
+    return None

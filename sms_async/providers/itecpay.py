@@ -1,0 +1,270 @@
+"""ItecPay: JSON over POST.
+
+The documentation names no URL and shows no response body, so ``base_url``
+is required, the paths are parameters, and answers are read generously: a
+``status`` inside the body (200 or 400, which may disagree with the HTTP
+status: either 400 is a failure), a ``description``, and the id as
+``messageid`` (or ``message_id``/``messageId``, or per recipient).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from decimal import Decimal
+from typing import Any
+
+from sms_async._exceptions import (
+    AmbiguousResponseError,
+    AuthenticationError,
+    ConfigurationError,
+    GatewayError,
+    RejectedError,
+    UnsupportedOperationError,
+)
+from sms_async._message import Message
+from sms_async._models import DeliveryReport, DeliveryStatus
+from sms_async._redact import register_secret
+from sms_async._wire import Origin, WireRequest, WireResponse
+from sms_async.providers._base import SendAnswer, body_excerpt, classify_http, classify_text_error, load_json
+
+__all__ = ["ITECPAY_STATUS_LETTERS", "ItecPay"]
+
+#: The documented status letters.
+ITECPAY_STATUS_LETTERS: dict[str, DeliveryStatus] = {
+    "P": DeliveryStatus.PROCESSING,
+    "D": DeliveryStatus.DELIVERED,
+    "Q": DeliveryStatus.QUEUED,
+    "E": DeliveryStatus.FAILED,
+    "S": DeliveryStatus.SENT,
+    "U": DeliveryStatus.UNDELIVERED,
+}
+
+_ID_KEYS = ("messageid", "message_id", "messageId", "MessageId", "msgid", "id")
+_STATUS_KEYS = ("sms_status", "message_status", "delivery_status", "smsStatus", "deliveryStatus")
+_NUMBER_KEYS = ("recipient", "number", "phone", "msisdn", "to", "mobile")
+_LIST_KEYS = ("messages", "recipients", "results", "data")
+_JSON_HEADERS = (("Content-Type", "application/json"), ("Accept", "application/json"))
+
+
+def _first(entry: dict[str, Any], keys: Sequence[str]) -> Any:
+    for key in keys:
+        if key in entry and entry[key] not in (None, ""):
+            return entry[key]
+    return None
+
+
+def _is_failure_status(value: Any) -> bool:
+    try:
+        return int(value) >= 400
+    except (TypeError, ValueError, OverflowError):
+        return False
+
+
+class _PreparedItecPay:
+    __slots__ = ("_head", "_target")
+
+    def __init__(self, target: str, head: bytes) -> None:
+        self._target = target
+        self._head = head
+
+    def build(self, numbers: Sequence[str]) -> WireRequest:
+        # E.164 holds only '+' and digits: nothing to escape inside the JSON string.
+        body = self._head + ",".join(numbers).encode("ascii") + b'"}'
+        return WireRequest("POST", self._target, _JSON_HEADERS, body, "send")
+
+
+class ItecPay:
+    """The ItecPay gateway.
+
+    ``base_url`` is the gateway's origin (its documentation names none);
+    ``send_path`` and ``status_path`` are appended to it.
+    """
+
+    name = "itecpay"
+    max_batch = 100
+    max_status_batch = 1
+    max_dnd_batch = 100
+
+    def __init__(
+        self,
+        username: str,
+        password: str,
+        *,
+        base_url: str,
+        send_path: str = "/api/sms/send",
+        status_path: str = "/api/sms/status",
+        allow_insecure_http: bool = False,
+    ) -> None:
+        if not username:
+            raise ConfigurationError("ItecPay needs username=")
+        if not password:
+            raise ConfigurationError("ItecPay needs password=")
+        register_secret(password)
+        self.username = username
+        self._password = password
+        self.origin = Origin.parse(base_url, allow_insecure_http=allow_insecure_http)
+        self.send_path = self.origin.join(send_path)
+        self.status_path = self.origin.join(status_path)
+        self._auth_json = json.dumps({"username": username, "password": password}, ensure_ascii=False)[:-1]
+
+    def __repr__(self) -> str:
+        return f"ItecPay(username={self.username!r}, base_url={self.origin.url!r})"
+
+    # -- send -------------------------------------------------------------
+
+    def prepare_send(self, message: Message) -> _PreparedItecPay:
+        """Encode everything but the recipients once per campaign."""
+        rest = json.dumps({"sender": message.sender_id, "message": message.text}, ensure_ascii=False)[1:-1]
+        head = f'{self._auth_json}, {rest}, "recipients": "'.encode()
+        return _PreparedItecPay(self.send_path, head)
+
+    def _read_json(self, response: WireResponse) -> dict[str, Any]:
+        """The body as a JSON object, or the error the answer means."""
+        error = classify_http(response)
+        if error is not None:
+            raise error
+        raw = body_excerpt(response)
+        text = response.text().strip()
+        data = load_json(text) if text else None
+        if not isinstance(data, dict):
+            if response.status >= 400:
+                raise classify_text_error(
+                    text or f"HTTP {response.status}", status_code=response.status, raw=raw
+                )
+            raise AmbiguousResponseError(
+                "the gateway's answer is not a JSON object; it may have processed the request",
+                status_code=response.status,
+                raw=raw,
+            )
+        body_status = data.get("status")
+        if response.status >= 400 or _is_failure_status(body_status):
+            raise self._failure(data, response.status, body_status, raw)
+        return data
+
+    @staticmethod
+    def _failure(data: dict[str, Any], http_status: int, body_status: Any, raw: str) -> GatewayError:
+        description = data.get("description") or data.get("message") or data.get("error")
+        reason = (
+            str(description) if description else f"the gateway refused the request (status {body_status})"
+        )
+        if str(body_status) in {"401", "403"}:
+            return AuthenticationError(reason, status_code=http_status, raw=raw)
+        return classify_text_error(reason, status_code=http_status, raw=raw)
+
+    def parse_send(self, numbers: Sequence[str], response: WireResponse) -> SendAnswer:
+        """Read the ids, whole-request or per recipient."""
+        data = self._read_json(response)
+        raw = body_excerpt(response)
+        accepted: dict[str, str] = {}
+        rejected: dict[str, str] = {}
+        wanted = set(numbers)
+        entries = next((data[k] for k in _LIST_KEYS if isinstance(data.get(k), list)), None)
+        if entries is not None:
+            for entry in entries:
+                if not isinstance(entry, dict):
+                    raise AmbiguousResponseError(
+                        "a per-recipient entry of the answer is not an object", status_code=200, raw=raw
+                    )
+                number = _first(entry, _NUMBER_KEYS)
+                e164 = _match_number(str(number), wanted) if number is not None else None
+                if e164 is None:
+                    continue
+                message_id = _first(entry, _ID_KEYS)
+                if _is_failure_status(entry.get("status")) or message_id is None:
+                    description = entry.get("description") or entry.get("error") or "refused by the gateway"
+                    rejected[e164] = str(description)
+                else:
+                    accepted[e164] = str(message_id)
+            if not accepted and not rejected:
+                raise AmbiguousResponseError(
+                    "the per-recipient answer names none of the numbers sent", status_code=200, raw=raw
+                )
+            return SendAnswer(accepted, rejected, raw)
+        message_id = _first(data, _ID_KEYS)
+        if isinstance(message_id, str | int) and not isinstance(message_id, bool):
+            return SendAnswer(dict.fromkeys(numbers, str(message_id)), {}, raw)
+        if isinstance(message_id, list) and len(message_id) == len(numbers):
+            return SendAnswer({n: str(i) for n, i in zip(numbers, message_id, strict=True)}, {}, raw)
+        if isinstance(message_id, dict):
+            for key, value in message_id.items():
+                e164 = _match_number(str(key), wanted)
+                if e164 is not None:
+                    accepted[e164] = str(value)
+                    continue
+                e164 = _match_number(str(value), wanted)
+                if e164 is not None:
+                    accepted[e164] = str(key)
+            if accepted:
+                return SendAnswer(accepted, {}, raw)
+        raise AmbiguousResponseError(
+            "the gateway reported success but gave no message id; it may have sent the SMS",
+            status_code=response.status,
+            raw=raw,
+        )
+
+    # -- status -----------------------------------------------------------
+
+    def build_status(self, message_ids: Sequence[str]) -> WireRequest:
+        """One ``messageid`` per request, as documented."""
+        (message_id,) = message_ids
+        body = (self._auth_json + ", " + json.dumps({"messageid": message_id})[1:]).encode()
+        return WireRequest("POST", self.status_path, _JSON_HEADERS, body, "status")
+
+    def parse_status(self, message_ids: Sequence[str], response: WireResponse) -> list[DeliveryReport]:
+        """Read the status letter (P, D, Q, E, S, U)."""
+        (message_id,) = message_ids
+        try:
+            data = self._read_json(response)
+        except RejectedError as exc:
+            # "Unknown message id" and the like: the look-up itself worked.
+            return [DeliveryReport(message_id, None, DeliveryStatus.UNKNOWN, exc.reason)]
+        entries = next((data[k] for k in _LIST_KEYS if isinstance(data.get(k), list)), None)
+        if entries is None:
+            entries = [data]
+        reports = []
+        for entry in entries:
+            if not isinstance(entry, dict):
+                continue
+            letter = _first(entry, _STATUS_KEYS)
+            if letter is None and isinstance(entry.get("status"), str):
+                letter = entry["status"]
+            raw_word = "" if letter is None else str(letter)
+            status = ITECPAY_STATUS_LETTERS.get(raw_word.strip().upper(), DeliveryStatus.UNKNOWN)
+            number = _first(entry, _NUMBER_KEYS)
+            reports.append(
+                DeliveryReport(message_id, None if number is None else str(number), status, raw_word)
+            )
+        if not reports:
+            raise AmbiguousResponseError(
+                "the status answer holds no status", status_code=response.status, raw=body_excerpt(response)
+            )
+        return reports
+
+    # -- not offered --------------------------------------------------------
+
+    def build_balance(self) -> WireRequest:
+        """ItecPay documents no balance command."""
+        raise UnsupportedOperationError(
+            "ItecPay documents no balance command: check the balance on the ItecPay dashboard"
+        )
+
+    def parse_balance(self, response: WireResponse) -> Decimal:
+        """ItecPay documents no balance command."""
+        raise UnsupportedOperationError("ItecPay documents no balance command")
+
+    def build_dnd(self, numbers: Sequence[str]) -> WireRequest:
+        """ItecPay documents no do-not-disturb command."""
+        raise UnsupportedOperationError("ItecPay documents no do-not-disturb look-up")
+
+    def parse_dnd(self, numbers: Sequence[str], response: WireResponse) -> dict[str, bool]:
+        """ItecPay documents no do-not-disturb command."""
+        raise UnsupportedOperationError("ItecPay documents no do-not-disturb look-up")
+
+
+def _match_number(value: str, wanted: set[str]) -> str | None:
+    value = value.strip()
+    if value in wanted:
+        return value
+    plus = "+" + value.lstrip("+")
+    return plus if plus in wanted else None
