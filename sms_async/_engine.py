@@ -21,7 +21,7 @@ import logging
 import time
 from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Callable, Iterable, Sequence
 from decimal import Decimal
-from typing import Literal, Protocol, TypeVar
+from typing import Literal, Protocol, TypeVar, cast
 
 import anyio
 import anyio.abc
@@ -93,7 +93,7 @@ class _Job:
         self.local_dups: dict[str, int] = {}
 
     def result(self) -> BatchResult:
-        batch = BatchResult(numbers=tuple(self.numbers), inputs=tuple(self.inputs), index=self.index)
+        batch = BatchResult(numbers=self.numbers, inputs=self.inputs, index=self.index)
         batch.failed.update(self.local_failed)
         batch.duplicates.update(self.local_dups)
         return batch
@@ -154,10 +154,12 @@ class _Run:
 class _Attempt:
     """Requests made for one batch, and whether one is on the wire right now."""
 
-    __slots__ = ("in_flight", "requests", "retries")
+    __slots__ = ("in_flight", "maybe_sent", "requests", "retries")
 
     def __init__(self) -> None:
         self.in_flight = False
+        #: An earlier try of this batch may have reached the gateway.
+        self.maybe_sent = False
         self.requests = 0
         self.retries = 0
 
@@ -418,6 +420,10 @@ class BulkSender:
         result: BulkResult | None,
     ) -> AsyncGenerator[BatchResult, None]:
         message = Message.create(text, sender_id, max_segments=max_segments)
+        if isinstance(recipients, str | bytes):
+            raise exc.ConfigurationError(
+                "recipients must be an iterable of numbers, not a single string: pass [number]"
+            )
         _, _, task_group = self._require_open()
         if skip_dnd:
             self.driver.build_dnd(["+10000000000"])  # raises UnsupportedOperationError up front
@@ -429,7 +435,16 @@ class BulkSender:
         task_group.start_soon(self._run_main, run, recipients, results_send, cancel_scope)
         try:
             async with results_recv:
-                async for batch in results_recv:
+                while True:
+                    try:
+                        batch = results_recv.receive_nowait()
+                    except anyio.WouldBlock:
+                        try:
+                            batch = await results_recv.receive()
+                        except anyio.EndOfStream:
+                            break
+                    except anyio.EndOfStream:
+                        break
                     yield batch
         finally:
             cancel_scope.cancel()
@@ -487,45 +502,66 @@ class BulkSender:
         recipients: Recipients,
         jobs: MemoryObjectSendStream[_Job],
     ) -> None:
-        # The hot loop of the whole library: one pass per input, locals only.
+        # The hot loop of the whole library. A chunk of distinct, valid, new
+        # numbers (the usual case) is handled with C-level set and list
+        # operations; any invalid or repeated input sends the chunk down the
+        # per-input path, which gives the same answer one input at a time.
         normalise = self.normaliser.normalise_or_none
         max_batch = self.driver.max_batch
         seen: set[int] = set()
-        seen_add = seen.add
         seen_raw: set[str] = set()
         job = _Job(0)
-        numbers, inputs = job.numbers, job.inputs
         async with jobs:
             async for chunk in _chunks(recipients):
-                for raw in chunk:
-                    e164 = normalise(raw) if type(raw) is str else normalise(str(raw))
+                e164s = list(map(normalise, chunk))
+                if None not in e164s:
+                    valid = cast("list[str]", e164s)
+                    keys = set(map(int, valid))  # e164_key: int() takes the leading '+'
+                    if len(keys) == len(valid) and seen.isdisjoint(keys):
+                        seen |= keys
+                        job = await self._fill(jobs, job, valid, chunk, max_batch)
+                        continue
+                for raw, e164 in zip(chunk, e164s, strict=True):
                     if e164 is not None:
-                        key = int(e164[1:])  # e164_key, inlined
+                        key = int(e164)
                         if key not in seen:
-                            seen_add(key)
-                            numbers.append(e164)
-                            inputs.append(raw)
-                            if len(numbers) >= max_batch:
-                                await jobs.send(job)
+                            seen.add(key)
+                            job.numbers.append(e164)
+                            job.inputs.append(raw)
+                            if len(job.numbers) >= max_batch:
+                                await _put(jobs, job)
                                 job = _Job(job.index + 1)
-                                numbers, inputs = job.numbers, job.inputs
                             continue
                         dups = job.local_dups
                         dups[e164] = dups.get(e164, 0) + 1
                     else:
-                        raw_text = raw if type(raw) is str else str(raw)
-                        if raw_text in seen_raw:
+                        if raw in seen_raw:
                             dups = job.local_dups
-                            dups[raw_text] = dups.get(raw_text, 0) + 1
+                            dups[raw] = dups.get(raw, 0) + 1
                         else:
-                            seen_raw.add(raw_text)
-                            job.local_failed[raw_text] = _invalid(self.normaliser, raw_text)
+                            seen_raw.add(raw)
+                            job.local_failed[raw] = _invalid(self.normaliser, raw)
                     if len(job.local_failed) + len(job.local_dups) >= _LOCAL_FLUSH:
-                        await jobs.send(job)
+                        await _put(jobs, job)
                         job = _Job(job.index + 1)
-                        numbers, inputs = job.numbers, job.inputs
             if job.numbers or job.local_failed or job.local_dups:
-                await jobs.send(job)
+                await _put(jobs, job)
+
+    @staticmethod
+    async def _fill(
+        jobs: MemoryObjectSendStream[_Job], job: _Job, e164s: list[str], inputs: list[str], max_batch: int
+    ) -> _Job:
+        """Add new numbers to the current job, sending each job as it fills."""
+        start = 0
+        while start < len(e164s):
+            room = max_batch - len(job.numbers)
+            job.numbers.extend(e164s[start : start + room])
+            job.inputs.extend(inputs[start : start + room])
+            start += room
+            if len(job.numbers) >= max_batch:
+                await _put(jobs, job)
+                job = _Job(job.index + 1)
+        return job
 
     def _call_hooks(self, batch: BatchResult) -> None:
         if self._hooks is not None:
@@ -537,7 +573,7 @@ class BulkSender:
     async def _emit(self, results: MemoryObjectSendStream[BatchResult], batch: BatchResult) -> None:
         self._call_hooks(batch)
         try:
-            await results.send(batch)
+            await _put(results, batch)
         except (anyio.BrokenResourceError, anyio.ClosedResourceError):
             # The consumer went away (stream closed early); hooks still saw it.
             logger.debug("batch %d settled after its consumer left", batch.index)
@@ -550,7 +586,16 @@ class BulkSender:
     ) -> None:
         journal = run.journal
         async with jobs:
-            async for job in jobs:
+            while True:
+                try:
+                    job = jobs.receive_nowait()
+                except anyio.WouldBlock:
+                    try:
+                        job = await jobs.receive()
+                    except anyio.EndOfStream:
+                        break
+                except anyio.EndOfStream:
+                    break
                 if journal is not None and not await journal.begin(job.index, tuple(job.numbers)):
                     continue
                 batch = await self._settle(run, job)
@@ -577,7 +622,7 @@ class BulkSender:
             if numbers:
                 await self._send_numbers(run, numbers, batch, attempt)
         except anyio.get_cancelled_exc_class():
-            failure = _interrupted(attempt, cancelled=True)
+            failure = _cancelled(attempt)
             batch.failed.update(
                 {n: failure for n in numbers if n not in batch.message_ids and n not in batch.failed}
             )
@@ -611,10 +656,10 @@ class BulkSender:
                 cost=len(numbers),
             )
         except exc.SmsError as error:
-            self._fail_batch(run, batch, numbers, error)
+            self._fail_batch(run, batch, numbers, error, maybe_sent=attempt.maybe_sent)
             return
         batch.raw = answer.raw
-        batch.message_ids.update(answer.accepted)
+        batch.message_ids = answer.accepted
         rejected_reasons: dict[str, Failure] = {}
         for number, reason in answer.rejected.items():
             shared = rejected_reasons.get(reason)
@@ -629,17 +674,25 @@ class BulkSender:
                 if number not in answer.accepted and number not in answer.rejected:
                     batch.failed[number] = missing
 
-    def _fail_batch(self, run: _Run, batch: BatchResult, numbers: Sequence[str], error: exc.SmsError) -> None:
-        if isinstance(error, _RunStopped) and run.abort_failure is not None:
+    def _fail_batch(
+        self,
+        run: _Run,
+        batch: BatchResult,
+        numbers: Sequence[str],
+        error: exc.SmsError,
+        *,
+        maybe_sent: bool,
+    ) -> None:
+        if isinstance(error, _RunStopped) and run.abort_failure is not None and not maybe_sent:
             batch.failed.update(dict.fromkeys(numbers, run.abort_failure))
             return
         if isinstance(error, exc.GatewayError) and error.raw is not None:
             batch.raw = error.raw
         if isinstance(error, exc.GatewayError) and error.aborts_run:
             run.abort(error)
-            outcome = Outcome.UNSENT
-        else:
-            outcome = _outcome_of(error)
+        # An earlier try that may have reached the gateway outweighs a later
+        # one that surely did not (only with retry_ambiguous=True).
+        outcome = Outcome.UNKNOWN if maybe_sent else _outcome_of(error)
         failure = Failure(outcome, error.reason, error)
         batch.failed.update(dict.fromkeys(numbers, failure))
         logger.debug("batch %d: %s (%s)", batch.index, outcome.value, error.reason)
@@ -743,11 +796,22 @@ class BulkSender:
         try:
             attempt.requests += 1
             attempt.in_flight = True
-            response = await transport.send(request, deadline_at)
-        finally:
+            try:
+                response = await transport.send(request, deadline_at)
+            except exc.SmsError as error:
+                # A cancellation leaves in_flight set: the request may be out.
+                attempt.in_flight = False
+                if isinstance(error, exc.MaybeSentError):
+                    attempt.maybe_sent = True
+                raise
             attempt.in_flight = False
+        finally:
             slots.release()
-        return response, parse(response)
+        try:
+            return response, parse(response)
+        except exc.AmbiguousResponseError:
+            attempt.maybe_sent = True
+            raise
 
     # -- look-ups -----------------------------------------------------------
 
@@ -898,6 +962,14 @@ class BulkSender:
 _CHUNK = 256
 
 
+async def _put(stream: MemoryObjectSendStream[T], item: T) -> None:
+    """Send without yielding to the event loop when there is room (anyio's send always does)."""
+    try:
+        stream.send_nowait(item)
+    except anyio.WouldBlock:
+        await stream.send(item)
+
+
 async def _chunks(items: Recipients) -> AsyncIterator[list[str]]:
     """The input in lists of up to 256, so the hot loop is a plain ``for``."""
     if isinstance(items, str):
@@ -905,7 +977,7 @@ async def _chunks(items: Recipients) -> AsyncIterator[list[str]]:
     if isinstance(items, AsyncIterable):
         chunk: list[str] = []
         async for item in items:
-            chunk.append(item)
+            chunk.append(item if type(item) is str else str(item))
             if len(chunk) >= _CHUNK:
                 yield chunk
                 chunk = []
@@ -915,6 +987,8 @@ async def _chunks(items: Recipients) -> AsyncIterator[list[str]]:
     iterator = iter(items)
     checkpoint = anyio.lowlevel.checkpoint
     while chunk := list(itertools.islice(iterator, _CHUNK)):
+        if set(map(type, chunk)) != {str}:
+            chunk = [item if type(item) is str else str(item) for item in chunk]  # ints from a CSV reader
         yield chunk
         await checkpoint()  # let workers run while reading a long file
 
@@ -934,6 +1008,8 @@ def _invalid(normaliser: PhoneNormaliser, raw: str) -> Failure:
 
 
 def _outcome_of(error: exc.SmsError) -> Outcome:
+    if isinstance(error, exc.GatewayError) and error.aborts_run:
+        return Outcome.UNSENT  # refused up front: safe to send again with good credentials
     if isinstance(error, exc.NotSentError | exc.GatewayBusyError):
         return Outcome.UNSENT
     if isinstance(error, exc.MaybeSentError | exc.AmbiguousResponseError):
@@ -943,17 +1019,8 @@ def _outcome_of(error: exc.SmsError) -> Outcome:
     return Outcome.UNKNOWN
 
 
-def _interrupted(attempt: _Attempt, *, cancelled: bool, deadline: float = 0.0) -> Failure:
-    if cancelled:
-        if attempt.in_flight:
-            error: exc.SmsError = exc.RequestCancelled(
-                "the run was cancelled while the request was in flight"
-            )
-            return Failure(Outcome.UNKNOWN, error.reason, error)
-        return Failure(Outcome.UNSENT, "not sent: the run was cancelled before this batch went out")
-    if attempt.in_flight:
-        error = exc.DeadlineExceeded(
-            f"the batch deadline of {deadline:g} s passed with the request in flight"
-        )
+def _cancelled(attempt: _Attempt) -> Failure:
+    if attempt.in_flight or attempt.maybe_sent:
+        error = exc.RequestCancelled("the run was cancelled while the request was in flight")
         return Failure(Outcome.UNKNOWN, error.reason, error)
-    return Failure(Outcome.UNSENT, f"not sent: the batch deadline of {deadline:g} s passed between attempts")
+    return Failure(Outcome.UNSENT, "not sent: the run was cancelled before this batch went out")

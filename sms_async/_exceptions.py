@@ -25,8 +25,10 @@
 
 Context travels as keyword-only attributes (``status_code``, ``raw``), never
 glued into messages that could carry a credential. Every message is built by
-this library from redacted parts; a lower-level exception is never chained
-(``raise ... from None``) because its text may hold a URL with a password in it.
+this library from redacted parts; a lower-level exception is never chained,
+neither as ``__cause__`` nor as ``__context__`` (ours are raised after the
+``except`` block that caught it), because its text may hold a URL with a
+password in it.
 """
 
 from __future__ import annotations

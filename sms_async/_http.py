@@ -97,7 +97,11 @@ class HttpxTransport:
     async def send(self, request: WireRequest, deadline_at: float | None = None) -> WireResponse:
         """Send over the client; never follows a redirect."""
         client = self._client
-        budget = math.inf if deadline_at is None else deadline_at - time.monotonic()
+        budget = None if deadline_at is None else deadline_at - time.monotonic()
+        # Errors are built inside ``except`` but raised after it, so that the
+        # httpx error (whose text may hold the URL, password and all) is
+        # neither the cause nor the context of ours.
+        failure: exc.TransportError | None = None
         try:
             http_request = client.build_request(
                 request.method,
@@ -105,12 +109,14 @@ class HttpxTransport:
                 headers=request.headers,
                 content=request.body if request.method != "GET" else None,
             )
-            with anyio.fail_after(budget if budget != math.inf else None):
+            with anyio.fail_after(budget):
                 response = await client.send(http_request, follow_redirects=False)
         except httpx.HTTPError as error:
-            raise map_httpx_error(error) from None
+            failure = map_httpx_error(error)
         except TimeoutError:
-            raise exc.DeadlineExceeded("the batch deadline passed with the request in flight") from None
+            failure = exc.DeadlineExceeded("the batch deadline passed with the request in flight")
+        if failure is not None:
+            raise failure
         return WireResponse(
             response.status_code,
             {k.lower(): v for k, v in response.headers.items()},
@@ -450,12 +456,15 @@ class FastTransport:
             raise exc.ConnectError("the transport is closed")
         data = self._encode(request)
         conn = await self._acquire()
+        failure: exc.TransportError | None = None
         try:
             waiter = conn.start(data, self._timeouts.read, deadline_at)
         except Exception as error:  # noqa: BLE001 - whatever a broken transport raises, nothing was read
             conn.close()
             self._release(conn)
-            raise exc.WriteError(f"writing the request failed: {_safe(error)}") from None
+            failure = exc.WriteError(f"writing the request failed: {_safe(error)}")
+        if failure is not None:
+            raise failure  # raised outside the except: no chain back to the request bytes
         try:
             response = await waiter
         except BaseException:
@@ -476,10 +485,11 @@ class FastTransport:
         if body or request.method != "GET":
             head.append(f"Content-Length: {len(body)}\r\n")
         head.append("\r\n")
-        try:
-            encoded = "".join(head).encode("ascii")
-        except UnicodeEncodeError:
-            raise exc.ConnectError("the request target holds non-ASCII characters; it was not sent") from None
+        text = "".join(head)
+        if not text.isascii():
+            # Checked, not caught: a UnicodeEncodeError would carry the whole target, password and all.
+            raise exc.ConnectError("the request target holds non-ASCII characters; it was not sent")
+        encoded = text.encode("ascii")
         return encoded + body if body else encoded
 
     async def _acquire(self) -> _Conn:
@@ -506,13 +516,16 @@ class FastTransport:
         loop = asyncio.get_running_loop()
         waiter: asyncio.Future[None] = loop.create_future()
         self._waiters.append(waiter)
+        timed_out = False
         try:
             await asyncio.wait_for(waiter, self._timeouts.pool)
         except TimeoutError:
-            raise exc.PoolTimeout(f"no connection became free within {self._timeouts.pool:g} s") from None
+            timed_out = True
         finally:
             with contextlib.suppress(ValueError):
                 self._waiters.remove(waiter)
+        if timed_out:
+            raise exc.PoolTimeout(f"no connection became free within {self._timeouts.pool:g} s")
 
     def _wake(self) -> None:
         while self._waiters:
@@ -524,6 +537,7 @@ class FastTransport:
     async def _connect(self) -> _Conn:
         loop = asyncio.get_running_loop()
         origin = self._origin
+        failure: exc.NotSentError | None = None
         try:
             async with asyncio.timeout(self._timeouts.connect):
                 _, conn = await loop.create_connection(
@@ -534,11 +548,13 @@ class FastTransport:
                     server_hostname=origin.host if self._ssl is not None else None,
                 )
         except TimeoutError:
-            raise exc.ConnectTimeout(
+            failure = exc.ConnectTimeout(
                 f"connecting to {origin.host_header} took longer than {self._timeouts.connect:g} s"
-            ) from None
+            )
         except (OSError, ssl.SSLError) as error:
-            raise exc.ConnectError(f"could not connect to {origin.host_header}: {_safe(error)}") from None
+            failure = exc.ConnectError(f"could not connect to {origin.host_header}: {_safe(error)}")
+        if failure is not None:
+            raise failure
         self.connections_opened += 1
         return conn
 

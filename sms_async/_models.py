@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+from collections.abc import Sequence
 from decimal import Decimal
 
 import attrs
@@ -82,7 +83,7 @@ class DeliveryReport:
     """The delivery status of one message to one number."""
 
     message_id: str
-    #: E.164 where the gateway named the number, else ``None``.
+    #: The number: E.164 where it can be read as one, else as the gateway wrote it; ``None`` if not named.
     number: str | None
     status: DeliveryStatus
     #: The status exactly as the gateway spelled it (``"DELIVIRED"``, ``"D"``).
@@ -117,9 +118,9 @@ class BatchResult:
     #: E.164 (or raw text) -> extra occurrences dropped in this batch.
     duplicates: dict[str, int] = attrs.Factory(dict)
     #: The numbers put on the wire for this batch, in order (empty for a local-only batch).
-    numbers: tuple[str, ...] = ()
+    numbers: Sequence[str] = ()
     #: The raw inputs those numbers were read from, in the same order.
-    inputs: tuple[str, ...] = ()
+    inputs: Sequence[str] = ()
     #: Requests made for this batch (attempts, including retries).
     requests: int = 0
     #: Retries made for this batch.

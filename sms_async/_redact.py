@@ -17,6 +17,7 @@ from urllib.parse import quote, quote_plus
 __all__ = ["REDACTED", "install_log_filter", "redact", "register_secret"]
 
 REDACTED = "[REDACTED]"
+_MIN_SECRET = 4
 
 _lock = threading.Lock()
 _secrets: set[str] = set()
@@ -45,7 +46,9 @@ _LOGGERS = (
 def register_secret(secret: str | None) -> None:
     """Remember a credential so that every later redaction removes it."""
     global _pattern  # noqa: PLW0603 - one process-wide registry, guarded by the lock
-    if not secret:
+    if not secret or len(secret) < _MIN_SECRET:
+        # Replacing every "p" of every log line would destroy them; a very
+        # short secret is still caught where it travels, as a parameter.
         return
     forms = {secret, quote(secret, safe=""), quote_plus(secret, safe=""), json.dumps(secret)[1:-1]}
     with _lock:
@@ -61,12 +64,21 @@ def _param_sub(match: re.Match[str]) -> str:
     return prefix + REDACTED
 
 
+_HINTS = ("password", "passwd", "token", "api_key", "apikey", "secret", "authorization")
+
+
 def redact(text: str) -> str:
     """Return ``text`` with every known credential replaced by ``[REDACTED]``."""
-    pattern = _pattern
-    if pattern is not None:
-        text = pattern.sub(REDACTED, text)
-    return _PARAM.sub(_param_sub, text)
+    # Substring tests are far cheaper than the regexes; most texts (gateway
+    # answers on the hot path) hold nothing to redact.
+    if any(secret in text for secret in _secrets):
+        pattern = _pattern
+        if pattern is not None:
+            text = pattern.sub(REDACTED, text)
+    lowered = text.lower()
+    if any(hint in lowered for hint in _HINTS):
+        text = _PARAM.sub(_param_sub, text)
+    return text
 
 
 class _RedactingFilter(logging.Filter):

@@ -57,11 +57,14 @@ class Origin:
             raise ConfigurationError(
                 f"{what} must be a URL such as 'https://gateway.example/api/', got {url!r}"
             )
+        problem = None
         try:
             parts = urlsplit(url.strip())
             port = parts.port
-        except ValueError as exc:
-            raise ConfigurationError(f"{what} {redact(url)!r} is not a valid URL: {exc}") from None
+        except ValueError as error:
+            problem = str(error)
+        if problem is not None:
+            raise ConfigurationError(f"{what} {redact(url)!r} is not a valid URL: {redact(problem)}")
         scheme = parts.scheme.lower()
         if scheme not in {"http", "https"}:
             raise ConfigurationError(

@@ -53,13 +53,16 @@ class SendAnswer:
     """What the gateway said about one send request.
 
     ``accepted`` maps E.164 -> message id; ``rejected`` maps E.164 -> the
-    gateway's reason for numbers it refused while accepting others. A number
-    in neither was not mentioned; the engine reports it as rejected.
+    gateway's reason for numbers it refused while accepting others;
+    ``unknown`` maps E.164 -> why its fate cannot be read from the answer. A
+    number in none of them was not mentioned; the engine reports it as
+    rejected.
     """
 
     accepted: dict[str, str]
     rejected: dict[str, str]
     raw: str
+    unknown: dict[str, str] = attrs.Factory(dict)
 
 
 class PreparedSend(Protocol):

@@ -54,6 +54,15 @@ def _first(entry: dict[str, Any], keys: Sequence[str]) -> Any:
     return None
 
 
+def _id_text(value: Any) -> str | None:
+    """A message id as text, or ``None`` for anything that cannot be one (null, bool, objects)."""
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, int) or (isinstance(value, str) and value.strip()):
+        return str(value).strip()
+    return None
+
+
 def _is_failure_status(value: Any) -> bool:
     try:
         return int(value) >= 400
@@ -100,10 +109,10 @@ class ItecPay:
             raise ConfigurationError("ItecPay needs username=")
         if not password:
             raise ConfigurationError("ItecPay needs password=")
+        self.origin = Origin.parse(base_url, allow_insecure_http=allow_insecure_http)
         register_secret(password)
         self.username = username
         self._password = password
-        self.origin = Origin.parse(base_url, allow_insecure_http=allow_insecure_http)
         self.send_path = self.origin.join(send_path)
         self.status_path = self.origin.join(status_path)
         self._auth_json = json.dumps({"username": username, "password": password}, ensure_ascii=False)[:-1]
@@ -158,6 +167,7 @@ class ItecPay:
         raw = body_excerpt(response)
         accepted: dict[str, str] = {}
         rejected: dict[str, str] = {}
+        unknown: dict[str, str] = {}
         wanted = set(numbers)
         entries = next((data[k] for k in _LIST_KEYS if isinstance(data.get(k), list)), None)
         if entries is not None:
@@ -170,27 +180,33 @@ class ItecPay:
                 e164 = _match_number(str(number), wanted) if number is not None else None
                 if e164 is None:
                     continue
-                message_id = _first(entry, _ID_KEYS)
-                if _is_failure_status(entry.get("status")) or message_id is None:
+                message_id = _id_text(_first(entry, _ID_KEYS))
+                if _is_failure_status(entry.get("status")):
                     description = entry.get("description") or entry.get("error") or "refused by the gateway"
                     rejected[e164] = str(description)
+                elif message_id is not None:
+                    accepted[e164] = message_id
                 else:
-                    accepted[e164] = str(message_id)
-            if not accepted and not rejected:
+                    unknown[e164] = "the gateway's entry for this number holds no readable message id"
+            if not accepted and not rejected and not unknown:
                 raise AmbiguousResponseError(
                     "the per-recipient answer names none of the numbers sent", status_code=200, raw=raw
                 )
-            return SendAnswer(accepted, rejected, raw)
+            return SendAnswer(accepted, rejected, raw, unknown)
         message_id = _first(data, _ID_KEYS)
-        if isinstance(message_id, str | int) and not isinstance(message_id, bool):
-            return SendAnswer(dict.fromkeys(numbers, str(message_id)), {}, raw)
+        single = _id_text(message_id)
+        if single is not None:
+            return SendAnswer(dict.fromkeys(numbers, single), {}, raw)
         if isinstance(message_id, list) and len(message_id) == len(numbers):
-            return SendAnswer({n: str(i) for n, i in zip(numbers, message_id, strict=True)}, {}, raw)
+            ids = [_id_text(i) for i in message_id]
+            if all(i is not None for i in ids):
+                return SendAnswer({n: str(i) for n, i in zip(numbers, ids, strict=True)}, {}, raw)
         if isinstance(message_id, dict):
             for key, value in message_id.items():
                 e164 = _match_number(str(key), wanted)
-                if e164 is not None:
-                    accepted[e164] = str(value)
+                value_id = _id_text(value)
+                if e164 is not None and value_id is not None:
+                    accepted[e164] = value_id
                     continue
                 e164 = _match_number(str(value), wanted)
                 if e164 is not None:

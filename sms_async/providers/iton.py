@@ -113,6 +113,8 @@ class Iton:
         base_url: str = DEFAULT_BASE_URL,
         allow_insecure_http: bool = False,
     ) -> None:
+        if token is not None and password is not None:
+            raise ConfigurationError("Iton takes password= or token=, not both")
         if token is None and (not username or not password):
             raise ConfigurationError(
                 "Iton needs username= and password=, or token= (the Web API token); "
@@ -120,18 +122,20 @@ class Iton:
             )
         if token is not None and not token.strip():
             raise ConfigurationError("Iton token= is empty")
+        self.origin = Origin.parse(base_url, allow_insecure_http=allow_insecure_http)
         for secret in (password, token):
             register_secret(secret)
         self.username = username
         self._password = password
         self._token = token
-        self.origin = Origin.parse(base_url, allow_insecure_http=allow_insecure_http)
-        if token is not None and not username:
-            self._auth_query = ""
+        if token is not None:
+            # The Web API token replaces the password; the username, if given, still names the account.
+            user = f"username={_q(username)}&" if username else ""
+            self._auth_query = user
             self._headers: tuple[tuple[str, str], ...] = (("Authorization", f"ITON {token}"),)
         else:
             self._auth_query = f"username={_q(username or '')}&password={_q(password or '')}&"
-            self._headers = (("Authorization", f"ITON {token}"),) if token else ()
+            self._headers = ()
         self._command_prefix = f"{self.origin.base_path}?{self._auth_query}cmd="
 
     def __repr__(self) -> str:
