@@ -534,13 +534,12 @@ class BulkSender:
                             continue
                         dups = job.local_dups
                         dups[e164] = dups.get(e164, 0) + 1
+                    elif raw in seen_raw:
+                        dups = job.local_dups
+                        dups[raw] = dups.get(raw, 0) + 1
                     else:
-                        if raw in seen_raw:
-                            dups = job.local_dups
-                            dups[raw] = dups.get(raw, 0) + 1
-                        else:
-                            seen_raw.add(raw)
-                            job.local_failed[raw] = _invalid(self.normaliser, raw)
+                        seen_raw.add(raw)
+                        job.local_failed[raw] = _invalid(self.normaliser, raw)
                     if len(job.local_failed) + len(job.local_dups) >= _LOCAL_FLUSH:
                         await _put(jobs, job)
                         job = _Job(job.index + 1)

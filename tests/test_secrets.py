@@ -99,12 +99,8 @@ SCENARIOS: dict[str, Callable[[httpx.Request], httpx.Response]] = {
 }
 
 
-def cases(*, chain: bool) -> list:
-    params = []
-    for driver in DRIVERS:
-        for scenario in SCENARIOS:
-            params.append(pytest.param(driver, scenario, id=f"{driver}-{scenario}"))
-    return params
+def cases() -> list:
+    return [pytest.param(d, s, id=f"{d}-{s}") for d in DRIVERS for s in SCENARIOS]
 
 
 def assert_clean(text: str, where: str) -> None:
@@ -143,7 +139,7 @@ def chain_texts(error: BaseException | None) -> list[str]:
     return texts
 
 
-@pytest.mark.parametrize(("driver_name", "scenario"), cases(chain=False))
+@pytest.mark.parametrize(("driver_name", "scenario"), cases())
 async def test_log_records_hold_no_secret(driver_name, scenario, caplog):
     """Every log record of every logger at DEBUG, formatted or raw, is free of the password and the token."""
     caplog.set_level(logging.DEBUG)
@@ -168,7 +164,7 @@ async def test_httpx_logs_the_request_line_redacted(caplog):
     assert any(_redact.REDACTED in line for line in lines)
 
 
-@pytest.mark.parametrize(("driver_name", "scenario"), cases(chain=True))
+@pytest.mark.parametrize(("driver_name", "scenario"), cases())
 async def test_results_and_errors_hold_no_secret(driver_name, scenario):
     """Reprs of driver, sender and result, and each failure's error with its whole chain, hide the secrets."""
     result, reprs = await run(driver_name, scenario)
@@ -185,7 +181,7 @@ async def test_results_and_errors_hold_no_secret(driver_name, scenario):
         assert_clean(text, "result.aborted")
 
 
-@pytest.mark.parametrize(("driver_name", "scenario"), cases(chain=False))
+@pytest.mark.parametrize(("driver_name", "scenario"), cases())
 async def test_raise_for_abort_holds_no_secret(driver_name, scenario):
     """The exception `raise_for_abort` raises, formatted as a traceback, hides the secrets."""
     result, _ = await run(driver_name, scenario)
