@@ -1,0 +1,148 @@
+"""Run the simulated gateway in the foreground: ``serve()`` and ``python -m sms_async.testing``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import TYPE_CHECKING, Any
+
+from sms_async.testing._faults import Fault, parse_fault
+from sms_async.testing._gateway import SimulatedGateway, is_loopback
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+__all__ = ["main", "serve"]
+
+
+def serve(
+    host: str = "127.0.0.1",
+    port: int = 8080,
+    *,
+    allow_non_loopback: bool = False,
+    quiet: bool = False,
+    **options: Any,
+) -> None:
+    """Serve both simulated gateways on ``host:port`` until interrupted (Ctrl+C or SIGTERM).
+
+    ``options`` are :class:`SimulatedGateway`'s keyword arguments. Unless
+    ``quiet``, the URLs and credentials are printed once the port is open.
+    """
+    gateway = SimulatedGateway(host=host, port=port, allow_non_loopback=allow_non_loopback, **options)
+    gateway.serve_forever(on_ready=None if quiet else _announce)
+
+
+def _announce(gateway: SimulatedGateway) -> None:
+    lines = [
+        f"sms_async simulated gateway listening on {gateway.origin}",
+        f"  ITON     {gateway.iton_url}",
+        f"  ItecPay  {gateway.itecpay_url}",
+        f"           send {gateway.itecpay_send_url}",
+        f"           status {gateway.itecpay_status_url}",
+        f"  username {gateway.username}",
+        f"  password {gateway.password}",
+        f"  token    {gateway.token}",
+        "Press Ctrl+C to stop.",
+    ]
+    sys.stdout.write("\n".join(lines) + "\n")
+    sys.stdout.flush()
+
+
+def build_parser(prog: str = "python -m sms_async.testing") -> argparse.ArgumentParser:
+    """The command line of the simulated gateway."""
+    parser = argparse.ArgumentParser(
+        prog=prog,
+        description="Serve a simulated ITON and ItecPay SMS gateway on loopback, for tests and benchmarks.",
+    )
+    add = parser.add_argument
+    add("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1; loopback only)")
+    add("--port", type=int, default=8080, help="port to listen on (default 8080; 0 picks a free one)")
+    add("--allow-non-loopback", action="store_true", help="allow listening on an address other than loopback")
+    add("--username", default="demo", help="account user name (default demo)")
+    add("--password", default="demo-password", help="account password (default demo-password)")
+    add("--token", default="demo-token", help="ITON API token (default demo-token)")
+    add("--credits", type=int, default=10**9, help="account credits (default 10**9)")
+    add("--iton-send-form", choices=("text", "json"), default="text", help="ITON send answer form")
+    add(
+        "--itecpay-send-form",
+        choices=("single", "per_recipient"),
+        default="single",
+        help="ItecPay send answer form",
+    )
+    add("--latency", type=float, default=0.0, help="seconds added to every request")
+    add(
+        "--fault",
+        action="append",
+        default=[],
+        metavar="KIND[:RATE][:KEY=VALUE...]",
+        help="inject a fault, e.g. status_429:0.05 or status_500:0:on=3:ops=iton.sendSMS (repeatable)",
+    )
+    add("--dnd", action="append", default=[], metavar="NUMBER", help="a do-not-disturb number (repeatable)")
+    add(
+        "--dnd-action", choices=("allow", "omit", "refuse"), default="allow", help="what a send does with one"
+    )
+    add(
+        "--status-delays",
+        type=float,
+        nargs=2,
+        default=(0.05, 0.2),
+        metavar=("QUEUED", "SENT"),
+        help="seconds queued, then sent, before the final status",
+    )
+    add("--undelivered-rate", type=float, default=0.0, help="share of numbers that end undelivered")
+    add("--failed-rate", type=float, default=0.0, help="share of numbers that end failed")
+    add("--seed", type=int, default=0, help="seed of fault draws and final statuses")
+    add("--idle-timeout", type=float, default=None, help="close keep-alive connections idle this long")
+    add("--no-store-messages", action="store_true", help="keep no messages (memory stays flat; for load)")
+    add("--no-track-numbers", action="store_true", help="count no numbers (memory stays flat; for load)")
+    loop = parser.add_mutually_exclusive_group()
+    loop.add_argument("--uvloop", dest="use_uvloop", action="store_true", default=None, help="use uvloop")
+    loop.add_argument("--no-uvloop", dest="use_uvloop", action="store_false", help="use asyncio's own loop")
+    add("--quiet", action="store_true", help="print nothing on start")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None, *, prog: str = "python -m sms_async.testing") -> int:
+    """Run the simulated gateway from the command line; return the exit status."""
+    parser = build_parser(prog)
+    args = parser.parse_args(argv)
+    if not args.allow_non_loopback and not is_loopback(args.host):
+        parser.error(f"refusing to listen on {args.host!r}: not a loopback address (--allow-non-loopback)")
+    faults: list[Fault] = []
+    if args.latency:
+        faults.append(Fault("latency", rate=1.0, seconds=args.latency))
+    for spec in args.fault:
+        try:
+            faults.append(parse_fault(spec))
+        except (TypeError, ValueError) as error:
+            parser.error(f"--fault {spec}: {error}")
+    try:
+        serve(
+            args.host,
+            args.port,
+            allow_non_loopback=args.allow_non_loopback,
+            quiet=args.quiet,
+            username=args.username,
+            password=args.password,
+            token=args.token,
+            credits=args.credits,
+            iton_send_form=args.iton_send_form,
+            itecpay_send_form=args.itecpay_send_form,
+            faults=faults,
+            dnd_numbers=args.dnd,
+            dnd_action=args.dnd_action,
+            status_delays=tuple(args.status_delays),
+            undelivered_rate=args.undelivered_rate,
+            failed_rate=args.failed_rate,
+            seed=args.seed,
+            idle_timeout=args.idle_timeout,
+            store_messages=not args.no_store_messages,
+            track_numbers=not args.no_track_numbers,
+            use_uvloop=args.use_uvloop,
+        )
+    except OSError as error:
+        sys.stderr.write(f"{parser.prog}: cannot listen on {args.host}:{args.port}: {error.strerror}\n")
+        return 1
+    except KeyboardInterrupt:
+        pass
+    return 0

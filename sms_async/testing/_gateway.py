@@ -1,0 +1,553 @@
+"""``SimulatedGateway``: both gateways on one loopback port, in a thread or in the foreground."""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import ipaddress
+import random
+import signal
+import threading
+from typing import TYPE_CHECKING, Final, Self, TypeVar, get_args
+
+from sms_async.testing._core import Core, DndAction, ItecPaySendForm, ItonSendForm, SentMessage
+from sms_async.testing._faults import Fault, FaultPlan
+from sms_async.testing._http import HttpServer
+from sms_async.testing._stats import GatewayStats
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable
+    from types import TracebackType
+
+__all__ = ["DEFAULT_ITON_PATH", "SimulatedGateway"]
+
+_T = TypeVar("_T")
+
+DEFAULT_ITON_PATH: Final = "/ItonSMSAPI/smsService/api/"
+DEFAULT_ITECPAY_SEND_PATH: Final = "/api/sms/send"
+DEFAULT_ITECPAY_STATUS_PATH: Final = "/api/sms/status"
+_CALL_TIMEOUT: Final = 30.0
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` names this machine only (``localhost`` or a loopback address)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def new_event_loop(use_uvloop: bool | None) -> asyncio.AbstractEventLoop:
+    """A uvloop loop when asked for, or when ``None`` and uvloop is installed; else asyncio's."""
+    if use_uvloop is not False:
+        try:
+            import uvloop  # noqa: PLC0415  (optional, and only needed once a server starts)
+        except ImportError:
+            if use_uvloop:
+                raise
+        else:
+            loop: asyncio.AbstractEventLoop = uvloop.new_event_loop()
+            return loop
+    return asyncio.new_event_loop()
+
+
+class SimulatedGateway:
+    """A real HTTP/1.1 server on loopback that speaks ITON's and ItecPay's protocols.
+
+    Start it in a background thread with its own event loop (``with``,
+    ``async with`` under any async library, or :meth:`start`/:meth:`stop`), or
+    in the foreground with :meth:`serve_forever`. Every method may be called
+    from any thread while it runs.
+
+    Args:
+        host: Address to listen on; loopback only unless ``allow_non_loopback``.
+        port: Port to listen on; 0 picks a free one (see :attr:`port`).
+        username: The default account's user name (both gateways).
+        password: The default account's password (both gateways).
+        token: The default account's ITON API token (``Authorization: ITON <token>``);
+            None for none.
+        credits: The default account's credits; a send costs segments x
+            accepted recipients.
+        iton_send_form: ``"text"`` answers a send with ``Success Your MessageId
+            is <id>``; ``"json"`` with a map of one id per accepted number.
+        itecpay_send_form: ``"single"`` answers with one ``messageid``;
+            ``"per_recipient"`` with a ``messages`` list, one entry per recipient.
+        iton_path: ITON's command endpoint path.
+        itecpay_send_path: ItecPay's send path.
+        itecpay_status_path: ItecPay's status path.
+        dnd_numbers: Numbers on the do-not-disturb list (digits; a leading ``+``
+            is dropped).
+        dnd_action: What a send does with a do-not-disturb number: ``"allow"``
+            sends it like any other; ``"omit"`` accepts the request but not the
+            number (no id in the per-number answer forms, silently not sent in
+            the single-id forms); ``"refuse"`` treats it as an invalid number
+            (the single-id forms refuse the whole request).
+        status_delays: Seconds a message stays queued, then sent, before its
+            final status.
+        undelivered_rate: Share of numbers that end UNDELIVERED (ITON) or U
+            (ItecPay), fixed per message and number by ``seed``.
+        failed_rate: Share that ends FAILED (ITON) or E (ItecPay).
+        faults: The faults in force at start (see :class:`Fault`).
+        seed: Seeds fault draws, partial acceptance and final statuses.
+        store_messages: Keep accepted messages for status look-ups; False keeps
+            memory flat under load (every id is then unknown).
+        track_numbers: Count every number in :attr:`stats`; False keeps memory
+            flat under load.
+        idle_timeout: Close a keep-alive connection idle this many seconds;
+            None keeps it open.
+        use_uvloop: Run the server on uvloop (True), asyncio (False), or uvloop
+            when installed (None).
+        allow_non_loopback: Allow a ``host`` other than loopback.
+        backlog: The listening socket's backlog.
+    """
+
+    def __init__(
+        self,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        username: str = "demo",
+        password: str = "demo-password",  # noqa: S107  (the simulator's published demo account)
+        token: str | None = "demo-token",  # noqa: S107  (as above)
+        credits: int = 10**9,  # noqa: A002  (the gateway's own word for an account's balance)
+        iton_send_form: ItonSendForm = "text",
+        itecpay_send_form: ItecPaySendForm = "single",
+        iton_path: str = DEFAULT_ITON_PATH,
+        itecpay_send_path: str = DEFAULT_ITECPAY_SEND_PATH,
+        itecpay_status_path: str = DEFAULT_ITECPAY_STATUS_PATH,
+        dnd_numbers: Iterable[str] = (),
+        dnd_action: DndAction = "allow",
+        status_delays: tuple[float, float] = (0.05, 0.2),
+        undelivered_rate: float = 0.0,
+        failed_rate: float = 0.0,
+        faults: Iterable[Fault] = (),
+        seed: int = 0,
+        store_messages: bool = True,
+        track_numbers: bool = True,
+        idle_timeout: float | None = None,
+        use_uvloop: bool | None = None,
+        allow_non_loopback: bool = False,
+        backlog: int = 1024,
+    ) -> None:
+        if not allow_non_loopback and not is_loopback(host):
+            raise ValueError(
+                f"refusing to listen on {host!r}: not a loopback address (allow_non_loopback=True)"
+            )
+        _check_choice("iton_send_form", iton_send_form, ItonSendForm)
+        _check_choice("itecpay_send_form", itecpay_send_form, ItecPaySendForm)
+        _check_choice("dnd_action", dnd_action, DndAction)
+        for name, path in (
+            ("iton_path", iton_path),
+            ("itecpay_send_path", itecpay_send_path),
+            ("itecpay_status_path", itecpay_status_path),
+        ):
+            if not path.startswith("/"):
+                raise ValueError(f"{name} must start with '/', got {path!r}")
+        queued, sent = status_delays
+        if queued < 0 or sent < 0:
+            raise ValueError(f"status_delays must not be negative, got {status_delays!r}")
+        if not (0 <= undelivered_rate <= 1 and 0 <= failed_rate <= 1 and undelivered_rate + failed_rate <= 1):
+            raise ValueError(
+                "undelivered_rate and failed_rate must be between 0 and 1 and add up to at most 1"
+            )
+        if not 0 <= port <= 65535:
+            raise ValueError(f"port must be between 0 and 65535, got {port!r}")
+        self._host = host
+        self._username = username
+        self._password = password
+        self._token = token
+        self._use_uvloop = use_uvloop
+        self._stats = GatewayStats()
+        rng = random.Random(seed)  # noqa: S311  (reproducible test behaviour, not security)
+        self._plan = FaultPlan(faults, rng)
+        self._core = Core(
+            stats=self._stats,
+            rng=rng,
+            seed=seed,
+            iton_path=iton_path,
+            itecpay_send_path=itecpay_send_path,
+            itecpay_status_path=itecpay_status_path,
+            iton_send_form=iton_send_form,
+            itecpay_send_form=itecpay_send_form,
+            dnd_numbers=dnd_numbers,
+            dnd_action=dnd_action,
+            status_delays=(float(queued), float(sent)),
+            undelivered_rate=undelivered_rate,
+            failed_rate=failed_rate,
+            store_messages=store_messages,
+            track_numbers=track_numbers,
+        )
+        self._core.add_account(username, password, token, credits)
+        self._http = HttpServer(
+            self._core,
+            self._plan,
+            self._stats,
+            host=host,
+            port=port,
+            idle_timeout=idle_timeout,
+            backlog=backlog,
+        )
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_thread: int | None = None
+        self._thread: threading.Thread | None = None
+        self._stop_event: asyncio.Event | None = None
+        self._running = False
+
+    def __repr__(self) -> str:
+        state = "running" if self._running else "stopped"
+        return f"<SimulatedGateway {self._host}:{self._http.port} {state}>"
+
+    # ---------------------------------------------------------------- addresses and credentials
+
+    @property
+    def host(self) -> str:
+        """The address the server listens on."""
+        return self._host
+
+    @property
+    def port(self) -> int:
+        """The port the server listens on (0 until started when it was asked to pick one)."""
+        return self._http.port
+
+    @property
+    def origin(self) -> str:
+        """``http://host:port``."""
+        host = f"[{self._host}]" if ":" in self._host else self._host
+        return f"http://{host}:{self.port}"
+
+    @property
+    def iton_url(self) -> str:
+        """ITON's command endpoint, such as ``http://127.0.0.1:PORT/ItonSMSAPI/smsService/api/``."""
+        return self.origin + self._core.iton_path
+
+    @property
+    def itecpay_url(self) -> str:
+        """ItecPay's origin, such as ``http://127.0.0.1:PORT``."""
+        return self.origin
+
+    @property
+    def itecpay_send_url(self) -> str:
+        """ItecPay's full send URL."""
+        return self.origin + self._core.itecpay_send_path
+
+    @property
+    def itecpay_status_url(self) -> str:
+        """ItecPay's full status URL."""
+        return self.origin + self._core.itecpay_status_path
+
+    @property
+    def username(self) -> str:
+        """The default account's user name."""
+        return self._username
+
+    @property
+    def password(self) -> str:
+        """The default account's password."""
+        return self._password
+
+    @property
+    def token(self) -> str | None:
+        """The default account's ITON API token."""
+        return self._token
+
+    @property
+    def running(self) -> bool:
+        """Whether the server's loop is running."""
+        return self._running
+
+    # ---------------------------------------------------------------- life cycle
+
+    def start(self) -> Self:
+        """Start serving in a background thread; return once the port is open."""
+        if self._thread is not None or self._running:
+            raise RuntimeError("the simulated gateway is already running")
+        ready = threading.Event()
+        failure: list[BaseException] = []
+
+        def run() -> None:
+            try:
+                self._run(ready.set, install_signal_handlers=False)
+            except BaseException as exc:  # noqa: BLE001  (handed to the starting thread)
+                failure.append(exc)
+                ready.set()
+
+        thread = threading.Thread(target=run, name=f"sms-async-simulated-gateway-{id(self):x}", daemon=True)
+        self._thread = thread
+        thread.start()
+        ready.wait()
+        if failure:
+            thread.join()
+            self._thread = None
+            raise failure[0]
+        return self
+
+    def stop(self) -> None:
+        """Stop serving: close the port and every connection, end the thread."""
+        loop, event, thread = self._loop, self._stop_event, self._thread
+        if loop is not None and event is not None and not loop.is_closed():
+            with contextlib.suppress(RuntimeError):  # the loop closed in between
+                loop.call_soon_threadsafe(event.set)
+        if thread is not None and thread is not threading.current_thread():
+            thread.join()
+            self._thread = None
+
+    def serve_forever(self, *, on_ready: Callable[[SimulatedGateway], None] | None = None) -> None:
+        """Serve in this thread until SIGINT or SIGTERM (in the main thread) or :meth:`stop`.
+
+        ``on_ready`` is called once the port is open.
+        """
+        if self._thread is not None or self._running:
+            raise RuntimeError("the simulated gateway is already running")
+        self._run(
+            (lambda: on_ready(self)) if on_ready is not None else (lambda: None),
+            install_signal_handlers=threading.current_thread() is threading.main_thread(),
+        )
+
+    def _run(self, ready: Callable[[], None], *, install_signal_handlers: bool) -> None:
+        loop = new_event_loop(self._use_uvloop)
+        self._loop = loop
+        self._loop_thread = threading.get_ident()
+        try:
+            loop.run_until_complete(self._main(ready, install_signal_handlers=install_signal_handlers))
+        finally:
+            try:
+                loop.run_until_complete(loop.shutdown_asyncgens())
+            finally:
+                self._loop = None
+                self._loop_thread = None
+                loop.close()
+
+    async def _main(self, ready: Callable[[], None], *, install_signal_handlers: bool) -> None:
+        loop = asyncio.get_running_loop()
+        stop_event = asyncio.Event()
+        await self._http.start_listening()
+        signals: list[signal.Signals] = []
+        if install_signal_handlers:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                try:
+                    loop.add_signal_handler(sig, stop_event.set)
+                    signals.append(sig)
+                except (NotImplementedError, RuntimeError):  # pragma: no cover  (platforms without them)
+                    pass
+        self._stop_event = stop_event
+        self._running = True
+        try:
+            ready()
+            await stop_event.wait()
+        finally:
+            self._running = False
+            self._stop_event = None
+            for sig in signals:
+                loop.remove_signal_handler(sig)
+            await self._http.close()
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    async def __aenter__(self) -> Self:
+        # Starting takes a few milliseconds and involves no async library, so
+        # this works the same under asyncio and trio.
+        return self.start()
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    def _on_loop(self, fn: Callable[[], _T]) -> _T:
+        """Run ``fn`` on the server's loop thread (or here, when it is not running) and return its result."""
+        loop = self._loop
+        if loop is None or not self._running or threading.get_ident() == self._loop_thread:
+            return fn()
+        future: concurrent.futures.Future[_T] = concurrent.futures.Future()
+
+        def run() -> None:
+            try:
+                future.set_result(fn())
+            except BaseException as exc:  # noqa: BLE001  (handed to the calling thread)
+                future.set_exception(exc)
+
+        loop.call_soon_threadsafe(run)
+        return future.result(timeout=_CALL_TIMEOUT)
+
+    # ---------------------------------------------------------------- listening and connections
+
+    @property
+    def listening(self) -> bool:
+        """Whether the port accepts connections."""
+        return self._http.listening
+
+    def stop_listening(self, *, close_connections: bool = True) -> None:
+        """Close the port: new connections are refused.
+
+        With ``close_connections`` (the default) idle keep-alive connections
+        are closed at once and busy ones after their answer, as a gateway that
+        goes down would.
+        """
+        self._on_loop(lambda: self._http.stop_listening(close_connections=close_connections))
+
+    def start_listening(self) -> None:
+        """Open the port again, on the same port number."""
+        loop = self._loop
+        if loop is None or not self._running:
+            raise RuntimeError("the simulated gateway is not running")
+        if threading.get_ident() == self._loop_thread:
+            raise RuntimeError("call start_listening() from another thread than the server's")
+        asyncio.run_coroutine_threadsafe(self._http.start_listening(), loop).result(timeout=_CALL_TIMEOUT)
+
+    def close_idle_connections(self) -> int:
+        """Close every keep-alive connection that is not handling a request; say how many."""
+        return self._on_loop(self._http.close_idle_connections)
+
+    @property
+    def idle_timeout(self) -> float | None:
+        """Seconds after which an idle keep-alive connection is closed (None: never)."""
+        return self._http.idle_timeout
+
+    @idle_timeout.setter
+    def idle_timeout(self, value: float | None) -> None:
+        def apply() -> None:
+            self._http.idle_timeout = value
+
+        self._on_loop(apply)
+
+    # ---------------------------------------------------------------- faults and counters
+
+    @property
+    def faults(self) -> tuple[Fault, ...]:
+        """The faults in force."""
+        return self._plan.faults
+
+    def set_faults(self, faults: Iterable[Fault]) -> None:
+        """Put ``faults`` in force instead of the current ones; request numbers start again at 1."""
+        new = tuple(faults)
+        self._on_loop(lambda: self._plan.replace(new))
+
+    @property
+    def stats(self) -> GatewayStats:
+        """A snapshot of the counters (see :class:`GatewayStats`)."""
+        return self._on_loop(self._stats.copy)
+
+    def reset_stats(self) -> None:
+        """Zero the counters and restart request numbers.
+
+        Requests in flight and open connections stay counted.
+        """
+
+        def reset() -> None:
+            stats = self._stats
+            for counter in (stats.requests, stats.numbers, stats.numbers_refused, stats.faults):
+                counter.clear()
+            stats.max_in_flight = stats.in_flight
+            stats.connections_opened = 0
+            stats.bytes_in = 0
+            stats.bytes_out = 0
+            self._plan.restart_numbering()
+
+        self._on_loop(reset)
+
+    def advance_clock(self, seconds: float) -> None:
+        """Age every stored message by ``seconds``, so statuses move on without waiting."""
+        if seconds < 0:
+            raise ValueError(f"the clock only moves forward, got {seconds!r}")
+
+        def apply() -> None:
+            self._core.clock_offset += seconds
+
+        self._on_loop(apply)
+
+    # ---------------------------------------------------------------- accounts, DND, messages
+
+    def add_account(
+        self,
+        username: str,
+        password: str,
+        *,
+        token: str | None = None,
+        credits: int = 10**9,  # noqa: A002  (as above)
+    ) -> None:
+        """Add an account (or replace the one of that name)."""
+        self._on_loop(lambda: self._core.add_account(username, password, token, credits))
+
+    def credits(self, username: str | None = None) -> int:
+        """The credits left on an account (the default one when ``username`` is None)."""
+        name = self._username if username is None else username
+        return self._on_loop(lambda: self._core.accounts[name].credits)
+
+    def set_credits(self, credits: int, username: str | None = None) -> None:  # noqa: A002  (as above)
+        """Set the credits of an account (the default one when ``username`` is None)."""
+        name = self._username if username is None else username
+
+        def apply() -> None:
+            self._core.accounts[name].credits = credits
+
+        self._on_loop(apply)
+
+    @property
+    def dnd_numbers(self) -> frozenset[str]:
+        """The numbers on the do-not-disturb list (digits, no ``+``)."""
+        return self._on_loop(lambda: frozenset(self._core.dnd))
+
+    def set_dnd(self, numbers: Iterable[str], *, action: DndAction | None = None) -> None:
+        """Replace the do-not-disturb list (and, if given, what a send does with such a number)."""
+        new = {n.removeprefix("+") for n in numbers}
+        if action is not None:
+            _check_choice("action", action, DndAction)
+
+        def apply() -> None:
+            self._core.dnd = new
+            if action is not None:
+                self._core.dnd_action = action
+
+        self._on_loop(apply)
+
+    @property
+    def messages(self) -> dict[str, SentMessage]:
+        """A snapshot of the accepted messages by id (empty with ``store_messages=False``)."""
+        return self._on_loop(lambda: dict(self._core.messages))
+
+    def message(self, message_id: str) -> SentMessage | None:
+        """The accepted message with that id, if stored."""
+        return self._on_loop(lambda: self._core.messages.get(message_id))
+
+    @property
+    def iton_send_form(self) -> ItonSendForm:
+        """How ITON answers a send: ``"text"`` or ``"json"``."""
+        return self._core.iton_send_form
+
+    @iton_send_form.setter
+    def iton_send_form(self, value: ItonSendForm) -> None:
+        _check_choice("iton_send_form", value, ItonSendForm)
+
+        def apply() -> None:
+            self._core.iton_send_form = value
+
+        self._on_loop(apply)
+
+    @property
+    def itecpay_send_form(self) -> ItecPaySendForm:
+        """How ItecPay answers a send: ``"single"`` or ``"per_recipient"``."""
+        return self._core.itecpay_send_form
+
+    @itecpay_send_form.setter
+    def itecpay_send_form(self, value: ItecPaySendForm) -> None:
+        _check_choice("itecpay_send_form", value, ItecPaySendForm)
+
+        def apply() -> None:
+            self._core.itecpay_send_form = value
+
+        self._on_loop(apply)
+
+
+def _check_choice(name: str, value: str, choices: object) -> None:
+    allowed = get_args(choices)
+    if value not in allowed:
+        raise ValueError(f"{name} must be one of {allowed!r}, got {value!r}")
