@@ -130,7 +130,9 @@ class _Run:
         *,
         skip_dnd: bool,
         journal: Journal | None,
+        sink: Callable[[BatchResult], None] | None = None,
     ) -> None:
+        self.sink = sink
         self.journal = journal
         self.message = message
         self.prepared = prepared
@@ -361,20 +363,19 @@ class BulkSender:
         """
         result = BulkResult()
         started = time.perf_counter()
-        async with contextlib.aclosing(
-            self._stream(
-                recipients,
-                text,
-                sender_id=sender_id,
-                skip_dnd=skip_dnd,
-                max_segments=max_segments,
-                check_balance=check_balance,
-                journal=journal,
-                result=result,
-            )
-        ) as batches:
-            async for batch in batches:
-                result.add(batch)
+        run, recipients = await self._prepare(
+            recipients,
+            text,
+            sender_id=sender_id,
+            skip_dnd=skip_dnd,
+            max_segments=max_segments,
+            check_balance=check_balance,
+            journal=journal,
+            sink=result.add,
+        )
+        # No channel and no consumer task: batches are folded in as they settle.
+        await self._execute(run, recipients, None)
+        result.aborted = run.aborted
         result.elapsed = time.perf_counter() - started
         return result
 
@@ -404,8 +405,40 @@ class BulkSender:
             max_segments=max_segments,
             check_balance=check_balance,
             journal=journal,
-            result=None,
         )
+
+    async def _prepare(
+        self,
+        recipients: Recipients,
+        text: str,
+        *,
+        sender_id: str,
+        skip_dnd: bool,
+        max_segments: int | None,
+        check_balance: bool,
+        journal: Journal | None,
+        sink: Callable[[BatchResult], None] | None,
+    ) -> tuple[_Run, Recipients]:
+        """Everything checked before any request; raises for misuse."""
+        message = Message.create(text, sender_id, max_segments=max_segments)
+        if isinstance(recipients, str | bytes):
+            raise exc.ConfigurationError(
+                "recipients must be an iterable of numbers, not a single string: pass [number]"
+            )
+        self._require_open()
+        if skip_dnd:
+            self.driver.build_dnd(["+10000000000"])  # raises UnsupportedOperationError up front
+        if check_balance:
+            recipients = await self._preflight(recipients, message)
+        run = _Run(
+            message,
+            self.driver.prepare_send(message),
+            self.retry,
+            skip_dnd=skip_dnd,
+            journal=journal,
+            sink=sink,
+        )
+        return run, recipients
 
     async def _stream(
         self,
@@ -417,22 +450,23 @@ class BulkSender:
         max_segments: int | None,
         check_balance: bool,
         journal: Journal | None,
-        result: BulkResult | None,
     ) -> AsyncGenerator[BatchResult, None]:
-        message = Message.create(text, sender_id, max_segments=max_segments)
-        if isinstance(recipients, str | bytes):
-            raise exc.ConfigurationError(
-                "recipients must be an iterable of numbers, not a single string: pass [number]"
-            )
+        run, recipients = await self._prepare(
+            recipients,
+            text,
+            sender_id=sender_id,
+            skip_dnd=skip_dnd,
+            max_segments=max_segments,
+            check_balance=check_balance,
+            journal=journal,
+            sink=None,
+        )
         _, _, task_group = self._require_open()
-        if skip_dnd:
-            self.driver.build_dnd(["+10000000000"])  # raises UnsupportedOperationError up front
-        if check_balance:
-            recipients = await self._preflight(recipients, message)
-        run = _Run(message, self.driver.prepare_send(message), self.retry, skip_dnd=skip_dnd, journal=journal)
         results_send, results_recv = anyio.create_memory_object_stream[BatchResult](self.concurrency)
         cancel_scope = anyio.CancelScope()
-        task_group.start_soon(self._run_main, run, recipients, results_send, cancel_scope)
+        # The run lives in the sender's task group, not in this generator:
+        # a generator must not yield from inside a task group.
+        task_group.start_soon(self._run_in_background, run, recipients, results_send, cancel_scope)
         try:
             async with results_recv:
                 while True:
@@ -448,8 +482,6 @@ class BulkSender:
                     yield batch
         finally:
             cancel_scope.cancel()
-        if result is not None:
-            result.aborted = run.aborted
 
     async def _preflight(self, recipients: Recipients, message: Message) -> Recipients:
         if isinstance(recipients, AsyncIterable):
@@ -466,25 +498,33 @@ class BulkSender:
             )
         return recipients
 
-    async def _run_main(
+    async def _run_in_background(
         self,
         run: _Run,
         recipients: Recipients,
-        results_send: MemoryObjectSendStream[BatchResult],
+        results: MemoryObjectSendStream[BatchResult],
         cancel_scope: anyio.CancelScope,
     ) -> None:
-        jobs_send, jobs_recv = anyio.create_memory_object_stream[_Job](self.concurrency)
-        async with results_send, jobs_recv:
+        async with results:
             with cancel_scope:
                 try:
-                    async with anyio.create_task_group() as tg:
-                        tg.start_soon(self._produce, recipients, jobs_send)
-                        for _ in range(self.concurrency):
-                            tg.start_soon(self._work, run, jobs_recv.clone(), results_send)
+                    await self._execute(run, recipients, results)
                 except Exception as error:  # pragma: no cover - a bug; never crash the host task group
                     logger.exception("run failed")
                     run.abort(exc.SmsError(f"internal error: {redact(str(error))}"))
-            if cancel_scope.cancel_called:
+
+    async def _execute(
+        self, run: _Run, recipients: Recipients, results: MemoryObjectSendStream[BatchResult] | None
+    ) -> None:
+        """Run the producer and the workers to the end (or to cancellation)."""
+        jobs_send, jobs_recv = anyio.create_memory_object_stream[_Job](self.concurrency)
+        with jobs_recv:
+            try:
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(self._produce, recipients, jobs_send)
+                    for _ in range(self.concurrency):
+                        tg.start_soon(self._work, run, jobs_recv.clone(), results)
+            except anyio.get_cancelled_exc_class():
                 # Jobs read but never started: report them, never drop them silently.
                 never = Failure(Outcome.UNSENT, "not sent: the run was cancelled before this batch went out")
                 with anyio.CancelScope(shield=True):
@@ -495,7 +535,10 @@ class BulkSender:
                             break
                         batch = job.result()
                         batch.failed.update(dict.fromkeys(job.numbers, never))
-                        await self._emit(results_send, batch)
+                        if run.journal is not None:
+                            await run.journal.settle(batch)
+                        await self._emit(run, results, batch)
+                raise
 
     async def _produce(
         self,
@@ -569,8 +612,14 @@ class BulkSender:
             except Exception:  # a broken hook must not lose a batch
                 logger.exception("hooks.on_batch raised")
 
-    async def _emit(self, results: MemoryObjectSendStream[BatchResult], batch: BatchResult) -> None:
+    async def _emit(
+        self, run: _Run, results: MemoryObjectSendStream[BatchResult] | None, batch: BatchResult
+    ) -> None:
         self._call_hooks(batch)
+        if results is None:
+            if run.sink is not None:
+                run.sink(batch)
+            return
         try:
             await _put(results, batch)
         except (anyio.BrokenResourceError, anyio.ClosedResourceError):
@@ -581,7 +630,7 @@ class BulkSender:
         self,
         run: _Run,
         jobs: MemoryObjectReceiveStream[_Job],
-        results: MemoryObjectSendStream[BatchResult],
+        results: MemoryObjectSendStream[BatchResult] | None,
     ) -> None:
         journal = run.journal
         async with jobs:
@@ -598,10 +647,15 @@ class BulkSender:
                 if journal is not None and not await journal.begin(job.index, tuple(job.numbers)):
                     continue
                 batch = await self._settle(run, job)
+                if journal is None and results is None:
+                    self._call_hooks(batch)  # nothing to await: no shield needed
+                    if run.sink is not None:
+                        run.sink(batch)
+                    continue
                 with anyio.CancelScope(shield=True):
                     if journal is not None:
                         await journal.settle(batch)
-                    await self._emit(results, batch)
+                    await self._emit(run, results, batch)
 
     async def _settle(self, run: _Run, job: _Job) -> BatchResult:
         """Send one job and account for every number in it, whatever happens."""
