@@ -549,14 +549,14 @@ class BulkSender:
         # numbers (the usual case) is handled with C-level set and list
         # operations; any invalid or repeated input sends the chunk down the
         # per-input path, which gives the same answer one input at a time.
-        normalise = self.normaliser.normalise_or_none
+        normalise_many = self.normaliser.normalise_many
         max_batch = self.driver.max_batch
         seen: set[int] = set()
         seen_raw: set[str] = set()
         job = _Job(0)
         async with jobs:
             async for chunk in _chunks(recipients):
-                e164s = list(map(normalise, chunk))
+                e164s = normalise_many(chunk)
                 if None not in e164s:
                     valid = cast("list[str]", e164s)
                     keys = set(map(int, valid))  # e164_key: int() takes the leading '+'

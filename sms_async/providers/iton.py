@@ -85,10 +85,9 @@ class _PreparedIton:
         self._headers = headers
 
     def build(self, numbers: Sequence[str]) -> WireRequest:
-        # E.164 holds only '+' and digits: nothing to escape in the numbers.
-        return WireRequest(
-            "GET", self._prefix + ",".join([n[1:] for n in numbers]), self._headers, b"", "send"
-        )
+        # E.164 holds only '+' and digits: one join, then every '+' dropped.
+        to = ",".join(numbers).replace("+", "")
+        return WireRequest("GET", self._prefix + to, self._headers, b"", "send")
 
 
 class Iton:
