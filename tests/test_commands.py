@@ -106,7 +106,7 @@ async def test_balance_and_cost():
         async with BulkSender(iton(gw)) as bulk:
             assert await bulk.balance() == Decimal(10_000)
             text = "a" * 161  # two GSM-7 parts
-            estimate = await bulk.estimate(NUMBERS[:50] + ["bad", NUMBERS[0]], text, sender_id="ITONAB")
+            estimate = await bulk.estimate([*NUMBERS[:50], "bad", NUMBERS[0]], text, sender_id="ITONAB")
             assert (estimate.recipients, estimate.segments, estimate.cost) == (50, 2, 100)
             assert estimate.affordable
             await bulk.send(NUMBERS[:50], text, sender_id="ITONAB")
