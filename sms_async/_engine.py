@@ -21,6 +21,7 @@ import logging
 import time
 from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Callable, Iterable, Sequence
 from decimal import Decimal
+from types import TracebackType
 from typing import Literal, Protocol, TypeVar, cast
 
 import anyio
@@ -294,11 +295,24 @@ class BulkSender:
         self._exit_stack = stack
         return self
 
-    async def __aexit__(self, *exc_info: object) -> None:
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         stack, self._exit_stack = self._exit_stack, None
-        if stack is not None:
-            await stack.__aexit__(*exc_info)  # type: ignore[arg-type]
         self._task_group = None
+        if stack is None:
+            return
+        try:
+            await stack.__aexit__(exc_type, exc, tb)
+        except BaseExceptionGroup as group:
+            # The task group wraps whatever the body raised; the caller raised
+            # (or awaited) a plain error and gets it back as it was.
+            if exc is not None and len(group.exceptions) == 1 and group.exceptions[0] is exc:
+                return  # not suppressed: the body's own exception goes on as it was
+            raise
 
     async def _close_transport(self) -> None:
         transport, self._transport = self._transport, None
@@ -666,6 +680,7 @@ class BulkSender:
         if run.aborted is not None:
             assert run.abort_failure is not None  # noqa: S101 - set with aborted
             batch.failed.update(dict.fromkeys(numbers, run.abort_failure))
+            batch.aborted = run.aborted
             return batch
         attempt = _Attempt()
         started = time.perf_counter()
@@ -690,6 +705,7 @@ class BulkSender:
         batch.requests = attempt.requests
         batch.retries = attempt.retries
         batch.elapsed = time.perf_counter() - started
+        batch.aborted = run.aborted
         return batch
 
     async def _send_numbers(

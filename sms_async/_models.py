@@ -131,6 +131,8 @@ class BatchResult:
     elapsed: float = 0.0
     #: Zero-based sequence number of the batch within its run (the same for the same input).
     index: int = -1
+    #: The error that stopped the run, once it has stopped (bad credentials, no credit).
+    aborted: SmsError | None = None
 
     @property
     def total(self) -> int:
@@ -180,6 +182,8 @@ class BulkResult:
         self.retries += batch.retries
         if batch.numbers:
             self.batches += 1
+        if batch.aborted is not None and self.aborted is None:
+            self.aborted = batch.aborted
 
     def counts(self) -> dict[Outcome, int]:
         """The number of inputs per outcome."""

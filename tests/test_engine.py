@@ -895,3 +895,14 @@ async def test_itecpay_has_no_balance_or_dnd():
         with pytest.raises(UnsupportedOperationError):
             await bulk.send(numbers(3), "Hello", sender_id="ITONAB", skip_dnd=True)
     assert sum(calls.values()) == 0
+
+
+async def test_errors_raised_inside_the_sender_block_are_not_wrapped():
+    """An error raised inside ``async with BulkSender`` comes out as itself, not in an ExceptionGroup."""
+    driver = ItecPay("u", "pass", base_url="http://127.0.0.1:9")
+    with pytest.raises(UnsupportedOperationError):
+        async with BulkSender(driver) as bulk:
+            await bulk.balance()
+    with pytest.raises(KeyError):
+        async with BulkSender(driver):
+            raise KeyError("mine")

@@ -212,3 +212,14 @@ async def test_token_authentication_and_bad_token():
     assert bad.aborted is not None
     assert "wrong-token-value" not in repr(bad) + str(bad.aborted)
     assert set(bad.counts().items()) >= {(Outcome.UNSENT, 10)}
+
+
+async def test_stream_reports_the_abort_on_its_batches():
+    """A stream stopped by bad credentials says so on its batches, and every input is still accounted for."""
+    with SimulatedGateway() as gw:
+        driver = Iton(username=gw.username, password="not-the-password", base_url=gw.iton_url)
+        async with BulkSender(driver, concurrency=2) as bulk:
+            batches = [b async for b in bulk.stream(NUMBERS, "Hi", sender_id="ITONAB")]
+    assert sum(b.total for b in batches) == len(NUMBERS)
+    assert any(b.aborted is not None for b in batches)
+    assert all(f.outcome is Outcome.UNSENT for b in batches for f in b.failed.values())
