@@ -1,0 +1,185 @@
+"""Real processes: kill -9 at random moments, Ctrl+C, and two resumes at once; nothing is sent twice."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from sms_async._phone import PhoneNormaliser
+from sms_async.testing import Fault, SimulatedGateway
+
+pytestmark = pytest.mark.slow
+
+
+def make_input(path: Path, valid: int, seed: int) -> tuple[list[str], set[str], set[str]]:
+    """Write numbers, repeats and invalid lines; return the lines, distinct E.164s and invalid texts."""
+    rng = random.Random(seed)
+    digits = rng.sample(range(6_000_000_000, 10_000_000_000), valid)
+    lines: list[str] = []
+    for i, number in enumerate(digits):
+        lines.append(str(number))
+        if i % 83 == 0:
+            lines.append(f"+91 {digits[rng.randrange(i + 1)]}")  # a repeat, spelled another way
+        if i % 127 == 0:
+            lines.append(rng.choice(["12345", "n/a", f"bad{i}"]))
+    path.write_text("\n".join(lines) + "\n")
+    normaliser = PhoneNormaliser("IN")
+    distinct = {"+91" + str(n) for n in digits}
+    invalid = {line for line in lines if normaliser.normalise_or_none(line) is None}
+    return lines, distinct, invalid
+
+
+def child_env(gw: SimulatedGateway, home: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SMS_ASYNC_")}
+    env.update(
+        SMS_ASYNC_USERNAME=gw.username,
+        SMS_ASYNC_PASSWORD=gw.password,
+        SMS_ASYNC_BASE_URL=gw.iton_url,
+        HOME=str(home),
+        XDG_CONFIG_HOME=str(home / ".config"),
+    )
+    return env
+
+
+def send_command(source: Path, output: Path, *extra: str) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "sms_async",
+        "send",
+        str(source),
+        "--text",
+        "Crash drill",
+        "--sender-id",
+        "ITONAB",
+        "-o",
+        str(output),
+        "--concurrency",
+        "4",
+        "--quiet",
+        *extra,
+    ]
+
+
+def start(command: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # noqa: S603
+
+
+def finish(proc: subprocess.Popen[bytes], timeout: float = 50) -> tuple[int, str]:
+    _, err = proc.communicate(timeout=timeout)
+    return proc.returncode, err.decode()
+
+
+def check_accounting(
+    output: Path, gw: SimulatedGateway, lines: list[str], distinct: set[str], invalid: set[str]
+) -> Counter[str]:
+    """Every input has exactly one row, and the gateway processed no number twice."""
+    rows = [json.loads(line) for line in output.read_text().splitlines()]
+    assert len(rows) == len(lines)
+    outcomes = Counter(r["outcome"] for r in rows)
+    assert sum(outcomes.values()) == len(lines)
+    assert not outcomes["unsent"]
+    first = Counter(r["e164"] for r in rows if r["outcome"] != "duplicate" and r["e164"])
+    assert set(first) == distinct
+    assert set(first.values()) == {1}
+    assert {r["input"] for r in rows if r["outcome"] == "invalid"} == invalid
+    assert outcomes["duplicate"] == len(lines) - len(distinct) - len(invalid)
+    stats = gw.stats
+    assert stats.duplicate_numbers() == {}
+    by_number = {r["e164"]: r["outcome"] for r in rows if r["outcome"] != "duplicate" and r["e164"]}
+    received = {"+" + digits for digits in stats.numbers}
+    assert {n for n, o in by_number.items() if o == "accepted"} <= received
+    assert all(by_number[n] in {"accepted", "unknown"} for n in received)
+    return outcomes
+
+
+def test_kill_drill(tmp_path, sms_gateway_factory):
+    """SIGKILL a sending process at random moments, resume each time: no number twice, every input one row."""
+    # 50 batches, 4 at a time, 0.3-0.5 s each: about 5 s of sending, more than four kills can consume.
+    gw = sms_gateway_factory(faults=[Fault("latency", rate=1.0, seconds=(0.3, 0.5))])
+    source = tmp_path / "numbers.txt"
+    lines, distinct, invalid = make_input(source, 5000, seed=11)
+    output = tmp_path / "results.jsonl"
+    env = child_env(gw, tmp_path)
+    seed = random.SystemRandom().randrange(2**32)
+    rng = random.Random(seed)
+    kills = 0
+    code, err = None, ""
+    for run in range(20):
+        command = send_command(source, output, *(["--resume"] if run else []))
+        proc = start(command, env)
+        if kills < 4:
+            try:
+                # From before the journal exists (start-up) to well into the run.
+                proc.wait(timeout=rng.uniform(0.3, 1.5))
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.communicate()
+                kills += 1
+                continue
+        code, err = finish(proc)
+        break
+    assert kills == 4, f"seed {seed}"
+    assert code in {0, 1}, f"seed {seed}: {err}"
+    outcomes = check_accounting(output, gw, lines, distinct, invalid)
+    assert outcomes["accepted"] > 0, f"seed {seed}"
+    # One more resume changes nothing and sends nothing.
+    requests = gw.stats.requests["iton.sendSMS"]
+    code, err = finish(start(send_command(source, output, "--resume"), env))
+    assert code in {0, 1}, err
+    assert gw.stats.requests["iton.sendSMS"] == requests
+    assert check_accounting(output, gw, lines, distinct, invalid) == outcomes
+
+
+def test_ctrl_c_stops_cleanly_and_resumes(tmp_path, sms_gateway_factory):
+    """SIGINT finishes the batches in flight and exits 4; --resume then completes the campaign."""
+    gw = sms_gateway_factory(faults=[Fault("latency", rate=1.0, seconds=0.15)])
+    source = tmp_path / "numbers.txt"
+    lines, distinct, invalid = make_input(source, 3000, seed=5)
+    output = tmp_path / "results.jsonl"
+    env = child_env(gw, tmp_path)
+    proc = start(send_command(source, output), env)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and (not output.exists() or output.stat().st_size < 2000):
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    code, err = finish(proc)
+    assert code == 4, err
+    assert "--resume" in err
+    partial = output.read_text().splitlines()
+    assert 0 < len(partial) < len(lines)
+    assert not [row for row in map(json.loads, partial) if row["outcome"] == "unknown"]
+    code, err = finish(start(send_command(source, output, "--resume"), env))
+    assert code == 1, err  # the invalid lines
+    outcomes = check_accounting(output, gw, lines, distinct, invalid)
+    assert outcomes["accepted"] == len(distinct)
+
+
+def test_two_resumes_at_once(tmp_path, sms_gateway_factory):
+    """Two resumes of one campaign at the same time: the second is refused (exit 2), nothing is sent twice."""
+    gw = sms_gateway_factory(faults=[Fault("latency", rate=1.0, seconds=0.1)])
+    source = tmp_path / "numbers.txt"
+    lines, distinct, invalid = make_input(source, 3000, seed=3)
+    output = tmp_path / "results.jsonl"
+    env = child_env(gw, tmp_path)
+    first = start(send_command(source, output), env)
+    time.sleep(1.0)
+    first.kill()
+    first.communicate()
+    one = start(send_command(source, output, "--resume"), env)
+    two = start(send_command(source, output, "--resume"), env)
+    results = sorted([finish(one), finish(two)])
+    codes = [code for code, _ in results]
+    assert codes in ([1, 2], [1, 1]), results
+    if codes == [1, 2]:
+        assert "in use by another sms-async process" in results[1][1]
+    check_accounting(output, gw, lines, distinct, invalid)
