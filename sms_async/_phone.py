@@ -252,6 +252,7 @@ class _Plan:
         "idd_source",
         "keeps_stripped",
         "leading",
+        "national_lines",
         "npfp",
         "npfp_groups",
         "npfp_source",
@@ -289,6 +290,7 @@ class _Plan:
         self._leading_pattern = metadata.leading_digits
         self.leading = _compile(metadata.leading_digits) if metadata.leading_digits is not None else None
         self._national_acceptor: Callable[[str], re.Match[str] | None] | None = None
+        self.national_lines: re.Pattern[str] | None = None
 
         # (pattern, possible lengths or None for "any") for every number type
         # _number_type_helper accepts. A mobile description identical to the
@@ -423,7 +425,12 @@ class _Plan:
                 if self.npfp_source is not None:
                     parts.append(f"(?:(?>{self.npfp_source})|(?!{self.npfp_source}))")
                 parts.append(f"(?P<nsn>(?:{source}))")
-                self._national_acceptor = _compile("".join(parts)).fullmatch
+                pattern = "".join(parts)
+                self._national_acceptor = _compile(pattern).fullmatch
+                # The same, one number per line, for normalise_many.
+                self.national_lines = re.compile(
+                    "^" + pattern.replace(chr(92) + "Z", "$") + "$", re.ASCII | re.MULTILINE
+                )
         return self._national_acceptor
 
 
@@ -676,6 +683,19 @@ class PhoneNormaliser:
                         and len(lines.findall(joined)) == len(raws)
                     ):
                         return list(raws)
+            elif self._home is not None and self._home.national_lines is not None:
+                # National spellings in the default region, digits and spaces
+                # only: what the one-by-one path accepts in its first match.
+                joined = "\n".join(raws).replace(" ", "")
+                if (
+                    joined.isascii()
+                    and joined.count("\n") == len(raws) - 1
+                    and max(map(len, raws)) <= _MAX_INPUT_LENGTH
+                ):
+                    national = self._home.national_lines.findall(joined)
+                    if len(national) == len(raws):
+                        plus_code = self._plus_code
+                        return [plus_code + nsn for nsn in national]
         return list(map(self.normalise_or_none, raws))
 
     def normalise_or_none(self, raw: str) -> str | None:  # noqa: PLR0915

@@ -494,7 +494,41 @@ def test_normalise_many_equals_one_by_one(raws, region):
     assert normaliser.normalise_many(raws) == [normaliser.normalise_or_none(raw) for raw in raws]
 
 
-def test_normalise_many_takes_the_bulk_path_for_one_country():
+def _one_by_one_forbidden(normaliser: PhoneNormaliser, monkeypatch: pytest.MonkeyPatch) -> None:
+    def fail(raw: str) -> str | None:
+        raise AssertionError(f"{raw!r} went down the one-by-one path")
+
+    monkeypatch.setattr(PhoneNormaliser, "normalise_or_none", fail)
+
+
+def test_normalise_many_takes_the_bulk_path_for_one_country(monkeypatch):
     """A list of valid E.164 numbers of one country is decided in one pass and returned as given."""
     raws = [f"+9198{i:08d}" for i in range(300)]
-    assert PhoneNormaliser("IN").normalise_many(raws) == raws
+    normaliser = PhoneNormaliser("IN")
+    _one_by_one_forbidden(normaliser, monkeypatch)
+    assert normaliser.normalise_many(raws) == raws
+
+
+_NATIONAL_ITEMS = st.one_of(
+    st.from_regex(r"0?[6-9][0-9]{4} ?[0-9]{5}", fullmatch=True),
+    st.from_regex(r" ?0?[0-9]{2,4} ?[0-9]{3,4} ?[0-9]{3,5} ?", fullmatch=True),
+    st.from_regex(r"(00|0|)[0-9]{8,13}", fullmatch=True),
+)
+
+
+@given(
+    st.lists(_NATIONAL_ITEMS, min_size=1, max_size=30), st.sampled_from(["IN", "GB", "DE", "US", "IT", "BR"])
+)
+@settings(max_examples=1500, deadline=None)
+def test_normalise_many_national_equals_one_by_one(raws, region):
+    """For national spellings, normalise_many's one-pass answer is exactly the one-by-one answer."""
+    normaliser = PhoneNormaliser(region)
+    assert normaliser.normalise_many(raws) == [normaliser.normalise_or_none(raw) for raw in raws]
+
+
+def test_normalise_many_takes_the_bulk_path_for_national_spellings(monkeypatch):
+    """National spellings with spaces in the default region come back as E.164 from the one-pass path."""
+    raws = [f"098{i:03d} {i:05d}" for i in range(300)]
+    normaliser = PhoneNormaliser("IN")
+    _one_by_one_forbidden(normaliser, monkeypatch)
+    assert normaliser.normalise_many(raws) == [f"+9198{i:03d}{i:05d}" for i in range(300)]
