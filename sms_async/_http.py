@@ -163,10 +163,6 @@ def map_httpx_error(error: httpx.HTTPError) -> exc.TransportError:
 # -- asyncio fast path ------------------------------------------------------------
 
 
-class _Lost(Exception):
-    """The connection closed before a complete answer arrived."""
-
-
 class _Conn(asyncio.Protocol):
     """One HTTP/1.1 connection. At most one request at a time."""
 

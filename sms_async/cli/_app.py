@@ -9,8 +9,9 @@ import sys
 from collections.abc import Callable, Coroutine
 from decimal import Decimal
 from pathlib import Path
-from typing import IO, Any, TypeVar
+from typing import IO, Any, TypeVar, cast
 
+import attrs
 import click
 from rich.console import Console
 from rich.markup import escape
@@ -167,39 +168,62 @@ def _gateway_options(command: F) -> F:
             help="Requests in flight at most.",
         ),
     ]
+
+    @functools.wraps(command)
+    def wrapper(
+        *args: Any,
+        gateway: str | None,
+        base_url: str | None,
+        config_path: Path | None,
+        username: str | None,
+        password: str | None,
+        token: str | None,
+        region: str | None,
+        **kwargs: Any,
+    ) -> Any:
+        account = _Account(gateway, base_url, config_path, username, password, token, region)
+        return command(*args, account=account, **kwargs)
+
+    decorated: Any = wrapper
     for option in reversed(options):
-        command = option(command)
-    return command
+        decorated = option(decorated)
+    return cast("F", decorated)
 
 
-def _settings(
-    *,
-    gateway: str | None,
-    base_url: str | None,
-    config_path: Path | None,
-    username: str | None,
-    password: str | None,
-    token: str | None,
-    region: str | None,
-    sender_id: str | None = None,
-) -> GatewaySettings:
-    for value, name, env in ((password, "--password", ENV_PASSWORD), (token, "--token", ENV_TOKEN)):
-        if value:
-            click.echo(
-                f"warning: {name} on the command line can be seen by other users of this machine "
-                f"(ps, shell history); use {env} or the config file instead",
-                err=True,
-            )
-    return resolve_settings(
-        gateway=gateway,
-        config_path=config_path,
-        username=username,
-        password=password,
-        token=token,
-        base_url=base_url,
-        sender_id=sender_id,
-        region=region,
-    )
+@attrs.frozen
+class _Account:
+    """The gateway options of one command, resolved into settings when the command needs them."""
+
+    gateway: str | None
+    base_url: str | None
+    config_path: Path | None
+    username: str | None
+    password: str | None = attrs.field(repr=False)
+    token: str | None = attrs.field(repr=False)
+    region: str | None
+
+    def settings(self, sender_id: str | None = None) -> GatewaySettings:
+        """Merge the options with the environment and the config file (warning about secrets in argv)."""
+        for value, name, env in (
+            (self.password, "--password", ENV_PASSWORD),
+            (self.token, "--token", ENV_TOKEN),
+        ):
+            if value:
+                click.echo(
+                    f"warning: {name} on the command line can be seen by other users of this machine "
+                    f"(ps, shell history); use {env} or the config file instead",
+                    err=True,
+                )
+        return resolve_settings(
+            gateway=self.gateway,
+            config_path=self.config_path,
+            username=self.username,
+            password=self.password,
+            token=self.token,
+            base_url=self.base_url,
+            sender_id=sender_id,
+            region=self.region,
+        )
 
 
 def _run(fn: Callable[[], Coroutine[Any, Any, T]]) -> T:
@@ -295,13 +319,7 @@ def send(
     max_segments: int | None,
     dry_run: bool,
     quiet: bool,
-    gateway: str | None,
-    base_url: str | None,
-    config_path: Path | None,
-    username: str | None,
-    password: str | None,
-    token: str | None,
-    region: str | None,
+    account: _Account,
     concurrency: int,
 ) -> ExitCode:
     """Send one text to every recipient in RECIPIENTS (a CSV file, a file with one number per line, or - for
@@ -314,16 +332,7 @@ def send(
     console, err_console = _consoles()
     how: InputFormat = "csv" if input_format == "csv" else "lines" if input_format == "lines" else "auto"
     message_text = _read_text(text, text_file, recipients)
-    settings = _settings(
-        gateway=gateway,
-        base_url=base_url,
-        config_path=config_path,
-        username=username,
-        password=password,
-        token=token,
-        region=region,
-        sender_id=sender_id,
-    )
+    settings = account.settings(sender_id)
     chosen_sender = settings.sender_id
     if not chosen_sender:
         raise CliError(
@@ -433,13 +442,7 @@ def status(
     interval: float,
     timeout: float,
     output: Path | None,
-    gateway: str | None,
-    base_url: str | None,
-    config_path: Path | None,
-    username: str | None,
-    password: str | None,
-    token: str | None,
-    region: str | None,
+    account: _Account,
     concurrency: int,
 ) -> ExitCode:
     """Look up the delivery status of the message ids in RESULTS (a results file written by send) or given
@@ -449,15 +452,7 @@ def status(
     ids = list(dict.fromkeys([*(read_message_ids(results) if results is not None else []), *message_ids]))
     if not ids:
         raise CliError("no message ids: name a results file with accepted rows, or pass --id")
-    settings = _settings(
-        gateway=gateway,
-        base_url=base_url,
-        config_path=config_path,
-        username=username,
-        password=password,
-        token=token,
-        region=region,
-    )
+    settings = account.settings()
     driver = build_driver(settings)
     if output is not None and output.suffix.lower() not in {".jsonl", ".ndjson", ".json", ".csv"}:
         raise CliError(f"cannot tell the format from {output.name!r}: name the file *.jsonl or *.csv")
@@ -539,26 +534,12 @@ def _write_reports(path: Path, reports: list[DeliveryReport]) -> None:
 @_gateway_options
 @_guarded
 def balance(
-    gateway: str | None,
-    base_url: str | None,
-    config_path: Path | None,
-    username: str | None,
-    password: str | None,
-    token: str | None,
-    region: str | None,
+    account: _Account,
     concurrency: int,
 ) -> ExitCode:
     """Print the account's remaining credits (ITON; ItecPay documents no balance command)."""
     console, _ = _consoles()
-    settings = _settings(
-        gateway=gateway,
-        base_url=base_url,
-        config_path=config_path,
-        username=username,
-        password=password,
-        token=token,
-        region=region,
-    )
+    settings = account.settings()
     driver = build_driver(settings)
 
     async def look_up() -> Decimal:
@@ -592,28 +573,14 @@ def dnd(
     numbers: tuple[str, ...],
     numbers_file: str | None,
     column: str | None,
-    gateway: str | None,
-    base_url: str | None,
-    config_path: Path | None,
-    username: str | None,
-    password: str | None,
-    token: str | None,
-    region: str | None,
+    account: _Account,
     concurrency: int,
 ) -> ExitCode:
     """Check NUMBERS (and those in --file) against the do-not-disturb list. Exit status 0 when every number
     was valid and checked, 1 when some were invalid.
     """  # noqa: D205
     console, _ = _consoles()
-    settings = _settings(
-        gateway=gateway,
-        base_url=base_url,
-        config_path=config_path,
-        username=username,
-        password=password,
-        token=token,
-        region=region,
-    )
+    settings = account.settings()
     normaliser = make_normaliser(settings.region)
     raw_numbers = list(numbers)
     if numbers_file is not None:
