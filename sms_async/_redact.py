@@ -64,19 +64,18 @@ def _param_sub(match: re.Match[str]) -> str:
     return prefix + REDACTED
 
 
-_HINTS = ("password", "passwd", "token", "api_key", "apikey", "secret", "authorization")
+# Searched in the lower-cased text: a case-insensitive search is many times slower.
+_HINTS = re.compile(r"passw|token|api_?key|secret|authorization")
 
 
 def redact(text: str) -> str:
     """Return ``text`` with every known credential replaced by ``[REDACTED]``."""
-    # Substring tests are far cheaper than the regexes; most texts (gateway
-    # answers on the hot path) hold nothing to redact.
-    if any(secret in text for secret in _secrets):
-        pattern = _pattern
-        if pattern is not None:
-            text = pattern.sub(REDACTED, text)
-    lowered = text.lower()
-    if any(hint in lowered for hint in _HINTS):
+    pattern = _pattern
+    if pattern is not None:
+        text = pattern.sub(REDACTED, text)
+    # The parameter pattern is costlier; most texts (gateway answers on the
+    # hot path) hold none of its words.
+    if _HINTS.search(text.lower()) is not None:
         text = _PARAM.sub(_param_sub, text)
     return text
 
