@@ -535,7 +535,7 @@ class BulkSender:
         with jobs_recv:
             try:
                 async with anyio.create_task_group() as tg:
-                    tg.start_soon(self._produce, recipients, jobs_send)
+                    tg.start_soon(self._produce, run, recipients, jobs_send)
                     for _ in range(self.concurrency):
                         tg.start_soon(self._work, run, jobs_recv.clone(), results)
             except anyio.get_cancelled_exc_class():
@@ -556,6 +556,7 @@ class BulkSender:
 
     async def _produce(
         self,
+        run: _Run,
         recipients: Recipients,
         jobs: MemoryObjectSendStream[_Job],
     ) -> None:
@@ -568,8 +569,15 @@ class BulkSender:
         seen: set[int] = set()
         seen_raw: set[str] = set()
         job = _Job(0)
-        async with jobs:
-            async for chunk in _chunks(recipients):
+        async with jobs, contextlib.aclosing(_chunks(recipients)) as chunks:
+            while True:
+                try:
+                    chunk = await anext(chunks)
+                except StopAsyncIteration:
+                    break
+                except Exception as error:  # noqa: BLE001 - the caller's iterable; whatever it raises stops the run
+                    run.abort(_recipients_error(error))
+                    break
                 e164s = normalise_many(chunk)
                 if None not in e164s:
                     valid = cast("list[str]", e164s)
@@ -600,6 +608,7 @@ class BulkSender:
                     if len(job.local_failed) + len(job.local_dups) >= _LOCAL_FLUSH:
                         await _put(jobs, job)
                         job = _Job(job.index + 1)
+            # Everything read is accounted for, even when reading failed.
             if job.numbers or job.local_failed or job.local_dups:
                 await _put(jobs, job)
 
@@ -735,12 +744,14 @@ class BulkSender:
             if shared is None:
                 shared = rejected_reasons[reason] = Failure(Outcome.REJECTED, reason)
             batch.failed[number] = shared
-        if len(answer.accepted) + len(answer.rejected) < len(numbers):
+        for number, reason in answer.unknown.items():
+            batch.failed[number] = Failure(Outcome.UNKNOWN, reason)
+        if len(answer.accepted) + len(answer.rejected) + len(answer.unknown) < len(numbers):
             missing = Failure(
                 Outcome.REJECTED, "the gateway accepted the request but issued no id for this number"
             )
             for number in numbers:
-                if number not in answer.accepted and number not in answer.rejected:
+                if number not in answer.accepted and number not in batch.failed:
                     batch.failed[number] = missing
 
     def _fail_batch(
@@ -1013,11 +1024,11 @@ class BulkSender:
         """Count distinct valid recipients and parts, and fetch the balance where the gateway has one."""
         message = Message.create(text, sender_id)
         seen: set[int] = set()
-        normalise = self.normaliser.normalise_or_none
-        async for raw in _aiter(recipients):
-            e164 = normalise(str(raw))
-            if e164 is not None:
-                seen.add(e164_key(e164))
+        async with contextlib.aclosing(_chunks(recipients)) as chunks:
+            async for chunk in chunks:
+                for e164 in self.normaliser.normalise_many(chunk):
+                    if e164 is not None:
+                        seen.add(e164_key(e164))
         try:
             balance: Decimal | None = await self.balance()
         except exc.UnsupportedOperationError:
@@ -1039,7 +1050,7 @@ async def _put(stream: MemoryObjectSendStream[T], item: T) -> None:
         await stream.send(item)
 
 
-async def _chunks(items: Recipients) -> AsyncIterator[list[str]]:
+async def _chunks(items: Recipients) -> AsyncGenerator[list[str], None]:
     """The input in lists of up to 256, so the hot loop is a plain ``for``."""
     if isinstance(items, str):
         raise exc.ConfigurationError("recipients must be an iterable of numbers, not a single string")
@@ -1055,17 +1066,25 @@ async def _chunks(items: Recipients) -> AsyncIterator[list[str]]:
         return
     iterator = iter(items)
     checkpoint = anyio.lowlevel.checkpoint
+    count = 0
     while chunk := list(itertools.islice(iterator, _CHUNK)):
         if set(map(type, chunk)) != {str}:
             chunk = [item if type(item) is str else str(item) for item in chunk]  # ints from a CSV reader
         yield chunk
-        await checkpoint()  # let workers run while reading a long file
+        count += 1
+        if count % 16 == 0:
+            # Let the workers run now and then while reading a long input;
+            # a full jobs channel makes the producer wait anyway.
+            await checkpoint()
 
 
-async def _aiter(items: Recipients) -> AsyncIterator[str]:
-    async for chunk in _chunks(items):
-        for item in chunk:
-            yield item
+def _recipients_error(error: Exception) -> exc.RecipientsError:
+    failure = exc.RecipientsError(
+        f"reading the recipients failed ({type(error).__name__}: {redact(str(error))[:300]}); "
+        "the run stopped: inputs read so far are accounted for, the rest were never read"
+    )
+    failure.__cause__ = error
+    return failure
 
 
 def _invalid(normaliser: PhoneNormaliser, raw: str) -> Failure:

@@ -9,6 +9,7 @@
     │   ├── InvalidSenderIdError             sender id too long or malformed
     │   └── InvalidNumberError               a recipient that is not a valid phone number
     ├── UnsupportedOperationError            the gateway has no such command
+    ├── RecipientsError               *abort the caller's recipients iterable raised mid-run
     ├── InsufficientCreditError              a pre-flight check found the balance too low
     ├── GatewayError                         the gateway answered, and it was not a success
     │   ├── AuthenticationError       *abort the gateway refused the credentials
@@ -52,6 +53,7 @@ __all__ = [
     "PoolTimeout",
     "ReadError",
     "ReadTimeout",
+    "RecipientsError",
     "RejectedError",
     "RemoteProtocolError",
     "RequestCancelled",
@@ -101,6 +103,14 @@ class InvalidNumberError(UsageError):
 
 class UnsupportedOperationError(SmsError):
     """The gateway documents no such command (for example an ItecPay balance)."""
+
+
+class RecipientsError(SmsError):
+    """Reading the recipients failed mid-run; the run stopped.
+
+    Its ``__cause__`` is the caller's own exception. Inputs read before the
+    failure are accounted for; the rest were never read.
+    """
 
 
 class InsufficientCreditError(SmsError):

@@ -478,13 +478,21 @@ class FastTransport:
         for name, value in request.headers:
             head.append(f"{name}: {value}\r\n")
         body = request.body
-        if body or request.method != "GET":
+        has_length = bool(body) or request.method != "GET"
+        if has_length:
             head.append(f"Content-Length: {len(body)}\r\n")
         head.append("\r\n")
         text = "".join(head)
         if not text.isascii():
             # Checked, not caught: a UnicodeEncodeError would carry the whole target, password and all.
             raise exc.ConnectError("the request target holds non-ASCII characters; it was not sent")
+        # Request line, Host, User-Agent, Accept, each header, Content-Length, blank line:
+        # any other line break sits inside the target or a header value and would forge a header.
+        lines = 5 + len(request.headers) + has_length
+        if text.count("\n") != lines or text.count("\r") != lines:
+            raise exc.ConnectError(
+                "the request holds a line break in its target or a header; it was not sent"
+            )
         encoded = text.encode("ascii")
         return encoded + body if body else encoded
 

@@ -29,6 +29,7 @@ EXPECTED = {
     "NotSentError",
     "OutOfCreditError",
     "Outcome",
+    "RecipientsError",
     "RejectedError",
     "RetryPolicy",
     "SmsError",

@@ -18,6 +18,7 @@ import attrs
 from sms_async._exceptions import (
     AmbiguousResponseError,
     AuthenticationError,
+    ConfigurationError,
     GatewayBusyError,
     GatewayError,
     OutOfCreditError,
@@ -185,6 +186,15 @@ def classify_http(response: WireResponse) -> GatewayError | None:
     if status < 200:
         return AmbiguousResponseError(f"unexpected HTTP {status}", status_code=status, raw=raw)
     return None  # other 4xx: the driver reads the body for the gateway's reason
+
+
+def check_credential(name: str, value: str | None) -> None:
+    """Refuse a credential holding control characters (a line break would forge an HTTP header)."""
+    if value is not None and any(ord(c) < 32 or ord(c) == 127 for c in value):
+        raise ConfigurationError(
+            f"the {name} holds a control character (such as a line break): check how it was read "
+            "(a trailing newline from a file is the usual cause)"
+        )
 
 
 def load_json(text: str) -> Any:

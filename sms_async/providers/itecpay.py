@@ -26,7 +26,14 @@ from sms_async._message import Message
 from sms_async._models import DeliveryReport, DeliveryStatus
 from sms_async._redact import register_secret
 from sms_async._wire import Origin, WireRequest, WireResponse
-from sms_async.providers._base import SendAnswer, body_excerpt, classify_http, classify_text_error, load_json
+from sms_async.providers._base import (
+    SendAnswer,
+    body_excerpt,
+    check_credential,
+    classify_http,
+    classify_text_error,
+    load_json,
+)
 
 __all__ = ["ITECPAY_STATUS_LETTERS", "ItecPay"]
 
@@ -109,6 +116,7 @@ class ItecPay:
             raise ConfigurationError("ItecPay needs username=")
         if not password:
             raise ConfigurationError("ItecPay needs password=")
+        check_credential("username", username)
         self.origin = Origin.parse(base_url, allow_insecure_http=allow_insecure_http)
         register_secret(password)
         self.username = username

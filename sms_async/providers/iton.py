@@ -23,6 +23,7 @@ from sms_async.providers._base import (
     INVALID_JSON,
     SendAnswer,
     body_excerpt,
+    check_credential,
     classify_http,
     classify_text_error,
     decimal_or_none,
@@ -121,6 +122,8 @@ class Iton:
             )
         if token is not None and not token.strip():
             raise ConfigurationError("Iton token= is empty")
+        check_credential("token", token)
+        check_credential("username", username)
         self.origin = Origin.parse(base_url, allow_insecure_http=allow_insecure_http)
         for secret in (password, token):
             register_secret(secret)
@@ -187,8 +190,16 @@ class Iton:
             raise self._error_from_body(response)
         text = response.text()
         stripped = text.strip()
-        if stripped.startswith(("{", "[")):
+        if stripped.startswith(("{", "[")) or "json" in response.headers.get("content-type", "").lower():
             return self._parse_send_json(numbers, stripped, response)
+        if load_json(stripped) is not INVALID_JSON:
+            # A bare JSON value (a number, null, a quoted string) is no
+            # documented answer: the gateway may have sent the SMS.
+            raise AmbiguousResponseError(
+                "the gateway answered with a JSON value that is neither a message id nor an error text",
+                status_code=response.status,
+                raw=body_excerpt(response),
+            )
         match = _SUCCESS.match(stripped)
         if match is not None:
             message_id = match.group(1)
