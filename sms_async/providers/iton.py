@@ -37,6 +37,7 @@ DEFAULT_BASE_URL = "https://sms.iton.in/ItonSMSAPI/smsService/api/"
 _SUCCESS = re.compile(
     r"^\s*success\b.*?message\s*id\s*(?:is\b|:)\s*([A-Za-z0-9_\-]+)\s*$", re.IGNORECASE | re.DOTALL
 )
+_JSON_SCALAR_START = frozenset('"-0123456789ntf')
 _CREDITS = re.compile(r"remaining[_ ]credits\s*[:=]\s*([-+]?\d+(?:\.\d+)?)", re.IGNORECASE)
 
 #: Every status word ITON is known to use, spelled as the gateway spells it.
@@ -192,14 +193,6 @@ class Iton:
         stripped = text.strip()
         if stripped.startswith(("{", "[")) or "json" in response.headers.get("content-type", "").lower():
             return self._parse_send_json(numbers, stripped, response)
-        if load_json(stripped) is not INVALID_JSON:
-            # A bare JSON value (a number, null, a quoted string) is no
-            # documented answer: the gateway may have sent the SMS.
-            raise AmbiguousResponseError(
-                "the gateway answered with a JSON value that is neither a message id nor an error text",
-                status_code=response.status,
-                raw=body_excerpt(response),
-            )
         match = _SUCCESS.match(stripped)
         if match is not None:
             message_id = match.group(1)
@@ -207,6 +200,14 @@ class Iton:
         if stripped.lower().startswith("success"):
             raise AmbiguousResponseError(
                 "the gateway reported success without a readable message id",
+                status_code=response.status,
+                raw=body_excerpt(response),
+            )
+        if stripped[:1] in _JSON_SCALAR_START and load_json(stripped) is not INVALID_JSON:
+            # A bare JSON value (a number, null, a quoted string) is no
+            # documented answer: the gateway may have sent the SMS.
+            raise AmbiguousResponseError(
+                "the gateway answered with a JSON value that is neither a message id nor an error text",
                 status_code=response.status,
                 raw=body_excerpt(response),
             )
