@@ -63,7 +63,6 @@ class Hooks(Protocol):
 
     def on_batch(self, result: BatchResult) -> None:
         """Called once per settled batch."""
-        ...
 
 
 @attrs.frozen
@@ -113,11 +112,9 @@ class Journal(Protocol):
 
     async def begin(self, index: int, numbers: tuple[str, ...]) -> bool:
         """Record that batch ``index`` is about to be sent; ``False`` skips it."""
-        ...
 
     async def settle(self, batch: BatchResult) -> None:
         """Record what became of a batch."""
-        ...
 
 
 class _Run:

@@ -69,11 +69,9 @@ class Transport(Protocol):
         ``deadline_at`` (a ``time.monotonic()`` value) bounds the whole
         exchange; past it, :class:`DeadlineExceeded` is raised.
         """
-        ...
 
     async def aclose(self) -> None:
         """Close pooled connections (and the client, if this transport owns it)."""
-        ...
 
 
 def _safe(error: BaseException) -> str:

@@ -71,7 +71,6 @@ class PreparedSend(Protocol):
 
     def build(self, numbers: Sequence[str]) -> WireRequest:
         """The request that sends the message to ``numbers`` (E.164, at most ``max_batch``)."""
-        ...
 
 
 class Driver(Protocol):
@@ -90,35 +89,27 @@ class Driver(Protocol):
 
     def prepare_send(self, message: Message) -> PreparedSend:
         """Prepare the constant part of every send request for ``message``."""
-        ...
 
     def parse_send(self, numbers: Sequence[str], response: WireResponse) -> SendAnswer:
         """Read a send answer, or raise the matching :class:`GatewayError`."""
-        ...
 
     def build_status(self, message_ids: Sequence[str]) -> WireRequest:
         """Describe a delivery-status look-up for at most ``max_status_batch`` ids."""
-        ...
 
     def parse_status(self, message_ids: Sequence[str], response: WireResponse) -> list[DeliveryReport]:
         """Read a delivery-status answer."""
-        ...
 
     def build_balance(self) -> WireRequest:
         """Describe a balance look-up (raise UnsupportedOperationError if there is none)."""
-        ...
 
     def parse_balance(self, response: WireResponse) -> Decimal:
         """Read a balance answer."""
-        ...
 
     def build_dnd(self, numbers: Sequence[str]) -> WireRequest:
         """Describe a do-not-disturb look-up (raise UnsupportedOperationError if there is none)."""
-        ...
 
     def parse_dnd(self, numbers: Sequence[str], response: WireResponse) -> dict[str, bool]:
         """Read a do-not-disturb answer: E.164 -> listed."""
-        ...
 
 
 def body_excerpt(response: WireResponse) -> str:

@@ -8,7 +8,7 @@
         gw.iton_url        # http://127.0.0.1:PORT/ItonSMSAPI/smsService/api/
         gw.itecpay_url     # http://127.0.0.1:PORT
         gw.username, gw.password, gw.token
-        ...
+        # send through it with BulkSender, then:
         assert not gw.stats.duplicate_numbers()
 
 Pytest gets two fixtures, ``sms_gateway`` and ``sms_gateway_factory``, from
