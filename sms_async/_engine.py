@@ -16,10 +16,19 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import functools
 import itertools
 import logging
 import time
-from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterable,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Iterable,
+    Sequence,
+)
 from decimal import Decimal
 from types import TracebackType
 from typing import Literal, Protocol, TypeVar, cast
@@ -409,13 +418,17 @@ class BulkSender:
         reported to ``hooks`` as ``unknown``.
         """
         return self._stream(
-            recipients,
-            text,
-            sender_id=sender_id,
-            skip_dnd=skip_dnd,
-            max_segments=max_segments,
-            check_balance=check_balance,
-            journal=journal,
+            functools.partial(
+                self._prepare,
+                recipients,
+                text,
+                sender_id=sender_id,
+                skip_dnd=skip_dnd,
+                max_segments=max_segments,
+                check_balance=check_balance,
+                journal=journal,
+                sink=None,
+            )
         )
 
     async def _prepare(
@@ -452,26 +465,9 @@ class BulkSender:
         return run, recipients
 
     async def _stream(
-        self,
-        recipients: Recipients,
-        text: str,
-        *,
-        sender_id: str,
-        skip_dnd: bool,
-        max_segments: int | None,
-        check_balance: bool,
-        journal: Journal | None,
+        self, prepare: Callable[[], Awaitable[tuple[_Run, Recipients]]]
     ) -> AsyncGenerator[BatchResult, None]:
-        run, recipients = await self._prepare(
-            recipients,
-            text,
-            sender_id=sender_id,
-            skip_dnd=skip_dnd,
-            max_segments=max_segments,
-            check_balance=check_balance,
-            journal=journal,
-            sink=None,
-        )
+        run, recipients = await prepare()
         _, _, task_group = self._require_open()
         results_send, results_recv = anyio.create_memory_object_stream[BatchResult](self.concurrency)
         cancel_scope = anyio.CancelScope()
