@@ -4,6 +4,8 @@ import nox
 
 nox.options.sessions = ["tests", "lint", "typecheck"]
 nox.options.default_venv_backend = "venv"
+# Interpreters a machine does not have are skipped, not failures.
+nox.options.error_on_missing_interpreters = False
 
 
 @nox.session(python=["3.11", "3.12", "3.13"])
