@@ -252,6 +252,7 @@ class _Plan:
         "idd_source",
         "keeps_stripped",
         "leading",
+        "mobile_lengths",
         "national_lines",
         "npfp",
         "npfp_groups",
@@ -305,6 +306,9 @@ class _Plan:
             lengths = frozenset(desc.possible_length) if desc.possible_length else None
             types.append((desc.national_number_pattern, lengths))
         self._types = tuple(types)
+        mobile = metadata.mobile
+        #: Lengths a mobile number of this region may have: what bulk SMS mostly sees.
+        self.mobile_lengths = frozenset(mobile.possible_length or ()) if mobile is not None else frozenset()
         # By length, the test a national significant number must pass: a
         # callable that returns None for "invalid". A length the general
         # description rules out has none; each is compiled on first use.
@@ -418,7 +422,11 @@ class _Plan:
         if self._national_acceptor is None and country.plans[0] is self and self.transform is None:
             sources = self.accepting_sources(first_of_several=country.single is None)
             if sources:
-                source = "|".join(rf"(?=\d{{{length}}}\Z){source}" for length, source in sources.items())
+                # One length each: the order changes no verdict, only speed (mobile lengths first).
+                by_use = sorted(
+                    sources.items(), key=lambda item: (item[0] not in self.mobile_lengths, item[0])
+                )
+                source = "|".join(rf"(?=\d{{{length}}}\Z){source}" for length, source in by_use)
                 parts = [f"(?!{country.code})"]
                 if self.idd_source is not None:
                     parts.append(f"(?!(?>{self.idd_source})(?!0))")
@@ -474,9 +482,11 @@ class _Country:
         # The same test for many numbers at once: one line each, every
         # alternative held to its own length as ``accepts`` is by its key.
         # ``\Z`` in a source means the end of the number: the end of its line here.
+        # The alternatives exclude each other (one length each), so their order
+        # changes no verdict, only speed: mobile lengths first.
+        by_use = sorted(sources.items(), key=lambda item: (item[0] not in self.main.mobile_lengths, item[0]))
         alternatives = "|".join(
-            f"(?=[0-9]{{{length}}}$)(?:{source.replace(chr(92) + 'Z', '$')})"
-            for length, source in sources.items()
+            f"(?=[0-9]{{{length}}}$)(?:{source.replace(chr(92) + 'Z', '$')})" for length, source in by_use
         )
         self.lines: re.Pattern[str] | None = (
             re.compile(rf"^\+{self.code}{npfp}(?:{alternatives})$", re.ASCII | re.MULTILINE)
