@@ -172,12 +172,18 @@ class BulkResult:
 
     def add(self, batch: BatchResult) -> None:
         """Fold one batch into this result."""
-        self.message_ids.update(batch.message_ids)
-        self.failed.update(batch.failed)
-        dups = self.duplicates
-        for key, count in batch.duplicates.items():
-            dups[key] = dups.get(key, 0) + count
-        self.total += batch.total
+        ids, failed, duplicates = batch.message_ids, batch.failed, batch.duplicates
+        self.message_ids.update(ids)
+        total = len(ids)
+        if failed:
+            self.failed.update(failed)
+            total += len(failed)
+        if duplicates:
+            dups = self.duplicates
+            for key, count in duplicates.items():
+                dups[key] = dups.get(key, 0) + count
+                total += count
+        self.total += total
         self.requests += batch.requests
         self.retries += batch.retries
         if batch.numbers:
