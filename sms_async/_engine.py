@@ -6,7 +6,8 @@
       -> bounded channel -> workers (one anyio task group per run)
            each: shared pause (429) -> rate meters -> concurrency limiter
                  -> transport -> driver parses -> retry policy
-      -> BatchResult channel -> stream() / send()
+      -> each BatchResult: stream() yields it through a bounded channel;
+         send() folds it into one BulkResult where it settles
 
 Memory on the streaming path is O(concurrency) plus one integer per distinct
 number (the de-duplication key).
