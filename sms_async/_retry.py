@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import random
 import time
+from collections.abc import Awaitable, Callable
 from typing import Literal
 
 import anyio
@@ -199,21 +200,33 @@ class Throttle:
 
 
 class RateMeter:
-    """Spaces out work to at most ``per_second`` units per second, shared by all workers."""
+    """Spaces out work to at most ``per_second`` units per second, shared by all workers.
 
-    __slots__ = ("_interval", "_next")
+    Each caller reserves its turn before waiting for it, so concurrent callers
+    queue up in order and the long-run rate never exceeds the limit.
+    """
 
-    def __init__(self, per_second: float) -> None:
-        if not per_second > 0:
-            raise exc.ConfigurationError(f"a rate limit must be > 0 per second, got {per_second!r}")
+    __slots__ = ("_clock", "_interval", "_next", "_sleep")
+
+    def __init__(
+        self,
+        per_second: float,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
+    ) -> None:
+        if not per_second > 0 or math.isinf(per_second):
+            raise exc.ConfigurationError(f"a rate limit must be a number > 0 per second, got {per_second!r}")
         self._interval = 1.0 / per_second
         self._next = 0.0
+        self._clock = clock
+        self._sleep = sleep
 
     async def acquire(self, cost: int = 1) -> None:
         """Wait for the turn of ``cost`` units."""
-        now = time.monotonic()
+        now = self._clock()
         start = max(self._next, now)
         self._next = start + cost * self._interval
         delay = start - now
         if delay > 0:
-            await anyio.sleep(delay)
+            await self._sleep(delay)
