@@ -477,16 +477,7 @@ class BulkSender:
         task_group.start_soon(self._run_in_background, run, recipients, results_send, cancel_scope)
         try:
             async with results_recv:
-                while True:
-                    try:
-                        batch = results_recv.receive_nowait()
-                    except anyio.WouldBlock:
-                        try:
-                            batch = await results_recv.receive()
-                        except anyio.EndOfStream:
-                            break
-                    except anyio.EndOfStream:
-                        break
+                while (batch := await _take(results_recv)) is not None:
                     yield batch
         finally:
             cancel_scope.cancel()
@@ -651,16 +642,7 @@ class BulkSender:
     ) -> None:
         journal = run.journal
         async with jobs:
-            while True:
-                try:
-                    job = jobs.receive_nowait()
-                except anyio.WouldBlock:
-                    try:
-                        job = await jobs.receive()
-                    except anyio.EndOfStream:
-                        break
-                except anyio.EndOfStream:
-                    break
+            while (job := await _take(jobs)) is not None:
                 if journal is not None and not await journal.begin(job.index, tuple(job.numbers)):
                     continue
                 batch = await self._settle(run, job)
@@ -1034,6 +1016,19 @@ class BulkSender:
 
 
 _CHUNK = 256
+
+
+async def _take(stream: MemoryObjectReceiveStream[T]) -> T | None:
+    """The next item, or ``None`` at the end, without yielding to the event loop when one is ready."""
+    try:
+        return stream.receive_nowait()
+    except anyio.WouldBlock:
+        try:
+            return await stream.receive()
+        except anyio.EndOfStream:
+            return None
+    except anyio.EndOfStream:
+        return None
 
 
 async def _put(stream: MemoryObjectSendStream[T], item: T) -> None:

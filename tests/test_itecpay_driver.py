@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 
 import pytest
+from driver_support import assert_only_sms_errors, ok
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -19,11 +19,10 @@ from sms_async import (
     Message,
     OutOfCreditError,
     RejectedError,
-    SmsError,
     UnsupportedOperationError,
     _redact,
 )
-from sms_async._wire import WireRequest, WireResponse
+from sms_async._wire import WireRequest
 from sms_async.providers.itecpay import ITECPAY_STATUS_LETTERS
 
 NUMBERS = ["+919812345678", "+919032728149", "+447700900123"]
@@ -41,27 +40,6 @@ def itecpay(**kwargs) -> ItecPay:
     return ItecPay(
         "user1", kwargs.pop("password", "pw-itec-1"), base_url=kwargs.pop("base_url", BASE), **kwargs
     )
-
-
-def ok(body: bytes | str | dict, status: int = 200, headers: dict[str, str] | None = None) -> WireResponse:
-    if isinstance(body, dict):
-        body = json.dumps(body)
-    data = body.encode() if isinstance(body, str) else body
-    return WireResponse(status, headers or {}, data)
-
-
-def raised(call: Callable[[], object]) -> BaseException | None:
-    """The exception ``call`` raised, or ``None``."""
-    try:
-        call()
-    except Exception as error:
-        return error
-    return None
-
-
-def assert_only_sms_errors(call: Callable[[], object]) -> None:
-    error = raised(call)
-    assert error is None or isinstance(error, SmsError), f"{type(error).__name__}: {error}"
 
 
 def send_request(

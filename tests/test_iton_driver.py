@@ -5,11 +5,11 @@ from __future__ import annotations
 import email.utils
 import json
 import time
-from collections.abc import Callable
 from decimal import Decimal
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from driver_support import assert_only_sms_errors, ok, raised
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -26,7 +26,7 @@ from sms_async import (
     SmsError,
     _redact,
 )
-from sms_async._wire import WireRequest, WireResponse
+from sms_async._wire import WireRequest
 from sms_async.providers.iton import ITON_STATUS_WORDS
 
 NUMBERS = ["+919812345678", "+919032728149", "+447700900123"]
@@ -48,25 +48,6 @@ def iton() -> Iton:
 def query(request: WireRequest) -> dict[str, list[str]]:
     """The request target's query string, decoded the way a server would."""
     return parse_qs(urlsplit(request.target).query, keep_blank_values=True, strict_parsing=True)
-
-
-def ok(body: bytes | str, status: int = 200, headers: dict[str, str] | None = None) -> WireResponse:
-    data = body.encode() if isinstance(body, str) else body
-    return WireResponse(status, headers or {}, data)
-
-
-def raised(call: Callable[[], object]) -> BaseException | None:
-    """The exception ``call`` raised, or ``None``."""
-    try:
-        call()
-    except Exception as error:
-        return error
-    return None
-
-
-def assert_only_sms_errors(call: Callable[[], object]) -> None:
-    error = raised(call)
-    assert error is None or isinstance(error, SmsError), f"{type(error).__name__}: {error}"
 
 
 def send_request(
