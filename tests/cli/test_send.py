@@ -10,28 +10,11 @@ from pathlib import Path
 from urllib.parse import quote
 
 import pytest
-from click.testing import CliRunner
+from cli_support import env_for, invoke
 
-from sms_async.cli import cli
 from sms_async.testing import Fault, SimulatedGateway
 
 SECRET = "Zq9-distinctive-P4ss!word"
-
-
-def env_for(gw: SimulatedGateway, home: Path, **extra: str | None) -> dict[str, str | None]:
-    """Credentials in the environment, and a home without any config file."""
-    env: dict[str, str | None] = {
-        "SMS_ASYNC_USERNAME": gw.username,
-        "SMS_ASYNC_PASSWORD": gw.password,
-        "SMS_ASYNC_BASE_URL": gw.iton_url,
-        "SMS_ASYNC_TOKEN": None,
-        "SMS_ASYNC_GATEWAY": None,
-        "SMS_ASYNC_CONFIG": None,
-        "HOME": str(home),
-        "XDG_CONFIG_HOME": str(home / ".config"),
-    }
-    env.update(extra)
-    return env
 
 
 def numbers(count: int, start: int = 0) -> list[str]:
@@ -45,10 +28,6 @@ def read_rows(path: Path) -> list[dict[str, str | None]]:
     if path.suffix == ".csv":
         return list(csv.DictReader(io.StringIO(text)))
     return [json.loads(line) for line in text.splitlines() if line]
-
-
-def invoke(args: list[str], env: dict[str, str | None], stdin: str | None = None):
-    return CliRunner().invoke(cli, args, env=env, input=stdin, catch_exceptions=False)
 
 
 def send_args(path: Path | str, output: Path, *extra: str) -> list[str]:
