@@ -492,8 +492,8 @@ async def test_deadline_accounts_for_every_number():
     assert_accounted(result, 3)
 
 
-async def leave_stream_early() -> list[BatchResult]:
-    """Take one batch from a stream whose next requests never answer, close it, return what hooks saw."""
+async def leave_stream_early() -> tuple[list[BatchResult], FakeGateway]:
+    """Take one batch from a stream whose next requests never answer, close it; return what hooks saw."""
     settled: list[BatchResult] = []
     done = anyio.Event()
 
@@ -511,12 +511,12 @@ async def leave_stream_early() -> list[BatchResult]:
         await batches.aclose()  # type: ignore[attr-defined]
         with anyio.fail_after(5):
             await done.wait()
-    return settled
+    return settled, gateway
 
 
 async def test_cancelled_in_flight_batch_is_unknown():
     """Leaving `stream()` while a request is in flight reports that batch to hooks as UNKNOWN."""
-    settled = await leave_stream_early()
+    settled, _ = await leave_stream_early()
     cut = [b for b in settled if b.failed]
     assert len(cut) == 1
     assert {f.outcome for f in cut[0].failed.values()} == {Outcome.UNKNOWN}
@@ -524,7 +524,7 @@ async def test_cancelled_in_flight_batch_is_unknown():
 
 async def test_cancelled_stream_reports_every_number_to_hooks():
     """Leaving `stream()` early still reports every read number to hooks exactly once."""
-    settled = await leave_stream_early()
+    settled, gateway = await leave_stream_early()
     seen = Counter(n for b in settled for n in [*b.message_ids, *b.failed])
     assert set(seen) == set(numbers(200))
     assert set(seen.values()) == {1}
