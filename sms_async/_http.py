@@ -319,19 +319,35 @@ class _Conn(asyncio.Protocol):
         status, headers = self._head
         start = self._body_start
         if self._head_only:
+            self._check_nothing_after(start)
             return WireResponse(status, headers, b"")
         if self._length is not None:
-            if len(buf) - start < self._length:
+            end = start + self._length
+            if len(buf) < end:
                 return None
-            return WireResponse(status, headers, bytes(buf[start : start + self._length]))
+            self._check_nothing_after(end)
+            return WireResponse(status, headers, bytes(buf[start:end]))
         if self._chunked:
-            body = _dechunk(buf, start)
-            return None if body is None else WireResponse(status, headers, body)
+            done = _dechunk(buf, start)
+            if done is None:
+                return None
+            body, end = done
+            self._check_nothing_after(end)
+            return WireResponse(status, headers, body)
         if len(buf) - start > _MAX_BODY:
             raise _BadResponse("answer too large")
         return None  # read until the connection closes
 
+    def _check_nothing_after(self, end: int) -> None:
+        # Bytes beyond the answer were never asked for: the connection is out
+        # of step with the gateway and must not carry another request.
+        if len(self.buf) > end:
+            self.keep_alive = False
+
     def _parse_head(self, head: bytes) -> None:
+        # A 1xx head went before: its framing must not leak into this one.
+        self._length = None
+        self._chunked = self._until_close = self._head_only = False
         lines = head.split(b"\r\n")
         parts = lines[0].split(b" ", 2)
         if len(parts) < 2 or not parts[0].startswith(b"HTTP/"):
@@ -387,8 +403,8 @@ class _BadResponse(Exception):
     pass
 
 
-def _dechunk(buf: bytearray, start: int) -> bytes | None:
-    """The body of a complete chunked answer, or ``None`` if more is needed."""
+def _dechunk(buf: bytearray, start: int) -> tuple[bytes, int] | None:
+    """The body of a complete chunked answer and where it ends, or ``None`` if more is needed."""
     out = bytearray()
     pos = start
     while True:
@@ -407,7 +423,7 @@ def _dechunk(buf: bytearray, start: int) -> bytes | None:
             while trailer_end >= 0 and trailer_end != pos:
                 pos = trailer_end + 2
                 trailer_end = buf.find(b"\r\n", pos)
-            return None if trailer_end < 0 else bytes(out)
+            return None if trailer_end < 0 else (bytes(out), trailer_end + 2)
         if len(buf) < pos + size + 2:
             return None
         out += buf[pos : pos + size]
