@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Sequence
-from decimal import Decimal
 
 import attrs
 
@@ -218,7 +217,3 @@ class BulkResult:
         counts = ", ".join(f"{o.value}={n}" for o, n in self.counts().items() if n)
         aborted = f", aborted={type(self.aborted).__name__}" if self.aborted is not None else ""
         return f"BulkResult(total={self.total}, {counts}, requests={self.requests}{aborted})"
-
-
-#: Credits as the gateway reports them.
-Balance = Decimal
