@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from driver_support import assert_only_sms_errors, ok
+from driver_support import assert_only_sms_errors, build_send, ok
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -16,7 +16,6 @@ from sms_async import (
     DeliveryStatus,
     GatewayBusyError,
     ItecPay,
-    Message,
     OutOfCreditError,
     RejectedError,
     UnsupportedOperationError,
@@ -45,8 +44,7 @@ def itecpay(**kwargs) -> ItecPay:
 def send_request(
     text: str = "Hello", numbers: list[str] | None = None, driver: ItecPay | None = None
 ) -> WireRequest:
-    driver = driver or itecpay()
-    return driver.prepare_send(Message.create(text, "ITONAB")).build(numbers or NUMBERS)
+    return build_send(driver or itecpay(), text, numbers or NUMBERS)
 
 
 # -- describing a send -------------------------------------------------------------

@@ -9,7 +9,7 @@ from decimal import Decimal
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from driver_support import assert_only_sms_errors, ok, raised
+from driver_support import assert_only_sms_errors, build_send, ok, raised
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -20,7 +20,6 @@ from sms_async import (
     DeliveryStatus,
     GatewayBusyError,
     Iton,
-    Message,
     OutOfCreditError,
     RejectedError,
     SmsError,
@@ -53,8 +52,7 @@ def query(request: WireRequest) -> dict[str, list[str]]:
 def send_request(
     text: str = "Hello", numbers: list[str] | None = None, driver: Iton | None = None
 ) -> WireRequest:
-    driver = driver or iton()
-    return driver.prepare_send(Message.create(text, "ITONAB")).build(numbers or NUMBERS)
+    return build_send(driver or iton(), text, numbers or NUMBERS)
 
 
 # -- describing a send ------------------------------------------------------------
