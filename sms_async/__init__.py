@@ -29,12 +29,12 @@ from sms_async._exceptions import (
     UnsupportedOperationError,
     UsageError,
 )
-from sms_async._http import Timeouts
 from sms_async._message import Message
 from sms_async._models import BatchResult, BulkResult, DeliveryReport, DeliveryStatus, Failure, Outcome
 from sms_async._retry import RetryPolicy
 from sms_async._text import Encoding
 from sms_async.providers import ItecPay, Iton
+from sms_async.transports import Timeouts
 
 __version__ = "0.1.0"
 

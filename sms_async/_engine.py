@@ -38,11 +38,9 @@ import anyio
 import anyio.abc
 import attrs
 import httpx
-import sniffio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from sms_async import _exceptions as exc
-from sms_async._http import FastTransport, HttpxTransport, Timeouts, Transport
 from sms_async._message import Message
 from sms_async._models import BatchResult, BulkResult, DeliveryReport, Failure, Outcome
 from sms_async._phone import PhoneNormaliser, e164_key
@@ -50,6 +48,7 @@ from sms_async._redact import install_log_filter, redact
 from sms_async._retry import RateMeter, RetryBudget, RetryPolicy, Throttle
 from sms_async._wire import WireRequest, WireResponse
 from sms_async.providers._base import Driver, PreparedSend
+from sms_async.transports import HttpBackend, Timeouts, Transport, check_backend_options, open_transport
 
 __all__ = ["BulkSender", "Estimate", "Hooks", "Journal"]
 
@@ -57,7 +56,6 @@ logger = logging.getLogger("sms_async")
 
 T = TypeVar("T")
 Recipients = Iterable[str] | AsyncIterable[str]
-HttpBackend = Literal["auto", "fast", "httpx"]
 
 # Invalid and duplicate inputs ride with the next batch; past this many a
 # local-only batch is emitted so that they never pile up in memory.
@@ -256,12 +254,7 @@ class BulkSender:
     ) -> None:
         if not isinstance(concurrency, int) or concurrency < 1:
             raise exc.ConfigurationError(f"concurrency must be a whole number >= 1, got {concurrency!r}")
-        if client is not None and transport is not None:
-            raise exc.ConfigurationError("pass client= or transport=, not both")
-        if http not in {"auto", "fast", "httpx"}:
-            raise exc.ConfigurationError(f"http must be 'auto', 'fast' or 'httpx', got {http!r}")
-        if http == "fast" and (client is not None or transport is not None):
-            raise exc.ConfigurationError("http='fast' cannot use a caller's httpx client or transport")
+        check_backend_options(http, client=client, transport=transport)
         self.driver = driver
         self.concurrency = concurrency
         self.normaliser = PhoneNormaliser(default_region)
@@ -327,28 +320,14 @@ class BulkSender:
             await transport.aclose()
 
     def _make_transport(self) -> Transport:
-        origin = self.driver.origin
-        if self._client is not None:
-            return HttpxTransport(self._client, origin)
-        if self._httpx_transport is not None:
-            client = httpx.AsyncClient(transport=self._httpx_transport, follow_redirects=False)
-            return HttpxTransport(client, origin, owns_client=True)
-        backend = sniffio.current_async_library()
-        if self._http == "fast" and backend != "asyncio":
-            raise exc.ConfigurationError(f"http='fast' needs asyncio; this is running on {backend}")
-        if self._http != "httpx" and backend == "asyncio":
-            return FastTransport(origin, limit=self.concurrency, timeouts=self.timeouts)
-        t = self.timeouts
-        client = httpx.AsyncClient(
-            limits=httpx.Limits(
-                max_connections=self.concurrency,
-                max_keepalive_connections=self.concurrency,
-                keepalive_expiry=t.keepalive_expiry,
-            ),
-            timeout=httpx.Timeout(connect=t.connect, read=t.read, write=t.write, pool=t.pool),
-            follow_redirects=False,
+        return open_transport(
+            self.driver.origin,
+            concurrency=self.concurrency,
+            timeouts=self.timeouts,
+            http=self._http,
+            client=self._client,
+            transport=self._httpx_transport,
         )
-        return HttpxTransport(client, origin, owns_client=True)
 
     def _require_open(self) -> tuple[Transport, _Slots, anyio.abc.TaskGroup]:
         if self._transport is None or self._slots is None or self._task_group is None:

@@ -9,8 +9,8 @@ import pytest
 
 from sms_async import ConfigurationError, Iton
 from sms_async._exceptions import ConnectError, RemoteProtocolError
-from sms_async._http import FastTransport
 from sms_async._wire import Origin, WireRequest
+from sms_async.transports import FastTransport
 
 # The answer to the n-th request, or None to close the connection without one.
 Answer = Callable[[int], bytes | None]

@@ -10,7 +10,7 @@ import pytest
 
 from sms_async import Iton, MaybeSentError, Message, NotSentError, RetryPolicy, _redact
 from sms_async import _exceptions as exc
-from sms_async._http import HttpxTransport, map_httpx_error
+from sms_async.transports import HttpxTransport, map_httpx_error
 
 PASSWORD = "s3cr3t-P@ss&word=1"
 LEAKS = {PASSWORD, quote(PASSWORD, safe=""), quote_plus(PASSWORD), "s3cr3t"}

@@ -178,7 +178,7 @@ def answers_twice():
         pytest.param(
             "httpx",
             marks=pytest.mark.xfail(
-                reason="sms_async/_http.py:113 HttpxTransport.send: bytes a gateway sends beyond an answer "
+                reason="transports/_httpx.py HttpxTransport.send: bytes a gateway sends beyond an answer "
                 "(here a second, unasked-for answer) stay in the pooled httpx connection and are read as "
                 "the answer to the next request on it, so every later batch is credited with the id "
                 "answered to the batch before (the fast transport drops them); DESIGN.md: accepted "

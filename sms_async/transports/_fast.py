@@ -1,20 +1,11 @@
-"""Moving described requests over HTTP, and telling "never sent" from "maybe sent".
+"""The default transport on asyncio: an HTTP/1.1 keep-alive pool on ``asyncio.Protocol`` connections.
 
-Two transports share one contract: :meth:`Transport.send` returns a
-:class:`WireResponse` for any HTTP answer, and raises only
-:class:`NotSentError` (the request never left: safe to send again) or
-:class:`MaybeSentError` (it may have reached the gateway) subclasses. Neither
-ever repeats a request on its own.
-
-* :class:`HttpxTransport` wraps any ``httpx.AsyncClient`` (a caller's own, a
-  respx-mocked one, or one on trio).
-* :class:`FastTransport` is the default on asyncio: HTTP/1.1 keep-alive over
-  ``asyncio.Protocol`` connections, writing the pre-encoded request target
-  as it is. httpx spends hundreds of microseconds parsing a long ITON URL and
-  bookkeeping its pool; here a request is one buffer write and a small
-  parse of the answer. It checks a pooled connection before writing on it and
-  expires idle ones early, so that a connection the gateway closed while idle
-  never turns a send into an ambiguous one.
+It writes the driver's pre-encoded request target as it is: httpx spends
+hundreds of microseconds parsing a long ITON URL and bookkeeping its pool;
+here a request is one buffer write and a small parse of the answer. It checks
+a pooled connection before writing on it and expires idle ones early, so that
+a connection the gateway closed while idle never turns a send into an
+ambiguous one.
 """
 
 from __future__ import annotations
@@ -25,140 +16,16 @@ import contextlib
 import math
 import ssl
 import time
-from typing import Protocol, cast
-
-import anyio
-import attrs
-import httpx
+from typing import cast
 
 from sms_async import _exceptions as exc
-from sms_async._redact import redact
 from sms_async._wire import Origin, WireRequest, WireResponse
+from sms_async.transports._base import USER_AGENT, Timeouts, safe_detail
 
-__all__ = ["FastTransport", "HttpxTransport", "Timeouts", "Transport"]
+__all__ = ["FastTransport"]
 
-_USER_AGENT = "sms_async/0.1"
 _MAX_HEAD = 64 * 1024
 _MAX_BODY = 16 * 1024 * 1024
-
-
-@attrs.frozen
-class Timeouts:
-    """Per-phase network timeouts, in seconds.
-
-    ``read`` bounds the wait for each piece of the answer; the retry policy's
-    ``deadline`` bounds a whole batch, retries included.
-    """
-
-    connect: float = 10.0
-    read: float = 30.0
-    write: float = 30.0
-    pool: float = 30.0
-    #: Close a pooled connection idle for longer than this.
-    keepalive_expiry: float = 5.0
-
-
-class Transport(Protocol):
-    """Sends one described request; never repeats it."""
-
-    name: str
-
-    async def send(self, request: WireRequest, deadline_at: float | None = None) -> WireResponse:
-        """Send ``request`` and return the answer, whatever its HTTP status.
-
-        ``deadline_at`` (a ``time.monotonic()`` value) bounds the whole
-        exchange; past it, :class:`DeadlineExceeded` is raised.
-        """
-
-    async def aclose(self) -> None:
-        """Close pooled connections (and the client, if this transport owns it)."""
-
-
-def _safe(error: BaseException) -> str:
-    text = str(error) or type(error).__name__
-    return redact(text)[:300]
-
-
-# -- httpx ------------------------------------------------------------------
-
-
-class HttpxTransport:
-    """Sends through an ``httpx.AsyncClient``, mapping its errors exactly."""
-
-    name = "httpx"
-
-    def __init__(self, client: httpx.AsyncClient, origin: Origin, *, owns_client: bool = False) -> None:
-        self._client = client
-        self._base = f"{origin.scheme}://{origin.host_header}"
-        self._owns_client = owns_client
-
-    async def send(self, request: WireRequest, deadline_at: float | None = None) -> WireResponse:
-        """Send over the client; never follows a redirect."""
-        client = self._client
-        budget = None if deadline_at is None else deadline_at - time.monotonic()
-        # Errors are built inside ``except`` but raised after it, so that the
-        # httpx error (whose text may hold the URL, password and all) is
-        # neither the cause nor the context of ours.
-        failure: exc.TransportError | None = None
-        try:
-            http_request = client.build_request(
-                request.method,
-                self._base + request.target,
-                headers=request.headers,
-                content=request.body if request.method != "GET" else None,
-            )
-            with anyio.fail_after(budget):
-                response = await client.send(http_request, follow_redirects=False)
-        except httpx.HTTPError as error:
-            failure = map_httpx_error(error)
-        except TimeoutError:
-            failure = exc.DeadlineExceeded("the batch deadline passed with the request in flight")
-        if failure is not None:
-            raise failure
-        return WireResponse(
-            response.status_code,
-            {k.lower(): v for k, v in response.headers.items()},
-            response.content,
-        )
-
-    async def aclose(self) -> None:
-        """Close the client if this transport created it."""
-        if self._owns_client:
-            await self._client.aclose()
-
-
-def map_httpx_error(error: httpx.HTTPError) -> exc.TransportError:
-    """The most specific sms_async error for an httpx error (never chained: its text may hold a URL)."""
-    detail = _safe(error)
-    match error:
-        case httpx.ConnectTimeout():
-            return exc.ConnectTimeout(f"connecting to the gateway timed out: {detail}")
-        case httpx.PoolTimeout():
-            return exc.PoolTimeout(f"no pooled connection became free in time: {detail}")
-        case httpx.ConnectError() | httpx.ProxyError() | httpx.UnsupportedProtocol():
-            return exc.ConnectError(f"could not connect to the gateway: {detail}")
-        case httpx.ReadTimeout():
-            return exc.ReadTimeout(f"the gateway did not answer in time: {detail}")
-        case httpx.WriteTimeout():
-            return exc.WriteError(f"writing the request timed out: {detail}")
-        case httpx.WriteError():
-            return exc.WriteError(f"writing the request failed: {detail}")
-        case httpx.ReadError():
-            return exc.ReadError(f"reading the answer failed: {detail}")
-        case httpx.RemoteProtocolError():
-            return exc.RemoteProtocolError(f"the gateway broke the connection: {detail}")
-        case httpx.LocalProtocolError():
-            # Raised while preparing the request, before any byte is sent.
-            return exc.ConnectError(f"the request could not be encoded: {detail}")
-        case httpx.TooManyRedirects() | httpx.DecodingError():
-            return exc.RemoteProtocolError(f"the gateway's answer could not be read: {detail}")
-        case _:
-            # TimeoutException, NetworkError, ProtocolError or a future class:
-            # we cannot tell whether bytes left, so assume they did.
-            return exc.ReadError(f"the request failed: {detail}")
-
-
-# -- asyncio fast path ------------------------------------------------------------
 
 
 class _Conn(asyncio.Protocol):
@@ -230,7 +97,7 @@ class _Conn(asyncio.Protocol):
                 status, headers = self._head
                 self._finish(WireResponse(status, headers, bytes(self.buf[self._body_start :])))
             else:
-                detail = _safe(error) if error is not None else "connection closed"
+                detail = safe_detail(error) if error is not None else "connection closed"
                 what = "in the middle of its answer" if self.got_bytes else "without answering"
                 self._fail(exc.RemoteProtocolError(f"the gateway closed the connection {what} ({detail})"))
 
@@ -456,7 +323,7 @@ class FastTransport:
         self._open = 0
         self._closed = False
         # Pre-encode the invariant part of every request head.
-        self._host_line = f"\r\nHost: {origin.host_header}\r\nUser-Agent: {_USER_AGENT}\r\nAccept: */*\r\n"
+        self._host_line = f"\r\nHost: {origin.host_header}\r\nUser-Agent: {USER_AGENT}\r\nAccept: */*\r\n"
         #: Connections opened so far (for tests and benchmarks).
         self.connections_opened = 0
 
@@ -472,7 +339,7 @@ class FastTransport:
         except Exception as error:  # noqa: BLE001 - whatever a broken transport raises, nothing was read
             conn.close()
             self._release(conn)
-            failure = exc.WriteError(f"writing the request failed: {_safe(error)}")
+            failure = exc.WriteError(f"writing the request failed: {safe_detail(error)}")
         if failure is not None:
             raise failure  # raised outside the except: no chain back to the request bytes
         try:
@@ -570,7 +437,7 @@ class FastTransport:
                 f"connecting to {origin.host_header} took longer than {self._timeouts.connect:g} s"
             )
         except (OSError, ssl.SSLError) as error:
-            failure = exc.ConnectError(f"could not connect to {origin.host_header}: {_safe(error)}")
+            failure = exc.ConnectError(f"could not connect to {origin.host_header}: {safe_detail(error)}")
         if failure is not None:
             raise failure
         self.connections_opened += 1

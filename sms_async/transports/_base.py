@@ -1,0 +1,61 @@
+"""What every transport shares: the contract, the timeouts, and safe error text.
+
+A transport moves one described request (:class:`~sms_async._wire.WireRequest`)
+and returns the answer (:class:`~sms_async._wire.WireResponse`) whatever its
+HTTP status. It raises only :class:`~sms_async.NotSentError` (the request
+never left: safe to send again) or :class:`~sms_async.MaybeSentError` (it may
+have reached the gateway) subclasses, and never repeats a request on its own:
+retrying is the retry policy's decision, made per operation.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import attrs
+
+from sms_async._redact import redact
+from sms_async._wire import WireRequest, WireResponse
+
+__all__ = ["USER_AGENT", "Timeouts", "Transport", "safe_detail"]
+
+USER_AGENT = "sms_async/0.1"
+
+
+@attrs.frozen
+class Timeouts:
+    """Per-phase network timeouts, in seconds.
+
+    ``read`` bounds the wait for each piece of the answer; the retry policy's
+    ``deadline`` bounds a whole batch, retries included.
+    """
+
+    connect: float = 10.0
+    read: float = 30.0
+    write: float = 30.0
+    pool: float = 30.0
+    #: Close a pooled connection idle for longer than this.
+    keepalive_expiry: float = 5.0
+
+
+class Transport(Protocol):
+    """Sends one described request; never repeats it."""
+
+    #: ``"fast"`` or ``"httpx"``.
+    name: str
+
+    async def send(self, request: WireRequest, deadline_at: float | None = None) -> WireResponse:
+        """Send ``request`` and return the answer, whatever its HTTP status.
+
+        ``deadline_at`` (a ``time.monotonic()`` value) bounds the whole
+        exchange; past it, :class:`~sms_async._exceptions.DeadlineExceeded` is raised.
+        """
+
+    async def aclose(self) -> None:
+        """Close pooled connections (and the client, if this transport owns it)."""
+
+
+def safe_detail(error: BaseException) -> str:
+    """An error's text for our own messages: redacted and capped (a library's text may hold a URL)."""
+    text = str(error) or type(error).__name__
+    return redact(text)[:300]
