@@ -8,7 +8,7 @@
         result = await bulk.send(numbers, "Hello", sender_id="ITONAB")
 """
 
-from sms_async._engine import BulkSender, Estimate, Hooks, Journal
+from sms_async._engine import BulkSender, Estimate
 from sms_async._exceptions import (
     AmbiguousResponseError,
     AuthenticationError,
@@ -29,10 +29,12 @@ from sms_async._exceptions import (
     UnsupportedOperationError,
     UsageError,
 )
-from sms_async._message import Message
+from sms_async._journal import Journal
+from sms_async._message import Message, Template
 from sms_async._models import BatchResult, BulkResult, DeliveryReport, DeliveryStatus, Failure, Outcome
 from sms_async._retry import RetryPolicy
 from sms_async._text import Encoding
+from sms_async.instrumentation import Hooks
 from sms_async.providers import ItecPay, Iton
 from sms_async.transports import Timeouts
 
@@ -69,6 +71,7 @@ __all__ = [
     "RejectedError",
     "RetryPolicy",
     "SmsError",
+    "Template",
     "Timeouts",
     "TransportError",
     "UnsupportedOperationError",

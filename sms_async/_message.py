@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+import string
+from collections.abc import Mapping
+from typing import Any
+
 import attrs
 
 from sms_async._exceptions import InvalidMessageError, InvalidSenderIdError
+from sms_async._models import Failure, Outcome
 from sms_async._text import Encoding, TextInfo, analyse, check_text
 
-__all__ = ["Message", "check_sender_id"]
+__all__ = ["MAX_PARTS", "Message", "Template", "check_sender_id"]
 
 _ALNUM_MAX = 11
 _NUMERIC_MAX = 15
+
+#: Concatenated SMS address at most this many parts (a one-byte part count).
+MAX_PARTS = 255
 
 
 def check_sender_id(sender_id: str) -> str:
@@ -76,6 +84,11 @@ class Message:
         check_text(text)
         check_sender_id(sender_id)
         info = analyse(text)
+        if info.segments > MAX_PARTS:
+            raise InvalidMessageError(
+                f"the message needs {info.segments} SMS parts ({info.encoding.value}, {info.units} units); "
+                f"a concatenated SMS has at most {MAX_PARTS}: shorten it"
+            )
         if max_segments is not None and info.segments > max_segments:
             raise InvalidMessageError(
                 f"the message needs {info.segments} SMS parts ({info.encoding.value}, {info.units} units), "
@@ -111,3 +124,65 @@ class Message:
     def cost(self, recipients: int) -> int:
         """Credits the campaign takes: parts x recipients."""
         return self.info.segments * recipients
+
+
+@attrs.frozen
+class Template:
+    """A text whose fields are filled per recipient, from a mapping such as a CSV row.
+
+    ::
+
+        Template("Hi {name}, order {order} has shipped", number="phone")
+
+    Each row must hold the number under ``number`` and a value for every
+    field. A row without one is ``invalid``, with a reason naming the field;
+    it never stops the run. Fields are names (``{name}``, ``{first name}``),
+    optionally with a format spec (``{amount:>8}``); positional fields and
+    attribute or index look-ups are refused when the template is made.
+    """
+
+    text: str
+    number: str = "phone"
+    #: The field names the text uses, in order of first use.
+    fields: tuple[str, ...] = attrs.field(init=False)
+
+    def __attrs_post_init__(self) -> None:
+        if not isinstance(self.text, str) or not self.text:
+            raise InvalidMessageError("a Template needs a non-empty text, such as 'Hi {name}'")
+        names: dict[str, None] = {}
+        try:
+            parsed = list(string.Formatter().parse(self.text))
+        except ValueError as error:
+            raise InvalidMessageError(
+                f"the template {self.text[:60]!r} is malformed ({error}): "
+                "write a literal brace as {{ or }}"
+            ) from None
+        for _, field, _, _ in parsed:
+            if field is None:
+                continue
+            if not field or field.isdigit() or any(c in field for c in ".[]"):
+                raise InvalidMessageError(
+                    f"the template field {{{field}}} is not a plain name: use named fields such as {{name}}"
+                )
+            names[field] = None
+        object.__setattr__(self, "fields", tuple(names))
+
+    def split(self, row: Any) -> tuple[str, str | Failure]:
+        """The row's number as given, and its text (or why the row cannot be sent)."""
+        if not isinstance(row, Mapping):
+            shown = repr(row)[:60]
+            return shown, Failure(
+                Outcome.INVALID, f"a Template reads mappings (such as CSV rows), got {shown}"
+            )
+        number = row.get(self.number)
+        raw = "" if number is None else str(number)
+        if number is None:
+            return raw, Failure(Outcome.INVALID, f"its row has no {self.number!r} field for the number")
+        try:
+            return raw, self.text.format_map(row)
+        except KeyError as missing:
+            return raw, Failure(
+                Outcome.INVALID, f"its row has no value for the template field {missing.args[0]!r}"
+            )
+        except (ValueError, TypeError) as error:
+            return raw, Failure(Outcome.INVALID, f"its row does not fit the template: {error}")

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import enum
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from typing import NamedTuple
 
 import attrs
 
@@ -14,7 +15,9 @@ __all__ = [
     "BulkResult",
     "DeliveryReport",
     "DeliveryStatus",
+    "Entry",
     "Failure",
+    "LocalInput",
     "Outcome",
 ]
 
@@ -101,13 +104,46 @@ class DeliveryReport:
         return self.status.is_final
 
 
+class LocalInput(NamedTuple):
+    """An input settled without sending: invalid, or a repeat of an earlier number."""
+
+    #: Its place in the batch, counted from 0 (its position in the run is ``batch.first + offset``).
+    offset: int
+    #: The input exactly as read.
+    raw: str
+    #: The E.164 number it repeats, or ``""``.
+    e164: str
+    #: Why it is invalid, or ``None`` for a repeated number.
+    failure: Failure | None
+
+
+class Entry(NamedTuple):
+    """What became of one input, as a results file shows it."""
+
+    #: One-based position of the input within the run.
+    position: int
+    #: The input exactly as read.
+    input: str
+    #: Its E.164 form, or ``""`` when it is not a valid number.
+    e164: str
+    outcome: Outcome
+    #: The gateway's message id (accepted only), else ``""``.
+    message_id: str
+    #: Why it was not accepted (the gateway's words where it gave any), else ``""``.
+    reason: str
+
+
+_REPEATED = "the same number as an earlier input"
+_NO_OUTCOME = Failure(Outcome.UNKNOWN, "no outcome was recorded for this number")
+
+
 @attrs.define(eq=False)
 class BatchResult:
     """What became of one batch of inputs, as ``stream`` yields it.
 
-    Inputs that were rejected or de-duplicated before sending travel in the
-    batch they were read with, so that adding up every batch accounts for every
-    input exactly once.
+    Inputs that were invalid or repeated travel in the batch they were read
+    with, so that adding up every batch accounts for every input exactly once;
+    :meth:`entries` gives each input's fate in input order.
     """
 
     #: E.164 number -> the id the gateway issued for it.
@@ -132,63 +168,15 @@ class BatchResult:
     index: int = -1
     #: The error that stopped the run, once it has stopped (bad credentials, no credit).
     aborted: SmsError | None = None
+    #: One-based position, within the run, of the batch's first input.
+    first: int = 0
+    #: The inputs settled without sending (invalid, repeated), with their place in the batch.
+    local: Sequence[LocalInput] = ()
 
     @property
     def total(self) -> int:
         """Inputs this batch accounts for."""
         return len(self.message_ids) + len(self.failed) + sum(self.duplicates.values())
-
-    def __repr__(self) -> str:
-        return (
-            f"BatchResult(index={self.index}, accepted={len(self.message_ids)}, failed={len(self.failed)}, "
-            f"duplicates={sum(self.duplicates.values())}, requests={self.requests}, retries={self.retries})"
-        )
-
-
-@attrs.define(eq=False)
-class BulkResult:
-    """What became of every input of one ``send``.
-
-    ``total == len(message_ids) + len(failed) + sum(duplicates.values())``
-    always holds.
-    """
-
-    message_ids: dict[str, str] = attrs.Factory(dict)
-    failed: dict[str, Failure] = attrs.Factory(dict)
-    duplicates: dict[str, int] = attrs.Factory(dict)
-    #: Inputs read.
-    total: int = 0
-    #: HTTP requests made (all attempts).
-    requests: int = 0
-    #: Retries made.
-    retries: int = 0
-    #: Batches put on the wire.
-    batches: int = 0
-    #: Seconds from start to finish.
-    elapsed: float = 0.0
-    #: ``None``, or the error that stopped the run early (bad credentials, no credit, cancellation).
-    aborted: SmsError | None = None
-
-    def add(self, batch: BatchResult) -> None:
-        """Fold one batch into this result."""
-        ids, failed, duplicates = batch.message_ids, batch.failed, batch.duplicates
-        self.message_ids.update(ids)
-        total = len(ids)
-        if failed:
-            self.failed.update(failed)
-            total += len(failed)
-        if duplicates:
-            dups = self.duplicates
-            for key, count in duplicates.items():
-                dups[key] = dups.get(key, 0) + count
-                total += count
-        self.total += total
-        self.requests += batch.requests
-        self.retries += batch.retries
-        if batch.numbers:
-            self.batches += 1
-        if batch.aborted is not None and self.aborted is None:
-            self.aborted = batch.aborted
 
     def counts(self) -> dict[Outcome, int]:
         """The number of inputs per outcome."""
@@ -199,6 +187,146 @@ class BulkResult:
             counts[failure.outcome] += 1
         return counts
 
+    def entries(self) -> Iterator[Entry]:
+        """Each input's fate, in input order, with its position in the run.
+
+        A repeated invalid input shows as ``invalid`` each time (with the
+        first one's reason), though :attr:`duplicates` counts it as a repeat
+        of the same text.
+        """
+        ids, failed = self.message_ids, self.failed
+        local = iter(self.local)
+        pending = next(local, None)
+        number = 0
+        for offset in range(len(self.numbers) + len(self.local)):
+            position = self.first + offset
+            if pending is not None and pending.offset == offset:
+                if pending.failure is None:
+                    yield Entry(position, pending.raw, pending.e164, Outcome.DUPLICATE, "", _REPEATED)
+                else:
+                    failure = pending.failure
+                    yield Entry(position, pending.raw, "", failure.outcome, "", failure.reason)
+                pending = next(local, None)
+                continue
+            e164, raw = self.numbers[number], self.inputs[number]
+            number += 1
+            message_id = ids.get(e164)
+            if message_id is not None:
+                yield Entry(position, raw, e164, Outcome.ACCEPTED, message_id, "")
+            else:
+                failure = failed.get(e164, _NO_OUTCOME)
+                yield Entry(position, raw, e164, failure.outcome, "", failure.reason)
+
+    def __repr__(self) -> str:
+        return (
+            f"BatchResult(index={self.index}, accepted={len(self.message_ids)}, failed={len(self.failed)}, "
+            f"duplicates={sum(self.duplicates.values())}, requests={self.requests}, retries={self.retries})"
+        )
+
+
+class BulkResult:
+    """What became of every input of one ``send``.
+
+    ``total == len(message_ids) + len(failed) + sum(duplicates.values())``
+    always holds. Settled batches are kept as they are, and merged into
+    ``message_ids``, ``failed`` and ``duplicates`` when one of them is first
+    read: folding each batch into ever-growing maps while requests are in
+    flight costs more than merging them once.
+    """
+
+    __slots__ = (
+        "_duplicates",
+        "_failed",
+        "_message_ids",
+        "_tally",
+        "_unmerged",
+        "aborted",
+        "batches",
+        "elapsed",
+        "requests",
+        "retries",
+        "total",
+    )
+
+    def __init__(self) -> None:
+        self._unmerged: list[BatchResult] = []
+        self._message_ids: dict[str, str] = {}
+        self._failed: dict[str, Failure] = {}
+        self._duplicates: dict[str, int] = {}
+        self._tally = dict.fromkeys(Outcome, 0)
+        #: Inputs read.
+        self.total = 0
+        #: HTTP requests made (all attempts).
+        self.requests = 0
+        #: Retries made.
+        self.retries = 0
+        #: Batches put on the wire.
+        self.batches = 0
+        #: Seconds from start to finish.
+        self.elapsed = 0.0
+        #: ``None``, or the error that stopped the run early (bad credentials, no credit, cancellation).
+        self.aborted: SmsError | None = None
+
+    def add(self, batch: BatchResult) -> None:
+        """Fold one batch into this result."""
+        tally = self._tally
+        accepted = len(batch.message_ids)
+        tally[Outcome.ACCEPTED] += accepted
+        total = accepted
+        if batch.failed:
+            for failure in batch.failed.values():
+                tally[failure.outcome] += 1
+            total += len(batch.failed)
+        if batch.duplicates:
+            repeats = sum(batch.duplicates.values())
+            tally[Outcome.DUPLICATE] += repeats
+            total += repeats
+        if total:
+            self._unmerged.append(batch)
+        self.total += total
+        self.requests += batch.requests
+        self.retries += batch.retries
+        if batch.numbers:
+            self.batches += 1
+        if batch.aborted is not None and self.aborted is None:
+            self.aborted = batch.aborted
+
+    def _merge(self) -> None:
+        batches, self._unmerged = self._unmerged, []
+        ids, failed, dups = self._message_ids, self._failed, self._duplicates
+        for batch in batches:
+            ids.update(batch.message_ids)
+            if batch.failed:
+                failed.update(batch.failed)
+            if batch.duplicates:
+                for key, count in batch.duplicates.items():
+                    dups[key] = dups.get(key, 0) + count
+
+    @property
+    def message_ids(self) -> dict[str, str]:
+        """E.164 number -> the id the gateway issued for it."""
+        if self._unmerged:
+            self._merge()
+        return self._message_ids
+
+    @property
+    def failed(self) -> dict[str, Failure]:
+        """Input (E.164 where it parsed, the raw text otherwise) -> why it got no id."""
+        if self._unmerged:
+            self._merge()
+        return self._failed
+
+    @property
+    def duplicates(self) -> dict[str, int]:
+        """E.164 (or raw text) -> extra occurrences dropped."""
+        if self._unmerged:
+            self._merge()
+        return self._duplicates
+
+    def counts(self) -> dict[Outcome, int]:
+        """The number of inputs per outcome."""
+        return dict(self._tally)
+
     def by_outcome(self, outcome: Outcome) -> list[str]:
         """The inputs that ended in ``outcome`` (for failures; see ``message_ids`` for accepted)."""
         return [key for key, failure in self.failed.items() if failure.outcome is outcome]
@@ -206,7 +334,9 @@ class BulkResult:
     @property
     def ok(self) -> bool:
         """Whether every distinct valid input was accepted and nothing stopped the run."""
-        return self.aborted is None and not self.failed
+        tally = self._tally
+        failures = self.total - tally[Outcome.ACCEPTED] - tally[Outcome.DUPLICATE]
+        return self.aborted is None and failures == 0
 
     def raise_for_abort(self) -> None:
         """Raise the error that stopped the run early, if any."""
@@ -214,6 +344,6 @@ class BulkResult:
             raise self.aborted
 
     def __repr__(self) -> str:
-        counts = ", ".join(f"{o.value}={n}" for o, n in self.counts().items() if n)
+        counts = ", ".join(f"{o.value}={n}" for o, n in self._tally.items() if n)
         aborted = f", aborted={type(self.aborted).__name__}" if self.aborted is not None else ""
         return f"BulkResult(total={self.total}, {counts}, requests={self.requests}{aborted})"

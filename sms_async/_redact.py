@@ -1,32 +1,56 @@
 """Keeping credentials out of reprs, errors and every log record.
 
 ITON carries the password in the query string, and httpx logs full URLs at
-INFO, so redaction works on text: every registered secret, in every form it
-can take on the wire (raw, percent-encoded, JSON-escaped), and any
-``password=``/``token=`` query parameter whatever its value.
+INFO, so redaction works on text: every secret of a live owner (a driver, or
+the command line's settings), in every form it can take on the wire (raw,
+percent-encoded, JSON-escaped), and any ``password=``/``token=`` parameter
+whatever its value.
+
+A secret is kept for as long as its owner lives (:func:`keep_secrets`): a
+driver that is garbage-collected takes its password with it, so nothing
+piles up in a long-running process, and one test's secrets never stand in for
+another's. The logging filter is attached once, on first use (a sender
+opening) or when :func:`install_log_filter` is called, never by a
+constructor.
 """
 
 from __future__ import annotations
 
+import collections
+import itertools
 import json
 import logging
 import re
 import threading
+import weakref
 from urllib.parse import quote, quote_plus
 
-__all__ = ["REDACTED", "install_log_filter", "redact", "register_secret"]
+__all__ = ["REDACTED", "install_log_filter", "keep_secrets", "redact"]
 
 REDACTED = "[REDACTED]"
 _MIN_SECRET = 4
 
 _lock = threading.Lock()
-_secrets: set[str] = set()
+# Secret form -> how many live owners hold it.
+_forms: dict[str, int] = {}
+# id(owner) -> (a weak reference to it, its token); token -> the forms it holds.
+_owners: dict[int, tuple[weakref.ref[object], int]] = {}
+_held: dict[int, set[str]] = {}
+_tokens = itertools.count()
+# Tokens of owners that died. A finalizer may run at any allocation, even
+# while this thread holds the lock, so it only appends here (deque.append is
+# atomic); whoever takes the lock next forgets them.
+_dead: collections.deque[int] = collections.deque()
 _pattern: re.Pattern[str] | None = None
+_stale = False
+
 _PARAM = re.compile(
     r"((?:password|passwd|token|api_key|apikey|secret)=)[^&\s\"'#]*|(Authorization:\s*\w+\s+)\S+|"
     r"(\"(?:password|token)\"\s*:\s*\")(?:[^\"\\]|\\.)*",
     re.IGNORECASE,
 )
+# Searched in the lower-cased text: a case-insensitive search is many times slower.
+_HINTS = re.compile(r"passw|token|api_?key|secret|authorization")
 
 # Loggers whose records may carry a request URL. Filters attached to a logger
 # only see records logged on that very logger, so the children are listed too.
@@ -43,20 +67,70 @@ _LOGGERS = (
 )
 
 
-def register_secret(secret: str | None) -> None:
-    """Remember a credential so that every later redaction removes it."""
-    global _pattern  # noqa: PLW0603 - one process-wide registry, guarded by the lock
-    if not secret or len(secret) < _MIN_SECRET:
-        # Replacing every "p" of every log line would destroy them; a very
-        # short secret is still caught where it travels, as a parameter.
+def _forms_of(secret: str) -> set[str]:
+    return {secret, quote(secret, safe=""), quote_plus(secret, safe=""), json.dumps(secret)[1:-1]} - {""}
+
+
+def _forget_the_dead() -> None:
+    """Forget the secrets of owners that died (the lock is held)."""
+    global _stale  # noqa: PLW0603 - the registry is one per process, guarded by the lock
+    while _dead:
+        token = _dead.popleft()
+        for form in _held.pop(token, ()):
+            left = _forms.get(form, 0) - 1
+            if left > 0:
+                _forms[form] = left
+            else:
+                _forms.pop(form, None)
+        _stale = True
+    for key in [key for key, (_, token) in _owners.items() if token not in _held]:
+        del _owners[key]
+
+
+def keep_secrets(owner: object, *secrets: str | None) -> None:
+    """Redact ``secrets`` everywhere for as long as ``owner`` lives.
+
+    A secret shorter than four characters is not searched for as text
+    (replacing every "p" of every log line would destroy them); it is still
+    caught where it travels, as a ``password=`` or ``token=`` parameter.
+    """
+    global _stale  # noqa: PLW0603 - see _forget_the_dead
+    forms: set[str] = set()
+    for secret in secrets:
+        if secret and len(secret) >= _MIN_SECRET:
+            forms |= _forms_of(secret)
+    if not forms:
         return
-    forms = {secret, quote(secret, safe=""), quote_plus(secret, safe=""), json.dumps(secret)[1:-1]}
     with _lock:
-        before = len(_secrets)
-        _secrets.update(form for form in forms if form)
-        if len(_secrets) != before:
-            ordered = sorted(_secrets, key=len, reverse=True)
-            _pattern = re.compile("|".join(re.escape(s) for s in ordered))
+        if _dead:
+            _forget_the_dead()
+        entry = _owners.get(id(owner))
+        if entry is None or entry[0]() is not owner:
+            token = next(_tokens)
+            _owners[id(owner)] = (weakref.ref(owner), token)
+            _held[token] = set()
+            weakref.finalize(owner, _dead.append, token)
+        else:
+            token = entry[1]
+        held = _held[token]
+        new = forms - held
+        if not new:
+            return
+        held |= new
+        for form in new:
+            _forms[form] = _forms.get(form, 0) + 1
+        _stale = True
+
+
+def _current_pattern() -> re.Pattern[str] | None:
+    global _pattern, _stale  # noqa: PLW0603 - see _forget_the_dead
+    if _stale or _dead:
+        with _lock:
+            _forget_the_dead()
+            ordered = sorted(_forms, key=len, reverse=True)
+            _pattern = re.compile("|".join(map(re.escape, ordered))) if ordered else None
+            _stale = False
+    return _pattern
 
 
 def _param_sub(match: re.Match[str]) -> str:
@@ -64,13 +138,9 @@ def _param_sub(match: re.Match[str]) -> str:
     return prefix + REDACTED
 
 
-# Searched in the lower-cased text: a case-insensitive search is many times slower.
-_HINTS = re.compile(r"passw|token|api_?key|secret|authorization")
-
-
 def redact(text: str) -> str:
     """Return ``text`` with every known credential replaced by ``[REDACTED]``."""
-    pattern = _pattern
+    pattern = _current_pattern()
     if pattern is not None:
         text = pattern.sub(REDACTED, text)
     # The parameter pattern is costlier; most texts (gateway answers on the
@@ -98,12 +168,17 @@ _installed = False
 
 
 def install_log_filter() -> None:
-    """Attach the redacting filter to every logger that may see a request URL."""
+    """Attach the redacting filter to every logger that may see a request URL (once per process).
+
+    A sender does this when it opens; call it yourself to cover log records
+    made before that.
+    """
     global _installed  # noqa: PLW0603 - install once per process
     if _installed:
         return
-    for name in _LOGGERS:
-        logger = logging.getLogger(name)
-        if _filter not in logger.filters:
-            logger.addFilter(_filter)
-    _installed = True
+    with _lock:
+        for name in _LOGGERS:
+            logger = logging.getLogger(name)
+            if _filter not in logger.filters:
+                logger.addFilter(_filter)
+        _installed = True

@@ -3,24 +3,34 @@
 Safety is decided per operation, never per HTTP method (ITON sends with a
 GET). Neither gateway offers an idempotency key, so a send that may have
 reached the gateway is never repeated unless the caller opts in.
+
+The policy is tenacity's: :meth:`RetryPolicy.retrying` builds a
+``tenacity.Retrying`` whose ``retry``, ``wait``, ``stop`` and ``before_sleep``
+pieces carry the whole policy, and :func:`call_with_retries` drives its state
+machine from async code (as ``tenacity.AsyncRetrying`` does, without its
+per-call overhead). The state machine is set up only once a try has failed,
+seeded with that failure, so a request that succeeds first time costs nothing
+here. Per-call facts (the operation's deadline, the run's retry budget) reach
+the pieces through ``RetryCallState.kwargs``.
 """
 
 from __future__ import annotations
 
 import math
 import random
+import sys
 import time
 from collections.abc import Awaitable, Callable
-from typing import Literal
+from typing import Literal, TypeVar
 
-import anyio
 import attrs
 import tenacity
 
 from sms_async import _exceptions as exc
 
-__all__ = ["RetryBudget", "RetryPolicy", "Throttle"]
+__all__ = ["Operation", "RetryBudget", "RetryContext", "RetryPolicy", "call_with_retries"]
 
+T = TypeVar("T")
 Operation = Literal["send", "lookup"]
 
 
@@ -43,8 +53,9 @@ class RetryPolicy:
         initial_wait: the first backoff step, in seconds (exponential, full jitter).
         max_wait: the longest single backoff wait.
         retry_after_cap: the longest wait a gateway's ``Retry-After`` can impose.
-        deadline: seconds a whole batch may take, retries and waits included
-            (httpx-style timeouts apply per read, not per request).
+        deadline: seconds a whole batch may take once its first request
+            leaves, retries and waits included (httpx-style timeouts apply per
+            read, not per request).
         retry_ambiguous: also re-send a batch that may have reached the gateway
             (read timeout, dropped connection, 500/502/504, an unreadable 200).
             Off by default: it can double-send, and every SMS is billed.
@@ -63,7 +74,7 @@ class RetryPolicy:
     budget_min: int = 100
 
     def should_retry(self, error: BaseException, operation: Operation) -> bool:
-        """Whether ``error`` may be retried for ``operation`` (budget aside)."""
+        """Whether ``error`` may be retried for ``operation`` (attempts, deadline and budget aside)."""
         if isinstance(error, exc.NotSentError | exc.GatewayBusyError):
             return True
         if isinstance(error, exc.MaybeSentError | exc.AmbiguousResponseError):
@@ -83,81 +94,67 @@ class RetryPolicy:
             return min(float(retry_after), self.retry_after_cap)
         return self.backoff(attempt)
 
-    def plan(
-        self,
-        error: BaseException,
-        attempt: int,
-        operation: Operation,
-        *,
-        budget: RetryBudget | None,
-        deadline_at: float,
-        throttle: Throttle | None,
-    ) -> float | None:
-        """The wait before retrying after try number ``attempt`` failed, or ``None`` to stop."""
-        if attempt >= self.attempts or not self.should_retry(error, operation):
-            return None
-        wait = self.wait_for(error, attempt)
-        if time.monotonic() + wait >= deadline_at:
-            return None
-        if budget is not None and not budget.take():
-            return None
-        if isinstance(error, exc.GatewayBusyError) and throttle is not None:
-            # A 429 slows every worker, not only this one: they all wait out
-            # the pause before their next request, this one included.
-            throttle.pause(wait)
-            return 0.0
-        return wait
-
     def retrying(
         self,
         operation: Operation,
         *,
-        budget: RetryBudget | None,
-        deadline_at: float,
-        throttle: Throttle | None = None,
-        first_attempt: int = 1,
-    ) -> tenacity.AsyncRetrying:
-        """A tenacity loop that applies this policy, its tries numbered from ``first_attempt``."""
-        planned: list[float] = [0.0]
-        offset = first_attempt - 1
+        before_sleep: Callable[[tenacity.RetryCallState], None] | None = None,
+    ) -> tenacity.Retrying:
+        """The tenacity state machine of this policy for ``operation``.
 
-        def retry(state: tenacity.RetryCallState) -> bool:
-            outcome = state.outcome
-            if outcome is None or not outcome.failed:
-                return False
-            error = outcome.exception()
-            if error is None:
-                return False
-            wait = self.plan(
-                error,
-                state.attempt_number + offset,
-                operation,
-                budget=budget,
-                deadline_at=deadline_at,
-                throttle=throttle,
-            )
-            if wait is None:
-                return False
-            planned[0] = wait
-            return True
+        ``before_sleep`` sees every retry decided (for logs and metrics),
+        after the run's budget has paid for it.
+        """
 
-        return tenacity.AsyncRetrying(
-            stop=tenacity.stop_after_attempt(max(1, self.attempts - offset)),
-            wait=lambda _state: planned[0],
-            retry=retry,
+        def wait(state: tenacity.RetryCallState) -> float:
+            return self.wait_for(_error_of(state), state.attempt_number)
+
+        def stop_past_deadline(state: tenacity.RetryCallState) -> bool:
+            # Sleeping past the deadline would only end in a deadline error.
+            return time.monotonic() + state.upcoming_sleep >= _context(state).deadline_at
+
+        def stop_without_budget(state: tenacity.RetryCallState) -> bool:
+            budget = _context(state).budget
+            return budget is not None and not budget.available()
+
+        def pay_then_report(state: tenacity.RetryCallState) -> None:
+            budget = _context(state).budget
+            if budget is not None:
+                budget.take()
+            if before_sleep is not None:
+                before_sleep(state)
+
+        return tenacity.Retrying(
+            retry=tenacity.retry_if_exception(lambda error: self.should_retry(error, operation)),
+            wait=wait,
+            stop=tenacity.stop_any(
+                tenacity.stop_after_attempt(self.attempts),
+                _Stop(stop_past_deadline),
+                _Stop(stop_without_budget),
+            ),
+            before_sleep=pay_then_report,
             reraise=True,
-            sleep=anyio.sleep,
         )
+
+
+class _Stop(tenacity.stop.stop_base):
+    """A stop condition from a predicate on the retry state."""
+
+    def __init__(self, predicate: Callable[[tenacity.RetryCallState], bool]) -> None:
+        self._predicate = predicate
+
+    def __call__(self, retry_state: tenacity.RetryCallState) -> bool:
+        return self._predicate(retry_state)
 
 
 class RetryBudget:
     """Retries a run may still make: ``budget_min + budget_ratio x batches started``."""
 
-    __slots__ = ("_ratio", "_started", "_used", "minimum")
+    __slots__ = ("_minimum", "_ratio", "_started", "_used")
 
     def __init__(self, policy: RetryPolicy) -> None:
         self._ratio = policy.budget_ratio
-        self.minimum = policy.budget_min
+        self._minimum = policy.budget_min
         self._started = 0
         self._used = 0
 
@@ -165,68 +162,67 @@ class RetryBudget:
         """Count one more batch started."""
         self._started += 1
 
-    def take(self) -> bool:
-        """Use one retry if the budget allows it."""
-        if self._used < self.minimum + self._ratio * self._started:
-            self._used += 1
-            return True
-        return False
+    def available(self) -> bool:
+        """Whether one more retry is allowed."""
+        return self._used < self._minimum + self._ratio * self._started
 
-    @property
-    def used(self) -> int:
-        """Retries used so far."""
-        return self._used
+    def take(self) -> None:
+        """Use one retry."""
+        self._used += 1
 
 
-class Throttle:
-    """A pause shared by every worker of a sender, set by 429/503 answers."""
+@attrs.define
+class RetryContext:
+    """What the policy's pieces need to know about one call: its deadline and budget."""
 
-    __slots__ = ("_until",)
-
-    def __init__(self) -> None:
-        self._until = 0.0
-
-    def pause(self, seconds: float) -> None:
-        """Hold every new request for ``seconds`` from now (never shortens a pause)."""
-        self._until = max(self._until, time.monotonic() + seconds)
-
-    async def wait(self) -> None:
-        """Wait out any pause in force."""
-        while True:
-            delay = self._until - time.monotonic()
-            if delay <= 0:
-                return
-            await anyio.sleep(delay)
+    deadline_at: float
+    budget: RetryBudget | None = None
 
 
-class RateMeter:
-    """Spaces out work to at most ``per_second`` units per second, shared by all workers.
+def _context(state: tenacity.RetryCallState) -> RetryContext:
+    context: RetryContext = state.kwargs["context"]
+    return context
 
-    Each caller reserves its turn before waiting for it, so concurrent callers
-    queue up in order and the long-run rate never exceeds the limit.
+
+def _error_of(state: tenacity.RetryCallState) -> BaseException | None:
+    outcome = state.outcome
+    return outcome.exception() if outcome is not None and outcome.failed else None
+
+
+async def call_with_retries(
+    retrying: tenacity.Retrying,
+    attempt: Callable[[], Awaitable[T]],
+    context: RetryContext,
+    sleep: Callable[[exc.SmsError, float], Awaitable[None]],
+) -> T:
+    """Run ``attempt`` under ``retrying``; return its result or raise its last error.
+
+    ``sleep(error, seconds)`` is awaited for each retry tenacity decides: the
+    caller waits there (and does what a wait means to it, such as pausing
+    the whole pool after a 429). Only :class:`~sms_async.SmsError` is retried;
+    anything else (a cancellation, a bug) goes straight through.
     """
-
-    __slots__ = ("_clock", "_interval", "_next", "_sleep")
-
-    def __init__(
-        self,
-        per_second: float,
-        *,
-        clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
-    ) -> None:
-        if not per_second > 0 or math.isinf(per_second):
-            raise exc.ConfigurationError(f"a rate limit must be a number > 0 per second, got {per_second!r}")
-        self._interval = 1.0 / per_second
-        self._next = 0.0
-        self._clock = clock
-        self._sleep = sleep
-
-    async def acquire(self, cost: int = 1) -> None:
-        """Wait for the turn of ``cost`` units."""
-        now = self._clock()
-        start = max(self._next, now)
-        self._next = start + cost * self._interval
-        delay = start - now
-        if delay > 0:
-            await self._sleep(delay)
+    try:
+        return await attempt()
+    except exc.SmsError:
+        # A copy per call, as tenacity's own wrappers make: its statistics are the call's own.
+        retrying = retrying.copy()
+        retrying.begin()
+        state = tenacity.RetryCallState(retrying, None, (), {"context": context})
+        state.set_exception(sys.exc_info())  # type: ignore[arg-type]
+    while True:
+        action = retrying.iter(state)
+        if isinstance(action, tenacity.DoSleep):
+            error = _error_of(state)
+            assert isinstance(error, exc.SmsError)  # noqa: S101 - only SmsError is caught above
+            state.prepare_for_next_attempt()
+            await sleep(error, float(action))
+        elif isinstance(action, tenacity.DoAttempt):
+            try:
+                result = await attempt()
+            except exc.SmsError:
+                state.set_exception(sys.exc_info())  # type: ignore[arg-type]
+            else:
+                state.set_result(result)
+        else:
+            return action  # type: ignore[no-any-return]

@@ -30,21 +30,14 @@ from sms_async import (
     OutOfCreditError,
     RetryPolicy,
     UnsupportedOperationError,
-    _redact,
 )
+from sms_async.instrumentation import BatchSettled
 
 FAST = RetryPolicy(initial_wait=0.001, max_wait=0.01)
 PASSWORD = "pw-engine-1"
 
 Handler = Callable[[httpx.Request], "httpx.Response | Awaitable[httpx.Response]"]
 Fault = Callable[[httpx.Request], "httpx.Response | Awaitable[httpx.Response]"]
-
-
-@pytest.fixture(autouse=True)
-def isolated_secrets(monkeypatch):
-    """Start each test with an empty secret registry, so other tests' passwords cannot redact our words."""
-    monkeypatch.setattr(_redact, "_secrets", set())
-    monkeypatch.setattr(_redact, "_pattern", None)
 
 
 def numbers(count: int, start: int = 0) -> list[str]:
@@ -498,9 +491,9 @@ async def leave_stream_early() -> tuple[list[BatchResult], FakeGateway]:
     done = anyio.Event()
 
     class Hooks:
-        def on_batch(self, batch: BatchResult) -> None:
-            settled.append(batch)
-            if batch.failed:
+        def on_batch(self, record: BatchSettled) -> None:
+            settled.append(record.result)
+            if record.result.failed:
                 done.set()
 
     gateway = FakeGateway([FakeGateway.success_fault()], always=sleep_forever)

@@ -33,6 +33,7 @@ EXPECTED = {
     "RejectedError",
     "RetryPolicy",
     "SmsError",
+    "Template",
     "Timeouts",
     "TransportError",
     "UnsupportedOperationError",

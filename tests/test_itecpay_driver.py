@@ -19,20 +19,12 @@ from sms_async import (
     OutOfCreditError,
     RejectedError,
     UnsupportedOperationError,
-    _redact,
 )
 from sms_async._wire import WireRequest
 from sms_async.providers.itecpay import ITECPAY_STATUS_LETTERS
 
 NUMBERS = ["+919812345678", "+919032728149", "+447700900123"]
 BASE = "https://gateway.itecpay.example"
-
-
-@pytest.fixture(autouse=True)
-def isolated_secrets(monkeypatch):
-    """Start each test with an empty secret registry, so other tests' passwords cannot redact our words."""
-    monkeypatch.setattr(_redact, "_secrets", set())
-    monkeypatch.setattr(_redact, "_pattern", None)
 
 
 def itecpay(**kwargs) -> ItecPay:

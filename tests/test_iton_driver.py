@@ -23,7 +23,6 @@ from sms_async import (
     OutOfCreditError,
     RejectedError,
     SmsError,
-    _redact,
 )
 from sms_async._wire import WireRequest
 from sms_async.providers.iton import ITON_STATUS_WORDS
@@ -31,13 +30,6 @@ from sms_async.providers.iton import ITON_STATUS_WORDS
 NUMBERS = ["+919812345678", "+919032728149", "+447700900123"]
 DOC_ID = "532073f7e4b05199d2c3d812"
 HOSTILE_TEXT = 'Hi &password=x 100% #1 \r\nsay "yes" it\'s \N{GRINNING FACE} ok'
-
-
-@pytest.fixture(autouse=True)
-def isolated_secrets(monkeypatch):
-    """Start each test with an empty secret registry, so other tests' passwords cannot redact our words."""
-    monkeypatch.setattr(_redact, "_secrets", set())
-    monkeypatch.setattr(_redact, "_pattern", None)
 
 
 def iton() -> Iton:

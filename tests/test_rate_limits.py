@@ -7,7 +7,7 @@ import httpx
 import pytest
 
 from sms_async import BulkSender, ConfigurationError, Iton
-from sms_async._retry import RateMeter
+from sms_async._limits import RateMeter
 
 
 class FakeClock:
@@ -84,14 +84,13 @@ class CountingMeter(RateMeter):
 async def test_message_and_request_limits_are_charged_per_batch():
     """messages_per_second is charged the batch's size and requests_per_second one per request."""
     numbers = [f"+9198{i:08d}" for i in range(250)]
+    messages, requests = CountingMeter(1_000_000), CountingMeter(1_000_000)
     bulk = BulkSender(
         Iton(username="user", password="pass-word", base_url="http://127.0.0.1:9/api/"),
         transport=httpx.MockTransport(_ok),
-        messages_per_second=1_000_000,
-        requests_per_second=1_000_000,
+        messages_per_second=messages,
+        requests_per_second=requests,
     )
-    messages, requests = CountingMeter(1_000_000), CountingMeter(1_000_000)
-    bulk._message_meter, bulk._request_meter = messages, requests
     async with bulk:
         result = await bulk.send(numbers, "Hi", sender_id="ITONAB")
     assert len(result.message_ids) == 250
@@ -101,13 +100,12 @@ async def test_message_and_request_limits_are_charged_per_batch():
 
 async def test_one_meter_is_shared_by_concurrent_sends():
     """Two sends on one sender draw on the same message meter."""
+    meter = CountingMeter(1_000_000)
     bulk = BulkSender(
         Iton(username="user", password="pass-word", base_url="http://127.0.0.1:9/api/"),
         transport=httpx.MockTransport(_ok),
-        messages_per_second=1_000_000,
+        messages_per_second=meter,
     )
-    meter = CountingMeter(1_000_000)
-    bulk._message_meter = meter
 
     async def send(start: int) -> None:
         await bulk.send([f"+9198{i:08d}" for i in range(start, start + 150)], "Hi", sender_id="ITONAB")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import traceback
@@ -25,13 +26,6 @@ def forms(secret: str) -> set[str]:
 
 
 LEAKS = forms(PASSWORD) | forms(TOKEN) | {"s3cr3t", "S3CRET"}
-
-
-@pytest.fixture(autouse=True)
-def isolated_secrets(monkeypatch):
-    """Start each test with an empty secret registry: the drivers under test must register their own."""
-    monkeypatch.setattr(_redact, "_secrets", set())
-    monkeypatch.setattr(_redact, "_pattern", None)
 
 
 DRIVERS: dict[str, Callable[[], Iton | ItecPay]] = {
@@ -189,3 +183,29 @@ async def test_raise_for_abort_holds_no_secret(driver_name, scenario):
         result.raise_for_abort()
     except Exception as error:
         assert_clean("".join(traceback.format_exception(error)), "raise_for_abort traceback")
+
+
+def test_a_secret_lives_as_long_as_its_owner():
+    """A secret is redacted while a driver holding it lives, and forgotten once the last one is gone."""
+    secret = "lifetime-secret-42"
+    first = Iton(username="u", password=secret)
+    second = Iton(username="u", password=secret)
+    assert _redact.REDACTED in _redact.redact(f"x {secret} y")
+    del first
+    gc.collect()
+    assert secret not in _redact.redact(f"x {secret} y")  # the second driver still holds it
+    del second
+    gc.collect()
+    assert _redact.redact(f"x {secret} y") == f"x {secret} y"
+
+
+def test_owners_dying_while_the_pattern_is_rebuilt_do_not_deadlock():
+    """Drivers collected at any moment (finalizers run inside the registry's own work) never block it."""
+    gc.collect()
+    for round_ in range(300):
+        driver = Iton(username="u", password=f"cycle-secret-{round_}")
+        driver.cycle = driver  # freed only by the cyclic collector, at whatever allocation triggers it
+        del driver
+        _redact.redact("cycle-secret")  # rebuilds the pattern, allocating as it goes
+    gc.collect()
+    assert _redact.redact("cycle-secret-7 cycle-secret-299") == "cycle-secret-7 cycle-secret-299"

@@ -8,7 +8,7 @@ from urllib.parse import quote, quote_plus
 import httpx
 import pytest
 
-from sms_async import Iton, MaybeSentError, Message, NotSentError, RetryPolicy, _redact
+from sms_async import Iton, MaybeSentError, Message, NotSentError, RetryPolicy
 from sms_async import _exceptions as exc
 from sms_async.transports import HttpxTransport, map_httpx_error
 
@@ -53,13 +53,6 @@ def all_httpx_errors() -> set[type[httpx.HTTPError]]:
                 found.add(sub)
                 todo.append(sub)
     return found
-
-
-@pytest.fixture(autouse=True)
-def isolated_secrets(monkeypatch):
-    """Start each test with an empty secret registry, then register this module's password."""
-    monkeypatch.setattr(_redact, "_secrets", set())
-    monkeypatch.setattr(_redact, "_pattern", None)
 
 
 @pytest.fixture

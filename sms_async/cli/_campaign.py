@@ -32,18 +32,19 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from sms_async._batching import Batch, Batcher
 from sms_async._engine import BulkSender
-from sms_async._exceptions import ConfigurationError, SmsError, UnsupportedOperationError, UsageError
+from sms_async._exceptions import ConfigurationError, SmsError, UsageError
 from sms_async._message import Message
 from sms_async._models import BatchResult, Outcome
-from sms_async._phone import PhoneNormaliser, e164_key
+from sms_async._phone import PhoneNormaliser
 from sms_async._redact import redact
 from sms_async._retry import RetryPolicy
 from sms_async.cli._config import GatewaySettings, build_driver
 from sms_async.cli._errors import CliError, ExitCode, run_async
 from sms_async.cli._io import InputFormat, RecipientSource, ResultEncoder, result_format_for
-from sms_async.cli._journal import OUTCOMES, BatchMirror, Campaign, CampaignJournal
-from sms_async.providers import ItecPay, Iton
+from sms_async.cli._journal import OUTCOMES, Campaign, CampaignJournal
+from sms_async.providers import Driver
 
 __all__ = [
     "SendOptions",
@@ -150,38 +151,29 @@ def make_normaliser(region: str) -> PhoneNormaliser:
 def run_dry_run(source: RecipientSource, message: Message, region: str, console: Console) -> ExitCode:
     """Count what a campaign would send and cost; send nothing.
 
-    Reads the whole input once, keeping one integer per distinct number.
+    Reads the whole input once, through the same batcher as a send.
     """
-    normaliser = make_normaliser(region)
-    normalise = normaliser.normalise_or_none
-    seen: set[int] = set()
-    seen_raw: set[str] = set()
+    batcher = Batcher(make_normaliser(region), 100, message=message, sender_id=message.sender_id)
     inputs = duplicates = invalid = 0
     samples: list[tuple[str, str]] = []
+
+    def tally(batch: Batch) -> None:
+        nonlocal inputs, duplicates, invalid
+        inputs += batch.size
+        duplicates += sum(batch.duplicates.values())
+        invalid += len(batch.failed)
+        for raw, failure in batch.failed.items():
+            if len(samples) < 5:
+                samples.append((raw, failure.reason))
+
     for chunk in source.chunks():
-        for raw in chunk:
-            inputs += 1
-            e164 = normalise(raw)
-            if e164 is None:
-                if raw in seen_raw:
-                    duplicates += 1
-                    continue
-                seen_raw.add(raw)
-                invalid += 1
-                if len(samples) < 5:
-                    try:
-                        normaliser.normalise(raw)
-                    except SmsError as error:
-                        samples.append((raw, error.reason))
-                continue
-            key = e164_key(e164)
-            if key in seen:
-                duplicates += 1
-            else:
-                seen.add(key)
+        for batch in batcher.feed(chunk):
+            tally(batch)
+    for batch in batcher.finish():
+        tally(batch)
     if source.error is not None:
         raise CliError(source.error)
-    recipients = len(seen)
+    recipients = batcher.distinct
     table = Table(title="Dry run: nothing was sent", show_header=False, title_justify="left")
     table.add_column(style="bold")
     table.add_column()
@@ -219,11 +211,8 @@ def run_send(options: SendOptions, err_console: Console) -> SendReport:
     message = make_message(options.text, options.sender_id, options.max_segments)
     normaliser = make_normaliser(settings.region)
     driver = build_driver(settings)
-    if options.skip_dnd:
-        try:
-            driver.build_dnd(["+919800000000"])
-        except UnsupportedOperationError as error:
-            raise CliError(f"--skip-dnd: {error.reason}") from None
+    if options.skip_dnd and not driver.capabilities.dnd:
+        raise CliError(f"--skip-dnd: {driver.name} has no do-not-disturb look-up")
     output = options.output.expanduser().resolve()
     result_format = result_format_for(output)
     if not output.parent.is_dir():
@@ -268,7 +257,6 @@ def run_send(options: SendOptions, err_console: Console) -> SendReport:
                         driver,
                         source,
                         journal,
-                        normaliser,
                         progress,
                         err_console,
                         use_uvloop=_have_uvloop(),
@@ -295,15 +283,12 @@ def _have_uvloop() -> bool:
 async def _send(
     options: SendOptions,
     message: Message,
-    driver: Iton | ItecPay,
+    driver: Driver,
     source: RecipientSource,
     journal: CampaignJournal,
-    normaliser: PhoneNormaliser,
     progress: _Progress,
     err_console: Console,
 ) -> None:
-    needs_rows = journal.needs_rows
-    mirror = BatchMirror(normaliser, driver.max_batch, needs_rows) if needs_rows else None
     async with journal:
         sender = BulkSender(
             driver,
@@ -319,7 +304,7 @@ async def _send(
                     stream = cast(
                         "AsyncGenerator[BatchResult, None]",
                         bulk.stream(
-                            _recipients(source, journal, mirror),
+                            _recipients(source, journal),
                             message.text,
                             sender_id=message.sender_id,
                             skip_dnd=options.skip_dnd,
@@ -333,31 +318,17 @@ async def _send(
                     watchers.cancel_scope.cancel()
 
 
-async def _recipients(
-    source: RecipientSource, journal: CampaignJournal, mirror: BatchMirror | None
-) -> AsyncIterator[str]:
-    """The input, stopped early on Ctrl+C or a read error; rebuilds lost batches on the way."""
+async def _recipients(source: RecipientSource, journal: CampaignJournal) -> AsyncIterator[str]:
+    """The input, stopped early on Ctrl+C or a read error."""
     async for chunk in source.aiter():
         for raw in chunk:
             if journal.stop_reason is not None:
                 return
-            if mirror is not None:
-                rebuilt = mirror.feed(raw)
-                if rebuilt is not None:
-                    await journal.settle_rebuilt(rebuilt)
-                if mirror.done:
-                    mirror = None  # its sets of seen numbers can go
             yield raw
         await anyio.lowlevel.checkpoint()
     if source.error is not None:
-        # Stop before the engine sends the batch cut short by the error: its
-        # composition would differ from the one a resume makes.
+        # Stop before the engine sends the batch cut short by the error.
         journal.fail(CliError(source.error))
-        return
-    if mirror is not None and journal.stop_reason is None:
-        rebuilt = mirror.finish()
-        if rebuilt is not None:
-            await journal.settle_rebuilt(rebuilt)
 
 
 async def _watch_signals(

@@ -39,7 +39,7 @@ from typing import Any, Literal
 import attrs
 
 from sms_async._exceptions import ConfigurationError
-from sms_async._redact import redact, register_secret
+from sms_async._redact import keep_secrets, redact
 from sms_async.cli._errors import CliError, ExitCode
 from sms_async.providers import ItecPay, Iton
 from sms_async.providers.iton import DEFAULT_BASE_URL as ITON_DEFAULT_URL
@@ -184,8 +184,8 @@ def resolve_settings(
 ) -> GatewaySettings:
     """Merge options, environment and config file into :class:`GatewaySettings`.
 
-    Every secret found is registered for redaction at once, so that no later
-    message can echo it. Missing credentials are not an error here (a dry
+    Every secret found is redacted for as long as the settings live, so that
+    no later message can echo it. Missing credentials are not an error here (a dry
     run needs none); :func:`build_driver` reports them.
     """
     env = os.environ if env is None else env
@@ -195,9 +195,6 @@ def resolve_settings(
         where = "--gateway" if gateway else (ENV_GATEWAY if env.get(ENV_GATEWAY) else f"config file {path}")
         raise CliError(f"{where}: unknown gateway {chosen!r}; choose one of: {', '.join(GATEWAYS)}")
     section = _section(table, chosen, path)
-    for secret in (password, token, env.get(ENV_PASSWORD), env.get(ENV_TOKEN), section.get("password"),
-                   section.get("token")):  # fmt: skip
-        register_secret(secret)
 
     def pick(option: str | None, env_name: str | None, key: str) -> tuple[str | None, str | None]:
         if option:
@@ -215,7 +212,7 @@ def resolve_settings(
     sender, _ = pick(sender_id, None, "sender_id")
     chosen_region, _ = pick(region, None, "region")
     sources = sorted({s for s in (user_from, secret_from, token_from) if s is not None})
-    return GatewaySettings(
+    settings = GatewaySettings(
         gateway="iton" if chosen == "iton" else "itecpay",
         username=user,
         password=secret,
@@ -225,6 +222,11 @@ def resolve_settings(
         region=(chosen_region or DEFAULT_REGION).upper(),
         source=" and ".join(sources) if sources else "nowhere",
     )
+    # Every secret found is redacted for as long as the settings live, so that
+    # no later message can echo one (the environment's and the file's included).
+    found = (password, token, env.get(ENV_PASSWORD), env.get(ENV_TOKEN), section.get("password"))
+    keep_secrets(settings, *found, section.get("token"))
+    return settings
 
 
 def _missing(settings: GatewaySettings, what: str) -> CliError:

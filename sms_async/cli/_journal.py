@@ -49,12 +49,11 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import hashlib
 import os
 import sqlite3
 import sys
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Final, Literal, Self
 
@@ -62,10 +61,10 @@ import anyio
 import anyio.abc
 import attrs
 
-from sms_async._engine import _LOCAL_FLUSH  # the engine's batching rule, replayed to rebuild lost batches
-from sms_async._exceptions import GatewayError, InvalidNumberError, SmsError
-from sms_async._models import BatchResult, Failure, Outcome
-from sms_async._phone import PhoneNormaliser, e164_key
+from sms_async._batching import Batch
+from sms_async._exceptions import GatewayError, SmsError
+from sms_async._journal import Admission, numbers_digest, state_of
+from sms_async._models import BatchResult, Outcome
 from sms_async.cli._errors import CliError, ExitCode
 
 if TYPE_CHECKING:
@@ -75,13 +74,11 @@ if TYPE_CHECKING:
 
 __all__ = [
     "SCHEMA_VERSION",
-    "BatchMirror",
     "Campaign",
     "CampaignJournal",
-    "numbers_digest",
 ]
 
-SCHEMA_VERSION: Final = 1
+SCHEMA_VERSION: Final = 2
 
 State = Literal["pending", "sending", "sent", "rejected", "unknown"]
 PENDING: Final = "pending"
@@ -127,31 +124,31 @@ _SET_COUNTS: Final = ", ".join(f"{o.value} = ?" for o in OUTCOMES)
 _SUM_WRITTEN: Final = (
     f"SELECT {', '.join(f'TOTAL({o.value})' for o in OUTCOMES)} FROM batches WHERE rows_written = 1"  # noqa: S608
 )
-# A claim succeeds only for a batch never begun or back in 'pending', and with the same numbers.
+# A claim succeeds only for a batch never begun or back in 'pending' (which never reached the gateway).
 _CLAIM: Final = (
     "INSERT INTO batches (idx, numbers_sha256, size, state, run, updated_at) "
     "VALUES (?, ?, ?, 'sending', ?, ?) "
-    "ON CONFLICT (idx) DO UPDATE SET state = 'sending', run = excluded.run, updated_at = excluded.updated_at "
-    "WHERE batches.state = 'pending' AND batches.numbers_sha256 = excluded.numbers_sha256"
+    "ON CONFLICT (idx) DO UPDATE SET state = 'sending', run = excluded.run, "
+    "updated_at = excluded.updated_at, numbers_sha256 = excluded.numbers_sha256, size = excluded.size "
+    "WHERE batches.state = 'pending'"
 )
 _SETTLE: Final = (
     f"UPDATE batches SET state = ?, rows_written = ?, updated_at = ?, {_SET_COUNTS} "  # noqa: S608
     "WHERE idx = ? AND state = 'sending' AND run = ?"
 )
+# A batch with no number to send (invalid and repeated inputs only) is never claimed: it is settled at once.
+_SETTLE_LOCAL: Final = (
+    "INSERT INTO batches (idx, numbers_sha256, size, state, rows_written, run, "  # noqa: S608
+    f"{_COUNT_COLUMNS}, updated_at) "
+    f"VALUES (?, ?, 0, 'sent', 1, ?, {', '.join('?' for _ in OUTCOMES)}, ?) ON CONFLICT (idx) DO NOTHING"
+)
+_RELEASE: Final = (
+    "UPDATE batches SET state = 'pending', updated_at = ? WHERE idx = ? AND state = 'sending' AND run = ?"
+)
 _REBUILT: Final = (
     f"UPDATE batches SET rows_written = 1, updated_at = ?, {_SET_COUNTS} "  # noqa: S608
     "WHERE idx = ? AND state = 'unknown' AND rows_written = 0 AND numbers_sha256 = ?"
 )
-
-_LOST_REASON: Final = (
-    "the run stopped (crash or kill) while this batch was being sent: it may or may not have been sent, "
-    "and sending it again may send it twice"
-)
-
-
-def numbers_digest(numbers: Sequence[str]) -> str:
-    """SHA-256 of a batch's numbers, in order: how a resume knows the batch is the same."""
-    return hashlib.sha256("\n".join(numbers).encode("ascii", "replace")).hexdigest()
 
 
 def _now() -> str:
@@ -243,7 +240,7 @@ else:
 
 @attrs.define(eq=False)
 class _Op:
-    kind: Literal["begin", "settle", "rebuilt"]
+    kind: Literal["begin", "release", "settle", "rebuilt"]
     index: int
     digest: str = ""
     size: int = 0
@@ -401,70 +398,70 @@ class CampaignJournal:
 
     # -- the Journal protocol -----------------------------------------------------
 
-    async def begin(self, index: int, numbers: tuple[str, ...]) -> bool:
-        """Commit that batch ``index`` is being sent; ``False`` when it must not be."""
+    async def admit(self, batch: Batch) -> Admission:
+        """Send a pending batch; skip one an earlier run settled; report one lost in flight."""
         if self._stop_reason is not None:
-            return False  # left pending: the next run sends it
-        digest = numbers_digest(numbers)
-        known = self._known.get(index)
-        if known is not None:
-            state, stored, _ = known
-            if stored != digest:
-                self.fail(
-                    CliError(
-                        f"batch {index} of the input differs from the one recorded in {self.path}: "
-                        "the input is not the same as in the earlier run, so it cannot be resumed"
-                    )
+            return Admission.SKIP  # left pending: the next run sends it
+        known = self._known.get(batch.index)
+        if known is None:
+            return Admission.SEND
+        state, stored, _ = known
+        if stored != numbers_digest(batch.numbers) and state != PENDING:
+            self.fail(
+                CliError(
+                    f"batch {batch.index} of the input differs from the one recorded in {self.path}: "
+                    "the input is not the same as in the earlier run, so it cannot be resumed"
                 )
-                return False
-            if state != PENDING:
-                self.batches_skipped += 1
-                return False
-        op = _Op("begin", index, digest=digest, size=len(numbers))
+            )
+            return Admission.SKIP
+        if batch.index in self.needs_rows:
+            return Admission.LOST
+        if state != PENDING:
+            self.batches_skipped += 1
+            return Admission.SKIP
+        return Admission.SEND
+
+    async def claim(self, batch: Batch) -> bool:
+        """Commit that ``batch`` is being sent (waiting claims share one fsync); ``False``: not ours."""
+        if self._stop_reason is not None:
+            return False
+        op = _Op("begin", batch.index, digest=numbers_digest(batch.numbers), size=len(batch.numbers))
         await self._submit(op)
         return op.ok
 
-    async def settle(self, batch: BatchResult) -> None:
-        """Write the batch's rows and commit its final state with the results file's new length."""
-        counts = _count(batch)
-        state = _state_of(batch)
-        self.requests += batch.requests
-        self.retries += batch.retries
-        if batch.numbers and batch.requests:
-            self.batches_sent += 1
-        self._note_abort(batch)
-        op = _Op(
-            "settle",
-            batch.index,
-            state=state,
-            counts=tuple(counts[o] for o in OUTCOMES),
-            rows=self._encoder.encode(batch),
-            to_tail=state == PENDING,
-        )
-        await self._submit(op)
-        if op.ok:
-            for outcome, count in counts.items():
-                self.tally[outcome] += count
+    async def release(self, batch: Batch) -> None:
+        """The last try never reached the gateway: the batch is pending again while it waits to retry."""
+        await self._submit(_Op("release", batch.index))
 
-    async def settle_rebuilt(self, batch: BatchResult) -> None:
-        """Write the rows of a batch found ``sending`` on resume, rebuilt from the input, as unknown."""
-        known = self._known.get(batch.index)
-        if known is None or numbers_digest(batch.numbers) != known[1]:
-            self.fail(
-                CliError(
-                    f"cannot rebuild batch {batch.index} from the input: its numbers differ from those "
-                    f"recorded in {self.path} (was the input changed?)"
-                )
+    async def settle(self, result: BatchResult) -> None:
+        """Write the batch's rows and commit its final state with the results file's new length."""
+        counts = result.counts()
+        self._note_abort(result)
+        if result.index in self.needs_rows:
+            # Found sending on resume: its rows are written once, as unknown.
+            op = _Op(
+                "rebuilt",
+                result.index,
+                digest=numbers_digest(result.numbers),
+                counts=tuple(counts[o] for o in OUTCOMES),
+                rows=self._encoder.encode(result),
             )
-            return
-        counts = _count(batch)
-        op = _Op(
-            "rebuilt",
-            batch.index,
-            digest=known[1],
-            counts=tuple(counts[o] for o in OUTCOMES),
-            rows=self._encoder.encode(batch),
-        )
+        else:
+            state = state_of(result)
+            self.requests += result.requests
+            self.retries += result.retries
+            if result.numbers and result.requests:
+                self.batches_sent += 1
+            op = _Op(
+                "settle",
+                result.index,
+                digest=numbers_digest(result.numbers),
+                size=len(result.numbers),
+                state=state,
+                counts=tuple(counts[o] for o in OUTCOMES),
+                rows=self._encoder.encode(result),
+                to_tail=state == PENDING,
+            )
         await self._submit(op)
         if op.ok:
             for outcome, count in counts.items():
@@ -572,6 +569,10 @@ class CampaignJournal:
                         _CLAIM,
                         (op.index, op.digest, op.size, self.run, now),
                     )
+                elif op.kind == "release":
+                    cursor = conn.execute(_RELEASE, (now, op.index, self.run))
+                elif op.kind == "settle" and not op.size:
+                    cursor = conn.execute(_SETTLE_LOCAL, (op.index, op.digest, self.run, *op.counts, now))
                 elif op.kind == "settle":
                     counts = (0,) * len(OUTCOMES) if op.to_tail else op.counts
                     cursor = conn.execute(
@@ -629,115 +630,7 @@ class CampaignJournal:
         return {outcome: self.base[outcome] + self.tally[outcome] for outcome in OUTCOMES}
 
 
-# -- rebuilding batches lost in flight -------------------------------------------------
-
-
-class BatchMirror:
-    """Replays the engine's batching to rebuild batches found ``sending`` on resume.
-
-    The engine puts distinct valid numbers into batches of ``max_batch`` and
-    lets invalid and duplicate inputs ride with the batch being filled (a
-    local-only batch is cut after ``_LOCAL_FLUSH`` of them), so a batch is a
-    run of consecutive inputs and its composition depends on the input only.
-    Fed the same inputs in the same order, this gives each batch's inputs, so
-    the rows of a batch whose result was lost can be written as ``unknown``.
-    The numbers are checked against the hash the journal recorded.
-    """
-
-    def __init__(self, normaliser: PhoneNormaliser, max_batch: int, wanted: frozenset[int]) -> None:
-        self._normalise = normaliser.normalise_or_none
-        self._normaliser = normaliser
-        self._max_batch = max_batch
-        self._wanted = wanted
-        self._last = max(wanted) if wanted else -1
-        self._seen: set[int] = set()
-        self._seen_raw: set[str] = set()
-        self._job = BatchResult(index=0)
-        self._numbers: list[str] = []
-        self._inputs: list[str] = []
-
-    @property
-    def done(self) -> bool:
-        """Whether every wanted batch has been rebuilt (the mirror can be dropped)."""
-        return self._job.index > self._last
-
-    def feed(self, raw: str) -> BatchResult | None:
-        """Take one input; return a wanted batch when this input completes it."""
-        job = self._job
-        e164 = self._normalise(raw)
-        if e164 is None:
-            if raw in self._seen_raw:
-                job.duplicates[raw] = job.duplicates.get(raw, 0) + 1
-            else:
-                self._seen_raw.add(raw)
-                job.failed[raw] = self._invalid(raw) if job.index in self._wanted else _PLACEHOLDER
-        else:
-            key = e164_key(e164)
-            if key in self._seen:
-                job.duplicates[e164] = job.duplicates.get(e164, 0) + 1
-            else:
-                self._seen.add(key)
-                self._numbers.append(e164)
-                self._inputs.append(raw)
-        if len(self._numbers) >= self._max_batch or len(job.failed) + len(job.duplicates) >= _LOCAL_FLUSH:
-            return self._cut()
-        return None
-
-    def finish(self) -> BatchResult | None:
-        """The last batch, at the end of the input, if it is wanted."""
-        job = self._job
-        if self._numbers or job.failed or job.duplicates:
-            return self._cut()
-        return None
-
-    def _cut(self) -> BatchResult | None:
-        job, numbers, inputs = self._job, self._numbers, self._inputs
-        self._job = BatchResult(index=job.index + 1)
-        self._numbers, self._inputs = [], []
-        if job.index not in self._wanted:
-            return None
-        lost = Failure(Outcome.UNKNOWN, _LOST_REASON)
-        rebuilt = BatchResult(numbers=tuple(numbers), inputs=tuple(inputs), index=job.index)
-        rebuilt.failed.update(dict.fromkeys(numbers, lost))
-        rebuilt.failed.update(job.failed)
-        rebuilt.duplicates.update(job.duplicates)
-        return rebuilt
-
-    def _invalid(self, raw: str) -> Failure:
-        try:
-            self._normaliser.normalise(raw)
-        except InvalidNumberError as error:
-            return Failure(Outcome.INVALID, error.reason, error)
-        return Failure(Outcome.INVALID, f"{raw[:40]!r} is not a valid phone number")  # pragma: no cover
-
-
-_PLACEHOLDER: Final = Failure(Outcome.INVALID, "")
-
-
 # -- helpers -------------------------------------------------------------------------
-
-
-def _count(batch: BatchResult) -> dict[Outcome, int]:
-    counts = dict.fromkeys(OUTCOMES, 0)
-    counts[Outcome.ACCEPTED] = len(batch.message_ids)
-    counts[Outcome.DUPLICATE] = sum(batch.duplicates.values())
-    for failure in batch.failed.values():
-        counts[failure.outcome] += 1
-    return counts
-
-
-def _state_of(batch: BatchResult) -> State:
-    """The journal state a settled batch ends in."""
-    if not batch.numbers:
-        return SENT  # invalid and duplicate inputs only: nothing to send, nothing to repeat
-    outcomes = {batch.failed[n].outcome for n in batch.numbers if n in batch.failed}
-    if Outcome.UNKNOWN in outcomes:
-        return UNKNOWN
-    if batch.message_ids:
-        return SENT
-    if Outcome.UNSENT in outcomes and outcomes <= {Outcome.UNSENT, Outcome.SKIPPED}:
-        return PENDING  # never processed: safe to send again
-    return REJECTED
 
 
 def _connect(path: Path) -> sqlite3.Connection:

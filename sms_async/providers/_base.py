@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from decimal import Decimal
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol, Self
 
 import attrs
 
@@ -26,14 +26,16 @@ from sms_async._exceptions import (
 )
 from sms_async._message import Message
 from sms_async._models import DeliveryReport
-from sms_async._redact import redact
+from sms_async._redact import keep_secrets, redact
 from sms_async._wire import Origin, WireRequest, WireResponse, parse_retry_after
 
 __all__ = [
+    "Capabilities",
     "Driver",
     "PreparedSend",
     "SendAnswer",
     "body_excerpt",
+    "check_params",
     "classify_http",
     "classify_text_error",
 ]
@@ -66,6 +68,24 @@ class SendAnswer:
     unknown: dict[str, str] = attrs.Factory(dict)
 
 
+@attrs.frozen
+class Capabilities:
+    """What a gateway offers besides sending, as its driver declares it.
+
+    The engine, the command line and the simulator ask this instead of
+    trying an operation to see whether it fails.
+    """
+
+    #: Delivery-status look-ups.
+    status: bool = True
+    #: A balance look-up.
+    balance: bool = False
+    #: A do-not-disturb look-up.
+    dnd: bool = False
+    #: Authentication by API token instead of a password.
+    token_auth: bool = False
+
+
 class PreparedSend(Protocol):
     """A send of one message, prepared once; builds each batch's request cheaply."""
 
@@ -74,10 +94,19 @@ class PreparedSend(Protocol):
 
 
 class Driver(Protocol):
-    """One gateway's wire protocol."""
+    """One gateway's wire protocol: describes requests and reads answers, never does I/O.
 
-    #: Short name used in logs and results ("iton", "itecpay").
-    name: str
+    A driver class is registered under its ``name``
+    (:func:`sms_async.providers.register_gateway`) and built from settings
+    with :meth:`from_settings`.
+    """
+
+    #: Short name used in logs, results, the registry and the command line ("iton", "itecpay").
+    name: ClassVar[str]
+    #: What the gateway offers.
+    capabilities: ClassVar[Capabilities]
+    #: The settings :meth:`from_settings` reads (config-file keys and command-line options).
+    settings_keys: ClassVar[frozenset[str]]
     #: Most recipients per send request.
     max_batch: int
     #: Most ids per status request.
@@ -87,8 +116,16 @@ class Driver(Protocol):
     #: Where the gateway is.
     origin: Origin
 
-    def prepare_send(self, message: Message) -> PreparedSend:
-        """Prepare the constant part of every send request for ``message``."""
+    @classmethod
+    def from_settings(cls, settings: Mapping[str, Any]) -> Self:
+        """Build the driver from settings (keys of :attr:`settings_keys`); raise ConfigurationError."""
+
+    def prepare_send(self, message: Message, params: Mapping[str, str] | None = None) -> PreparedSend:
+        """Prepare the constant part of every send request for ``message``.
+
+        ``params`` are extra request parameters (such as India's DLT ids),
+        merged over the driver's own defaults; a name the driver owns is refused.
+        """
 
     def parse_send(self, numbers: Sequence[str], response: WireResponse) -> SendAnswer:
         """Read a send answer, or raise the matching :class:`GatewayError`."""
@@ -110,6 +147,57 @@ class Driver(Protocol):
 
     def parse_dnd(self, numbers: Sequence[str], response: WireResponse) -> dict[str, bool]:
         """Read a do-not-disturb answer: E.164 -> listed."""
+
+
+_SECRET_NAME = re.compile(r"pass|secret|token|key|auth|sign", re.IGNORECASE)
+
+
+def check_params(
+    owner: object, gateway: str, owned: frozenset[str], *layers: Mapping[str, str] | None
+) -> dict[str, str]:
+    """Merge extra request parameters (later layers win) and check them before any request.
+
+    Names must be non-empty text and not one the gateway's own protocol
+    uses (compared without regard to case); values must be text. A value
+    whose name sounds like a secret is redacted for as long as ``owner`` lives.
+
+    Raises:
+        ConfigurationError: a name the driver owns, an empty name, or a value that is not text.
+    """
+    merged: dict[str, str] = {}
+    for layer in layers:
+        if not layer:
+            continue
+        if not isinstance(layer, Mapping):
+            raise ConfigurationError(f"gateway parameters must be a mapping of name to text, got {layer!r}")
+        for name, value in layer.items():
+            if not isinstance(name, str) or not name.strip():
+                raise ConfigurationError(f"{gateway}: a gateway parameter needs a name, got {name!r}")
+            if name.lower() in owned:
+                raise ConfigurationError(
+                    f"{gateway}: the parameter {name!r} is set by the driver itself and cannot be overridden "
+                    f"(its own parameters: {', '.join(sorted(owned))})"
+                )
+            if not isinstance(value, str):
+                raise ConfigurationError(
+                    f"{gateway}: the value of parameter {name!r} must be text, got {type(value).__name__} "
+                    f"(write it as a string, such as '{value}')"
+                )
+            check_credential(f"parameter {name!r}", value)
+            if _SECRET_NAME.search(name):
+                keep_secrets(owner, value)
+            merged[name] = value
+    return merged
+
+
+def setting(settings: Mapping[str, Any], key: str) -> str | None:
+    """A text setting, or ``None`` when it is absent or empty."""
+    value = settings.get(key)
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise ConfigurationError(f"the setting {key!r} must be text, got {type(value).__name__}")
+    return value
 
 
 def body_excerpt(response: WireResponse) -> str:

@@ -10,9 +10,9 @@ status: either 400 is a failure), a ``description``, and the id as
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from decimal import Decimal
-from typing import Any
+from typing import Any, ClassVar, Self
 
 from sms_async._exceptions import (
     AmbiguousResponseError,
@@ -24,15 +24,18 @@ from sms_async._exceptions import (
 )
 from sms_async._message import Message
 from sms_async._models import DeliveryReport, DeliveryStatus
-from sms_async._redact import register_secret
+from sms_async._redact import keep_secrets
 from sms_async._wire import Origin, WireRequest, WireResponse
 from sms_async.providers._base import (
+    Capabilities,
     SendAnswer,
     body_excerpt,
     check_credential,
+    check_params,
     classify_http,
     classify_text_error,
     load_json,
+    setting,
 )
 
 __all__ = ["ITECPAY_STATUS_LETTERS", "ItecPay"]
@@ -52,6 +55,8 @@ _STATUS_KEYS = ("sms_status", "message_status", "delivery_status", "smsStatus", 
 _NUMBER_KEYS = ("recipient", "number", "phone", "msisdn", "to", "mobile")
 _LIST_KEYS = ("messages", "recipients", "results", "data")
 _JSON_HEADERS = (("Content-Type", "application/json"), ("Accept", "application/json"))
+# The JSON fields ItecPay's commands use: extra parameters may not take these names.
+_OWN_PARAMS = frozenset({"username", "password", "recipients", "sender", "message", "messageid"})
 
 
 def _first(entry: dict[str, Any], keys: Sequence[str]) -> Any:
@@ -94,10 +99,15 @@ class ItecPay:
     """The ItecPay gateway.
 
     ``base_url`` is the gateway's origin (its documentation names none);
-    ``send_path`` and ``status_path`` are appended to it.
+    ``send_path`` and ``status_path`` are appended to it. ``params`` are extra
+    JSON fields for every send, under those given to each send.
     """
 
-    name = "itecpay"
+    name: ClassVar[str] = "itecpay"
+    capabilities: ClassVar[Capabilities] = Capabilities(status=True, balance=False, dnd=False)
+    settings_keys: ClassVar[frozenset[str]] = frozenset(
+        {"username", "password", "base_url", "send_path", "status_path", "allow_insecure_http", "params"}
+    )
     max_batch = 100
     max_status_batch = 1
     max_dnd_batch = 100
@@ -111,6 +121,7 @@ class ItecPay:
         send_path: str = "/api/sms/send",
         status_path: str = "/api/sms/status",
         allow_insecure_http: bool = False,
+        params: Mapping[str, str] | None = None,
     ) -> None:
         if not username:
             raise ConfigurationError("ItecPay needs username=")
@@ -118,21 +129,43 @@ class ItecPay:
             raise ConfigurationError("ItecPay needs password=")
         check_credential("username", username)
         self.origin = Origin.parse(base_url, allow_insecure_http=allow_insecure_http)
-        register_secret(password)
+        keep_secrets(self, password)
+        self.params = check_params(self, "ItecPay", _OWN_PARAMS, params)
         self.username = username
         self._password = password
         self.send_path = self.origin.join(send_path)
         self.status_path = self.origin.join(status_path)
         self._auth_json = json.dumps({"username": username, "password": password}, ensure_ascii=False)[:-1]
 
+    @classmethod
+    def from_settings(cls, settings: Mapping[str, Any]) -> Self:
+        """Build from settings: username, password, base_url (required), paths, params."""
+        base_url = setting(settings, "base_url")
+        if base_url is None:
+            raise ConfigurationError(
+                "ItecPay has no published address: give its base_url (the gateway's origin)"
+            )
+        paths = {key: value for key in ("send_path", "status_path") if (value := setting(settings, key))}
+        params = settings.get("params")
+        return cls(
+            setting(settings, "username") or "",
+            setting(settings, "password") or "",
+            base_url=base_url,
+            allow_insecure_http=bool(settings.get("allow_insecure_http", False)),
+            params=params or None,
+            **paths,
+        )
+
     def __repr__(self) -> str:
         return f"ItecPay(username={self.username!r}, base_url={self.origin.url!r})"
 
     # -- send -------------------------------------------------------------
 
-    def prepare_send(self, message: Message) -> _PreparedItecPay:
-        """Encode everything but the recipients once per campaign."""
-        rest = json.dumps({"sender": message.sender_id, "message": message.text}, ensure_ascii=False)[1:-1]
+    def prepare_send(self, message: Message, params: Mapping[str, str] | None = None) -> _PreparedItecPay:
+        """Encode everything but the recipients once per campaign (or per text)."""
+        fields = {"sender": message.sender_id, "message": message.text}
+        fields.update(check_params(self, "ItecPay", _OWN_PARAMS, self.params, params))
+        rest = json.dumps(fields, ensure_ascii=False)[1:-1]
         head = f'{self._auth_json}, {rest}, "recipients": "'.encode()
         return _PreparedItecPay(self.send_path, head)
 

@@ -9,30 +9,38 @@ decide (see :func:`~sms_async.providers._base.classify_text_error`).
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from decimal import Decimal
-from typing import Any
+from typing import Any, ClassVar, Self
 from urllib.parse import quote
 
 from sms_async._exceptions import AmbiguousResponseError, ConfigurationError, GatewayError, RejectedError
 from sms_async._message import Message
 from sms_async._models import DeliveryReport, DeliveryStatus
-from sms_async._redact import register_secret
+from sms_async._redact import keep_secrets
 from sms_async._wire import Origin, WireRequest, WireResponse
 from sms_async.providers._base import (
     INVALID_JSON,
+    Capabilities,
     SendAnswer,
     body_excerpt,
     check_credential,
+    check_params,
     classify_http,
     classify_text_error,
     decimal_or_none,
     load_json,
+    setting,
 )
 
 __all__ = ["ITON_STATUS_WORDS", "Iton"]
 
 DEFAULT_BASE_URL = "https://sms.iton.in/ItonSMSAPI/smsService/api/"
+
+# The query parameters ITON's commands use: extra parameters may not take these names.
+_OWN_PARAMS = frozenset(
+    {"username", "password", "cmd", "to", "sender", "message", "unicode", "ids", "phonenumbers"}
+)
 
 _SUCCESS = re.compile(
     r"^\s*success\b.*?message\s*id\s*(?:is\b|:)\s*([A-Za-z0-9_\-]+)\s*$", re.IGNORECASE | re.DOTALL
@@ -98,9 +106,15 @@ class Iton:
     Authenticate with ``username`` and ``password`` (sent in the query
     string, as the gateway requires) or with an API ``token`` (sent as
     ``Authorization: ITON <token>``). ``base_url`` is the command endpoint.
+    ``params`` are extra query parameters for every send (such as India's DLT
+    ``templateid`` and ``entityid``), under those given to each send.
     """
 
-    name = "iton"
+    name: ClassVar[str] = "iton"
+    capabilities: ClassVar[Capabilities] = Capabilities(status=True, balance=True, dnd=True, token_auth=True)
+    settings_keys: ClassVar[frozenset[str]] = frozenset(
+        {"username", "password", "token", "base_url", "allow_insecure_http", "params"}
+    )
     max_batch = 100
     max_status_batch = 100
     max_dnd_batch = 100
@@ -113,6 +127,7 @@ class Iton:
         token: str | None = None,
         base_url: str = DEFAULT_BASE_URL,
         allow_insecure_http: bool = False,
+        params: Mapping[str, str] | None = None,
     ) -> None:
         if token is not None and password is not None:
             raise ConfigurationError("Iton takes password= or token=, not both")
@@ -126,8 +141,8 @@ class Iton:
         check_credential("token", token)
         check_credential("username", username)
         self.origin = Origin.parse(base_url, allow_insecure_http=allow_insecure_http)
-        for secret in (password, token):
-            register_secret(secret)
+        keep_secrets(self, password, token)
+        self.params = check_params(self, "Iton", _OWN_PARAMS, params)
         self.username = username
         self._password = password
         self._token = token
@@ -141,6 +156,19 @@ class Iton:
             self._headers = ()
         self._command_prefix = f"{self.origin.base_path}?{self._auth_query}cmd="
 
+    @classmethod
+    def from_settings(cls, settings: Mapping[str, Any]) -> Self:
+        """Build from settings: username and password, or token; base_url, params, allow_insecure_http."""
+        params = settings.get("params")
+        return cls(
+            setting(settings, "username"),
+            setting(settings, "password"),
+            token=setting(settings, "token"),
+            base_url=setting(settings, "base_url") or DEFAULT_BASE_URL,
+            allow_insecure_http=bool(settings.get("allow_insecure_http", False)),
+            params=params or None,
+        )
+
     def __repr__(self) -> str:
         who = f"username={self.username!r}" if self.username else "token=[REDACTED]"
         return f"Iton({who}, base_url={self.origin.url!r})"
@@ -150,12 +178,14 @@ class Iton:
 
     # -- send -------------------------------------------------------------
 
-    def prepare_send(self, message: Message) -> _PreparedIton:
-        """Build the constant part of the query string once per campaign."""
+    def prepare_send(self, message: Message, params: Mapping[str, str] | None = None) -> _PreparedIton:
+        """Build the constant part of the query string once per campaign (or per text)."""
         unicode_flag = "2" if message.is_unicode else "0"
+        extra = check_params(self, "Iton", _OWN_PARAMS, self.params, params)
+        extras = "".join(f"&{_q(name)}={_q(value)}" for name, value in extra.items())
         prefix = (
             f"{self._command_prefix}sendSMS&sender={_q(message.sender_id)}&message={_q(message.text)}"
-            f"&uniCode={unicode_flag}&to="
+            f"&uniCode={unicode_flag}{extras}&to="
         )
         return _PreparedIton(prefix, self._headers)
 

@@ -9,12 +9,13 @@ from pathlib import Path
 import anyio
 import pytest
 
-from sms_async import BulkSender, Iton
+from sms_async import BulkSender, Iton, Message
+from sms_async._batching import Batch, Batcher
+from sms_async._journal import Admission, numbers_digest
 from sms_async._models import BatchResult, Failure, Outcome
 from sms_async._phone import PhoneNormaliser
 from sms_async.cli import Campaign, CampaignJournal, CliError, ExitCode
 from sms_async.cli._io import ResultEncoder
-from sms_async.cli._journal import BatchMirror, numbers_digest
 
 NORMALISER = PhoneNormaliser("IN")
 
@@ -55,6 +56,19 @@ def batch_of(index: int, count: int, outcome: Outcome | None = None) -> BatchRes
     return batch
 
 
+def as_batch(index: int, numbers: tuple[str, ...]) -> Batch:
+    batch = Batch(index, 1, None)
+    batch.numbers = list(numbers)
+    batch.inputs = list(numbers)
+    return batch
+
+
+async def begin(journal: CampaignJournal, index: int, numbers: tuple[str, ...]) -> bool:
+    """What the engine does before a request: admit the batch, then claim it."""
+    batch = as_batch(index, numbers)
+    return await journal.admit(batch) is Admission.SEND and await journal.claim(batch)
+
+
 def states(tmp_path: Path) -> dict[int, str]:
     with sqlite3.connect(tmp_path / "results.jsonl.journal") as conn:
         return dict(conn.execute("SELECT idx, state FROM batches").fetchall())
@@ -65,7 +79,7 @@ async def test_begin_commits_sending_before_it_returns(tmp_path):
     journal = open_journal(tmp_path)
     try:
         async with journal:
-            assert await journal.begin(0, batch_of(0, 3).numbers)
+            assert await begin(journal, 0, batch_of(0, 3).numbers)
             assert states(tmp_path) == {0: "sending"}
             await journal.settle(batch_of(0, 3))
             assert states(tmp_path) == {0: "sent"}
@@ -85,7 +99,7 @@ async def test_resume_rules(tmp_path):
     try:
         async with journal:
             for batch in batches:
-                assert await journal.begin(batch.index, batch.numbers)
+                assert await begin(journal, batch.index, batch.numbers)
             for batch in batches[:3]:
                 await journal.settle(batch)
             # Batch 3 never settles: the process "dies" with it in flight.
@@ -102,11 +116,11 @@ async def test_resume_rules(tmp_path):
         assert journal.needs_rows == {3}
         assert output.read_text().count("\n") == 6  # the provisional tail was cut
         async with journal:
-            assert not await journal.begin(0, batches[0].numbers)
-            assert not await journal.begin(1, batches[1].numbers)
-            assert await journal.begin(2, batches[2].numbers)
-            assert not await journal.begin(3, batches[3].numbers)
-            assert await journal.begin(4, batch_of(4, 2).numbers)
+            assert not await begin(journal, 0, batches[0].numbers)
+            assert not await begin(journal, 1, batches[1].numbers)
+            assert await begin(journal, 2, batches[2].numbers)
+            assert not await begin(journal, 3, batches[3].numbers)
+            assert await begin(journal, 4, batch_of(4, 2).numbers)
     finally:
         journal.close()
     assert states(tmp_path) == {0: "sent", 1: "rejected", 2: "sending", 3: "unknown", 4: "sending"}
@@ -117,14 +131,14 @@ async def test_resend_unknown(tmp_path):
     journal = open_journal(tmp_path)
     try:
         async with journal:
-            assert await journal.begin(0, batch_of(0, 2).numbers)
+            assert await begin(journal, 0, batch_of(0, 2).numbers)
     finally:
         journal.close()
     journal = open_journal(tmp_path, resume=True, resend_unknown=True)
     try:
         assert journal.needs_rows == frozenset()
         async with journal:
-            assert await journal.begin(0, batch_of(0, 2).numbers)
+            assert await begin(journal, 0, batch_of(0, 2).numbers)
     finally:
         journal.close()
 
@@ -134,15 +148,15 @@ async def test_different_numbers_in_a_batch_are_refused(tmp_path):
     journal = open_journal(tmp_path)
     try:
         async with journal:
-            assert await journal.begin(0, batch_of(0, 2).numbers)
+            assert await begin(journal, 0, batch_of(0, 2).numbers)
             await journal.settle(batch_of(0, 2))
     finally:
         journal.close()
     journal = open_journal(tmp_path, resume=True)
     try:
         async with journal:
-            assert not await journal.begin(0, batch_of(9, 2).numbers)
-            assert not await journal.begin(1, batch_of(1, 2).numbers)  # stopped
+            assert not await begin(journal, 0, batch_of(9, 2).numbers)
+            assert not await begin(journal, 1, batch_of(1, 2).numbers)  # stopped
     finally:
         journal.close()
     assert journal.failure is not None
@@ -177,7 +191,7 @@ async def test_results_file_cut_to_recorded_length(tmp_path):
     journal = open_journal(tmp_path)
     try:
         async with journal:
-            assert await journal.begin(0, batch_of(0, 2).numbers)
+            assert await begin(journal, 0, batch_of(0, 2).numbers)
             await journal.settle(batch_of(0, 2))
     finally:
         journal.close()
@@ -206,12 +220,12 @@ async def test_group_commit(tmp_path, monkeypatch):
     try:
         async with journal:
 
-            async def begin(index: int) -> None:
-                results.append(await journal.begin(index, batch_of(index, 1).numbers))
+            async def begin_one(index: int) -> None:
+                results.append(await begin(journal, index, batch_of(index, 1).numbers))
 
             async with anyio.create_task_group() as tg:
                 for index in range(32):
-                    tg.start_soon(begin, index)
+                    tg.start_soon(begin_one, index)
     finally:
         journal.close()
     assert results == [True] * 32
@@ -219,8 +233,8 @@ async def test_group_commit(tmp_path, monkeypatch):
     assert len(commits) <= 3
 
 
-async def test_mirror_rebuilds_the_engines_batches(tmp_path):
-    """BatchMirror cuts the input into exactly the batches the engine makes, invalid and repeats included."""
+async def test_engine_sends_the_batchers_batches(tmp_path):
+    """The engine's batches are the batcher's, invalid and repeats included: what a resume rebuilds."""
     raws = []
     for i in range(2500):
         raws.append(f"98{i:08d}")
@@ -231,26 +245,41 @@ async def test_mirror_rebuilds_the_engines_batches(tmp_path):
     raws.extend(f"junk-{i}" for i in range(1500))  # enough invalid entries to make a local-only batch
 
     class Recorder:
-        def __init__(self) -> None:
+        def __init__(self, admission: Admission) -> None:
+            self.admission = admission
             self.digests: dict[int, str] = {}
+            self.settled: list[BatchResult] = []
 
-        async def begin(self, index: int, numbers: tuple[str, ...]) -> bool:
-            self.digests[index] = numbers_digest(numbers)
-            return False  # nothing is sent
+        async def admit(self, batch: Batch) -> Admission:
+            self.digests[batch.index] = numbers_digest(batch.numbers)
+            return self.admission
+
+        async def claim(self, batch: Batch) -> bool:
+            raise AssertionError("no batch is sent")
+
+        async def release(self, batch: Batch) -> None:
+            raise AssertionError("no batch is sent")
 
         async def settle(self, batch: BatchResult) -> None:
-            raise AssertionError("no batch was begun")
+            self.settled.append(batch)
 
-    recorder = Recorder()
+    recorder = Recorder(Admission.SKIP)
     driver = Iton("u", "p", base_url="http://127.0.0.1:9/")
     async with BulkSender(driver, default_region="IN", concurrency=4) as bulk:
         result = await bulk.send(raws, "Hello", sender_id="ITONAB", journal=recorder)
     assert result.total == 0
-    mirror = BatchMirror(NORMALISER, driver.max_batch, frozenset(recorder.digests))
-    rebuilt = [b for b in (*(mirror.feed(r) for r in raws), mirror.finish()) if b is not None]
-    assert {b.index: numbers_digest(b.numbers) for b in rebuilt} == recorder.digests
-    assert sum(b.total for b in rebuilt) == len(raws)
-    assert all(b.failed[n].outcome is Outcome.UNKNOWN for b in rebuilt for n in b.numbers)
+    batcher = Batcher(NORMALISER, driver.max_batch, message=Message.create("Hello", "ITONAB"))
+    cut = [*batcher.feed(raws), *batcher.finish()]
+    assert {b.index: numbers_digest(b.numbers) for b in cut} == recorder.digests
+    assert sum(b.size for b in cut) == len(raws)
+
+    # A batch an earlier run lost in flight is reported unknown, number by number, and not sent.
+    lost = Recorder(Admission.LOST)
+    async with BulkSender(driver, default_region="IN", concurrency=4) as bulk:
+        result = await bulk.send(raws, "Hello", sender_id="ITONAB", journal=lost)
+    assert result.total == len(raws)
+    assert result.requests == 0
+    assert all(b.failed[n].outcome is Outcome.UNKNOWN for b in lost.settled for n in b.numbers)
 
 
 async def test_rebuilt_rows_written_once_as_unknown(tmp_path):
@@ -259,7 +288,7 @@ async def test_rebuilt_rows_written_once_as_unknown(tmp_path):
     lost = batch_of(0, 3)
     try:
         async with journal:
-            assert await journal.begin(0, lost.numbers)
+            assert await begin(journal, 0, lost.numbers)
     finally:
         journal.close()
     journal = open_journal(tmp_path, resume=True)
@@ -268,7 +297,8 @@ async def test_rebuilt_rows_written_once_as_unknown(tmp_path):
     rebuilt.failed["garbage"] = Failure(Outcome.INVALID, "not a number")
     try:
         async with journal:
-            await journal.settle_rebuilt(rebuilt)
+            assert await journal.admit(as_batch(0, lost.numbers)) is Admission.LOST
+            await journal.settle(rebuilt)
     finally:
         journal.close()
     journal = open_journal(tmp_path, resume=True)

@@ -17,7 +17,7 @@ from hostile_support import (
 )
 
 from sms_async import Outcome
-from sms_async._retry import Throttle
+from sms_async.instrumentation import GatewayPaused
 from sms_async.testing import Fault
 
 pytestmark = [pytest.mark.hostile, pytest.mark.timeout(15)]
@@ -25,17 +25,15 @@ pytestmark = [pytest.mark.hostile, pytest.mark.timeout(15)]
 CAP = 0.05
 
 
-class RecordingThrottle(Throttle):
-    """The sender's shared 429/503 pause, remembering every pause it was asked for."""
+class RecordingPauses:
+    """Hooks that remember every pause a 429/503 imposed on the sender's pool."""
 
     def __init__(self) -> None:
-        super().__init__()
         self.pauses: list[float] = []
 
-    def pause(self, seconds: float) -> None:
-        """Remember the pause, then pause."""
-        self.pauses.append(seconds)
-        super().pause(seconds)
+    def on_pause(self, record: GatewayPaused) -> None:
+        """Remember the pause."""
+        self.pauses.append(record.seconds)
 
 
 # (Retry-After as the fault sends it, its form, the wait expected: a number, "cap" or "backoff")
@@ -75,8 +73,8 @@ async def test_busy_answers_are_retried_honouring_a_capped_retry_after(
     gw = sms_gateway_factory(faults=[fault])
     recipients = numbers(200)
     retry = policy(retry_after_cap=CAP, initial_wait=0.001, max_wait=0.01)
-    async with sender(gw, gateway, http, concurrency=1, retry=retry) as bulk:
-        throttle = bulk._throttle = RecordingThrottle()
+    throttle = RecordingPauses()
+    async with sender(gw, gateway, http, concurrency=1, retry=retry, hooks=[throttle]) as bulk:
         result = await bulk.send(recipients, "Hello", sender_id="ITONAB")
     assert_accounted(result, 200)
     assert set(result.message_ids) == set(recipients)
@@ -98,8 +96,8 @@ async def test_retry_after_forever_still_finishes_and_accounts_everything(sms_ga
     """A gateway that always answers 429 with a huge Retry-After cannot hold the run: capped, then unsent."""
     gw = sms_gateway_factory(faults=[Fault("status_429", rate=1.0, retry_after=10**9)])
     retry = policy(attempts=3, retry_after_cap=0.02)
-    async with sender(gw, gateway, http, retry=retry) as bulk:
-        throttle = bulk._throttle = RecordingThrottle()
+    throttle = RecordingPauses()
+    async with sender(gw, gateway, http, retry=retry, hooks=[throttle]) as bulk:
         result = await bulk.send(numbers(300), "Hello", sender_id="ITONAB")
     assert_accounted(result, 300)
     assert len(with_outcome(result, Outcome.UNSENT)) == 300

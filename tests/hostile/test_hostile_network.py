@@ -26,6 +26,7 @@ from hostile_support import (
 )
 
 from sms_async import BatchResult, BulkSender, ItecPay, Iton, MaybeSentError, Outcome, Timeouts
+from sms_async.instrumentation import BatchSettled
 from sms_async.testing import Fault
 
 pytestmark = [pytest.mark.hostile, pytest.mark.timeout(15)]
@@ -229,9 +230,9 @@ class Collect:
     def __init__(self) -> None:
         self.batches: list[BatchResult] = []
 
-    def on_batch(self, result: BatchResult) -> None:
+    def on_batch(self, record: BatchSettled) -> None:
         """Keep the batch."""
-        self.batches.append(result)
+        self.batches.append(record.result)
 
 
 async def cancelled_run(gw, gateway: str, http: str, hooks: Collect) -> None:

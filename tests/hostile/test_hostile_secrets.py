@@ -22,6 +22,7 @@ from hostile_support import (
 )
 
 from sms_async import BatchResult, BulkSender, ConfigurationError, ItecPay, Iton, Outcome, Timeouts
+from sms_async.instrumentation import BatchSettled
 from sms_async.testing import Fault
 
 pytestmark = [pytest.mark.hostile, pytest.mark.timeout(15)]
@@ -85,9 +86,9 @@ class Keep:
     def __init__(self) -> None:
         self.batches: list[BatchResult] = []
 
-    def on_batch(self, result: BatchResult) -> None:
+    def on_batch(self, record: BatchSettled) -> None:
         """Keep the batch."""
-        self.batches.append(result)
+        self.batches.append(record.result)
 
 
 SCENARIOS = {

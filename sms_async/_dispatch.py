@@ -1,0 +1,455 @@
+"""One batch, or one look-up, through the limits, the transport, the driver and the retry policy.
+
+:class:`Dispatcher` belongs to a sender and holds what every call shares
+(the driver, the transport, the gates, the tenacity state machines, the
+hooks); :class:`Run` belongs to one ``send``/``stream`` call and turns each
+:class:`~sms_async._batching.Batch` into a :class:`~sms_async.BatchResult`
+that accounts for every input in it, whatever happens:
+
+* a gateway answer becomes ``accepted`` / ``rejected`` / ``unknown`` per number;
+* a failure becomes one outcome for the whole batch: ``unsent`` when the
+  request certainly never reached the gateway, ``unknown`` when it may have,
+  ``rejected`` when the gateway refused it;
+* bad credentials or no credit stop the run: later batches are ``unsent``;
+* a cancellation with the request on the wire is ``unknown``.
+
+The engine never parses a gateway's body: the driver does, here.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Final, TypeVar
+
+import anyio
+import tenacity
+
+from sms_async import _exceptions as exc
+from sms_async._journal import Admission, Journal
+from sms_async._limits import Limits
+from sms_async._message import Message
+from sms_async._models import BatchResult, Failure, Outcome
+from sms_async._retry import RetryBudget, RetryContext, RetryPolicy, call_with_retries
+from sms_async._wire import WireRequest, WireResponse
+from sms_async.instrumentation import (
+    BatchSettled,
+    GatewayPaused,
+    Instruments,
+    RequestFinished,
+    RetryScheduled,
+    RunAborted,
+)
+from sms_async.providers._base import Driver, PreparedSend, SendAnswer
+from sms_async.transports import Transport
+
+if TYPE_CHECKING:
+    from sms_async._batching import Batch
+
+__all__ = ["Dispatcher", "Run"]
+
+T = TypeVar("T")
+
+# Prepared requests kept per run when each recipient has a text of their own.
+_PREPARED_CACHE: Final = 64
+
+_LOST_REASON: Final = (
+    "the run stopped (crash or kill) while this batch was being sent: it may or may not have been sent, "
+    "and sending it again may send it twice"
+)
+_MISSING_ID: Final = Failure(
+    Outcome.REJECTED, "the gateway accepted the request but issued no id for this number"
+)
+_SKIPPED: Final = Failure(Outcome.SKIPPED, "on the do-not-disturb list")
+
+
+class _Tries:
+    """The requests made for one batch, and what they may have done at the gateway."""
+
+    __slots__ = ("claimed", "in_flight", "maybe_sent", "requests", "retries", "started_at")
+
+    def __init__(self) -> None:
+        self.requests = 0
+        self.retries = 0
+        #: A request is on the wire right now.
+        self.in_flight = False
+        #: An earlier try may have reached the gateway.
+        self.maybe_sent = False
+        #: The journal holds the batch as ``sending`` for us.
+        self.claimed = False
+        #: Wall-clock time of the first request, for hooks.
+        self.started_at = 0.0
+
+
+class _NotOurs(Exception):
+    """The journal gave the batch to someone else: nothing to send or report."""
+
+
+class _RunStopped(exc.SmsError):
+    """The run was aborted before this try; nothing was sent."""
+
+
+class Dispatcher:
+    """What every request of one sender shares: driver, transport, gates, retries, hooks."""
+
+    def __init__(
+        self,
+        driver: Driver,
+        transport: Transport,
+        limits: Limits,
+        slots: anyio.Semaphore,
+        policy: RetryPolicy,
+        instruments: Instruments,
+    ) -> None:
+        self.driver = driver
+        self.transport = transport
+        self.limits = limits
+        self.slots = slots
+        self.policy = policy
+        self.instruments = instruments
+        self.retrying = {
+            operation: policy.retrying(operation, before_sleep=self._retry_reporter(operation))
+            for operation in ("send", "lookup")
+        }
+
+    def _retry_reporter(self, operation: str) -> Callable[[tenacity.RetryCallState], None] | None:
+        listeners = self.instruments.on_retry
+        if not listeners:
+            return None
+        gateway = self.instruments.gateway
+
+        def report(state: tenacity.RetryCallState) -> None:
+            outcome = state.outcome
+            error = outcome.exception() if outcome is not None else None
+            record = RetryScheduled(
+                gateway,
+                operation,
+                state.attempt_number,
+                state.upcoming_sleep,
+                type(error).__name__,
+                error.reason if isinstance(error, exc.SmsError) else "",
+            )
+            for listener in listeners:
+                listener(record)
+
+        return report
+
+    # -- the request itself ------------------------------------------------------------
+
+    async def send_request(self, request: WireRequest, deadline_at: float, size: int) -> WireResponse:
+        """One request on a slot; every gate but the slot was passed already."""
+        listeners = self.instruments.on_request
+        if not listeners:
+            return await self.transport.send(request, deadline_at)
+        started = time.perf_counter()
+        status: int | None = None
+        error: str | None = None
+        try:
+            response = await self.transport.send(request, deadline_at)
+        except exc.SmsError as failure:
+            error = type(failure).__name__
+            raise
+        else:
+            status = response.status
+            return response
+        finally:
+            record = RequestFinished(
+                self.instruments.gateway,
+                request.operation,
+                time.perf_counter() - started,
+                status,
+                error,
+                size,
+            )
+            for listener in listeners:
+                listener(record)
+
+    async def lookup(
+        self,
+        request: WireRequest,
+        parse: Callable[[WireResponse], T],
+        *,
+        size: int,
+        budget: RetryBudget | None = None,
+    ) -> T:
+        """A look-up (status, balance, do-not-disturb): changes nothing, so any transient error is retried."""
+        context = RetryContext(deadline_at=time.monotonic() + self.policy.deadline, budget=budget)
+        limits, slots = self.limits, self.slots
+
+        async def attempt() -> T:
+            await limits.wait_turn(0)
+            async with slots:
+                response = await self.send_request(request, context.deadline_at, size)
+            return parse(response)
+
+        return await call_with_retries(self.retrying["lookup"], attempt, context, self.wait_to_retry)
+
+    async def wait_to_retry(self, error: exc.SmsError, seconds: float) -> None:
+        """Wait before a retry; a busy gateway pauses the whole pool instead of this caller alone."""
+        if isinstance(error, exc.GatewayBusyError):
+            await self.limits.pause.pause(seconds)
+            if self.instruments.on_pause:
+                record = GatewayPaused(self.instruments.gateway, seconds, error.status_code)
+                for listener in self.instruments.on_pause:
+                    listener(record)
+            return  # the next try waits the pause out with every other worker
+        await anyio.sleep(seconds)
+
+    def run(
+        self,
+        message: Message | None,
+        *,
+        skip_dnd: bool,
+        journal: Journal | None,
+        params: Mapping[str, str] | None,
+    ) -> Run:
+        """The state of one ``send``/``stream`` call."""
+        return Run(self, message, skip_dnd=skip_dnd, journal=journal, params=params)
+
+
+class Run:
+    """One ``send``/``stream`` call: its retry budget, its journal, whether it was aborted."""
+
+    def __init__(
+        self,
+        dispatcher: Dispatcher,
+        message: Message | None,
+        *,
+        skip_dnd: bool,
+        journal: Journal | None,
+        params: Mapping[str, str] | None,
+    ) -> None:
+        self._dispatcher = dispatcher
+        self._driver = dispatcher.driver
+        self.journal = journal
+        self.skip_dnd = skip_dnd
+        self.budget = RetryBudget(dispatcher.policy)
+        self._params = params
+        self._prepared: dict[Message, PreparedSend] = {}
+        if message is not None:
+            self._prepared[message] = self._driver.prepare_send(message, params)
+        self.aborted: exc.SmsError | None = None
+        self._abort_failure: Failure | None = None
+
+    def abort(self, error: exc.SmsError) -> None:
+        """Stop the run: every batch not yet sent will be ``unsent``."""
+        if self.aborted is not None:
+            return
+        self.aborted = error
+        self._abort_failure = Failure(
+            Outcome.UNSENT,
+            f"not sent: the run stopped early ({type(error).__name__}: {error.reason})",
+            error,
+        )
+        instruments = self._dispatcher.instruments
+        if instruments.on_abort:
+            record = RunAborted(instruments.gateway, type(error).__name__, error.reason)
+            for listener in instruments.on_abort:
+                listener(record)
+
+    def report(self, result: BatchResult, started_at: float) -> None:
+        """Hand a settled batch to the hooks."""
+        instruments = self._dispatcher.instruments
+        if instruments.on_batch:
+            record = BatchSettled(instruments.gateway, started_at or time.time(), result)
+            for listener in instruments.on_batch:
+                listener(record)
+
+    def _prepared_for(self, message: Message) -> PreparedSend:
+        prepared = self._prepared.get(message)
+        if prepared is None:
+            if len(self._prepared) >= _PREPARED_CACHE:
+                self._prepared.pop(next(iter(self._prepared)))
+            prepared = self._prepared[message] = self._driver.prepare_send(message, self._params)
+        return prepared
+
+    # -- one batch -------------------------------------------------------------------------
+
+    async def dispatch(self, batch: Batch) -> tuple[BatchResult, float] | None:
+        """Settle ``batch``: its result and when its first request left, or ``None`` to skip it.
+
+        Raises only the cancellation of a cancelled run, after reporting the
+        batch (as ``unknown`` where a request was on the wire) to the
+        journal and the hooks.
+        """
+        result = batch.to_result()
+        numbers = batch.numbers
+        if self.journal is not None:
+            admission = await self.journal.admit(batch)
+            if admission is Admission.SKIP:
+                return None
+            if admission is Admission.LOST:
+                result.failed.update(dict.fromkeys(numbers, Failure(Outcome.UNKNOWN, _LOST_REASON)))
+                return result, 0.0
+        if not numbers:
+            return result, 0.0
+        if self.aborted is not None:
+            assert self._abort_failure is not None  # noqa: S101 - set with aborted
+            result.failed.update(dict.fromkeys(numbers, self._abort_failure))
+            result.aborted = self.aborted
+            return result, 0.0
+        tries = _Tries()
+        started = time.perf_counter()
+        try:
+            if self.skip_dnd:
+                numbers = await self._drop_dnd(numbers, result)
+            if numbers:
+                assert batch.message is not None  # noqa: S101 - a batch with numbers has its text
+                await self._send(batch, numbers, result, tries)
+        except _NotOurs:
+            return None
+        except anyio.get_cancelled_exc_class():
+            failure = _cancelled(tries)
+            settled = result.message_ids.keys() | result.failed.keys()
+            result.failed.update({n: failure for n in numbers if n not in settled})
+            result.requests = tries.requests
+            result.elapsed = time.perf_counter() - started
+            # The consumer is gone; the journal and the hooks still hear of it.
+            with anyio.CancelScope(shield=True):
+                if self.journal is not None:
+                    await self.journal.settle(result)
+                self.report(result, tries.started_at)
+            raise
+        result.requests = tries.requests
+        result.retries = tries.retries
+        result.elapsed = time.perf_counter() - started
+        result.aborted = self.aborted
+        return result, tries.started_at
+
+    async def _send(self, batch: Batch, numbers: list[str], result: BatchResult, tries: _Tries) -> None:
+        assert batch.message is not None  # noqa: S101 - checked by the caller
+        request = self._prepared_for(batch.message).build(numbers)
+        dispatcher = self._dispatcher
+        limits, slots, journal = dispatcher.limits, dispatcher.slots, self.journal
+        cost = len(numbers)
+        deadline = dispatcher.policy.deadline
+        # The deadline starts when the first request leaves, not while the
+        # batch queues for the rate meters.
+        context = RetryContext(deadline_at=math.inf, budget=self.budget)
+        self.budget.started()
+
+        async def attempt() -> SendAnswer:
+            if self.aborted is not None:
+                raise _RunStopped
+            await limits.wait_turn(cost)
+            async with slots:
+                if journal is not None and not tries.claimed:
+                    if not await journal.claim(batch):
+                        raise _NotOurs
+                    tries.claimed = True
+                if context.deadline_at == math.inf:
+                    context.deadline_at = time.monotonic() + deadline
+                    tries.started_at = time.time()
+                tries.requests += 1
+                tries.in_flight = True
+                try:
+                    response = await dispatcher.send_request(request, context.deadline_at, cost)
+                except exc.MaybeSentError:
+                    # A cancellation leaves in_flight set: the request may be out.
+                    tries.in_flight = False
+                    tries.maybe_sent = True
+                    raise
+                except exc.SmsError:
+                    tries.in_flight = False
+                    raise
+                tries.in_flight = False
+            try:
+                return self._driver.parse_send(numbers, response)
+            except exc.AmbiguousResponseError:
+                tries.maybe_sent = True
+                raise
+
+        async def wait(error: exc.SmsError, seconds: float) -> None:
+            tries.retries += 1
+            if tries.claimed and journal is not None and not tries.maybe_sent:
+                # Nothing reached the gateway: pending again for the backoff.
+                await journal.release(batch)
+                tries.claimed = False
+            await dispatcher.wait_to_retry(error, seconds)
+
+        try:
+            answer = await call_with_retries(dispatcher.retrying["send"], attempt, context, wait)
+        except exc.SmsError as error:
+            self._fail(result, numbers, error, maybe_sent=tries.maybe_sent)
+            return
+        _record_answer(result, numbers, answer)
+
+    def _fail(
+        self, result: BatchResult, numbers: Sequence[str], error: exc.SmsError, *, maybe_sent: bool
+    ) -> None:
+        if isinstance(error, _RunStopped) and self._abort_failure is not None and not maybe_sent:
+            result.failed.update(dict.fromkeys(numbers, self._abort_failure))
+            return
+        if isinstance(error, exc.GatewayError) and error.raw is not None:
+            result.raw = error.raw
+        if isinstance(error, exc.GatewayError) and error.aborts_run:
+            self.abort(error)
+        # An earlier try that may have reached the gateway outweighs a later
+        # one that surely did not (only with retry_ambiguous=True).
+        outcome = Outcome.UNKNOWN if maybe_sent else _outcome_of(error)
+        failure = Failure(outcome, error.reason, error)
+        result.failed.update(dict.fromkeys(numbers, failure))
+
+    async def _drop_dnd(self, numbers: list[str], result: BatchResult) -> list[str]:
+        driver = self._driver
+        try:
+            listed = await self._dispatcher.lookup(
+                driver.build_dnd(numbers),
+                lambda response: driver.parse_dnd(numbers, response),
+                size=len(numbers),
+                budget=self.budget,
+            )
+        except exc.SmsError as error:
+            if isinstance(error, exc.GatewayError) and error.aborts_run:
+                self.abort(error)
+            failure = Failure(
+                Outcome.UNSENT, f"not sent: the do-not-disturb check failed ({error.reason})", error
+            )
+            result.failed.update(dict.fromkeys(numbers, failure))
+            return []
+        keep = []
+        for number in numbers:
+            if listed.get(number):
+                result.failed[number] = _SKIPPED
+            else:
+                keep.append(number)
+        return keep
+
+
+def _record_answer(result: BatchResult, numbers: Sequence[str], answer: SendAnswer) -> None:
+    result.raw = answer.raw
+    result.message_ids = answer.accepted
+    if not answer.rejected and not answer.unknown and len(answer.accepted) == len(numbers):
+        return
+    failed = result.failed
+    by_reason: dict[str, Failure] = {}
+    for number, reason in answer.rejected.items():
+        shared = by_reason.get(reason)
+        if shared is None:
+            shared = by_reason[reason] = Failure(Outcome.REJECTED, reason)
+        failed[number] = shared
+    for number, reason in answer.unknown.items():
+        failed[number] = Failure(Outcome.UNKNOWN, reason)
+    for number in numbers:
+        if number not in answer.accepted and number not in failed:
+            failed[number] = _MISSING_ID
+
+
+def _outcome_of(error: exc.SmsError) -> Outcome:
+    if isinstance(error, exc.GatewayError) and error.aborts_run:
+        return Outcome.UNSENT  # refused up front: safe to send again with good credentials
+    if isinstance(error, exc.NotSentError | exc.GatewayBusyError):
+        return Outcome.UNSENT
+    if isinstance(error, exc.MaybeSentError | exc.AmbiguousResponseError):
+        return Outcome.UNKNOWN
+    if isinstance(error, exc.GatewayError):
+        return Outcome.REJECTED
+    return Outcome.UNKNOWN
+
+
+def _cancelled(tries: _Tries) -> Failure:
+    if tries.in_flight or tries.maybe_sent:
+        error = exc.RequestCancelled("the run was cancelled while the request was in flight")
+        return Failure(Outcome.UNKNOWN, error.reason, error)
+    return Failure(Outcome.UNSENT, "not sent: the run was cancelled before this batch went out")

@@ -1,0 +1,33 @@
+"""Instrumentation: hooks that hear what a sender does, fed frozen records.
+
+::
+
+    class Metrics:
+        def on_request(self, record: RequestFinished) -> None: ...
+        def on_batch(self, record: BatchSettled) -> None: ...
+
+    BulkSender(driver, hooks=[Metrics()])
+
+Every method is optional. Without ``hooks=``, a sender logs retries, pauses
+and aborts on the ``sms_async`` logger (:class:`LoggingHooks`).
+"""
+
+from sms_async.instrumentation._data import (
+    BatchSettled,
+    GatewayPaused,
+    RequestFinished,
+    RetryScheduled,
+    RunAborted,
+)
+from sms_async.instrumentation._hooks import Hooks, Instruments, LoggingHooks
+
+__all__ = [
+    "BatchSettled",
+    "GatewayPaused",
+    "Hooks",
+    "Instruments",
+    "LoggingHooks",
+    "RequestFinished",
+    "RetryScheduled",
+    "RunAborted",
+]

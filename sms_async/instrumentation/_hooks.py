@@ -1,0 +1,101 @@
+"""Hooks: objects that hear what a sender does, and the fan-out that calls them.
+
+A hook object defines any of ``on_request``, ``on_retry``, ``on_pause``,
+``on_abort`` and ``on_batch``; each receives one frozen record
+(:mod:`sms_async.instrumentation._data`). A sender calls exactly the methods
+its hooks define, so an unused kind of record is never even built. A hook
+that raises is logged and ignored: instrumentation never loses a batch.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from typing import Any, Protocol, TypeVar
+
+from sms_async.instrumentation._data import (
+    BatchSettled,
+    GatewayPaused,
+    RequestFinished,
+    RetryScheduled,
+    RunAborted,
+)
+
+__all__ = ["Hooks", "Instruments", "LoggingHooks"]
+
+logger = logging.getLogger("sms_async")
+
+
+class Hooks(Protocol):
+    """What a hook object may define (every method is optional; define those you need)."""
+
+    def on_batch(self, record: BatchSettled) -> None:
+        """A batch is settled (also while a run is cancelled, which its caller no longer sees)."""
+
+
+class LoggingHooks:
+    """Retries and pauses at INFO, aborts at WARNING, settled batches at DEBUG, on the "sms_async" logger."""
+
+    def on_retry(self, record: RetryScheduled) -> None:
+        """Log a retry."""
+        logger.info(
+            "%s %s: try %d failed (%s: %s); retrying in %.2f s",
+            record.gateway,
+            record.operation,
+            record.attempt,
+            record.error,
+            record.reason,
+            record.wait,
+        )
+
+    def on_pause(self, record: GatewayPaused) -> None:
+        """Log a pause of the pool."""
+        logger.info(
+            "%s is busy (HTTP %s): every request waits %.2f s", record.gateway, record.status, record.seconds
+        )
+
+    def on_abort(self, record: RunAborted) -> None:
+        """Log an aborted run."""
+        logger.warning("run aborted: %s: %s", record.error, record.reason)
+
+    def on_batch(self, record: BatchSettled) -> None:
+        """Log a settled batch."""
+        if logger.isEnabledFor(logging.DEBUG):
+            counts = ", ".join(f"{o.value}={n}" for o, n in record.counts.items() if n)
+            logger.debug("%s batch %d settled: %s", record.gateway, record.index, counts or "empty")
+
+
+R = TypeVar("R")
+
+
+def _listeners(hooks: Iterable[object], event: str) -> tuple[Callable[[Any], None], ...]:
+    found = [getattr(hook, event) for hook in hooks if callable(getattr(hook, event, None))]
+    return tuple(_guarded(method) for method in found)
+
+
+def _guarded(method: Callable[[R], None]) -> Callable[[R], None]:
+    def call(record: R) -> None:
+        try:
+            method(record)
+        except Exception:  # a broken hook must not lose a batch
+            logger.exception("hook %r raised", method)
+
+    return call
+
+
+class Instruments:
+    """The hooks of one sender, resolved once: one tuple of callables per kind of record.
+
+    An empty tuple means nobody listens, and the record is not built.
+    """
+
+    __slots__ = ("gateway", "on_abort", "on_batch", "on_pause", "on_request", "on_retry")
+
+    def __init__(self, gateway: str, hooks: Iterable[object]) -> None:
+        hooks = tuple(hooks)
+        self.gateway = gateway
+        self.on_request: tuple[Callable[[RequestFinished], None], ...] = _listeners(hooks, "on_request")
+        self.on_retry: tuple[Callable[[RetryScheduled], None], ...] = _listeners(hooks, "on_retry")
+        self.on_pause: tuple[Callable[[GatewayPaused], None], ...] = _listeners(hooks, "on_pause")
+        self.on_abort: tuple[Callable[[RunAborted], None], ...] = _listeners(hooks, "on_abort")
+        self.on_batch: tuple[Callable[[BatchSettled], None], ...] = _listeners(hooks, "on_batch")
