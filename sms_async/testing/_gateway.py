@@ -5,19 +5,16 @@ The gateway owns the pieces and their life cycle: the shared state
 registered one), the router, the fault plan and the HTTP server. Its
 ITON- and ItecPay-named options and properties are shorthands for those two
 protocols; :meth:`SimulatedGateway.url` and :meth:`SimulatedGateway.protocol`
-work for any.
+work for any. The module is a little over 500 lines because it is the
+simulator's whole public face: every method is a short, documented
+delegation to the pieces above, run on the server's loop by ``_runner.py``.
 """
 
 from __future__ import annotations
 
-import asyncio
-import concurrent.futures
-import contextlib
 import copy
 import random
-import signal
-import threading
-from typing import TYPE_CHECKING, Final, Literal, Self, TypeVar, get_args
+from typing import TYPE_CHECKING, Final, Literal, Self, get_args
 
 from sms_async.testing._admin import SimulatorAdmin
 from sms_async.testing._faults import Fault, FaultPlan
@@ -26,6 +23,7 @@ from sms_async.testing._iton import ItonProtocol
 from sms_async.testing._protocol import SimulatedProtocol
 from sms_async.testing._registry import check_protocol, registered_protocols
 from sms_async.testing._router import Router
+from sms_async.testing._runner import LoopRunner
 from sms_async.testing._state import Account, DndAction, GatewayState, SentMessage
 from sms_async.testing._stats import GatewayStats
 
@@ -35,28 +33,11 @@ if TYPE_CHECKING:
 
 __all__ = ["DEFAULT_ITON_PATH", "ItecPaySendForm", "ItonSendForm", "SimulatedGateway", "is_loopback"]
 
-_T = TypeVar("_T")
-
 ItonSendForm = Literal["text", "json"]
 ItecPaySendForm = Literal["single", "per_recipient"]
 DEFAULT_ITON_PATH: Final = ItonProtocol.default_paths["endpoint"]
 DEFAULT_ITECPAY_SEND_PATH: Final = "/api/sms/send"
 DEFAULT_ITECPAY_STATUS_PATH: Final = "/api/sms/status"
-_CALL_TIMEOUT: Final = 30.0
-
-
-def new_event_loop(use_uvloop: bool | None) -> asyncio.AbstractEventLoop:
-    """A uvloop loop when asked for, or when ``None`` and uvloop is installed; else asyncio's."""
-    if use_uvloop is not False:
-        try:
-            import uvloop  # noqa: PLC0415  (optional, and only needed once a server starts)
-        except ImportError:
-            if use_uvloop:
-                raise
-        else:
-            loop: asyncio.AbstractEventLoop = uvloop.new_event_loop()
-            return loop
-    return asyncio.new_event_loop()
 
 
 class SimulatedGateway:
@@ -173,7 +154,6 @@ class SimulatedGateway:
         self._username = username
         self._password = password
         self._token = token
-        self._use_uvloop = use_uvloop
         self._stats = GatewayStats()
         rng = random.Random(seed)  # noqa: S311  (reproducible test behaviour, not security)
         self._state = GatewayState(
@@ -209,14 +189,12 @@ class SimulatedGateway:
             idle_timeout=idle_timeout,
             backlog=backlog,
         )
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._loop_thread: int | None = None
-        self._thread: threading.Thread | None = None
-        self._stop_event: asyncio.Event | None = None
-        self._running = False
+        self._runner = LoopRunner(
+            self._http, use_uvloop=use_uvloop, thread_name=f"sms-async-simulated-gateway-{id(self):x}"
+        )
 
     def __repr__(self) -> str:
-        state = "running" if self._running else "stopped"
+        state = "running" if self._runner.running else "stopped"
         return f"<SimulatedGateway {self._host}:{self._http.port} {state}>"
 
     # ---------------------------------------------------------------- addresses and credentials
@@ -268,7 +246,7 @@ class SimulatedGateway:
         def apply() -> None:
             protocol.answer_form = form
 
-        self._on_loop(apply)
+        self._runner.call(apply)
 
     @property
     def iton_url(self) -> str:
@@ -301,6 +279,11 @@ class SimulatedGateway:
         return self._password
 
     @property
+    def usernames(self) -> tuple[str, ...]:
+        """The user names of every account, in the order they were added."""
+        return self._runner.call(lambda: tuple(self._state.accounts))
+
+    @property
     def token(self) -> str | None:
         """The default account's ITON API token."""
         return self._token
@@ -308,43 +291,18 @@ class SimulatedGateway:
     @property
     def running(self) -> bool:
         """Whether the server's loop is running."""
-        return self._running
+        return self._runner.running
 
     # ---------------------------------------------------------------- life cycle
 
     def start(self) -> Self:
         """Start serving in a background thread; return once the port is open."""
-        if self._thread is not None or self._running:
-            raise RuntimeError("the simulated gateway is already running")
-        ready = threading.Event()
-        failure: list[BaseException] = []
-
-        def run() -> None:
-            try:
-                self._run(ready.set, install_signal_handlers=False)
-            except BaseException as exc:  # noqa: BLE001  (handed to the starting thread)
-                failure.append(exc)
-                ready.set()
-
-        thread = threading.Thread(target=run, name=f"sms-async-simulated-gateway-{id(self):x}", daemon=True)
-        self._thread = thread
-        thread.start()
-        ready.wait()
-        if failure:
-            thread.join()
-            self._thread = None
-            raise failure[0]
+        self._runner.start()
         return self
 
     def stop(self) -> None:
         """Stop serving: close the port and every connection, end the thread."""
-        loop, event, thread = self._loop, self._stop_event, self._thread
-        if loop is not None and event is not None and not loop.is_closed():
-            with contextlib.suppress(RuntimeError):  # the loop closed in between
-                loop.call_soon_threadsafe(event.set)
-        if thread is not None and thread is not threading.current_thread():
-            thread.join()
-            self._thread = None
+        self._runner.stop()
 
     def serve_forever(
         self,
@@ -358,71 +316,10 @@ class SimulatedGateway:
         SIGUSR1 arrives (in the main thread, where signals exist), on the
         server's loop.
         """
-        if self._thread is not None or self._running:
-            raise RuntimeError("the simulated gateway is already running")
-        report = (lambda: on_report(self)) if on_report is not None else None
-        self._run(
+        self._runner.serve_forever(
             (lambda: on_ready(self)) if on_ready is not None else (lambda: None),
-            install_signal_handlers=threading.current_thread() is threading.main_thread(),
-            on_report=report,
+            (lambda: on_report(self)) if on_report is not None else None,
         )
-
-    def _run(
-        self,
-        ready: Callable[[], None],
-        *,
-        install_signal_handlers: bool,
-        on_report: Callable[[], None] | None = None,
-    ) -> None:
-        loop = new_event_loop(self._use_uvloop)
-        self._loop = loop
-        self._loop_thread = threading.get_ident()
-        try:
-            loop.run_until_complete(
-                self._main(ready, install_signal_handlers=install_signal_handlers, on_report=on_report)
-            )
-        finally:
-            try:
-                loop.run_until_complete(loop.shutdown_asyncgens())
-            finally:
-                self._loop = None
-                self._loop_thread = None
-                loop.close()
-
-    async def _main(
-        self,
-        ready: Callable[[], None],
-        *,
-        install_signal_handlers: bool,
-        on_report: Callable[[], None] | None,
-    ) -> None:
-        loop = asyncio.get_running_loop()
-        stop_event = asyncio.Event()
-        await self._http.start_listening()
-        handlers: list[tuple[signal.Signals, Callable[[], None]]] = []
-        if install_signal_handlers:
-            handlers += [(signal.SIGINT, stop_event.set), (signal.SIGTERM, stop_event.set)]
-            usr1 = getattr(signal, "SIGUSR1", None)
-            if on_report is not None and usr1 is not None:
-                handlers.append((usr1, on_report))
-        signals: list[signal.Signals] = []
-        for sig, handler in handlers:
-            try:
-                loop.add_signal_handler(sig, handler)
-                signals.append(sig)
-            except (NotImplementedError, RuntimeError):  # pragma: no cover  (platforms without them)
-                pass
-        self._stop_event = stop_event
-        self._running = True
-        try:
-            ready()
-            await stop_event.wait()
-        finally:
-            self._running = False
-            self._stop_event = None
-            for sig in signals:
-                loop.remove_signal_handler(sig)
-            await self._http.close()
 
     def __enter__(self) -> Self:
         return self.start()
@@ -442,22 +339,6 @@ class SimulatedGateway:
     ) -> None:
         self.stop()
 
-    def _on_loop(self, fn: Callable[[], _T]) -> _T:
-        """Run ``fn`` on the server's loop thread (or here, when it is not running) and return its result."""
-        loop = self._loop
-        if loop is None or not self._running or threading.get_ident() == self._loop_thread:
-            return fn()
-        future: concurrent.futures.Future[_T] = concurrent.futures.Future()
-
-        def run() -> None:
-            try:
-                future.set_result(fn())
-            except BaseException as exc:  # noqa: BLE001  (handed to the calling thread)
-                future.set_exception(exc)
-
-        loop.call_soon_threadsafe(run)
-        return future.result(timeout=_CALL_TIMEOUT)
-
     # ---------------------------------------------------------------- listening and connections
 
     @property
@@ -472,20 +353,15 @@ class SimulatedGateway:
         are closed at once and busy ones after their answer, as a gateway that
         goes down would.
         """
-        self._on_loop(lambda: self._http.stop_listening(close_connections=close_connections))
+        self._runner.call(lambda: self._http.stop_listening(close_connections=close_connections))
 
     def start_listening(self) -> None:
         """Open the port again, on the same port number."""
-        loop = self._loop
-        if loop is None or not self._running:
-            raise RuntimeError("the simulated gateway is not running")
-        if threading.get_ident() == self._loop_thread:
-            raise RuntimeError("call start_listening() from another thread than the server's")
-        asyncio.run_coroutine_threadsafe(self._http.start_listening(), loop).result(timeout=_CALL_TIMEOUT)
+        self._runner.await_on_loop(self._http.start_listening, "start_listening()")
 
     def close_idle_connections(self) -> int:
         """Close every keep-alive connection that is not handling a request; say how many."""
-        return self._on_loop(self._http.close_idle_connections)
+        return self._runner.call(self._http.close_idle_connections)
 
     @property
     def idle_timeout(self) -> float | None:
@@ -497,7 +373,7 @@ class SimulatedGateway:
         def apply() -> None:
             self._http.idle_timeout = value
 
-        self._on_loop(apply)
+        self._runner.call(apply)
 
     # ---------------------------------------------------------------- faults and counters
 
@@ -510,7 +386,7 @@ class SimulatedGateway:
         """Put ``faults`` in force instead of the current ones; request numbers start again at 1."""
         new = tuple(faults)
         self._check_faults(new)
-        self._on_loop(lambda: self._plan.replace(new))
+        self._runner.call(lambda: self._plan.replace(new))
 
     def _check_faults(self, faults: tuple[Fault, ...]) -> None:
         served = self._router.operations
@@ -526,14 +402,14 @@ class SimulatedGateway:
     @property
     def stats(self) -> GatewayStats:
         """A snapshot of the counters (see :class:`GatewayStats`)."""
-        return self._on_loop(self._stats.copy)
+        return self._runner.call(self._stats.copy)
 
     def reset_stats(self) -> None:
         """Zero the counters and restart request numbers.
 
         Requests in flight and open connections stay counted.
         """
-        self._on_loop(self._reset_counters)
+        self._runner.call(self._reset_counters)
 
     def _reset_counters(self) -> None:
         self._stats.reset()
@@ -566,7 +442,7 @@ class SimulatedGateway:
         def apply() -> None:
             self._state.clock_offset += seconds
 
-        self._on_loop(apply)
+        self._runner.call(apply)
 
     # ---------------------------------------------------------------- accounts, DND, messages
 
@@ -579,12 +455,12 @@ class SimulatedGateway:
         credits: int = 10**9,  # noqa: A002  (as above)
     ) -> None:
         """Add an account (or replace the one of that name)."""
-        self._on_loop(lambda: self._state.add_account(username, password, token, credits))
+        self._runner.call(lambda: self._state.add_account(username, password, token, credits))
 
     def credits(self, username: str | None = None) -> int:
         """The credits left on an account (the default one when ``username`` is None)."""
         account = self._account(username)
-        return self._on_loop(lambda: account.credits)
+        return self._runner.call(lambda: account.credits)
 
     def set_credits(self, credits: int, username: str | None = None) -> None:  # noqa: A002  (as above)
         """Set the credits of an account (the default one when ``username`` is None)."""
@@ -593,11 +469,11 @@ class SimulatedGateway:
         def apply() -> None:
             account.credits = credits
 
-        self._on_loop(apply)
+        self._runner.call(apply)
 
     def _account(self, username: str | None) -> Account:
         name = self._username if username is None else username
-        account = self._on_loop(lambda: self._state.accounts.get(name))
+        account = self._runner.call(lambda: self._state.accounts.get(name))
         if account is None:
             raise KeyError(name)
         return account
@@ -605,7 +481,7 @@ class SimulatedGateway:
     @property
     def dnd_numbers(self) -> frozenset[str]:
         """The numbers on the do-not-disturb list (digits, no ``+``)."""
-        return self._on_loop(lambda: frozenset(self._state.dnd))
+        return self._runner.call(lambda: frozenset(self._state.dnd))
 
     def set_dnd(self, numbers: Iterable[str], *, action: DndAction | None = None) -> None:
         """Replace the do-not-disturb list (and, if given, what a send does with such a number)."""
@@ -618,16 +494,16 @@ class SimulatedGateway:
             if action is not None:
                 self._state.dnd_action = action
 
-        self._on_loop(apply)
+        self._runner.call(apply)
 
     @property
     def messages(self) -> dict[str, SentMessage]:
         """A snapshot of the accepted messages by id (empty with ``store_messages=False``)."""
-        return self._on_loop(lambda: dict(self._state.messages))
+        return self._runner.call(lambda: dict(self._state.messages))
 
     def message(self, message_id: str) -> SentMessage | None:
         """The accepted message with that id, if stored."""
-        return self._on_loop(lambda: self._state.messages.get(message_id))
+        return self._runner.call(lambda: self._state.messages.get(message_id))
 
     @property
     def iton_send_form(self) -> ItonSendForm:
