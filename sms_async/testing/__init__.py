@@ -12,12 +12,15 @@
         # send through it with BulkSender, then:
         assert not gw.stats.duplicate_numbers()
 
-Layout: ``_http`` (the HTTP/1.1 server), ``_router`` (path to protocol),
-``_state`` (accounts, credits, messages, statuses, DND: what every gateway
-has), ``_stats`` (counters), ``_faults`` (fault plan), one module per gateway
-protocol (``_iton``, ``_itecpay``) over ``_protocol``'s base class, and
-``_registry``. A third gateway is one :class:`SimulatedProtocol` subclass and
-one :func:`register_protocol` call (or ``SimulatedGateway(protocols=[...])``).
+Layout: ``_http`` (the HTTP/1.1 server) and ``_runner`` (its loop, in a
+thread or the foreground), ``_router`` (path to protocol), ``_state``
+(accounts, credits, messages, statuses, DND: what every gateway has),
+``_stats`` (counters), ``_faults`` (the fault plan), one module per gateway
+protocol (``_iton``, ``_itecpay``) over ``_protocol``'s base class,
+``_registry``, ``_admin`` (the simulator's own ``/_simulator/`` endpoint) and
+``_client`` (reading it from another process). A third gateway is one
+:class:`SimulatedProtocol` subclass and one :func:`register_protocol` call (or
+``SimulatedGateway(protocols=[...])``).
 
 Pytest gets two fixtures, ``sms_gateway`` and ``sms_gateway_factory``, from
 this package's plugin. ``python -m sms_async.testing --port 8080`` serves it in
@@ -25,6 +28,7 @@ the foreground; :class:`SimulatorClient` reads its counters from another process
 """
 
 from sms_async.testing._cli import main, serve
+from sms_async.testing._client import SimulatorClient, SimulatorStats
 from sms_async.testing._faults import Fault, FaultKind
 from sms_async.testing._gateway import SimulatedGateway
 from sms_async.testing._protocol import (
@@ -51,6 +55,8 @@ __all__ = [
     "SentMessage",
     "SimulatedGateway",
     "SimulatedProtocol",
+    "SimulatorClient",
+    "SimulatorStats",
     "json_response",
     "main",
     "register_protocol",
