@@ -279,5 +279,5 @@ class UnknownPath(SimulatedProtocol):
         return operation
 
     def answer(self, operation: Operation, state: GatewayState, *, share: float | None = None) -> Response:
-        """Not Found (reached only when a fault processes a request read with its error)."""
+        """Not Found (never reached in practice: :meth:`read` gives every such operation its 404)."""
         return text_response(404, "Not Found")
