@@ -1,6 +1,7 @@
 """Which HTTP server should carry the simulated gateway? Measure, then choose.
 
-Each candidate serves the same gateway logic (``sms_async.testing._core``) in a
+Each candidate serves the same gateway logic (``sms_async.testing``'s router,
+protocols and state) in a
 process of its own; a load generator in another process keeps N keep-alive
 connections busy with ITON ``sendSMS`` requests of 100 numbers each for a fixed
 time. Reported: requests/s, recipients/s, the client's latency percentiles,
@@ -48,9 +49,14 @@ import uvloop
 from aiohttp import web
 
 from sms_async.testing import SimulatedGateway
-from sms_async.testing._core import Core, Request
+from sms_async.testing._admin import SimulatorAdmin
 from sms_async.testing._faults import FaultPlan
 from sms_async.testing._http import HttpServer, _Connection
+from sms_async.testing._itecpay import ItecPayProtocol
+from sms_async.testing._iton import ItonProtocol
+from sms_async.testing._protocol import Request
+from sms_async.testing._router import Router
+from sms_async.testing._state import GatewayState
 from sms_async.testing._stats import GatewayStats
 
 HOST = "127.0.0.1"
@@ -90,15 +96,10 @@ def serve_aiohttp(port: int, loop_kind: str, form: str) -> None:
     stats = GatewayStats()
     rng = random.Random(0)
     plan = FaultPlan((), rng)
-    core = Core(
+    state = GatewayState(
         stats=stats,
         rng=rng,
         seed=0,
-        iton_path=ITON_PATH,
-        itecpay_send_path="/api/sms/send",
-        itecpay_status_path="/api/sms/status",
-        iton_send_form=form,
-        itecpay_send_form="single",
         dnd_numbers=(),
         dnd_action="allow",
         status_delays=(0.05, 0.2),
@@ -107,16 +108,18 @@ def serve_aiohttp(port: int, loop_kind: str, form: str) -> None:
         store_messages=False,
         track_numbers=False,
     )
-    core.add_account("demo", "demo-password", "demo-token", 10**15)
+    state.add_account("demo", "demo-password", "demo-token", 10**15)
+    protocols = [ItonProtocol(paths={"endpoint": ITON_PATH}, answer_form=form), ItecPayProtocol()]
+    router = Router(protocols, state, admin=SimulatorAdmin(reset=stats.reset))
 
     async def handle(request: web.Request) -> web.Response:
         body = await request.read()
         headers = {k.lower(): v for k, v in request.headers.items()}
         req = Request(request.method, request.path, request.query_string, headers, body, True)
-        call = core.prepare(req)
-        stats.requests[call.op] += 1
-        plan.select(call.op, stats)
-        status, content_type, payload, extra = core.execute(call)
+        call = router.read(req)
+        stats.requests[call.name] += 1
+        plan.select(call.name, stats)
+        status, content_type, payload, extra = router.carry_out(call)
         return web.Response(
             status=status, body=payload, headers={"Content-Type": content_type, **dict(extra)}
         )

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from sms_async.testing._faults import Fault, parse_fault
-from sms_async.testing._gateway import SimulatedGateway, is_loopback
+from sms_async.testing._gateway import SimulatedGateway
+from sms_async.testing._http import is_loopback
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-__all__ = ["main", "serve"]
+__all__ = ["main", "parse_account", "serve"]
+
+DEFAULT_CREDITS: Final = 10**9
 
 
 def serve(
@@ -23,36 +26,77 @@ def serve(
     quiet: bool = False,
     **options: Any,
 ) -> None:
-    """Serve both simulated gateways on ``host:port`` until interrupted (Ctrl+C or SIGTERM).
+    """Serve the simulated gateways on ``host:port`` until interrupted (Ctrl+C or SIGTERM).
 
     ``options`` are :class:`SimulatedGateway`'s keyword arguments. Unless
-    ``quiet``, the URLs and credentials are printed once the port is open.
+    ``quiet``, the URLs and credentials are printed once the port is open, and
+    the counters (:meth:`SimulatedGateway.summary`) once it is stopped. The
+    counters are also printed whenever SIGUSR1 arrives, quiet or not.
     """
     gateway = SimulatedGateway(host=host, port=port, allow_non_loopback=allow_non_loopback, **options)
-    gateway.serve_forever(on_ready=None if quiet else _announce)
+    started = False
+
+    def ready(gw: SimulatedGateway) -> None:
+        nonlocal started
+        started = True
+        if not quiet:
+            _announce(gw)
+
+    try:
+        gateway.serve_forever(on_ready=ready, on_report=lambda gw: _say(f"counters: {gw.summary()}"))
+    finally:
+        if started and not quiet:
+            _say(f"final counters: {gateway.summary()}")
+
+
+def _say(line: str) -> None:
+    sys.stdout.write(line + "\n")
+    sys.stdout.flush()
 
 
 def _announce(gateway: SimulatedGateway) -> None:
-    lines = [
-        f"sms_async simulated gateway listening on {gateway.origin}",
-        f"  ITON     {gateway.iton_url}",
-        f"  ItecPay  {gateway.itecpay_url}",
-        f"           send {gateway.itecpay_send_url}",
-        f"           status {gateway.itecpay_status_url}",
+    lines = [f"sms_async simulated gateway listening on {gateway.origin}"]
+    for name in gateway.protocols:
+        protocol = gateway.protocol(name)
+        base = protocol.base_url(gateway.origin)
+        lines.append(f"  {protocol.title or protocol.name:<8} {base}")
+        urls = [(role, gateway.origin + path) for role, path in protocol.paths.items()]
+        if [url for _, url in urls] != [base]:
+            lines += [f"           {role} {url}" for role, url in urls]
+    lines += [
         f"  username {gateway.username}",
         f"  password {gateway.password}",
         f"  token    {gateway.token}",
-        "Press Ctrl+C to stop.",
     ]
-    sys.stdout.write("\n".join(lines) + "\n")
-    sys.stdout.flush()
+    others = [name for name in gateway.usernames if name != gateway.username]
+    if others:
+        lines.append(f"  accounts {', '.join(others)} (from --account)")
+    lines.append("Press Ctrl+C to stop; send SIGUSR1 to print the counters.")
+    _say("\n".join(lines))
+
+
+def parse_account(spec: str) -> tuple[str, str, int]:
+    """Read ``USER:PASSWORD[:CREDITS]``; a password that ends in ``:digits`` needs CREDITS after it.
+
+    The error never repeats ``spec``, which holds a password.
+    """
+    username, sep, rest = spec.partition(":")
+    password, sep_credits, balance = rest.rpartition(":")
+    if not (sep_credits and balance.isdigit() and balance.isascii()):
+        password, balance = rest, ""
+    if not sep or not username or not password:
+        raise ValueError("expected USER:PASSWORD[:CREDITS] with a user name and a password")
+    return username, password, int(balance) if balance else DEFAULT_CREDITS
 
 
 def build_parser(prog: str = "python -m sms_async.testing") -> argparse.ArgumentParser:
     """The command line of the simulated gateway."""
     parser = argparse.ArgumentParser(
         prog=prog,
-        description="Serve a simulated ITON and ItecPay SMS gateway on loopback, for tests and benchmarks.",
+        description="Serve a simulated ITON and ItecPay SMS gateway on loopback, for tests and benchmarks. "
+        "SIGUSR1 prints the counters (requests, numbers received, accepted, duplicates, refused); "
+        "so does stopping it (Ctrl+C or SIGTERM), unless --quiet. Loopback clients can read the counters "
+        "as JSON at GET /_simulator/stats and zero them with POST /_simulator/reset.",
     )
     add = parser.add_argument
     add("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1; loopback only)")
@@ -61,7 +105,15 @@ def build_parser(prog: str = "python -m sms_async.testing") -> argparse.Argument
     add("--username", default="demo", help="account user name (default demo)")
     add("--password", default="demo-password", help="account password (default demo-password)")
     add("--token", default="demo-token", help="ITON API token (default demo-token)")
-    add("--credits", type=int, default=10**9, help="account credits (default 10**9)")
+    add("--credits", type=int, default=DEFAULT_CREDITS, help="account credits (default 10**9)")
+    add(
+        "--account",
+        action="append",
+        default=[],
+        metavar="USER:PASSWORD[:CREDITS]",
+        help="another account with its own credits (default 10**9); repeatable. A password that ends in "
+        "':DIGITS' must be followed by :CREDITS",
+    )
     add("--iton-send-form", choices=("text", "json"), default="text", help="ITON send answer form")
     add(
         "--itecpay-send-form",
@@ -98,7 +150,11 @@ def build_parser(prog: str = "python -m sms_async.testing") -> argparse.Argument
     loop = parser.add_mutually_exclusive_group()
     loop.add_argument("--uvloop", dest="use_uvloop", action="store_true", default=None, help="use uvloop")
     loop.add_argument("--no-uvloop", dest="use_uvloop", action="store_false", help="use asyncio's own loop")
-    add("--quiet", action="store_true", help="print nothing on start")
+    add(
+        "--quiet",
+        action="store_true",
+        help="print nothing on start or stop (SIGUSR1 still prints the counters)",
+    )
     return parser
 
 
@@ -116,6 +172,12 @@ def main(argv: Sequence[str] | None = None, *, prog: str = "python -m sms_async.
             faults.append(parse_fault(spec))
         except (TypeError, ValueError) as error:
             parser.error(f"--fault {spec}: {error}")
+    accounts: list[tuple[str, str, int]] = []
+    for spec in args.account:
+        try:
+            accounts.append(parse_account(spec))
+        except ValueError as error:
+            parser.error(f"--account: {error}")
     try:
         serve(
             args.host,
@@ -126,6 +188,7 @@ def main(argv: Sequence[str] | None = None, *, prog: str = "python -m sms_async.
             password=args.password,
             token=args.token,
             credits=args.credits,
+            accounts=accounts,
             iton_send_form=args.iton_send_form,
             itecpay_send_form=args.itecpay_send_form,
             faults=faults,

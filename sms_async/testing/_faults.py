@@ -6,13 +6,15 @@ from typing import TYPE_CHECKING, Final, Literal, get_args
 
 import attrs
 
+from sms_async.testing._registry import check_operation_names
+
 if TYPE_CHECKING:
     import random
     from collections.abc import Iterable
 
     from sms_async.testing._stats import GatewayStats
 
-__all__ = ["OPERATIONS", "Fault", "FaultKind", "FaultPlan", "parse_fault"]
+__all__ = ["Fault", "FaultKind", "FaultPlan", "parse_fault"]
 
 FaultKind = Literal[
     "latency",
@@ -35,20 +37,6 @@ KINDS: Final = frozenset(get_args(FaultKind))
 WrongShape = Literal["list", "number", "string", "null", "map_of_lists"]
 RetryAfterForm = Literal["seconds", "http_date"]
 
-#: Every operation name a fault may be limited to.
-OPERATIONS: Final = frozenset(
-    {
-        "iton.sendSMS",
-        "iton.account",
-        "iton.message_status",
-        "iton.check_DNDnumber",
-        "iton.unknown",
-        "itecpay.send",
-        "itecpay.status",
-        "http.other",
-    }
-)
-
 
 def _to_requests(value: Iterable[int]) -> frozenset[int]:
     numbers = frozenset(value)
@@ -60,11 +48,7 @@ def _to_requests(value: Iterable[int]) -> frozenset[int]:
 def _to_operations(value: Iterable[str] | str | None) -> frozenset[str] | None:
     if value is None:
         return None
-    names = frozenset([value] if isinstance(value, str) else value)
-    unknown = names - OPERATIONS
-    if unknown:
-        raise ValueError(f"unknown operation(s) {sorted(unknown)!r}; known: {sorted(OPERATIONS)!r}")
-    return names
+    return check_operation_names([value] if isinstance(value, str) else value)
 
 
 def _check_rate(_instance: object, attribute: attrs.Attribute[float], value: float) -> None:
@@ -106,8 +90,9 @@ class Fault:
             ``set_faults()`` or ``reset_stats()``).
         operations: Operation names the fault is limited to (``"iton.sendSMS"``,
             ``"iton.account"``, ``"iton.message_status"``,
-            ``"iton.check_DNDnumber"``, ``"itecpay.send"``, ``"itecpay.status"``);
-            ``None`` for all.
+            ``"iton.check_DNDnumber"``, ``"iton.unknown"``, ``"itecpay.send"``,
+            ``"itecpay.status"``, ``"http.other"``, or those of another
+            registered protocol); ``None`` for all.
         max_times: Most times this fault fires; ``None`` for no limit.
         seconds: ``latency``: the delay before the request is processed, fixed
             or a ``(min, max)`` uniform range. ``stall``: how long to hold the

@@ -1,61 +1,47 @@
-"""``SimulatedGateway``: both gateways on one loopback port, in a thread or in the foreground."""
+"""``SimulatedGateway``: the registered gateway protocols on one loopback port, in a thread or the foreground.
+
+The gateway owns the pieces and their life cycle: the shared state
+(``_state.py``), the protocols (``_iton.py``, ``_itecpay.py`` or any
+registered one), the router, the fault plan and the HTTP server. Its
+ITON- and ItecPay-named options and properties are shorthands for those two
+protocols; :meth:`SimulatedGateway.url` and :meth:`SimulatedGateway.protocol`
+work for any. The module is a little over 500 lines because it is the
+simulator's whole public face: every method is a short, documented
+delegation to the pieces above, run on the server's loop by ``_runner.py``.
+"""
 
 from __future__ import annotations
 
-import asyncio
-import concurrent.futures
-import contextlib
-import ipaddress
+import copy
 import random
-import signal
-import threading
-from typing import TYPE_CHECKING, Final, Self, TypeVar, get_args
+from typing import TYPE_CHECKING, Final, Literal, Self, get_args
 
-from sms_async.testing._core import Core, DndAction, ItecPaySendForm, ItonSendForm, SentMessage
+from sms_async.testing._admin import SimulatorAdmin
 from sms_async.testing._faults import Fault, FaultPlan
-from sms_async.testing._http import HttpServer
+from sms_async.testing._http import HttpServer, is_loopback
+from sms_async.testing._iton import ItonProtocol
+from sms_async.testing._protocol import SimulatedProtocol
+from sms_async.testing._registry import check_protocol, registered_protocols
+from sms_async.testing._router import Router
+from sms_async.testing._runner import LoopRunner
+from sms_async.testing._state import Account, DndAction, GatewayState, SentMessage
 from sms_async.testing._stats import GatewayStats
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable
+    from collections.abc import Callable, Iterable, Mapping
     from types import TracebackType
 
-__all__ = ["DEFAULT_ITON_PATH", "SimulatedGateway"]
+__all__ = ["DEFAULT_ITON_PATH", "ItecPaySendForm", "ItonSendForm", "SimulatedGateway", "is_loopback"]
 
-_T = TypeVar("_T")
-
-DEFAULT_ITON_PATH: Final = "/ItonSMSAPI/smsService/api/"
+ItonSendForm = Literal["text", "json"]
+ItecPaySendForm = Literal["single", "per_recipient"]
+DEFAULT_ITON_PATH: Final = ItonProtocol.default_paths["endpoint"]
 DEFAULT_ITECPAY_SEND_PATH: Final = "/api/sms/send"
 DEFAULT_ITECPAY_STATUS_PATH: Final = "/api/sms/status"
-_CALL_TIMEOUT: Final = 30.0
-
-
-def is_loopback(host: str) -> bool:
-    """Whether ``host`` names this machine only (``localhost`` or a loopback address)."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def new_event_loop(use_uvloop: bool | None) -> asyncio.AbstractEventLoop:
-    """A uvloop loop when asked for, or when ``None`` and uvloop is installed; else asyncio's."""
-    if use_uvloop is not False:
-        try:
-            import uvloop  # noqa: PLC0415  (optional, and only needed once a server starts)
-        except ImportError:
-            if use_uvloop:
-                raise
-        else:
-            loop: asyncio.AbstractEventLoop = uvloop.new_event_loop()
-            return loop
-    return asyncio.new_event_loop()
 
 
 class SimulatedGateway:
-    """A real HTTP/1.1 server on loopback that speaks ITON's and ItecPay's protocols.
+    """A real HTTP/1.1 server on loopback that speaks ITON's and ItecPay's protocols (and any registered one).
 
     Start it in a background thread with its own event loop (``with``,
     ``async with`` under any async library, or :meth:`start`/:meth:`stop`), or
@@ -65,12 +51,18 @@ class SimulatedGateway:
     Args:
         host: Address to listen on; loopback only unless ``allow_non_loopback``.
         port: Port to listen on; 0 picks a free one (see :attr:`port`).
-        username: The default account's user name (both gateways).
-        password: The default account's password (both gateways).
+        username: The default account's user name (every gateway).
+        password: The default account's password (every gateway).
         token: The default account's ITON API token (``Authorization: ITON <token>``);
             None for none.
         credits: The default account's credits; a send costs segments x
             accepted recipients.
+        accounts: More accounts, as ``(username, password)`` or
+            ``(username, password, credits)`` tuples (credits default to 10**9).
+        protocols: The gateway protocols to serve, as :class:`SimulatedProtocol`
+            classes or instances; None serves every registered one (see
+            :func:`register_protocol`). The ITON and ItecPay options below
+            configure those protocols when they are given as classes or by default.
         iton_send_form: ``"text"`` answers a send with ``Success Your MessageId
             is <id>``; ``"json"`` with a map of one id per accepted number.
         itecpay_send_form: ``"single"`` answers with one ``messageid``;
@@ -94,8 +86,8 @@ class SimulatedGateway:
         seed: Seeds fault draws, partial acceptance and final statuses.
         store_messages: Keep accepted messages for status look-ups; False keeps
             memory flat under load (every id is then unknown).
-        track_numbers: Count every number in :attr:`stats`; False keeps memory
-            flat under load.
+        track_numbers: Count every number, and keep the accepted-numbers time
+            series, in :attr:`stats`; False keeps memory flat under load.
         idle_timeout: Close a keep-alive connection idle this many seconds;
             None keeps it open.
         use_uvloop: Run the server on uvloop (True), asyncio (False), or uvloop
@@ -113,6 +105,8 @@ class SimulatedGateway:
         password: str = "demo-password",  # noqa: S107  (the simulator's published demo account)
         token: str | None = "demo-token",  # noqa: S107  (as above)
         credits: int = 10**9,  # noqa: A002  (the gateway's own word for an account's balance)
+        accounts: Iterable[tuple[str, str] | tuple[str, str, int]] = (),
+        protocols: Iterable[SimulatedProtocol | type[SimulatedProtocol]] | None = None,
         iton_send_form: ItonSendForm = "text",
         itecpay_send_form: ItecPaySendForm = "single",
         iton_path: str = DEFAULT_ITON_PATH,
@@ -139,13 +133,6 @@ class SimulatedGateway:
         _check_choice("iton_send_form", iton_send_form, ItonSendForm)
         _check_choice("itecpay_send_form", itecpay_send_form, ItecPaySendForm)
         _check_choice("dnd_action", dnd_action, DndAction)
-        for name, path in (
-            ("iton_path", iton_path),
-            ("itecpay_send_path", itecpay_send_path),
-            ("itecpay_status_path", itecpay_status_path),
-        ):
-            if not path.startswith("/"):
-                raise ValueError(f"{name} must start with '/', got {path!r}")
         queued, sent = status_delays
         if queued < 0 or sent < 0:
             raise ValueError(f"status_delays must not be negative, got {status_delays!r}")
@@ -155,23 +142,24 @@ class SimulatedGateway:
             )
         if not 0 <= port <= 65535:
             raise ValueError(f"port must be between 0 and 65535, got {port!r}")
+        # Options of the two built-in protocols, applied where they are built here from a class.
+        options: dict[str, dict[str, object]] = {
+            "iton": {"paths": {"endpoint": iton_path}, "answer_form": iton_send_form},
+            "itecpay": {
+                "paths": {"send": itecpay_send_path, "status": itecpay_status_path},
+                "answer_form": itecpay_send_form,
+            },
+        }
         self._host = host
         self._username = username
         self._password = password
         self._token = token
-        self._use_uvloop = use_uvloop
         self._stats = GatewayStats()
         rng = random.Random(seed)  # noqa: S311  (reproducible test behaviour, not security)
-        self._plan = FaultPlan(faults, rng)
-        self._core = Core(
+        self._state = GatewayState(
             stats=self._stats,
             rng=rng,
             seed=seed,
-            iton_path=iton_path,
-            itecpay_send_path=itecpay_send_path,
-            itecpay_status_path=itecpay_status_path,
-            iton_send_form=iton_send_form,
-            itecpay_send_form=itecpay_send_form,
             dnd_numbers=dnd_numbers,
             dnd_action=dnd_action,
             status_delays=(float(queued), float(sent)),
@@ -180,9 +168,20 @@ class SimulatedGateway:
             store_messages=store_messages,
             track_numbers=track_numbers,
         )
-        self._core.add_account(username, password, token, credits)
+        self._state.add_account(username, password, token, credits)
+        for account in accounts:
+            self._state.add_account(*_account_fields(account))
+        chosen = registered_protocols() if protocols is None else tuple(protocols)
+        self._router = Router(
+            [_build_protocol(p, options) for p in chosen],
+            self._state,
+            admin=SimulatorAdmin(reset=self._reset_counters),
+        )
+        faults = tuple(faults)
+        self._check_faults(faults)
+        self._plan = FaultPlan(faults, rng)
         self._http = HttpServer(
-            self._core,
+            self._router,
             self._plan,
             self._stats,
             host=host,
@@ -190,14 +189,12 @@ class SimulatedGateway:
             idle_timeout=idle_timeout,
             backlog=backlog,
         )
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._loop_thread: int | None = None
-        self._thread: threading.Thread | None = None
-        self._stop_event: asyncio.Event | None = None
-        self._running = False
+        self._runner = LoopRunner(
+            self._http, use_uvloop=use_uvloop, thread_name=f"sms-async-simulated-gateway-{id(self):x}"
+        )
 
     def __repr__(self) -> str:
-        state = "running" if self._running else "stopped"
+        state = "running" if self._runner.running else "stopped"
         return f"<SimulatedGateway {self._host}:{self._http.port} {state}>"
 
     # ---------------------------------------------------------------- addresses and credentials
@@ -219,24 +216,57 @@ class SimulatedGateway:
         return f"http://{host}:{self.port}"
 
     @property
+    def protocols(self) -> tuple[str, ...]:
+        """The names of the gateway protocols served, such as ``("iton", "itecpay")``."""
+        return tuple(self._router.protocols)
+
+    def protocol(self, name: str) -> SimulatedProtocol:
+        """The protocol served under ``name`` (its ``paths`` and ``answer_form`` say how it is set up)."""
+        try:
+            return self._router.protocols[name]
+        except KeyError:
+            served = sorted(self._router.protocols)
+            raise ValueError(
+                f"this gateway serves no protocol named {name!r}; it serves {served!r}"
+            ) from None
+
+    def url(self, name: str) -> str:
+        """The base URL a driver for gateway ``name`` is given (``url("iton") == iton_url``)."""
+        return self.protocol(name).base_url(self.origin)
+
+    def answer_form(self, name: str) -> str:
+        """How gateway ``name`` answers a send (one of its protocol's ``answer_forms``)."""
+        return self.protocol(name).answer_form
+
+    def set_answer_form(self, name: str, form: str) -> None:
+        """Change how gateway ``name`` answers from the next request on."""
+        protocol = self.protocol(name)
+        protocol.check_answer_form(form)
+
+        def apply() -> None:
+            protocol.answer_form = form
+
+        self._runner.call(apply)
+
+    @property
     def iton_url(self) -> str:
         """ITON's command endpoint, such as ``http://127.0.0.1:PORT/ItonSMSAPI/smsService/api/``."""
-        return self.origin + self._core.iton_path
+        return self.url("iton")
 
     @property
     def itecpay_url(self) -> str:
         """ItecPay's origin, such as ``http://127.0.0.1:PORT``."""
-        return self.origin
+        return self.url("itecpay")
 
     @property
     def itecpay_send_url(self) -> str:
         """ItecPay's full send URL."""
-        return self.origin + self._core.itecpay_send_path
+        return self.origin + self.protocol("itecpay").paths["send"]
 
     @property
     def itecpay_status_url(self) -> str:
         """ItecPay's full status URL."""
-        return self.origin + self._core.itecpay_status_path
+        return self.origin + self.protocol("itecpay").paths["status"]
 
     @property
     def username(self) -> str:
@@ -249,6 +279,11 @@ class SimulatedGateway:
         return self._password
 
     @property
+    def usernames(self) -> tuple[str, ...]:
+        """The user names of every account, in the order they were added."""
+        return self._runner.call(lambda: tuple(self._state.accounts))
+
+    @property
     def token(self) -> str | None:
         """The default account's ITON API token."""
         return self._token
@@ -256,93 +291,35 @@ class SimulatedGateway:
     @property
     def running(self) -> bool:
         """Whether the server's loop is running."""
-        return self._running
+        return self._runner.running
 
     # ---------------------------------------------------------------- life cycle
 
     def start(self) -> Self:
         """Start serving in a background thread; return once the port is open."""
-        if self._thread is not None or self._running:
-            raise RuntimeError("the simulated gateway is already running")
-        ready = threading.Event()
-        failure: list[BaseException] = []
-
-        def run() -> None:
-            try:
-                self._run(ready.set, install_signal_handlers=False)
-            except BaseException as exc:  # noqa: BLE001  (handed to the starting thread)
-                failure.append(exc)
-                ready.set()
-
-        thread = threading.Thread(target=run, name=f"sms-async-simulated-gateway-{id(self):x}", daemon=True)
-        self._thread = thread
-        thread.start()
-        ready.wait()
-        if failure:
-            thread.join()
-            self._thread = None
-            raise failure[0]
+        self._runner.start()
         return self
 
     def stop(self) -> None:
         """Stop serving: close the port and every connection, end the thread."""
-        loop, event, thread = self._loop, self._stop_event, self._thread
-        if loop is not None and event is not None and not loop.is_closed():
-            with contextlib.suppress(RuntimeError):  # the loop closed in between
-                loop.call_soon_threadsafe(event.set)
-        if thread is not None and thread is not threading.current_thread():
-            thread.join()
-            self._thread = None
+        self._runner.stop()
 
-    def serve_forever(self, *, on_ready: Callable[[SimulatedGateway], None] | None = None) -> None:
+    def serve_forever(
+        self,
+        *,
+        on_ready: Callable[[SimulatedGateway], None] | None = None,
+        on_report: Callable[[SimulatedGateway], None] | None = None,
+    ) -> None:
         """Serve in this thread until SIGINT or SIGTERM (in the main thread) or :meth:`stop`.
 
-        ``on_ready`` is called once the port is open.
+        ``on_ready`` is called once the port is open; ``on_report`` whenever
+        SIGUSR1 arrives (in the main thread, where signals exist), on the
+        server's loop.
         """
-        if self._thread is not None or self._running:
-            raise RuntimeError("the simulated gateway is already running")
-        self._run(
+        self._runner.serve_forever(
             (lambda: on_ready(self)) if on_ready is not None else (lambda: None),
-            install_signal_handlers=threading.current_thread() is threading.main_thread(),
+            (lambda: on_report(self)) if on_report is not None else None,
         )
-
-    def _run(self, ready: Callable[[], None], *, install_signal_handlers: bool) -> None:
-        loop = new_event_loop(self._use_uvloop)
-        self._loop = loop
-        self._loop_thread = threading.get_ident()
-        try:
-            loop.run_until_complete(self._main(ready, install_signal_handlers=install_signal_handlers))
-        finally:
-            try:
-                loop.run_until_complete(loop.shutdown_asyncgens())
-            finally:
-                self._loop = None
-                self._loop_thread = None
-                loop.close()
-
-    async def _main(self, ready: Callable[[], None], *, install_signal_handlers: bool) -> None:
-        loop = asyncio.get_running_loop()
-        stop_event = asyncio.Event()
-        await self._http.start_listening()
-        signals: list[signal.Signals] = []
-        if install_signal_handlers:
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                try:
-                    loop.add_signal_handler(sig, stop_event.set)
-                    signals.append(sig)
-                except (NotImplementedError, RuntimeError):  # pragma: no cover  (platforms without them)
-                    pass
-        self._stop_event = stop_event
-        self._running = True
-        try:
-            ready()
-            await stop_event.wait()
-        finally:
-            self._running = False
-            self._stop_event = None
-            for sig in signals:
-                loop.remove_signal_handler(sig)
-            await self._http.close()
 
     def __enter__(self) -> Self:
         return self.start()
@@ -362,22 +339,6 @@ class SimulatedGateway:
     ) -> None:
         self.stop()
 
-    def _on_loop(self, fn: Callable[[], _T]) -> _T:
-        """Run ``fn`` on the server's loop thread (or here, when it is not running) and return its result."""
-        loop = self._loop
-        if loop is None or not self._running or threading.get_ident() == self._loop_thread:
-            return fn()
-        future: concurrent.futures.Future[_T] = concurrent.futures.Future()
-
-        def run() -> None:
-            try:
-                future.set_result(fn())
-            except BaseException as exc:  # noqa: BLE001  (handed to the calling thread)
-                future.set_exception(exc)
-
-        loop.call_soon_threadsafe(run)
-        return future.result(timeout=_CALL_TIMEOUT)
-
     # ---------------------------------------------------------------- listening and connections
 
     @property
@@ -392,20 +353,15 @@ class SimulatedGateway:
         are closed at once and busy ones after their answer, as a gateway that
         goes down would.
         """
-        self._on_loop(lambda: self._http.stop_listening(close_connections=close_connections))
+        self._runner.call(lambda: self._http.stop_listening(close_connections=close_connections))
 
     def start_listening(self) -> None:
         """Open the port again, on the same port number."""
-        loop = self._loop
-        if loop is None or not self._running:
-            raise RuntimeError("the simulated gateway is not running")
-        if threading.get_ident() == self._loop_thread:
-            raise RuntimeError("call start_listening() from another thread than the server's")
-        asyncio.run_coroutine_threadsafe(self._http.start_listening(), loop).result(timeout=_CALL_TIMEOUT)
+        self._runner.await_on_loop(self._http.start_listening, "start_listening()")
 
     def close_idle_connections(self) -> int:
         """Close every keep-alive connection that is not handling a request; say how many."""
-        return self._on_loop(self._http.close_idle_connections)
+        return self._runner.call(self._http.close_idle_connections)
 
     @property
     def idle_timeout(self) -> float | None:
@@ -417,7 +373,7 @@ class SimulatedGateway:
         def apply() -> None:
             self._http.idle_timeout = value
 
-        self._on_loop(apply)
+        self._runner.call(apply)
 
     # ---------------------------------------------------------------- faults and counters
 
@@ -429,30 +385,54 @@ class SimulatedGateway:
     def set_faults(self, faults: Iterable[Fault]) -> None:
         """Put ``faults`` in force instead of the current ones; request numbers start again at 1."""
         new = tuple(faults)
-        self._on_loop(lambda: self._plan.replace(new))
+        self._check_faults(new)
+        self._runner.call(lambda: self._plan.replace(new))
+
+    def _check_faults(self, faults: tuple[Fault, ...]) -> None:
+        served = self._router.operations
+        for fault in faults:
+            if not isinstance(fault, Fault):
+                raise TypeError(f"faults must be Fault values, got {fault!r}")
+            if fault.operations is not None and not fault.operations <= served:
+                raise ValueError(
+                    f"the {fault.kind} fault names operation(s) {sorted(fault.operations - served)!r} "
+                    f"that this gateway does not serve; it serves {sorted(served)!r}"
+                )
 
     @property
     def stats(self) -> GatewayStats:
         """A snapshot of the counters (see :class:`GatewayStats`)."""
-        return self._on_loop(self._stats.copy)
+        return self._runner.call(self._stats.copy)
 
     def reset_stats(self) -> None:
         """Zero the counters and restart request numbers.
 
         Requests in flight and open connections stay counted.
         """
+        self._runner.call(self._reset_counters)
 
-        def reset() -> None:
-            stats = self._stats
-            for counter in (stats.requests, stats.numbers, stats.numbers_refused, stats.faults):
-                counter.clear()
-            stats.max_in_flight = stats.in_flight
-            stats.connections_opened = 0
-            stats.bytes_in = 0
-            stats.bytes_out = 0
-            self._plan.restart_numbering()
+    def _reset_counters(self) -> None:
+        self._stats.reset()
+        self._plan.restart_numbering()
 
-        self._on_loop(reset)
+    @property
+    def track_numbers(self) -> bool:
+        """Whether every accepted number (and the accepted-numbers series) is counted."""
+        return self._state.track_numbers
+
+    def summary(self) -> str:
+        """The counters on one line: requests, numbers received, accepted, duplicates and refused.
+
+        ``duplicates`` counts the numbers accepted more than once (``untracked``
+        with ``track_numbers=False``); ``refused`` the numbers received but not
+        accepted. ``python -m sms_async.testing`` prints this on SIGUSR1 and on exit.
+        """
+        stats = self.stats
+        duplicates = str(len(stats.duplicate_numbers())) if self.track_numbers else "untracked"
+        return (
+            f"requests={sum(stats.requests.values())} received={stats.received} "
+            f"accepted={stats.accepted} duplicates={duplicates} refused={stats.received - stats.accepted}"
+        )
 
     def advance_clock(self, seconds: float) -> None:
         """Age every stored message by ``seconds``, so statuses move on without waiting."""
@@ -460,9 +440,9 @@ class SimulatedGateway:
             raise ValueError(f"the clock only moves forward, got {seconds!r}")
 
         def apply() -> None:
-            self._core.clock_offset += seconds
+            self._state.clock_offset += seconds
 
-        self._on_loop(apply)
+        self._runner.call(apply)
 
     # ---------------------------------------------------------------- accounts, DND, messages
 
@@ -475,26 +455,33 @@ class SimulatedGateway:
         credits: int = 10**9,  # noqa: A002  (as above)
     ) -> None:
         """Add an account (or replace the one of that name)."""
-        self._on_loop(lambda: self._core.add_account(username, password, token, credits))
+        self._runner.call(lambda: self._state.add_account(username, password, token, credits))
 
     def credits(self, username: str | None = None) -> int:
         """The credits left on an account (the default one when ``username`` is None)."""
-        name = self._username if username is None else username
-        return self._on_loop(lambda: self._core.accounts[name].credits)
+        account = self._account(username)
+        return self._runner.call(lambda: account.credits)
 
     def set_credits(self, credits: int, username: str | None = None) -> None:  # noqa: A002  (as above)
         """Set the credits of an account (the default one when ``username`` is None)."""
-        name = self._username if username is None else username
+        account = self._account(username)
 
         def apply() -> None:
-            self._core.accounts[name].credits = credits
+            account.credits = credits
 
-        self._on_loop(apply)
+        self._runner.call(apply)
+
+    def _account(self, username: str | None) -> Account:
+        name = self._username if username is None else username
+        account = self._runner.call(lambda: self._state.accounts.get(name))
+        if account is None:
+            raise KeyError(name)
+        return account
 
     @property
     def dnd_numbers(self) -> frozenset[str]:
         """The numbers on the do-not-disturb list (digits, no ``+``)."""
-        return self._on_loop(lambda: frozenset(self._core.dnd))
+        return self._runner.call(lambda: frozenset(self._state.dnd))
 
     def set_dnd(self, numbers: Iterable[str], *, action: DndAction | None = None) -> None:
         """Replace the do-not-disturb list (and, if given, what a send does with such a number)."""
@@ -503,48 +490,61 @@ class SimulatedGateway:
             _check_choice("action", action, DndAction)
 
         def apply() -> None:
-            self._core.dnd = new
+            self._state.dnd = new
             if action is not None:
-                self._core.dnd_action = action
+                self._state.dnd_action = action
 
-        self._on_loop(apply)
+        self._runner.call(apply)
 
     @property
     def messages(self) -> dict[str, SentMessage]:
         """A snapshot of the accepted messages by id (empty with ``store_messages=False``)."""
-        return self._on_loop(lambda: dict(self._core.messages))
+        return self._runner.call(lambda: dict(self._state.messages))
 
     def message(self, message_id: str) -> SentMessage | None:
         """The accepted message with that id, if stored."""
-        return self._on_loop(lambda: self._core.messages.get(message_id))
+        return self._runner.call(lambda: self._state.messages.get(message_id))
 
     @property
     def iton_send_form(self) -> ItonSendForm:
         """How ITON answers a send: ``"text"`` or ``"json"``."""
-        return self._core.iton_send_form
+        return self.answer_form("iton")  # type: ignore[return-value]  # ITON's forms are exactly these
 
     @iton_send_form.setter
     def iton_send_form(self, value: ItonSendForm) -> None:
         _check_choice("iton_send_form", value, ItonSendForm)
-
-        def apply() -> None:
-            self._core.iton_send_form = value
-
-        self._on_loop(apply)
+        self.set_answer_form("iton", value)
 
     @property
     def itecpay_send_form(self) -> ItecPaySendForm:
         """How ItecPay answers a send: ``"single"`` or ``"per_recipient"``."""
-        return self._core.itecpay_send_form
+        return self.answer_form("itecpay")  # type: ignore[return-value]  # ItecPay's forms are exactly these
 
     @itecpay_send_form.setter
     def itecpay_send_form(self, value: ItecPaySendForm) -> None:
         _check_choice("itecpay_send_form", value, ItecPaySendForm)
+        self.set_answer_form("itecpay", value)
 
-        def apply() -> None:
-            self._core.itecpay_send_form = value
 
-        self._on_loop(apply)
+def _build_protocol(
+    protocol: SimulatedProtocol | type[SimulatedProtocol], options: Mapping[str, Mapping[str, object]]
+) -> SimulatedProtocol:
+    """An instance for one gateway: a class is built (with ``options`` under its name), an instance copied."""
+    if isinstance(protocol, SimulatedProtocol):
+        check_protocol(type(protocol))
+        return copy.copy(protocol)
+    check_protocol(protocol)
+    return protocol(**options.get(protocol.name, {}))  # type: ignore[arg-type]
+
+
+def _account_fields(account: tuple[str, str] | tuple[str, str, int]) -> tuple[str, str, None, int]:
+    if len(account) == 2:
+        username, password = account
+        return username, password, None, 10**9
+    if len(account) == 3:
+        username, password, balance = account
+        return username, password, None, balance
+    raise ValueError("an account is (username, password) or (username, password, credits)")
 
 
 def _check_choice(name: str, value: str, choices: object) -> None:

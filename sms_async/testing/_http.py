@@ -10,17 +10,19 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import ipaddress
 import time
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Final, cast
 
-from sms_async.testing._core import Call, Core, Request, Response
+from sms_async.testing._protocol import Operation, Request, Response
 
 if TYPE_CHECKING:
     from sms_async.testing._faults import Fault, FaultPlan
+    from sms_async.testing._router import Router
     from sms_async.testing._stats import GatewayStats
 
-__all__ = ["HttpServer"]
+__all__ = ["HttpServer", "encode_response", "is_loopback"]
 
 MAX_HEAD: Final = 64 * 1024
 MAX_BODY: Final = 4 * 1024 * 1024
@@ -39,6 +41,18 @@ _WRONG_SHAPES: Final = {
 }
 _BUSY_KINDS: Final = {"status_429": 429, "status_503": 503}
 _ERROR_KINDS: Final = {"status_500": 500, "status_502": 502, "status_504": 504}
+
+
+def is_loopback(host: str | None) -> bool:
+    """Whether ``host`` names this machine only (``localhost`` or a loopback address)."""
+    if host is None:
+        return False
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.partition("%")[0]).is_loopback
+    except ValueError:
+        return False
 
 
 class _BadRequestError(Exception):
@@ -85,7 +99,7 @@ class HttpServer:
 
     def __init__(
         self,
-        core: Core,
+        router: Router,
         plan: FaultPlan,
         stats: GatewayStats,
         *,
@@ -94,7 +108,7 @@ class HttpServer:
         idle_timeout: float | None,
         backlog: int,
     ) -> None:
-        self.core = core
+        self.router = router
         self.plan = plan
         self.stats = stats
         self.host = host
@@ -171,12 +185,16 @@ class _Connection(asyncio.Protocol):
         self._holding = False
         # The client will send nothing more: close once what it sent is answered.
         self._eof = False
+        self.client: str | None = None
 
     # ---------------------------------------------------------------- asyncio callbacks
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # A stream server's transport (uvloop's is not a subclass of asyncio.Transport).
         self.transport = cast("asyncio.Transport", transport)
+        peer = transport.get_extra_info("peername")
+        if isinstance(peer, tuple) and peer:
+            self.client = str(peer[0])
         self.server.connections.add(self)
         self.stats.connections_opened += 1
         self.stats.connections_open += 1
@@ -296,7 +314,7 @@ class _Connection(asyncio.Protocol):
         body = bytes(buffer[:length])
         del buffer[:length]
         path, _, query = target.partition("?")
-        return Request(method, path, query.partition("#")[0], headers, body, keep_alive)
+        return Request(method, path, query.partition("#")[0], headers, body, keep_alive, self.client)
 
     def _parse_head(self, head: bytes) -> tuple[str, str, dict[str, str], int, bool]:
         lines = head.split(b"\r\n")
@@ -355,12 +373,18 @@ class _Connection(asyncio.Protocol):
     def _dispatch(self, request: Request) -> None:
         server = self.server
         stats = self.stats
-        call = server.core.prepare(request)
-        stats.requests[call.op] += 1
-        latency, fault = server.plan.select(call.op, stats)
+        call = server.router.read(request)
+        keep_alive = request.keep_alive and not self.close_after
+        if call.protocol is server.router.admin:
+            # The simulator's own endpoint: no fault, no latency, not counted as a gateway request.
+            self._write(encode_response(server.router.carry_out(call), keep_alive=keep_alive))
+            if not keep_alive:
+                self.close()
+            return
+        stats.requests[call.name] += 1
+        latency, fault = server.plan.select(call.name, stats)
         stats.in_flight += 1
         stats.max_in_flight = max(stats.max_in_flight, stats.in_flight)
-        keep_alive = request.keep_alive and not self.close_after
         if latency == 0.0 and (fault is None or fault.kind != "slow_drip"):
             self._answer(call, fault, keep_alive)
             return
@@ -369,12 +393,14 @@ class _Connection(asyncio.Protocol):
         server.tasks.add(task)
         task.add_done_callback(server.tasks.discard)
 
-    async def _answer_later(self, call: Call, fault: Fault | None, keep_alive: bool, latency: float) -> None:
+    async def _answer_later(
+        self, call: Operation, fault: Fault | None, keep_alive: bool, latency: float
+    ) -> None:
         try:
             if latency > 0:
                 await asyncio.sleep(latency)
             if fault is not None and fault.kind == "slow_drip":
-                data = encode_response(self.server.core.execute(call), keep_alive=keep_alive)
+                data = encode_response(self.server.router.carry_out(call), keep_alive=keep_alive)
                 pause = fault.delay(self.server.plan.rng)
                 for i in range(len(data)):
                     if self.transport is None or self.transport.is_closing():
@@ -391,31 +417,31 @@ class _Connection(asyncio.Protocol):
         if not self.busy and not self.closed:
             self._process_buffer()
 
-    def _answer(self, call: Call, fault: Fault | None, keep_alive: bool) -> None:
+    def _answer(self, call: Operation, fault: Fault | None, keep_alive: bool) -> None:
         """Answer ``call``, showing ``fault`` if one fired."""
-        response = self._respond(call, fault) if fault is not None else self.server.core.execute(call)
+        response = self._respond(call, fault) if fault is not None else self.server.router.carry_out(call)
         if response is None:
             return
         self._write(encode_response(response, keep_alive=keep_alive))
         self._finish(keep_alive)
 
-    def _respond(self, call: Call, fault: Fault) -> Response | None:
+    def _respond(self, call: Operation, fault: Fault) -> Response | None:
         """The answer that ``fault`` gives instead of the real one; None when there is none."""
-        core = self.server.core
+        router = self.server.router
         kind = fault.kind
         if kind in _BUSY_KINDS:
-            return core.busy(call, _BUSY_KINDS[kind], _retry_after(fault))
+            return call.protocol.busy(call, _BUSY_KINDS[kind], _retry_after(fault))
         if kind == "auth_failure":
-            return core.auth_failure(call)
+            return call.protocol.auth_failure(call)
         if kind == "partial_accept":
-            return core.execute(call, share=fault.share)
+            return router.carry_out(call, share=fault.share)
         if kind == "truncated_body":
-            real = core.execute(call)
+            real = router.carry_out(call)
             return real._replace(body=real.body[: len(real.body) // 2])
         if kind in {"latency", "slow_drip"}:  # handled by the caller: the answer itself is right
-            return core.execute(call)
+            return router.carry_out(call)
         if fault.process:
-            core.execute(call)
+            router.carry_out(call)
         if kind in _ERROR_KINDS:
             status = _ERROR_KINDS[kind]
             page = b"<html><body><h1>%d %s</h1></body></html>\n" % (status, _REASONS[status])

@@ -216,3 +216,35 @@ def test_custom_paths(sms_gateway_factory, client):
     assert gw.itecpay_send_url.endswith("/v2/send")
     assert status(gw, client, message_id).json()["status"] == 200
     assert client.post(gw.itecpay_url + "/api/sms/send", json={}).status_code == 404
+
+
+def test_extra_fields_are_recorded(sms_gateway_factory, client):
+    """JSON fields ItecPay does not own (DLT ids) are kept on each stored message and counted."""
+    gw = sms_gateway_factory(itecpay_send_form="per_recipient")
+    dlt = {"dltContentId": "1107161234567890123", "dltPrincipalEntityId": "1101234567890123456"}
+    entries = send(gw, client, **dlt).json()["messages"]
+    assert [gw.message(entry["messageid"]).params for entry in entries] == [dlt, dlt]
+    assert gw.stats.params == {f"{name}={value}": 1 for name, value in dlt.items()}
+
+
+@pytest.mark.parametrize("value", [5, None, ["x"], {"a": "b"}])
+def test_extra_fields_must_be_text(sms_gateway, client, value):
+    """An extra field whose value is not a string is an HTTP 400 naming it, and nothing is sent."""
+    response = send(sms_gateway, client, templateid=value)
+    assert response.status_code == 400
+    assert response.json() == {"status": 400, "description": "Invalid field: templateid must be a string"}
+    assert not sms_gateway.stats.numbers
+    assert sms_gateway.credits() == 10**9
+
+
+def test_each_request_keeps_its_own_text(sms_gateway, client):
+    """Different texts in different requests are each stored as sent."""
+    texts = {number: f"Hello {number[-4:]} € ünïcödé {i}" for i, number in enumerate(RECIPIENTS)}
+    ids = {
+        number: send(sms_gateway, client, to=[number], message=text).json()["messageid"]
+        for number, text in texts.items()
+    }
+    assert {number: sms_gateway.message(message_id).text for number, message_id in ids.items()} == texts
+    assert {sms_gateway.message(message_id).numbers for message_id in ids.values()} == {
+        (n,) for n in RECIPIENTS
+    }

@@ -414,3 +414,41 @@ def test_custom_path_and_credentials(sms_gateway_factory, client):
     assert client.get(
         gw.iton_url, params={"cmd": "account"}, headers={"Authorization": "ITON demo-token"}
     ).text == ("Invalid username or password")
+
+
+def test_extra_parameters_are_recorded(sms_gateway_factory, client):
+    """Query parameters ITON does not own (DLT ids) are kept on each stored message and counted."""
+    gw = sms_gateway_factory(iton_send_form="json")
+    dlt = {"templateid": "1107161234567890123", "entityid": "1101234567890123456"}
+    answer = send(gw, client, numbers=NUMBERS[:2], **dlt).json()
+    for message_id in answer:
+        assert gw.message(message_id).params == dlt
+    gw.iton_send_form = "text"
+    plain = gw.message(text_id(send(gw, client, numbers=NUMBERS[:1])))
+    assert plain.params == {}
+    stats = gw.stats
+    assert stats.params == {"templateid=1107161234567890123": 1, "entityid=1101234567890123456": 1}
+
+
+def test_each_request_keeps_its_own_text(sms_gateway, client):
+    """Different texts in different requests (a personalised campaign) are each stored and reported."""
+    texts = {number: f"Hi {i}, your order {100 + i} has shipped" for i, number in enumerate(NUMBERS)}
+    ids = {
+        number: text_id(send(sms_gateway, client, numbers=[number], message=text))
+        for number, text in texts.items()
+    }
+    for number, message_id in ids.items():
+        assert sms_gateway.message(message_id).text == texts[number]
+    status = iton(sms_gateway, client, cmd="message_status", ids=",".join(ids.values())).json()
+    assert {number: status[message_id]["message"] for number, message_id in ids.items()} == texts
+
+
+def test_received_counts_numbers_of_refused_requests_too(sms_gateway_factory, client):
+    """Received counts every number of an authenticated send carried out; accepted only those charged."""
+    gw = sms_gateway_factory(credits=2)
+    send(gw, client)
+    send(gw, client, numbers=NUMBERS[:2])
+    send(gw, client, numbers=[NUMBERS[0], "12345"])
+    stats = gw.stats
+    assert (stats.received, stats.accepted) == (7, 2)
+    assert stats.accepted_by_account == {"demo": 2}
