@@ -87,7 +87,15 @@ import phonenumbers
 from phonenumbers import NumberParseException, PhoneMetadata, ValidationResult
 
 from sms_async._exceptions import ConfigurationError, InvalidNumberError
-from sms_async._phone_tables import Table, e164_table, length_verdict, national_prefixes, national_table
+from sms_async._phone_tables import (
+    Node,
+    Table,
+    dropped_tables,
+    e164_table,
+    length_verdict,
+    national_prefixes,
+    national_table,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -509,18 +517,52 @@ def _e164_table(country: _Country, length: int) -> Table | None:
     return e164_table(country.calling_code, nsn_length)
 
 
-def _all_valid_e164(raws: list[str], country: _Country) -> bool:
-    """Say whether every input is "+" and ASCII digits and accepted by the country's tables."""
+def _plus_and_digits(raws: list[str]) -> bool:
+    """Say whether the inputs hold one "+" each, and otherwise only ASCII digits.
+
+    With the tables' keys, which start with "+" and a country code, that
+    means each input is "+" and digits: all a table needs to decide it.
+    """
     blob = "".join(raws).encode()
-    # One "+" an input and digits otherwise; the tables' keys then check
-    # that each input starts with its "+" and the country code.
-    if blob.count(b"+") != len(raws) or not blob.replace(b"+", b"").isdigit():
-        return False
+    return blob.count(b"+") == len(raws) and blob.replace(b"+", b"").isdigit()
+
+
+def _all_valid_e164(raws: list[str], country: _Country) -> bool:
+    """Say whether every input ("+" and digits) is accepted by the country's tables."""
     lengths = set(map(len, raws))
     if len(lengths) == 1:
         table = _e164_table(country, len(raws[0]))
         return table is not None and table.accepts_all(raws)
     return _all_accepted(raws, {length: _e164_table(country, length) for length in lengths})
+
+
+# For lists of several countries: by an E.164 number's first four characters
+# and its length, the first look-up of its table as (dict.get, start, stop),
+# or _NO_ROOT. Bounded by _MAX_ROOTS, and emptied whenever the tables' budget
+# drops a table, so as not to keep it alive.
+_Root = tuple["Callable[[str], Node | bool | None]", int, int]
+_NOTHING: Final[dict[str, Node | bool]] = {}
+_NO_ROOT: Final[_Root] = (_NOTHING.get, 0, 0)
+_ROOTS: dict[tuple[str, int], _Root] = {}
+_MAX_ROOTS: Final = 4096
+_ROOTS_SEEN = [0]
+
+
+def _roots() -> dict[tuple[str, int], _Root]:
+    """Return the remembered first look-ups, forgetting them all if a table was dropped or they are many."""
+    if len(_ROOTS) >= _MAX_ROOTS or _ROOTS_SEEN[0] != dropped_tables():
+        _ROOTS.clear()
+        _ROOTS_SEEN[0] = dropped_tables()
+    return _ROOTS
+
+
+def _root(number: str) -> _Root:
+    """Find (and remember) the first look-up for an E.164 number's country and length."""
+    country = _COUNTRY_BY_PREFIX.get(number[1:4]) or _country_for_prefix(number[1:4])
+    table = _e164_table(country, len(number)) if country is not None else None
+    root = (table.root.table.get, table.root.start, table.root.stop) if table is not None else _NO_ROOT
+    _roots()[number[:4], len(number)] = root
+    return root
 
 
 def _all_accepted(numbers: list[str], tables: dict[int, Table | None]) -> bool:
@@ -630,14 +672,44 @@ class PhoneNormaliser:
         if raws:
             first = raws[0]
             if first[:1] == "+":
-                country = _COUNTRY_BY_PREFIX.get(first[1:4]) or _country_for_prefix(first[1:4])
-                if country is not None and _all_valid_e164(raws, country):
-                    return list(raws)
+                if _plus_and_digits(raws):
+                    country = _COUNTRY_BY_PREFIX.get(first[1:4]) or _country_for_prefix(first[1:4])
+                    # A list whose last number is of another country is not
+                    # worth a try of the one-country path.
+                    if (
+                        country is not None
+                        and _COUNTRY_BY_PREFIX.get(raws[-1][1:4]) is country
+                        and _all_valid_e164(raws, country)
+                    ):
+                        return list(raws)
+                    return self._e164_each(raws)
             elif self._prefixes is not None:
                 national = self._national_many(raws)
                 if national is not None:
                     return national
         return list(map(self.normalise_or_none, raws))
+
+    def _e164_each(self, raws: list[str]) -> list[str | None]:
+        """Decide inputs of "+" and digits (several countries, or some invalid) with a look-up each.
+
+        An input its table does not accept goes the one-by-one way.
+        """
+        roots = _roots()
+        out: list[str | None] = []
+        append = out.append
+        for raw in raws:
+            try:
+                get, start, stop = roots[raw[:4], len(raw)]
+            except KeyError:
+                get, start, stop = _root(raw)
+            found = get(raw[start:stop])
+            if found is True:
+                append(raw)
+                continue
+            while isinstance(found, Node):
+                found = found.table.get(raw[found.start : found.stop])
+            append(raw if found is True else self.normalise_or_none(raw))
+        return out
 
     def _national_many(self, raws: list[str]) -> list[str | None] | None:
         """Return the E.164 forms of national spellings when the tables accept them all, else ``None``."""

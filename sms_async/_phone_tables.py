@@ -60,6 +60,7 @@ from sms_async._phone_automata import (
 __all__ = [
     "Node",
     "Table",
+    "dropped_tables",
     "e164_table",
     "length_verdict",
     "national_prefixes",
@@ -416,6 +417,12 @@ def _build_national(region: str, length: int, prefix: str) -> Table | None:
 _TABLES: dict[tuple[object, ...], Table | None] = {}
 _SIZES: dict[tuple[object, ...], int] = {}
 _BUILDING = threading.Lock()
+_DROPPED = [0]
+
+
+def dropped_tables() -> int:
+    """Return how many tables the budget has dropped so far: a cache of tables must forget them."""
+    return _DROPPED[0]
 
 
 def _store(key: tuple[object, ...], build: Callable[[], Table | None]) -> Table | None:
@@ -432,6 +439,7 @@ def _store(key: tuple[object, ...], build: Callable[[], Table | None]) -> Table 
             oldest = next(iter(_SIZES))
             del _SIZES[oldest]
             _TABLES.pop(oldest, None)
+            _DROPPED[0] += 1
         _TABLES[key] = table
         _SIZES[key] = size
         return table

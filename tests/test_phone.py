@@ -876,3 +876,55 @@ def test_normalise_many_agrees_with_the_reference_for_many_regions(case):
     expected = [reference_normalise(raw, region) for raw in raws]
     assert fast.normalise_many(raws) == expected
     assert [fast.normalise_or_none(raw) for raw in raws] == expected
+
+
+def test_normalise_many_decides_several_countries_by_table(monkeypatch):
+    """A list of several countries' valid E.164 numbers is decided by look-ups, not one by one."""
+    raws = [
+        e164
+        for home, number in EXAMPLES
+        if home in ("IN", "GB", "US", "AE", "NG", "DE", "FR", "BR")
+        and _read_as_it_stands(
+            e164 := phonenumbers.format_number(number, PhoneNumberFormat.E164), number.country_code
+        )
+    ]
+    assert len({phonenumbers.parse(raw).country_code for raw in raws}) == 8
+    fast = PhoneNormaliser()
+    _one_by_one_forbidden(fast, monkeypatch)
+    assert fast.normalise_many(raws) == raws
+    assert fast.normalise_many(raws[::-1]) == raws[::-1]
+
+
+def test_several_countries_with_invalid_numbers_agree_with_the_reference():
+    """Invalid numbers among several countries' E.164 numbers are replayed; the rest decided by table."""
+    raws = ["+919812345678", "+442079460018", "+15555555555", "+4915112345678", "+9198123", "+0123456"]
+    raws += ["+919812345678", "+6502530000", "+12015550123", "+447624456789", "+99912345678"]
+    fast = PhoneNormaliser("GB")
+    assert fast.normalise_many(raws) == [reference_normalise(raw, "GB") for raw in raws]
+
+
+def test_remembered_look_ups_forget_dropped_tables(monkeypatch):
+    """The first look-ups kept for mixed lists are bounded, and never outlive a table the budget drops."""
+    monkeypatch.setattr(_phone_tables, "_TABLES", {})
+    monkeypatch.setattr(_phone_tables, "_SIZES", {})
+    monkeypatch.setattr(_phone_tables, "_MAX_ENTRIES", 8_000)
+    monkeypatch.setattr(_phone, "_ROOTS", {})
+    monkeypatch.setattr(_phone, "_MAX_ROOTS", 8)
+    fast = PhoneNormaliser()
+    raws = [
+        "+919812345678",
+        "+12015550123",
+        "+442079460018",
+        "+4915112345678",
+        "+33612345678",
+        "+15555555555",
+    ]
+    expected = [reference_normalise(raw, None) for raw in raws]
+    for _ in range(3):
+        for start in range(len(raws)):
+            assert fast.normalise_many(raws[start:] + raws[:start]) == expected[start:] + expected[:start]
+            assert len(_phone._ROOTS) <= 8
+            live = {id(table.root.table) for table in _phone_tables._TABLES.values() if table is not None}
+            for get, _start, _stop in _phone._ROOTS.values():
+                assert get.__self__ is _phone._NOTHING or id(get.__self__) in live
+    assert _phone_tables.dropped_tables() > 0
