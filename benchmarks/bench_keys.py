@@ -102,6 +102,10 @@ def alone(count: int, kind: str) -> dict[str, float]:
         for start in range(0, count, _CHUNK):
             store.add_new(chunk_at(start))
         size = store.nbytes
+        if not all(key in store for key in chunk_at(0, 2_000)) or any(
+            key in store for key in chunk_at(count, 2_000)
+        ):
+            raise SystemExit("the store lost a key, or holds one it was never given")
         added = store.add
     else:
         seen: set[int] = set()

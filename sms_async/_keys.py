@@ -9,17 +9,26 @@ is a plain set, at a plain set's cost, while it is small.
 How
     Up to ``_SPILL_AT`` keys (about a million, some 65 MB) the store *is* a
     Python set: a run of that size pays exactly what a set costs, and never
-    imports numpy. Then the keys move into ``_Table``, a hash table of 64-bit
-    integers in numpy: ``2**bits`` buckets of eight slots (one cache line),
-    a key's bucket being the top bits of a 64-bit hash of it. Looking up a
-    chunk is a handful of vectorised steps with one memory access a key, and
-    adding it reuses what the lookup read. When 75 % of the slots are taken
-    the table doubles in place: each bucket splits in two by the next bit of
-    its keys' hashes, so no key moves anywhere else and memory peaks at the
-    new table, not at the old and the new together. A key whose bucket is
-    full waits in a small overflow set (about 2 % of the keys) and gets its
-    chance at the next doubling. Single keys added with
-    :meth:`SeenNumbers.add` wait in a small set and join the table in batches.
+    imports numpy. Then the keys move into ``_Table``, a hash table in numpy
+    of the keys' 64-bit hashes (a one-to-one hash, so a hash stands for its
+    key): ``2**bits`` buckets of eight slots (one cache line), a hash's
+    bucket being its top bits. Looking up a chunk is a handful of vectorised
+    steps with one memory access a key, and adding it reuses what the lookup
+    read. When 75 % of the slots are taken the table doubles in place: each
+    bucket splits in two by the next bit of its hashes, so nothing moves
+    anywhere else and memory peaks at the new table, not at the old and the
+    new together. A hash whose bucket is full waits in a small overflow set
+    (2 to 5 % of them) and gets its chance at the next doubling. Single keys
+    added with :meth:`SeenNumbers.add` wait in a small set and join the table
+    in batches.
+
+What it costs
+    Measured in ``benchmarks/bench_keys.py``: the same CPU as a set up to
+    the spill; there, a one-off ~0.3 s (importing numpy, converting and
+    freeing the set); past it, about 25 us a chunk of 256 (a set at ten
+    million keys takes about as long) plus the doublings (~0.35 s in all up
+    to ten million keys). :meth:`SeenNumbers.add` costs about 1 us past the
+    spill, against a set's 0.1 to 0.2 us.
 
 Keys must be positive integers below ``2**63``, as :func:`e164_key` makes
 them: the table marks an empty slot with 0.
@@ -69,12 +78,27 @@ def _load_numpy() -> None:
     import numpy as np  # noqa: PLC0415 - imported lazily on purpose
 
 
-class _Table:
-    """Positive int64 keys in ``2**bits`` buckets of ``_SLOTS``; what a full bucket cannot hold, in a set.
+def _hash(keys: npt.NDArray[np.int64]) -> npt.NDArray[np.uint64]:
+    """Return the keys' 64-bit hashes: a one-to-one map, so a hash stands for its key."""
+    hashed = keys.view(np.uint64) * np.uint64(_MIX1)
+    hashed ^= hashed >> np.uint64(32)
+    hashed *= np.uint64(_MIX2)
+    return hashed
 
-    A key's bucket is the top ``bits`` bits of its hash, so that doubling the
-    table splits each bucket in two by the next bit: no key moves anywhere
-    else, and the split never overflows.
+
+def _hash_int(key: int) -> int:
+    """Return one key's hash, as :func:`_hash` makes it."""
+    hashed = (key * _MIX1) & _MASK64
+    return ((hashed ^ (hashed >> 32)) * _MIX2) & _MASK64
+
+
+class _Table:
+    """Keys' hashes in ``2**bits`` buckets of ``_SLOTS``; what a full bucket cannot hold, in a set.
+
+    It holds hashes rather than keys: the hash is one-to-one, the bucket is
+    its top ``bits`` bits, and doubling splits each bucket in two by the next
+    bit, all without hashing anything again. 0 marks an empty slot (only the
+    key 0, never stored, hashes to 0).
     """
 
     __slots__ = ("_fill", "_shift", "_slots", "bits", "count", "overflow")
@@ -82,7 +106,7 @@ class _Table:
     def __init__(self, bits: int) -> None:
         self.bits = bits
         self._shift = np.uint64(64 - bits)
-        self._slots: npt.NDArray[np.int64] = np.zeros((1 << bits, _SLOTS), dtype=np.int64)
+        self._slots: npt.NDArray[np.uint64] = np.zeros((1 << bits, _SLOTS), dtype=np.uint64)
         self._fill: npt.NDArray[np.uint8] = np.zeros(1 << bits, dtype=np.uint8)
         self.overflow: set[int] = set()
         self.count = 0
@@ -98,144 +122,112 @@ class _Table:
         """Whether the table should grow before it takes more keys."""
         return self.count >= _MAX_LOAD * _SLOTS * (1 << self.bits)
 
-    @staticmethod
-    def hash_of(keys: npt.NDArray[np.int64]) -> npt.NDArray[np.uint64]:
-        """Return the keys' 64-bit hashes."""
-        hashed = keys.view(np.uint64) * np.uint64(_MIX1)
-        hashed ^= hashed >> np.uint64(32)
-        hashed *= np.uint64(_MIX2)
-        return hashed
+    def bucket_of(self, hashes: npt.NDArray[np.uint64]) -> npt.NDArray[np.intp]:
+        """Return each hash's bucket, its top ``bits`` bits, as indices."""
+        return (hashes >> self._shift).view(np.intp)
 
-    def bucket_of(self, keys: npt.NDArray[np.int64]) -> npt.NDArray[np.intp]:
-        """Return each key's bucket: the top ``bits`` bits of its hash, as indices."""
-        hashed = self.hash_of(keys)
-        hashed >>= self._shift
-        return hashed.view(np.intp)
+    def holds(self, hashed: int) -> bool:
+        """Say whether one hash is held (Python arithmetic and one row read)."""
+        return hashed in self._slots[hashed >> (64 - self.bits)].tolist() or hashed in self.overflow
 
-    def contains(self, key: int) -> bool:
-        """Say whether ``key`` is held (one key: Python arithmetic and one row read)."""
-        hashed = (key * _MIX1) & _MASK64
-        hashed = ((hashed ^ (hashed >> 32)) * _MIX2) & _MASK64
-        return key in self._slots[hashed >> (64 - self.bits)].tolist() or key in self.overflow
-
-    def add_chunk(self, keys: npt.NDArray[np.int64], buckets: npt.NDArray[np.intp], *, shared: bool) -> bool:
-        """Add ``keys`` (distinct, in their ``buckets``) unless one is held; say whether they were added.
+    def add_chunk(
+        self, hashes: npt.NDArray[np.uint64], buckets: npt.NDArray[np.intp], *, shared: bool
+    ) -> bool:
+        """Add ``hashes`` (distinct, in their ``buckets``) unless one is held; say whether they were added.
 
         ``shared`` says whether two of them share a bucket. Lookup and
         insertion share their reads: the rows, then the buckets' fill counts.
         """
         # take() gathers whole rows several times quicker than fancy indexing.
-        if (self._slots.take(buckets, axis=0) == keys[:, None]).any():
+        if (self._slots.take(buckets, axis=0) == hashes[:, None]).any():
             return False
         fills = self._fill[buckets]
         full = fills == _SLOTS
         any_full = bool(full.any())
-        if any_full and self.overflow and not self.overflow.isdisjoint(keys[full].tolist()):
+        if any_full and self.overflow and not self.overflow.isdisjoint(hashes[full].tolist()):
             return False
         if shared:
-            self._insert_sharing(keys, buckets)
+            self._insert_sharing(hashes, buckets)
         elif any_full:
             fits = ~full
-            self._slots.put(buckets[fits] * _SLOTS + fills[fits], keys[fits])
+            self._slots.put(buckets[fits] * _SLOTS + fills[fits], hashes[fits])
             self._fill[buckets[fits]] = fills[fits] + 1
-            self.overflow.update(keys[full].tolist())
+            self.overflow.update(hashes[full].tolist())
         else:
             # put() writes by flat index, quicker than a two-axis assignment.
-            self._slots.put(buckets * _SLOTS + fills, keys)
+            self._slots.put(buckets * _SLOTS + fills, hashes)
             self._fill[buckets] = fills + 1
-        self.count += len(keys)
+        self.count += len(hashes)
         return True
 
-    def insert(
-        self, keys: npt.NDArray[np.int64], buckets: npt.NDArray[np.intp], *, shared: bool = True
-    ) -> None:
-        """Add ``keys`` (in their ``buckets``): distinct, and none of them held.
+    def insert(self, hashes: npt.NDArray[np.uint64]) -> None:
+        """Add ``hashes``: distinct, and none of them held."""
+        if len(hashes):
+            self._insert_sharing(hashes, self.bucket_of(hashes))
+            self.count += len(hashes)
 
-        ``shared=False`` says that no two of them share a bucket (the caller
-        has checked); otherwise this finds out.
-        """
-        if len(keys) == 0:
-            return
-        if shared and len(keys) > 1:
-            ordered = np.sort(buckets)
-            shared = bool((ordered[1:] == ordered[:-1]).any())
-        if not shared:
-            # The usual chunk: no two keys share a bucket.
-            position = self._fill[buckets]
-            fits = position < _SLOTS
-            if fits.all():
-                self._slots.put(buckets * _SLOTS + position, keys)
-                self._fill[buckets] += 1
-            else:
-                self._slots.put(buckets[fits] * _SLOTS + position[fits], keys[fits])
-                self._fill[buckets[fits]] += 1
-                self.overflow.update(keys[~fits].tolist())
-        else:
-            self._insert_sharing(keys, buckets)
-        self.count += len(keys)
-
-    def _insert_sharing(self, keys: npt.NDArray[np.int64], buckets: npt.NDArray[np.intp]) -> None:
-        """Add keys some of which share a bucket: each takes the bucket's next free slot in turn."""
-        size = len(keys)
+    def _insert_sharing(self, hashes: npt.NDArray[np.uint64], buckets: npt.NDArray[np.intp]) -> None:
+        """Add hashes some of which may share a bucket: each takes the bucket's next free slot in turn."""
+        size = len(hashes)
         bits = max(1, (size - 1).bit_length())
         # Sort (bucket, index) pairs packed in one integer, which is much
         # quicker than an argsort: buckets are below 2**self.bits, indices 2**bits.
-        packed = (buckets.astype(np.int64) << bits) | np.arange(size, dtype=np.int64)
+        packed = (buckets << bits) | np.arange(size, dtype=np.intp)
         packed.sort()
         order = packed & ((1 << bits) - 1)
         grouped = packed >> bits
         starts = np.flatnonzero(np.concatenate(([True], grouped[1:] != grouped[:-1])))
         sizes = np.diff(starts, append=size)
         rank = np.arange(size) - np.repeat(starts, sizes)
-        position = self._fill[grouped].astype(np.int64) + rank
+        position = self._fill[grouped].astype(np.intp) + rank
         fits = position < _SLOTS
-        self._slots[grouped[fits], position[fits]] = keys[order[fits]]
+        self._slots.put(grouped[fits] * _SLOTS + position[fits], hashes[order[fits]])
         firsts = grouped[starts]
-        self._fill[firsts] = np.minimum(self._fill[firsts].astype(np.int64) + sizes, _SLOTS)
+        self._fill[firsts] = np.minimum(self._fill[firsts].astype(np.intp) + sizes, _SLOTS)
         if not fits.all():
-            self.overflow.update(keys[order[~fits]].tolist())
+            self.overflow.update(hashes[order[~fits]].tolist())
 
     def double(self) -> None:
         """Double the buckets, in place, keeping every key.
 
         Bucket ``b`` splits into ``2b`` and ``2b + 1`` by the next bit of each
-        key's hash. The slots array is enlarged where it lies (a ``realloc``,
-        which for an array this size moves pages rather than copying them),
-        and the buckets are split a block at a time from the last, so that a
-        block's new rows only ever cover rows already split: memory peaks at
-        the new table and one block, not at the old and the new tables.
+        hash. The slots array is enlarged where it lies (a ``realloc``, which
+        for an array this size remaps pages rather than copying them), and the
+        buckets are split a block at a time from the last, so that a block's
+        new rows only ever cover rows already split: memory peaks at the new
+        table and one block, not at the old and the new tables.
         """
         old_rows = 1 << self.bits
         self._slots.resize((2 * old_rows, _SLOTS), refcheck=False)  # the new rows are zeros
         fill = np.zeros(2 * old_rows, dtype=np.uint8)
         self.bits += 1
         self._shift = np.uint64(64 - self.bits)
+        order, count = _split_tables()
         for start in reversed(range(0, old_rows, _SPLIT_ROWS)):
             stop = min(start + _SPLIT_ROWS, old_rows)
-            rows = self._slots[start:stop].copy()
-            self._slots[2 * start : 2 * stop] = 0
+            rows = self._slots[start:stop]
             held = rows != 0
-            upper = ((self.hash_of(rows) >> self._shift) & np.uint64(1)).astype(bool)
-            upper &= held
-            lower = held & ~upper
-            # Each key's new slot, by flat index: row 2b or 2b + 1, after the
-            # keys of its row that go to the same half.
-            lower_rank = np.cumsum(lower, axis=1, dtype=np.int8)
-            upper_rank = np.cumsum(upper, axis=1, dtype=np.int8)
-            rank = np.where(upper, upper_rank, lower_rank).astype(np.intp) - 1
-            target = (2 * np.arange(start, stop, dtype=np.intp))[:, None] + upper
-            target *= _SLOTS
-            target += rank
-            self._slots.put(target[held], rows[held])
-            fill[2 * start : 2 * stop : 2] = lower_rank[:, -1]
-            fill[2 * start + 1 : 2 * stop : 2] = upper_rank[:, -1]
+            upper = ((rows >> self._shift) & np.uint64(1)).astype(bool)  # 0 for an empty slot
+            # Each row's two halves as bit masks, and from them (by table) the
+            # columns of each half's hashes in order, padded with column 8: a
+            # zero. This also copies the rows, which the first block's new rows cover.
+            upper_mask = np.packbits(upper, axis=1, bitorder="little").ravel()
+            lower_mask = np.packbits(held ^ upper, axis=1, bitorder="little").ravel()
+            padded = np.zeros((stop - start, _SLOTS + 1), dtype=np.uint64)
+            padded[:, :_SLOTS] = rows
+            base = ((_SLOTS + 1) * np.arange(stop - start, dtype=np.intp))[:, None]
+            new_rows = self._slots[2 * start : 2 * stop]
+            new_rows[0::2] = padded.take(base + order.take(lower_mask, axis=0))
+            new_rows[1::2] = padded.take(base + order.take(upper_mask, axis=0))
+            fill[2 * start : 2 * stop : 2] = count.take(lower_mask)
+            fill[2 * start + 1 : 2 * stop : 2] = count.take(upper_mask)
         self._fill = fill
         if self.overflow:
-            # Keys that overflowed may fit now.
-            extra = np.fromiter(self.overflow, dtype=np.int64, count=len(self.overflow))
+            # Hashes that overflowed may fit now.
+            extra = np.fromiter(self.overflow, dtype=np.uint64, count=len(self.overflow))
             self.overflow = set()
             self.count -= len(extra)
-            self.insert(extra, self.bucket_of(extra))
+            self.insert(extra)
 
 
 class SeenNumbers:
@@ -278,7 +270,8 @@ class SeenNumbers:
             return True
         if table.full:
             table = self._grow()
-        buckets = table.bucket_of(chunk)
+        hashes = _hash(chunk)
+        buckets = table.bucket_of(hashes)
         # Keys in distinct buckets are distinct: only a chunk with a shared
         # bucket (rare once the table is large) needs its keys compared.
         ordered = np.sort(buckets)
@@ -289,7 +282,7 @@ class SeenNumbers:
                 return False
         if self._pending and not self._pending.isdisjoint(keys):
             return False
-        return table.add_chunk(chunk, buckets, shared=shared)
+        return table.add_chunk(hashes, buckets, shared=shared)
 
     def add(self, key: int) -> bool:
         """Add one key; True when it was new."""
@@ -335,7 +328,7 @@ class SeenNumbers:
     def _held(self, key: int) -> bool:
         if not 0 < key < 1 << 63:
             return False  # never stored: the table holds positive int64 keys only
-        return self._table is not None and self._table.contains(key)
+        return self._table is not None and self._table.holds(_hash_int(key))
 
     def _count(self) -> int:
         return self._table.count if self._table is not None else 0
@@ -357,7 +350,7 @@ class SeenNumbers:
         # small beside the set and the table.
         for start in range(0, len(keys), _SPLIT_ROWS):
             block = keys[start : start + _SPLIT_ROWS]
-            table.insert(block, table.bucket_of(block))
+            table.insert(_hash(block))
         self._table = table
         self._small = None
         small.clear()
@@ -369,8 +362,7 @@ class SeenNumbers:
         table = self._table
         if table is None:
             raise AssertionError("no table after the plain set")  # set together in _spill
-        keys = np.fromiter(self._pending, dtype=np.int64, count=len(self._pending))
-        table.insert(keys, table.bucket_of(keys))
+        table.insert(_hash(np.fromiter(self._pending, dtype=np.int64, count=len(self._pending))))
         self._pending.clear()
 
     def _grow(self) -> _Table:
@@ -380,6 +372,17 @@ class SeenNumbers:
             raise AssertionError("no table to grow")  # only called once the table exists
         table.double()
         return table
+
+
+def _split_tables() -> tuple[npt.NDArray[np.intp], npt.NDArray[np.uint8]]:
+    """For each 8-bit mask: the columns of its set bits in order, padded with 8; and how many there are."""
+    masks = np.arange(256, dtype=np.uint8)[:, None]
+    bits = (masks >> np.arange(_SLOTS, dtype=np.uint8)) & 1  # (256, 8): bit j of each mask
+    # A stable sort of "not set" puts the set columns first, in order.
+    order = np.argsort(1 - bits, axis=1, kind="stable").astype(np.intp)
+    count = bits.sum(axis=1).astype(np.uint8)
+    order[np.arange(_SLOTS)[None, :] >= count[:, None]] = _SLOTS
+    return order, count
 
 
 def _bits_for(count: int) -> int:

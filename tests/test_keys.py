@@ -145,7 +145,7 @@ def test_chunks_whose_keys_share_buckets():
         table = store._table
         assert table is not None
         candidates = _keys.np.arange(3, 200_000, dtype=_keys.np.int64)
-        buckets = table.bucket_of(candidates)
+        buckets = table.bucket_of(_keys._hash(candidates))
         same = candidates[buckets == buckets[0]][:20].tolist()
         assert len(same) == 20
         assert store.add_new(same)  # more than one bucket's eight slots
