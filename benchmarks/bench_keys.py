@@ -61,7 +61,7 @@ def side_by_side(count: int) -> dict[str, float]:
     store_after = set_after = spill_time = 0.0
     spill = _keys._SPILL_AT  # noqa: SLF001 - where the store changes its nature
     for index, start in enumerate(range(0, count, _CHUNK)):
-        keys = chunk_at(start)
+        keys = chunk_at(start, min(_CHUNK, count - start))
         for turn in (index % 2, 1 - index % 2):
             if turn == 0:
                 begin = time.perf_counter()
@@ -84,7 +84,7 @@ def side_by_side(count: int) -> dict[str, float]:
                     set_after += spent
             if not added:
                 raise SystemExit(f"chunk at {start} refused: the keys are meant to be distinct")
-    past = max(1, count - spill - _CHUNK)
+    past = max(1, count - spill)
     return {
         "store ns/key": store_time / count * 1e9,
         "set ns/key": set_time / count * 1e9,
@@ -100,7 +100,7 @@ def alone(count: int, kind: str) -> dict[str, float]:
     if kind == "store":
         store = SeenNumbers()
         for start in range(0, count, _CHUNK):
-            store.add_new(chunk_at(start))
+            store.add_new(chunk_at(start, min(_CHUNK, count - start)))
         size = store.nbytes
         if not all(key in store for key in chunk_at(0, 2_000)) or any(
             key in store for key in chunk_at(count, 2_000)
@@ -110,7 +110,7 @@ def alone(count: int, kind: str) -> dict[str, float]:
     else:
         seen: set[int] = set()
         for start in range(0, count, _CHUNK):
-            fresh = set(chunk_at(start))
+            fresh = set(chunk_at(start, min(_CHUNK, count - start)))
             if seen.isdisjoint(fresh):
                 seen |= fresh
         size = sys.getsizeof(seen) + 32 * len(seen)

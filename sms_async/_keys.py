@@ -3,7 +3,7 @@
 A run de-duplicates its recipients by :func:`sms_async._phone.e164_key`, an
 integer below ``2**63``. A Python ``set[int]`` costs about 65 bytes a key
 (670 MB at 10 million numbers). :class:`SeenNumbers` answers the same
-questions in 11 to 21 bytes a key once it is large (15 at 10 million), and
+questions in 11 to 23 bytes a key once it is large (15 at 10 million), and
 is a plain set, at a plain set's cost, while it is small.
 
 How
@@ -23,12 +23,13 @@ How
     in batches.
 
 What it costs
-    Measured in ``benchmarks/bench_keys.py``: the same CPU as a set up to
-    the spill; there, a one-off ~0.3 s (importing numpy, converting and
-    freeing the set); past it, about 25 us a chunk of 256 (a set at ten
-    million keys takes about as long) plus the doublings (~0.35 s in all up
-    to ten million keys). :meth:`SeenNumbers.add` costs about 1 us past the
-    spill, against a set's 0.1 to 0.2 us.
+    Measured in ``benchmarks/bench_keys.py``, side by side with the set: the
+    same CPU up to the spill; there, a one-off 0.3 to 0.4 s (importing numpy,
+    converting the set's ints, freeing them); past it, about 25 us a chunk
+    of 256 plus the doublings (about 0.35 s in all up to ten million keys).
+    All told, at ten million keys, 1.5 to 2.5 times the set's CPU per key
+    for a quarter of its memory. :meth:`SeenNumbers.add` costs about 1 us
+    past the spill, against a set's 0.1 to 0.2 us.
 
 Keys must be positive integers below ``2**63``, as :func:`e164_key` makes
 them: the table marks an empty slot with 0.
