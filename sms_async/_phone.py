@@ -523,7 +523,10 @@ def _plus_and_digits(raws: list[str]) -> bool:
     With the tables' keys, which start with "+" and a country code, that
     means each input is "+" and digits: all a table needs to decide it.
     """
-    blob = "".join(raws).encode()
+    joined = "".join(raws)
+    if not joined.isascii():
+        return False
+    blob = joined.encode("ascii")
     return blob.count(b"+") == len(raws) and blob.replace(b"+", b"").isdigit()
 
 
@@ -714,8 +717,9 @@ class PhoneNormaliser:
     def _national_many(self, raws: list[str]) -> list[str | None] | None:
         """Return the E.164 forms of national spellings when the tables accept them all, else ``None``."""
         joined = "\n".join(raws)
-        # Non-ASCII text encodes to bytes that are not digits, so it fails below.
-        blob = joined.encode().translate(None, _SEPARATORS)
+        if not joined.isascii():
+            return None
+        blob = joined.encode("ascii").translate(None, _SEPARATORS)
         if blob.count(b"\n") != len(raws) - 1 or not blob.replace(b"\n", b"").isdigit():
             return None
         # Over-long inputs are invalid, whatever their digits. A line a table

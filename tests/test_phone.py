@@ -928,3 +928,20 @@ def test_remembered_look_ups_forget_dropped_tables(monkeypatch):
             for get, _start, _stop in _phone._ROOTS.values():
                 assert get.__self__ is _phone._NOTHING or id(get.__self__) in live
     assert _phone_tables.dropped_tables() > 0
+
+
+@pytest.mark.parametrize(
+    "raws",
+    [
+        ["\ud800"],
+        ["+\ud800"],
+        ["+919812345678", "+91\udfff12345678"],
+        ["098123 45678", "0\ud80098123 45678"],
+        ["\u0669\u0668", "+\uff19\uff11 98123 45678"],
+    ],
+)
+def test_normalise_many_takes_text_that_is_not_ascii(raws):
+    """Lone surrogates and other non-ASCII text in a list are decided one by one, never an error."""
+    for region in (None, "IN"):
+        fast = PhoneNormaliser(region)
+        assert fast.normalise_many(raws) == [reference_normalise(raw, region) for raw in raws]
