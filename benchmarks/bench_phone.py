@@ -1,26 +1,42 @@
-"""Phone-number normalisation: the fast path against the phonenumbers reference.
+"""Phone-number normalisation: the bulk and one-by-one paths against the phonenumbers reference.
 
-Run as ``python benchmarks/bench_phone.py``. Three inputs, each generated from
+Run as ``python benchmarks/bench_phone.py``. Four inputs, each generated from
 a fixed seed:
 
-* ``e164``: 100k distinct valid E.164 numbers across several countries;
-* ``national IN``: 100k Indian national spellings such as ``098123 45678``;
-* ``national GB/DE/US``: 100k national spellings of GB, DE and US numbers, as
-  phonenumbers formats them (``020 7946 0018``, ``0151 12345678``, ``(650) 253-0000``).
+* ``e164 IN``: distinct valid Indian E.164 numbers (``+919812345678``), the
+  shape of a usual bulk campaign;
+* ``national IN``: Indian national spellings such as ``098123 45678``, read
+  with ``default_region="IN"``;
+* ``e164 10 countries``: distinct valid E.164 numbers of ten countries, mixed
+  in every chunk;
+* ``national GB/DE/US``: national spellings of GB, DE and US numbers as
+  phonenumbers formats them (``020 7946 0018``, ``0151 12345678``,
+  ``(650) 253-0000``), each read in its own region.
 
-Both paths run over the same list, interleaved in chunks, several times; the
-best time per chunk is kept, so that noise from other processes on the
-machine counts against neither. Every answer is compared with the reference's.
+Each input is cut into chunks (``--chunk``, 100 by default: one request of
+either gateway). For every chunk each path runs ``--rounds`` times, the paths
+interleaved, and the best time is kept, so that noise from other processes on
+the machine counts against none of them. Figures are microseconds per 100
+numbers. ``normalise_many`` is what the engine calls on a chunk; "one by one"
+is ``normalise_or_none`` in a loop; "phonenumbers" is ``reference_normalise``
+(``parse``, ``is_valid_number``, ``format_number``) on a sample of the input.
+
+``--baseline FILE`` also times the ``PhoneNormaliser`` of another revision's
+``_phone.py`` (for instance ``git show main:sms_async/_phone.py > /tmp/p.py``)
+in the same rounds, so that before and after are measured side by side.
+Every answer of every path is compared with the reference's first.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import random
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -30,6 +46,8 @@ from phonenumbers import PhoneNumber
 from sms_async._phone import PhoneNormaliser, reference_normalise
 
 E164_REGIONS = ("IN", "GB", "DE", "US", "BR", "NG", "ID", "FR", "PK", "KE")
+
+Inputs = list[tuple[str, str | None]]
 
 
 def _valid_numbers(regions: tuple[str, ...], count: int, rng: random.Random) -> list[PhoneNumber]:
@@ -57,24 +75,35 @@ def _valid_numbers(regions: tuple[str, ...], count: int, rng: random.Random) -> 
     return numbers
 
 
-def e164_inputs(count: int, seed: int) -> list[tuple[str, str | None]]:
+def _indian_mobiles(count: int, rng: random.Random) -> list[str]:
+    """Return ``count`` distinct valid Indian mobile numbers' ten digits, in random order."""
+    out: set[str] = set()
+    while len(out) < count:
+        digits = rng.choice("6789") + "".join(rng.choice("0123456789") for _ in range(9))
+        if digits not in out and phonenumbers.is_valid_number(
+            PhoneNumber(country_code=91, national_number=int(digits))
+        ):
+            out.add(digits)
+    return sorted(out, key=lambda _: rng.random())
+
+
+def e164_in_inputs(count: int, seed: int) -> Inputs:
+    return [(f"+91{digits}", None) for digits in _indian_mobiles(count, random.Random(seed))]
+
+
+def national_in_inputs(count: int, seed: int) -> Inputs:
+    return [(f"0{d[:5]} {d[5:]}", "IN") for d in _indian_mobiles(count, random.Random(seed))]
+
+
+def e164_mix_inputs(count: int, seed: int) -> Inputs:
     rng = random.Random(seed)
     fmt = phonenumbers.PhoneNumberFormat.E164
     return [(phonenumbers.format_number(n, fmt), None) for n in _valid_numbers(E164_REGIONS, count, rng)]
 
 
-def national_in_inputs(count: int, seed: int) -> list[tuple[str, str | None]]:
+def national_mix_inputs(count: int, seed: int) -> Inputs:
     rng = random.Random(seed)
-    out: set[str] = set()
-    while len(out) < count:
-        digits = rng.choice("6789") + "".join(rng.choice("0123456789") for _ in range(9))
-        out.add(f"0{digits[:5]} {digits[5:]}")
-    return [(x, "IN") for x in sorted(out, key=lambda _: rng.random())]
-
-
-def national_mix_inputs(count: int, seed: int) -> list[tuple[str, str | None]]:
-    rng = random.Random(seed)
-    out: list[tuple[str, str | None]] = []
+    out: Inputs = []
     fmt = phonenumbers.PhoneNumberFormat.NATIONAL
     per_region = count // 3
     for region in ("GB", "DE", "US"):
@@ -84,68 +113,105 @@ def national_mix_inputs(count: int, seed: int) -> list[tuple[str, str | None]]:
     return out
 
 
-def _time(fn: Callable[[list[str]], object], chunk: list[str]) -> float:
-    start = time.perf_counter()
-    fn(chunk)
-    return time.perf_counter() - start
+def load_baseline(path: Path) -> ModuleType:
+    """Import another revision's ``_phone.py`` under a module name of its own."""
+    spec = importlib.util.spec_from_file_location("baseline_phone", path)
+    if spec is None or spec.loader is None:
+        raise SystemExit(f"cannot import {path}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
 
 
-def measure(inputs: list[tuple[str, str | None]], rounds: int, chunk_size: int) -> tuple[float, float]:
-    """Return (fast, reference) numbers per second over ``inputs``."""
+def _best(fn: Callable[[list[str]], object], chunk: list[str], rounds: int) -> float:
+    best = float("inf")
+    for _ in range(rounds):
+        start = time.perf_counter()
+        fn(chunk)
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def measure(
+    inputs: Inputs, rounds: int, chunk_size: int, sample: int, baseline: ModuleType | None
+) -> dict[str, float]:
+    """Return microseconds per 100 numbers for each path over ``inputs``."""
     by_region: dict[str | None, list[str]] = {}
     for raw, region in inputs:
         by_region.setdefault(region, []).append(raw)
-    fast_total = ref_total = 0.0
+    totals: dict[str, float] = {}
     for region, raws in by_region.items():
         normaliser = PhoneNormaliser(region)
-        fast = normaliser.normalise_or_none
-
-        def run_fast(chunk: list[str], fast: Callable[[str], str | None] = fast) -> None:
-            for raw in chunk:
-                fast(raw)
-
-        def run_ref(chunk: list[str], region: str | None = region) -> None:
-            for raw in chunk:
-                reference_normalise(raw, region)
-
+        paths: dict[str, Callable[[list[str]], object]] = {
+            "many": normaliser.normalise_many,
+            "one by one": lambda chunk, one=normaliser.normalise_or_none: [one(raw) for raw in chunk],
+        }
+        if baseline is not None:
+            paths["baseline many"] = baseline.PhoneNormaliser(region).normalise_many
+        chunks = [raws[i : i + chunk_size] for i in range(0, len(raws), chunk_size)]
         # Same answers, before any timing.
-        for raw in raws:
-            expected = reference_normalise(raw, region)
-            got = fast(raw)
-            if got != expected:
-                raise SystemExit(f"MISMATCH {raw!r} {region}: fast {got!r}, reference {expected!r}")
-        for start in range(0, len(raws), chunk_size):
-            chunk = raws[start : start + chunk_size]
-            fast_best = ref_best = float("inf")
-            for _ in range(rounds):
-                fast_best = min(fast_best, _time(run_fast, chunk))
-                ref_best = min(ref_best, _time(run_ref, chunk))
-            fast_total += fast_best
-            ref_total += ref_best
-    return len(inputs) / fast_total, len(inputs) / ref_total
+        for chunk in chunks:
+            expected = [reference_normalise(raw, region) for raw in chunk]
+            for name, path in paths.items():
+                got = list(path(chunk))  # type: ignore[call-overload]
+                if got != expected:
+                    raise SystemExit(f"MISMATCH {name} {region}: {got[:3]}... != {expected[:3]}...")
+        # Each round runs every path on a chunk before moving on: the paths
+        # share the machine's moments, good and bad.
+        for chunk in chunks:
+            for name, path in paths.items():
+                totals[name] = totals.get(name, 0.0) + _best(path, chunk, rounds)
+        reference = lambda chunk, region=region: [reference_normalise(raw, region) for raw in chunk]  # noqa: E731
+        share = max(1, len(chunks) * sample // len(inputs))
+        sampled = chunks[:share]
+        time_ref = sum(_best(reference, chunk, 1) for chunk in sampled)
+        totals["phonenumbers"] = totals.get("phonenumbers", 0.0) + time_ref * len(chunks) / len(sampled)
+    return {name: seconds * 1e6 * 100 / len(inputs) for name, seconds in totals.items()}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--count", type=int, default=100_000, help="numbers per input set")
-    parser.add_argument("--rounds", type=int, default=3, help="timings per chunk; the best is kept")
-    parser.add_argument("--chunk", type=int, default=5_000, help="numbers per timed chunk")
+    parser.add_argument("--count", type=int, default=50_000, help="numbers per input set")
+    parser.add_argument("--rounds", type=int, default=5, help="timings per chunk and path; the best is kept")
+    parser.add_argument("--chunk", type=int, default=100, help="numbers per normalise_many call")
+    parser.add_argument("--sample", type=int, default=5_000, help="numbers per set timed with phonenumbers")
     parser.add_argument("--seed", type=int, default=20240601)
+    parser.add_argument("--baseline", type=Path, help="another revision's sms_async/_phone.py to time too")
     args = parser.parse_args()
+    baseline = load_baseline(args.baseline) if args.baseline else None
 
     sets = {
-        "e164 (10 countries)": e164_inputs(args.count, args.seed),
+        "e164 IN `+919812345678`": e164_in_inputs(args.count, args.seed),
         "national IN `098123 45678`": national_in_inputs(args.count, args.seed + 1),
-        "national GB/DE/US mix": national_mix_inputs(args.count, args.seed + 2),
+        "e164 10 countries, mixed": e164_mix_inputs(args.count, args.seed + 2),
+        "national GB/DE/US": national_mix_inputs(args.count, args.seed + 3),
     }
     python = sys.version.split()[0]
-    print(f"phonenumbers {phonenumbers.__version__}, Python {python}, {args.count:,} numbers a set")
+    print(
+        f"phonenumbers {phonenumbers.__version__}, Python {python}, {args.count:,} numbers a set, "
+        f"chunks of {args.chunk}, best of {args.rounds}; microseconds per 100 numbers"
+    )
     print()
-    print("| input | fast path (numbers/s) | reference (numbers/s) | speed-up | fast (us/number) |")
-    print("|---|---:|---:|---:|---:|")
+    head = "| input | normalise_many |"
+    rule = "|---|---:|"
+    if baseline is not None:
+        head += " baseline normalise_many | speed-up |"
+        rule += "---:|---:|"
+    head += " one by one | phonenumbers | normalise_many vs phonenumbers |"
+    rule += "---:|---:|---:|"
+    print(head)
+    print(rule)
     for name, inputs in sets.items():
-        fast, ref = measure(inputs, args.rounds, args.chunk)
-        print(f"| {name} | {fast:,.0f} | {ref:,.0f} | {fast / ref:.1f}x | {1e6 / fast:.2f} |")
+        result = measure(inputs, args.rounds, args.chunk, args.sample, baseline)
+        row = f"| {name} | {result['many']:.1f} |"
+        if baseline is not None:
+            row += f" {result['baseline many']:.1f} | {result['baseline many'] / result['many']:.2f}x |"
+        row += (
+            f" {result['one by one']:.1f} | {result['phonenumbers']:.0f} |"
+            f" {result['phonenumbers'] / result['many']:.0f}x |"
+        )
+        print(row, flush=True)
 
 
 if __name__ == "__main__":

@@ -38,12 +38,26 @@ The fast path
     patterns for one region and one length are compiled, lazily, into a single
     regular expression.
 
-    Two shortcuts settle the usual inputs in one match each, and leave the
-    rest to the replay: per country code, a pattern that only the digits of a
-    valid E.164 number with no national prefix to strip can match; per
-    default region, a pattern that only a valid national spelling (with the
-    national prefix or without) can match, one that starts with neither the
-    international prefix nor the country code.
+    Before that replay, prefix tables (:mod:`sms_async._phone_tables`)
+    settle the usual inputs with a slice and a dict look-up or two: per
+    country code and length, a table of the E.164 numbers that are valid as
+    they stand (no national prefix to strip); per default region, length and
+    national prefix, a table of the national spellings phonenumbers reads as
+    a valid number of that region (starting with neither the international
+    prefix nor the country code). Tables are compiled from the same metadata
+    patterns, accept only what the reference accepts, and leave everything
+    else to the replay. A region whose national prefix rule has a transform,
+    or is not a list of literal prefixes, has no national tables.
+
+The bulk path
+    :meth:`PhoneNormaliser.normalise_many` checks a whole list's shape at
+    once (joined, its separators deleted, its digits tested in one C-level
+    pass each), then asks the table of each length about every number in one
+    ``frozenset.issuperset`` over the first look-up's slices, deeper look-ups
+    only where the first does not decide. For a list of valid E.164 numbers
+    of one country, or of national spellings with one national prefix, no
+    Python code runs per number unless its first look-up leaves it open; any
+    other list is decided one by one, tables first.
 
 The slow path (the reference itself) takes
     * any character other than ASCII digits, the separators above, a leading
@@ -65,13 +79,23 @@ The slow path (the reference itself) takes
 from __future__ import annotations
 
 import functools
+import itertools
 import re
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Final, cast
 
 import phonenumbers
 from phonenumbers import NumberParseException, PhoneMetadata, ValidationResult
 
 from sms_async._exceptions import ConfigurationError, InvalidNumberError
+from sms_async._phone_tables import (
+    Node,
+    Table,
+    dropped_tables,
+    e164_table,
+    length_verdict,
+    national_prefixes,
+    national_table,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -201,21 +225,6 @@ class _UnsupportedMetadataError(Exception):
     """Metadata this module cannot replay exactly; its numbers take the slow path."""
 
 
-def _length_verdict(length: int, possible: tuple[int, ...], local_only: tuple[int, ...]) -> int:
-    """Replay phonenumbers' ``_test_number_length`` for the general description."""
-    if length in local_only:
-        return int(ValidationResult.IS_POSSIBLE_LOCAL_ONLY)
-    if possible[0] == length:
-        return int(ValidationResult.IS_POSSIBLE)
-    if possible[0] > length:
-        return int(ValidationResult.TOO_SHORT)
-    if possible[-1] < length:
-        return int(ValidationResult.TOO_LONG)
-    if length in possible[1:]:
-        return int(ValidationResult.IS_POSSIBLE)
-    return int(ValidationResult.INVALID_LENGTH)
-
-
 def _compile(pattern: str) -> re.Pattern[str]:
     # Metadata patterns only ever see ASCII digits here, where ``\d`` in ASCII
     # mode means the same as in Unicode mode and is quicker to test.
@@ -230,9 +239,7 @@ class _Plan:
         npfp: The national prefix for parsing, or ``None`` when there is none.
         transform: The national prefix transform rule, or ``None``.
         npfp_groups: How many groups ``npfp`` captures.
-        npfp_source: ``npfp`` as text, or ``None``.
         idd: The international prefix, or ``None`` when there is none.
-        idd_source: ``idd`` as text, or ``None``.
         leading: The ``leading_digits`` pattern, or ``None``.
         keeps_stripped: By length: a national number stripped to this length is
             kept (phonenumbers' length test says possible or too long).
@@ -243,20 +250,14 @@ class _Plan:
 
     __slots__ = (
         "_general_pattern",
-        "_leading_pattern",
-        "_national_acceptor",
         "_types",
         "checks",
         "general",
         "idd",
-        "idd_source",
         "keeps_stripped",
         "leading",
-        "mobile_lengths",
-        "national_lines",
         "npfp",
         "npfp_groups",
-        "npfp_source",
         "too_long",
         "transform",
     )
@@ -268,7 +269,7 @@ class _Plan:
         self._general_pattern = general.national_number_pattern
         self.general = _compile(general.national_number_pattern)
         verdicts = [
-            _length_verdict(length, general.possible_length, general.possible_length_local_only)
+            length_verdict(length, general.possible_length, general.possible_length_local_only)
             for length in range(_LENGTH_TABLE_SIZE)
         ]
         keep = (int(ValidationResult.IS_POSSIBLE), int(ValidationResult.TOO_LONG))
@@ -278,7 +279,6 @@ class _Plan:
         self.npfp: re.Pattern[str] | None = None
         self.npfp_groups = 0
         self.transform: str | None = None
-        self.npfp_source = metadata.national_prefix_for_parsing or None
         if metadata.national_prefix_for_parsing:
             self.npfp = _compile(metadata.national_prefix_for_parsing)
             self.npfp_groups = self.npfp.groups
@@ -286,12 +286,8 @@ class _Plan:
             if self.transform is not None and self.npfp_groups == 0:
                 # phonenumbers indexes the last group here and would fail.
                 raise _UnsupportedMetadataError
-        self.idd_source = metadata.international_prefix or None
-        self.idd = _compile(self.idd_source) if self.idd_source is not None else None
-        self._leading_pattern = metadata.leading_digits
+        self.idd = _compile(metadata.international_prefix) if metadata.international_prefix else None
         self.leading = _compile(metadata.leading_digits) if metadata.leading_digits is not None else None
-        self._national_acceptor: Callable[[str], re.Match[str] | None] | None = None
-        self.national_lines: re.Pattern[str] | None = None
 
         # (pattern, possible lengths or None for "any") for every number type
         # _number_type_helper accepts. A mobile description identical to the
@@ -306,9 +302,6 @@ class _Plan:
             lengths = frozenset(desc.possible_length) if desc.possible_length else None
             types.append((desc.national_number_pattern, lengths))
         self._types = tuple(types)
-        mobile = metadata.mobile
-        #: Lengths a mobile number of this region may have: what bulk SMS mostly sees.
-        self.mobile_lengths = frozenset(mobile.possible_length or ()) if mobile is not None else frozenset()
         # By length, the test a national significant number must pass: a
         # callable that returns None for "invalid". A length the general
         # description rules out has none; each is compiled on first use.
@@ -385,62 +378,6 @@ class _Plan:
         body = "|".join(f"(?:{p})" for p in alternatives)
         return rf"(?=(?:{self._general_pattern})\Z)(?:{body})"
 
-    def accepting_sources(self, *, first_of_several: bool) -> dict[int, str]:
-        """Return, by length, a pattern that only a valid national significant number of this region matches.
-
-        The lengths are those phonenumbers allows, and at which it keeps a
-        stripped national number (so that the patterns also serve after a
-        national prefix). For the first of several regions sharing a code, the
-        patterns also ask for the leading digits, which is when phonenumbers
-        would pick this region.
-        """
-        leading = f"(?=(?:{self._leading_pattern}))" if first_of_several and self._leading_pattern else ""
-        sources = {}
-        for length in sorted(self.checks):
-            source = self._check_source(length)
-            if (
-                source is not None
-                and _MIN_NSN_LENGTH <= length <= _MAX_NSN_LENGTH
-                and self.keeps_stripped[length]
-            ):
-                sources[length] = leading + source
-        return sources
-
-    def national_acceptor(self, country: _Country) -> Callable[[str], re.Match[str] | None] | None:
-        """Return (compiled once) a quick test for national spellings in this, the default, region.
-
-        It matches the digits of a national spelling only if phonenumbers reads
-        them as a valid number of this region: they start with neither the
-        international prefix (taken as phonenumbers takes it, its first match,
-        hence the atomic group, and not followed by 0) nor the region's own
-        country code, and they are a valid national number with the national
-        prefix (again its first match) or without one. Group ``nsn`` is the
-        national number. Anything else is left to the full replay. ``None``
-        when this region's numbers cannot be tested that way: it is not its
-        code's first region, or its national prefix has a transform rule.
-        """
-        if self._national_acceptor is None and country.plans[0] is self and self.transform is None:
-            sources = self.accepting_sources(first_of_several=country.single is None)
-            if sources:
-                # One length each: the order changes no verdict, only speed (mobile lengths first).
-                by_use = sorted(
-                    sources.items(), key=lambda item: (item[0] not in self.mobile_lengths, item[0])
-                )
-                source = "|".join(rf"(?=\d{{{length}}}\Z){source}" for length, source in by_use)
-                parts = [f"(?!{country.code})"]
-                if self.idd_source is not None:
-                    parts.append(f"(?!(?>{self.idd_source})(?!0))")
-                if self.npfp_source is not None:
-                    parts.append(f"(?:(?>{self.npfp_source})|(?!{self.npfp_source}))")
-                parts.append(f"(?P<nsn>(?:{source}))")
-                pattern = "".join(parts)
-                self._national_acceptor = _compile(pattern).fullmatch
-                # The same, one number per line, for normalise_many.
-                self.national_lines = re.compile(
-                    "^" + pattern.replace(chr(92) + "Z", "$") + "$", re.ASCII | re.MULTILINE
-                )
-        return self._national_acceptor
-
 
 def _never(_nsn: str) -> None:
     """The check of a length no number type allows."""
@@ -454,45 +391,20 @@ class _Country:
         main: The plan of the code's main region, whose metadata ``parse`` uses.
         single: ``main`` when the code has one region, else ``None``.
         checks: ``single.checks``, or ``None``.
-        accepts: By length, matches the digits of an E.164 number (code
-            included) only if it is valid as it stands, with no national
-            prefix to strip.
+        calling_code: The country calling code as a number, such as ``91``.
         plans: The plans of the code's regions, in phonenumbers' order.
     """
 
-    __slots__ = ("accepts", "checks", "code", "lines", "main", "plans", "single")
+    __slots__ = ("calling_code", "checks", "code", "main", "plans", "single")
 
     def __init__(self, code: int, plans: tuple[_Plan, ...]) -> None:
+        self.calling_code = code
         self.code = str(code)
         self.main = plans[0]
         self.plans = plans
         self.single = plans[0] if len(plans) == 1 else None
         # The single region's checks by length, for the hot path to use directly.
         self.checks = self.single.checks if self.single is not None else None
-        # One match for the usual E.164 input, chosen by its length: the
-        # digits after "+" are the code, then a national number that starts
-        # with no national prefix (which phonenumbers would strip, even
-        # here) and is valid.
-        sources = self.main.accepting_sources(first_of_several=self.single is None)
-        npfp = "" if self.main.npfp_source is None else f"(?!{self.main.npfp_source})"
-        self.accepts: dict[int, Callable[[str], object]] = {
-            len(self.code) + length: _compile(self.code + npfp + source).fullmatch
-            for length, source in sources.items()
-        }
-        # The same test for many numbers at once: one line each, every
-        # alternative held to its own length as ``accepts`` is by its key.
-        # ``\Z`` in a source means the end of the number: the end of its line here.
-        # The alternatives exclude each other (one length each), so their order
-        # changes no verdict, only speed: mobile lengths first.
-        by_use = sorted(sources.items(), key=lambda item: (item[0] not in self.main.mobile_lengths, item[0]))
-        alternatives = "|".join(
-            f"(?=[0-9]{{{length}}}$)(?:{source.replace(chr(92) + 'Z', '$')})" for length, source in by_use
-        )
-        self.lines: re.Pattern[str] | None = (
-            re.compile(rf"^\+{self.code}{npfp}(?:{alternatives})$", re.ASCII | re.MULTILINE)
-            if alternatives
-            else None
-        )
 
     def is_valid(self, nsn: str) -> bool:
         """Replay ``is_valid_number`` for a national significant number of this code."""
@@ -597,6 +509,74 @@ def _shown(raw: str) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
+def _e164_table(country: _Country, length: int) -> Table | None:
+    """Return the table of the country's E.164 numbers of ``length`` characters ("+" included)."""
+    nsn_length = length - 1 - len(country.code)
+    if not _MIN_NSN_LENGTH <= nsn_length <= _MAX_NSN_LENGTH:
+        return None
+    return e164_table(country.calling_code, nsn_length)
+
+
+def _plus_and_digits(raws: list[str]) -> bool:
+    """Say whether the inputs hold one "+" each, and otherwise only ASCII digits.
+
+    With the tables' keys, which start with "+" and a country code, that
+    means each input is "+" and digits: all a table needs to decide it.
+    """
+    joined = "".join(raws)
+    if not joined.isascii():
+        return False
+    blob = joined.encode("ascii")
+    return blob.count(b"+") == len(raws) and blob.replace(b"+", b"").isdigit()
+
+
+def _all_valid_e164(raws: list[str], country: _Country) -> bool:
+    """Say whether every input ("+" and digits) is accepted by the country's tables."""
+    lengths = set(map(len, raws))
+    if len(lengths) == 1:
+        table = _e164_table(country, len(raws[0]))
+        return table is not None and table.accepts_all(raws)
+    return _all_accepted(raws, {length: _e164_table(country, length) for length in lengths})
+
+
+# For lists of several countries: by an E.164 number's first four characters
+# and its length, the first look-up of its table as (dict.get, start, stop),
+# or _NO_ROOT. Bounded by _MAX_ROOTS, and emptied whenever the tables' budget
+# drops a table, so as not to keep it alive.
+_Root = tuple["Callable[[str], Node | bool | None]", int, int]
+_NOTHING: Final[dict[str, Node | bool]] = {}
+_NO_ROOT: Final[_Root] = (_NOTHING.get, 0, 0)
+_ROOTS: dict[tuple[str, int], _Root] = {}
+_MAX_ROOTS: Final = 4096
+_ROOTS_SEEN = [0]
+
+
+def _roots() -> dict[tuple[str, int], _Root]:
+    """Return the remembered first look-ups, forgetting them all if a table was dropped or they are many."""
+    if len(_ROOTS) >= _MAX_ROOTS or _ROOTS_SEEN[0] != dropped_tables():
+        _ROOTS.clear()
+        _ROOTS_SEEN[0] = dropped_tables()
+    return _ROOTS
+
+
+def _root(number: str) -> _Root:
+    """Find (and remember) the first look-up for an E.164 number's country and length."""
+    country = _COUNTRY_BY_PREFIX.get(number[1:4]) or _country_for_prefix(number[1:4])
+    table = _e164_table(country, len(number)) if country is not None else None
+    root = (table.root.table.get, table.root.start, table.root.stop) if table is not None else _NO_ROOT
+    _roots()[number[:4], len(number)] = root
+    return root
+
+
+def _all_accepted(numbers: list[str], tables: dict[int, Table | None]) -> bool:
+    """Say whether each number is accepted by the table of its length (one pass a length)."""
+    sizes = list(map(len, numbers))
+    for length, table in tables.items():
+        if table is None or not table.accepts_all(itertools.compress(numbers, map(length.__eq__, sizes))):
+            return False
+    return True
+
+
 class PhoneNormaliser:
     """Turns recipients into E.164 numbers, with phonenumbers' verdicts, quickly.
 
@@ -612,7 +592,15 @@ class PhoneNormaliser:
         ConfigurationError: ``default_region`` is not a region phonenumbers knows.
     """
 
-    __slots__ = ("_accepts", "_default_region", "_home", "_home_country", "_plus_code")
+    __slots__ = (
+        "_default_region",
+        "_home",
+        "_home_country",
+        "_plus_code",
+        "_prefix_lengths",
+        "_prefixes",
+        "_region",
+    )
 
     def __init__(self, default_region: str | None = None) -> None:
         region = None
@@ -629,7 +617,11 @@ class PhoneNormaliser:
         self._default_region = region
         self._home: _Plan | None = None
         self._home_country: _Country | None = None
-        self._accepts: Callable[[str], re.Match[str] | None] | None = None
+        self._region = region or ""
+        # The national prefixes the tables know for this region, or None to
+        # leave national spellings to the replay.
+        self._prefixes: frozenset[str] | None = None
+        self._prefix_lengths: tuple[int, ...] = ()
         self._plus_code = ""
         if region is not None:
             # Either stays None when the region's metadata is not replayed
@@ -639,7 +631,8 @@ class PhoneNormaliser:
             code = metadata.country_code if metadata is not None else None
             self._home_country = _country(code) if code is not None else None
             if self._home is not None and self._home_country is not None:
-                self._accepts = self._home.national_acceptor(self._home_country)
+                self._prefixes = national_prefixes(region)
+                self._prefix_lengths = tuple(sorted({len(p) for p in self._prefixes or ()}))
                 self._plus_code = "+" + self._home_country.code
 
     @property
@@ -674,39 +667,98 @@ class PhoneNormaliser:
     def normalise_many(self, raws: list[str]) -> list[str | None]:
         """``[self.normalise_or_none(raw) for raw in raws]``, faster for a bulk list.
 
-        When every input is already a valid E.164 number of one country (the
-        usual bulk campaign), one regular-expression pass over the joined
-        inputs decides them all; anything else is decided one by one.
+        When every input is a valid E.164 number of one country, or every
+        input is a valid national spelling in the default region with the same
+        national prefix (or none), the inputs are checked as one string and
+        then decided by a table look-up each; anything else is decided one by one.
         """
         if raws:
             first = raws[0]
             if first[:1] == "+":
-                country = _COUNTRY_BY_PREFIX.get(first[1:4]) or _country_for_prefix(first[1:4])
-                lines = country.lines if country is not None else None
-                if lines is not None:
-                    joined = "\n".join(raws)
-                    # ASCII only, and no input holding a line break of its own,
-                    # so that one line is one input.
+                if _plus_and_digits(raws):
+                    country = _COUNTRY_BY_PREFIX.get(first[1:4]) or _country_for_prefix(first[1:4])
+                    # A list whose last number is of another country is not
+                    # worth a try of the one-country path.
                     if (
-                        joined.isascii()
-                        and joined.count("\n") == len(raws) - 1
-                        and len(lines.findall(joined)) == len(raws)
+                        country is not None
+                        and _COUNTRY_BY_PREFIX.get(raws[-1][1:4]) is country
+                        and _all_valid_e164(raws, country)
                     ):
                         return list(raws)
-            elif self._home is not None and self._home.national_lines is not None:
-                # National spellings in the default region, digits and spaces
-                # only: what the one-by-one path accepts in its first match.
-                joined = "\n".join(raws).replace(" ", "")
-                if (
-                    joined.isascii()
-                    and joined.count("\n") == len(raws) - 1
-                    and max(map(len, raws)) <= _MAX_INPUT_LENGTH
-                ):
-                    national = self._home.national_lines.findall(joined)
-                    if len(national) == len(raws):
-                        plus_code = self._plus_code
-                        return [plus_code + nsn for nsn in national]
+                    return self._e164_each(raws)
+            elif self._prefixes is not None:
+                national = self._national_many(raws)
+                if national is not None:
+                    return national
         return list(map(self.normalise_or_none, raws))
+
+    def _e164_each(self, raws: list[str]) -> list[str | None]:
+        """Decide inputs of "+" and digits (several countries, or some invalid) with a look-up each.
+
+        An input its table does not accept goes the one-by-one way.
+        """
+        roots = _roots()
+        out: list[str | None] = []
+        append = out.append
+        for raw in raws:
+            try:
+                get, start, stop = roots[raw[:4], len(raw)]
+            except KeyError:
+                get, start, stop = _root(raw)
+            found = get(raw[start:stop])
+            if found is True:
+                append(raw)
+                continue
+            while isinstance(found, Node):
+                found = found.table.get(raw[found.start : found.stop])
+            append(raw if found is True else self.normalise_or_none(raw))
+        return out
+
+    def _national_many(self, raws: list[str]) -> list[str | None] | None:
+        """Return the E.164 forms of national spellings when the tables accept them all, else ``None``."""
+        joined = "\n".join(raws)
+        if not joined.isascii():
+            return None
+        blob = joined.encode("ascii").translate(None, _SEPARATORS)
+        if blob.count(b"\n") != len(raws) - 1 or not blob.replace(b"\n", b"").isdigit():
+            return None
+        # Over-long inputs are invalid, whatever their digits. A line a table
+        # accepts has at most 34 digits (a national prefix and a national
+        # number, each at most 17), so only separators can make one that long:
+        # count them before measuring each input.
+        if len(joined) - len(blob) > _MAX_INPUT_LENGTH - 2 * _MAX_NSN_LENGTH and (
+            max(map(len, raws)) > _MAX_INPUT_LENGTH
+        ):
+            return None
+        prefix = self._national_prefix(blob[:_MAX_NSN_LENGTH].decode())
+        # The E.164 forms if every input starts with the first one's national
+        # prefix (or, like it, with none); the tables accept nothing else.
+        plus_code = self._plus_code
+        numbers = ("\n" + blob.decode()).replace("\n" + prefix, "\n" + plus_code)[1:].split("\n")
+        lengths = set(map(len, numbers))
+        shift = len(prefix) - len(plus_code)
+        if len(lengths) == 1:
+            table = self._national_table(len(numbers[0]) + shift, prefix)
+            valid = table is not None and table.accepts_all(numbers)
+        else:
+            valid = _all_accepted(
+                numbers, {length: self._national_table(length + shift, prefix) for length in lengths}
+            )
+        return cast("list[str | None]", numbers) if valid else None
+
+    def _national_prefix(self, digits: str) -> str:
+        """Return the national prefix ``digits`` start with, or ``""``: at most one can (see the tables)."""
+        prefixes = self._prefixes or ()
+        for length in self._prefix_lengths:
+            if digits[:length] in prefixes:
+                return digits[:length]
+        return ""
+
+    def _national_table(self, length: int, prefix: str) -> Table | None:
+        """Return the table of national spellings of ``length`` digits that start with ``prefix``."""
+        if not 3 <= length <= _MAX_NSN_LENGTH + len(prefix):
+            return None
+        return national_table(self._region, length, prefix)
 
     def normalise_or_none(self, raw: str) -> str | None:  # noqa: PLR0915
         """Return ``raw`` as an E.164 number, or ``None`` when it is not a valid one.
@@ -737,9 +789,10 @@ class PhoneNormaliser:
                 # No known code (phonenumbers then retries the digits as a
                 # national number), or metadata not replayed here.
                 return _slow_path(raw, self._default_region)
-            accept = country.accepts.get(len(digits))
-            if accept is not None and accept(digits) is not None:
-                return text if digits is body else "+" + digits
+            number = text if digits is body else "+" + digits
+            table = _e164_table(country, len(number))
+            if table is not None and table.accepts(number):
+                return number
             national = digits[len(country.code) :]
             # Already E.164 when there were no separators and nothing changes.
             unchanged = national if digits is body else None
@@ -754,10 +807,13 @@ class PhoneNormaliser:
                     digits = packed.decode("ascii") if packed.isdigit() else ""
             if len(digits) < 3 or len(raw) > _MAX_INPUT_LENGTH:
                 return _slow_path(raw, self._default_region)
-            if self._accepts is not None:
-                accepted = self._accepts(digits)
-                if accepted is not None:
-                    return self._plus_code + accepted["nsn"]
+            if self._prefixes is not None:
+                prefix = self._national_prefix(digits)
+                table = self._national_table(len(digits), prefix)
+                if table is not None:
+                    number = self._plus_code + digits[len(prefix) :]
+                    if table.accepts(number):
+                        return number
             home = self._home
             home_country = self._home_country
             if home is None or home_country is None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+import re
 import string
 
 import phonenumbers
@@ -10,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from phonenumbers import PhoneNumberFormat, PhoneNumberType
 
-from sms_async import _phone
+from sms_async import _phone, _phone_automata, _phone_tables
 from sms_async._exceptions import ConfigurationError, InvalidNumberError, UsageError
 from sms_async._phone import PhoneNormaliser, e164_key, key_to_e164, reference_normalise
 
@@ -258,6 +260,7 @@ def test_memory_is_bounded():
     assert info.currsize <= info.maxsize
     assert len(_phone._COUNTRY_BY_PREFIX) <= 900
     assert len(_phone._COUNTRIES) <= len(CODES)
+    assert sum(_phone_tables._SIZES.values()) <= _phone_tables._MAX_ENTRIES
 
 
 # --- the fast path against the reference ------------------------------------------------------
@@ -532,3 +535,413 @@ def test_normalise_many_takes_the_bulk_path_for_national_spellings(monkeypatch):
     normaliser = PhoneNormaliser("IN")
     _one_by_one_forbidden(normaliser, monkeypatch)
     assert normaliser.normalise_many(raws) == [f"+9198{i:03d}{i:05d}" for i in range(300)]
+
+
+# --- prefix tables ------------------------------------------------------------------------------
+
+
+def _leaves(table: _phone_tables.Table) -> list[str]:
+    """Every key path that a table accepts outright: the prefixes it decides as valid."""
+    found: list[str] = []
+
+    def walk(node: _phone_tables.Node, path: str) -> None:
+        for key, value in node.table.items():
+            if value is True:
+                found.append(path + key)
+            elif isinstance(value, _phone_tables.Node):
+                walk(value, path + key)
+
+    walk(table.root, "")
+    return found
+
+
+def _read_as_it_stands(e164: str, code: int) -> bool:
+    """What an E.164 table must say: phonenumbers finds it valid, and strips no national prefix."""
+    main = phonenumbers.COUNTRY_CODE_TO_REGION_CODE[code][0]
+    if main == phonenumbers.REGION_CODE_FOR_NON_GEO_ENTITY:
+        metadata = phonenumbers.PhoneMetadata.metadata_for_nongeo_region(code)
+    else:
+        metadata = phonenumbers.PhoneMetadata.metadata_for_region(main)
+    npfp = metadata.national_prefix_for_parsing
+    nsn = e164[1 + len(str(code)) :]
+    if npfp and re.match(npfp, nsn):
+        return False
+    return reference_normalise(e164, None) == e164
+
+
+def _completions(table: _phone_tables.Table | None, head: str, size: int, rng: random.Random) -> list[str]:
+    """Strings of ``size`` characters: sampled accepted prefixes completed, their neighbours, and noise."""
+    found = [head + "".join(rng.choice(string.digits) for _ in range(size - len(head))) for _ in range(15)]
+    if table is not None:
+        leaves = _leaves(table)
+        for leaf in rng.sample(leaves, min(25, len(leaves))):
+            tail = "".join(rng.choice(string.digits) for _ in range(size - len(leaf)))
+            found.append(leaf + tail)
+            # The same prefix with its last digit changed: the edge of a range.
+            found.append(leaf[:-1] + rng.choice(string.digits) + tail)
+    return found
+
+
+@pytest.mark.slow
+def test_every_code_and_length_compiles_into_a_table():
+    """The installed metadata is all within the syntax the tables compile: nothing is left to the replay."""
+    for code in CODES:
+        for length in range(_phone._MIN_NSN_LENGTH, _phone._MAX_NSN_LENGTH + 1):
+            _phone_tables._build_e164(code, length)  # raises UntabulatableError otherwise
+
+
+@pytest.mark.slow
+def test_e164_tables_accept_exactly_the_numbers_phonenumbers_reads_as_they_stand():
+    """Sampled prefixes of every table, their neighbours and random digits: a table accepts exactly those."""
+    rng = random.Random(20240601)
+    checked = 0
+    for code in CODES:
+        head = f"+{code}"
+        for length in range(_phone._MIN_NSN_LENGTH, _phone._MAX_NSN_LENGTH + 1):
+            table = _phone_tables.e164_table(code, length)
+            for e164 in _completions(table, head, len(head) + length, rng):
+                accepted = table is not None and table.accepts(e164)
+                assert accepted == _read_as_it_stands(e164, code), (e164, accepted)
+                checked += 1
+    assert checked > 60_000
+
+
+@pytest.mark.slow
+def test_short_tables_are_exact_over_every_number():
+    """Where a length holds at most 10,000 numbers, every one of them gets the table's right answer."""
+    checked = 0
+    for code in CODES:
+        for length in range(_phone._MIN_NSN_LENGTH, 5):
+            table = _phone_tables.e164_table(code, length)
+            if table is None:
+                continue
+            for value in range(10**length):
+                e164 = f"+{code}{value:0{length}d}"
+                assert table.accepts(e164) == _read_as_it_stands(e164, code), e164
+                checked += 1
+    assert checked > 50_000
+
+
+def _national_cases(region: str, rng: random.Random) -> list[tuple[str, str]]:
+    """(prefix, digits) national spellings of a region, built from its tables' accepted prefixes and noise."""
+    metadata = phonenumbers.PhoneMetadata.metadata_for_region(region)
+    prefixes = _phone_tables.national_prefixes(region)
+    assert prefixes is not None
+    plus = f"+{metadata.country_code}"
+    cases = []
+    chosen = ["", *rng.sample(sorted(prefixes), min(2, len(prefixes)))]
+    lengths = sorted(set(metadata.general_desc.possible_length) | {4, 18})
+    for prefix in chosen:
+        for rest in lengths:
+            table = _phone_tables.national_table(region, len(prefix) + rest, prefix)
+            completions = _completions(table, plus, len(plus) + rest, rng)
+            cases += [(prefix, prefix + e164[len(plus) :]) for e164 in completions]
+    return cases
+
+
+@pytest.mark.slow
+def test_national_tables_accept_only_what_phonenumbers_reads_so():
+    """A national table accepts a spelling only when phonenumbers reads it as that E.164 number."""
+    rng = random.Random(7)
+    accepted = 0
+    for region in REGIONS:
+        prefixes = _phone_tables.national_prefixes(region)
+        if prefixes is None:
+            continue
+        plus = f"+{phonenumbers.PhoneMetadata.metadata_for_region(region).country_code}"
+        for prefix, digits in _national_cases(region, rng):
+            table = _phone_tables.national_table(region, len(digits), prefix)
+            e164 = plus + digits[len(prefix) :]
+            if table is not None and table.accepts(e164):
+                assert reference_normalise(digits, region) == e164, (region, digits)
+                accepted += 1
+    assert accepted > 5_000
+
+
+def test_regions_without_national_tables_are_the_ones_with_prefix_rules_they_cannot_hold():
+    """Only transform rules and prefix rules that are not a list of distinct literals leave a region out."""
+    for region in REGIONS:
+        metadata = phonenumbers.PhoneMetadata.metadata_for_region(region)
+        prefixes = _phone_tables.national_prefixes(region)
+        npfp = metadata.national_prefix_for_parsing
+        if prefixes is None:
+            assert metadata.national_prefix_transform_rule or npfp in ("0|80?", "0(1\\d)?") or "?" in npfp
+        elif not npfp:
+            assert prefixes == frozenset()
+        else:
+            assert all(re.fullmatch(npfp, p) for p in prefixes)
+            assert not any(a != b and b.startswith(a) for a in prefixes for b in prefixes)
+    assert _phone_tables.national_prefixes("IN") == frozenset({"0"})
+    assert _phone_tables.national_prefixes("GB") == frozenset({"0", "180020"})
+    assert len(_phone_tables.national_prefixes("CN") or ()) > 2000
+
+
+def test_the_usual_numbers_are_decided_by_the_tables():
+    """Every example number is accepted by a table as E.164, and as national digits where tables exist."""
+    national_checked = replayed = 0
+    for home, number in EXAMPLES:
+        e164 = phonenumbers.format_number(number, PhoneNumberFormat.E164)
+        if not _read_as_it_stands(e164, number.country_code):
+            continue
+        table = _phone_tables.e164_table(number.country_code, len(e164) - 1 - len(str(number.country_code)))
+        assert table is not None
+        assert table.accepts(e164), e164
+        if home is None or _phone_tables.national_prefixes(home) is None:
+            continue
+        national = "".join(
+            c for c in phonenumbers.format_number(number, PhoneNumberFormat.NATIONAL) if c.isdigit()
+        )
+        if reference_normalise(national, home) != e164 or national.startswith(str(number.country_code)):
+            continue
+        fast = normaliser(home)
+        prefix = fast._national_prefix(national)
+        table = fast._national_table(len(national), prefix)
+        national_checked += 1
+        replayed += table is None or not table.accepts(e164)
+    assert national_checked > 1_000
+    assert replayed == 0
+
+
+def test_numbers_of_untabulatable_metadata_are_replayed(monkeypatch):
+    """When a table cannot be built, numbers still get the reference's verdict, one by one and in bulk."""
+
+    def cannot(*args: object) -> None:
+        raise _phone_automata.UntabulatableError(str(args))
+
+    monkeypatch.setattr(_phone_tables, "_TABLES", {})
+    monkeypatch.setattr(_phone_tables, "_SIZES", {})
+    monkeypatch.setattr(_phone_tables, "_build_e164", cannot)
+    monkeypatch.setattr(_phone_tables, "_build_national", cannot)
+    for region in (None, "IN", "GB", "US"):
+        fast = PhoneNormaliser(region)
+        raws = [f"+9198{i:08d}" for i in range(50)] + ["+44 20 7946 0018", "098123 45678", "(650) 253-0000"]
+        expected = [reference_normalise(raw, region) for raw in raws]
+        assert fast.normalise_many(raws) == expected
+        assert [fast.normalise_or_none(raw) for raw in raws] == expected
+    assert all(table is None for table in _phone_tables._TABLES.values())
+
+
+def test_tables_stay_within_their_entry_budget(monkeypatch):
+    """Beyond the budget the oldest tables are dropped, and rebuilt with the same answers when needed."""
+    monkeypatch.setattr(_phone_tables, "_TABLES", {})
+    monkeypatch.setattr(_phone_tables, "_SIZES", {})
+    monkeypatch.setattr(_phone_tables, "_MAX_ENTRIES", 8_000)
+    first = _phone_tables.e164_table(91, 10)
+    assert first is not None
+    for code in (1, 44, 49, 33, 86, 7, 62, 55, 234, 880):
+        _phone_tables.e164_table(code, 10)
+        assert sum(_phone_tables._SIZES.values()) <= 8_000
+    assert ("+", 91, 10) not in _phone_tables._TABLES
+    again = _phone_tables.e164_table(91, 10)
+    assert again is not None
+    assert again is not first
+    assert _leaves(again) == _leaves(first)
+    assert PhoneNormaliser().normalise_many(["+919812345678"]) == ["+919812345678"]
+
+
+_PATTERN_ATOMS = st.one_of(
+    st.sampled_from([*string.digits, r"\d", ".", "x"]),
+    st.builds(
+        lambda negate, items, dash: "[" + ("^" if negate else "") + "".join(items) + dash + "]",
+        st.booleans(),
+        st.lists(
+            st.one_of(
+                st.sampled_from([*string.digits, r"\d"]),
+                st.tuples(st.integers(0, 9), st.integers(0, 9)).map(lambda t: f"{min(t)}-{max(t)}"),
+            ),
+            min_size=1,
+            max_size=3,
+        ),
+        st.sampled_from(["", "", "-"]),
+    ),
+)
+_QUANTIFIERS = st.sampled_from(["?", "*", "+", "{2}", "{0,2}", "{1,3}", "{2,}", "??", "*?", "{1,2}?"])
+
+
+def _pattern_shapes(children: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
+    return st.one_of(
+        st.lists(children, min_size=1, max_size=4).map("".join),
+        st.lists(children, min_size=2, max_size=3).map(lambda xs: "(?:" + "|".join(xs) + ")"),
+        st.tuples(children, _QUANTIFIERS).map(lambda t: f"(?:{t[0]}){t[1]}"),
+        children.map(lambda x: f"({x})"),
+        children.map(lambda x: f"(?:{x}$|{x}1)"),
+    )
+
+
+_PATTERNS = st.recursive(_PATTERN_ATOMS, _pattern_shapes, max_leaves=8)
+
+
+def _run(dfa: _phone_automata._Dfa, digits: str) -> bool:
+    state = dfa.start
+    for digit in digits:
+        state = dfa.step(state, int(digit))
+    return dfa.accepts_at_end[state]
+
+
+@settings(PROPERTY, max_examples=1500)
+@given(pattern=_PATTERNS, texts=st.lists(st.text(string.digits, max_size=7), min_size=1, max_size=12))
+def test_automata_match_what_re_matches(pattern, texts):
+    """A compiled pattern accepts what re.fullmatch accepts, and in prefix mode what re.match accepts."""
+    full = _phone_automata._Dfa(pattern, prefix=False)
+    prefix = _phone_automata._Dfa(pattern, prefix=True)
+    for text in texts:
+        assert _run(full, text) == (re.fullmatch(pattern, text) is not None), (pattern, text)
+        assert _run(prefix, text) == (re.match(pattern, text) is not None), (pattern, text)
+
+
+@settings(PROPERTY, max_examples=300)
+@given(pattern=_PATTERNS, start=st.text(string.digits, max_size=3), remaining=st.integers(0, 3))
+def test_automata_verdicts_cover_every_completion(pattern, start, remaining):
+    """An automaton's verdict on all completions of a prefix is what trying each completion says."""
+    dfa = _phone_automata._Dfa(pattern, prefix=False)
+    state = dfa.start
+    for digit in start:
+        state = dfa.step(state, int(digit))
+    outcomes = {
+        re.fullmatch(pattern, start + f"{value:0{remaining}d}"[:remaining]) is not None
+        for value in range(10**remaining)
+    }
+    expected = {frozenset({True}): 1, frozenset({False}): 0}.get(frozenset(outcomes), 2)
+    assert dfa.verdict(state, remaining) == expected
+
+
+@settings(PROPERTY, max_examples=300)
+@given(pattern=_PATTERNS)
+def test_literal_languages_are_what_the_pattern_matches(pattern):
+    """A pattern's literal strings, when few, are exactly the digit strings it fully matches."""
+    found = _phone_automata.literal_language(pattern, limit=200)
+    if found is None:
+        return
+    assert all(re.fullmatch(pattern, text) for text in found)
+    longest = max((len(text) for text in found), default=0)
+    for size in range(min(longest + 2, 4)):
+        for value in range(10**size):
+            text = f"{value:0{size}d}"[:size]
+            assert (text in found) == (re.fullmatch(pattern, text) is not None), (pattern, text)
+
+
+@pytest.mark.parametrize(
+    "pattern",
+    ["(?=1)2", r"\D", "1++", "^1", "(?P<x>1)", r"(1)\1", "[]1]", "1{x}", "(?i)1", r"\Z", "1{,2}", "(1", "1)"],
+)
+def test_syntax_outside_the_subset_is_refused(pattern):
+    """Syntax the automata do not model is refused, never guessed at."""
+    with pytest.raises(_phone_automata.UntabulatableError):
+        _phone_automata._Dfa(pattern, prefix=False)
+
+
+def test_normalise_many_takes_the_bulk_path_for_several_lengths_and_separators(monkeypatch):
+    """E.164 numbers of one country in several lengths, and punctuated national spellings, go in bulk."""
+    german = ["+4915112345678", "+493012345678", "+4930123456", "+498912345678"]
+    us = [f"({(650, 415, 212)[i % 3]}) 253-{i:04d}" for i in range(200)]
+    chinese = [f"010 6{i:03d} {i:04d}" for i in range(100, 300)]
+    expected = {
+        "DE": [reference_normalise(raw, None) for raw in german],
+        "US": [reference_normalise(raw, "US") for raw in us],
+        "CN": [reference_normalise(raw, "CN") for raw in chinese],
+    }
+    assert None not in expected["DE"] + expected["US"] + expected["CN"]
+    normalisers = {region: PhoneNormaliser(region) for region in expected}
+    _one_by_one_forbidden(normalisers["DE"], monkeypatch)
+    assert normalisers["DE"].normalise_many(german) == expected["DE"]
+    assert normalisers["US"].normalise_many(us) == expected["US"]
+    assert normalisers["CN"].normalise_many(chinese) == expected["CN"]
+
+
+@st.composite
+def _region_lists(draw: st.DrawFn) -> tuple[str, list[str]]:
+    """A region and a list of its example numbers in one spelling, some mutated."""
+    region = draw(st.sampled_from(["IN", "GB", "DE", "US", "CN", "FR", "RU", "LU", "AU", "HU", "LT", "IT"]))
+    numbers = [number for home, number in EXAMPLES if home == region]
+    spelling = draw(st.sampled_from([PhoneNumberFormat.E164, PhoneNumberFormat.NATIONAL]))
+    raws = [
+        phonenumbers.format_number(n, spelling) for n in draw(st.lists(st.sampled_from(numbers), max_size=30))
+    ]
+    for _ in range(draw(st.integers(0, 3))):
+        if raws:
+            at = draw(st.integers(0, len(raws) - 1))
+            chars = list(raws[at])
+            where = draw(st.integers(0, len(chars)))
+            chars.insert(where, draw(st.sampled_from([*string.digits, " ", "-", "x", "\n"])))
+            raws[at] = "".join(chars)
+    return region, raws
+
+
+@settings(PROPERTY, max_examples=600)
+@given(_region_lists())
+def test_normalise_many_agrees_with_the_reference_for_many_regions(case):
+    """Lists of one region's numbers, E.164 or national, mutated or not, get the reference's verdicts."""
+    region, raws = case
+    fast = normaliser(region)
+    expected = [reference_normalise(raw, region) for raw in raws]
+    assert fast.normalise_many(raws) == expected
+    assert [fast.normalise_or_none(raw) for raw in raws] == expected
+
+
+def test_normalise_many_decides_several_countries_by_table(monkeypatch):
+    """A list of several countries' valid E.164 numbers is decided by look-ups, not one by one."""
+    raws = [
+        e164
+        for home, number in EXAMPLES
+        if home in ("IN", "GB", "US", "AE", "NG", "DE", "FR", "BR")
+        and _read_as_it_stands(
+            e164 := phonenumbers.format_number(number, PhoneNumberFormat.E164), number.country_code
+        )
+    ]
+    assert len({phonenumbers.parse(raw).country_code for raw in raws}) == 8
+    fast = PhoneNormaliser()
+    _one_by_one_forbidden(fast, monkeypatch)
+    assert fast.normalise_many(raws) == raws
+    assert fast.normalise_many(raws[::-1]) == raws[::-1]
+
+
+def test_several_countries_with_invalid_numbers_agree_with_the_reference():
+    """Invalid numbers among several countries' E.164 numbers are replayed; the rest decided by table."""
+    raws = ["+919812345678", "+442079460018", "+15555555555", "+4915112345678", "+9198123", "+0123456"]
+    raws += ["+919812345678", "+6502530000", "+12015550123", "+447624456789", "+99912345678"]
+    fast = PhoneNormaliser("GB")
+    assert fast.normalise_many(raws) == [reference_normalise(raw, "GB") for raw in raws]
+
+
+def test_remembered_look_ups_forget_dropped_tables(monkeypatch):
+    """The first look-ups kept for mixed lists are bounded, and never outlive a table the budget drops."""
+    monkeypatch.setattr(_phone_tables, "_TABLES", {})
+    monkeypatch.setattr(_phone_tables, "_SIZES", {})
+    monkeypatch.setattr(_phone_tables, "_MAX_ENTRIES", 8_000)
+    monkeypatch.setattr(_phone, "_ROOTS", {})
+    monkeypatch.setattr(_phone, "_MAX_ROOTS", 8)
+    fast = PhoneNormaliser()
+    raws = [
+        "+919812345678",
+        "+12015550123",
+        "+442079460018",
+        "+4915112345678",
+        "+33612345678",
+        "+15555555555",
+    ]
+    expected = [reference_normalise(raw, None) for raw in raws]
+    for _ in range(3):
+        for start in range(len(raws)):
+            assert fast.normalise_many(raws[start:] + raws[:start]) == expected[start:] + expected[:start]
+            assert len(_phone._ROOTS) <= 8
+            live = {id(table.root.table) for table in _phone_tables._TABLES.values() if table is not None}
+            for get, _start, _stop in _phone._ROOTS.values():
+                assert get.__self__ is _phone._NOTHING or id(get.__self__) in live
+    assert _phone_tables.dropped_tables() > 0
+
+
+@pytest.mark.parametrize(
+    "raws",
+    [
+        ["\ud800"],
+        ["+\ud800"],
+        ["+919812345678", "+91\udfff12345678"],
+        ["098123 45678", "0\ud80098123 45678"],
+        ["\u0669\u0668", "+\uff19\uff11 98123 45678"],
+    ],
+)
+def test_normalise_many_takes_text_that_is_not_ascii(raws):
+    """Lone surrogates and other non-ASCII text in a list are decided one by one, never an error."""
+    for region in (None, "IN"):
+        fast = PhoneNormaliser(region)
+        assert fast.normalise_many(raws) == [reference_normalise(raw, region) for raw in raws]
