@@ -20,6 +20,7 @@ import contextlib
 import functools
 import itertools
 import logging
+import ssl
 import time
 from collections.abc import (
     AsyncGenerator,
@@ -234,6 +235,11 @@ class BulkSender:
             wrapped in a client this sender owns.
         http: ``"auto"`` (the fast asyncio transport where it can be used,
             httpx otherwise), ``"fast"`` or ``"httpx"``.
+        verify: TLS verification as httpx means it: ``True`` (certifi's CA
+            bundle, or ``SSL_CERT_FILE``/``SSL_CERT_DIR``), ``False``, or an
+            ``ssl.SSLContext``; used by either transport.
+        trust_env: read proxies (``HTTP_PROXY``, ``HTTPS_PROXY``,
+            ``ALL_PROXY``, ``NO_PROXY``) and CA locations from the environment.
         hooks: an object with ``on_batch(result)``.
     """
 
@@ -251,10 +257,12 @@ class BulkSender:
         transport: httpx.AsyncBaseTransport | None = None,
         http: HttpBackend = "auto",
         hooks: Hooks | None = None,
+        verify: ssl.SSLContext | bool = True,
+        trust_env: bool = True,
     ) -> None:
         if not isinstance(concurrency, int) or concurrency < 1:
             raise exc.ConfigurationError(f"concurrency must be a whole number >= 1, got {concurrency!r}")
-        check_backend_options(http, client=client, transport=transport)
+        check_backend_options(http, client=client, transport=transport, verify=verify, trust_env=trust_env)
         self.driver = driver
         self.concurrency = concurrency
         self.normaliser = PhoneNormaliser(default_region)
@@ -265,6 +273,8 @@ class BulkSender:
         self._client = client
         self._httpx_transport = transport
         self._http = http
+        self._verify = verify
+        self._trust_env = trust_env
         self._hooks = hooks
         self._slots: _Slots | None = None
         self._throttle = Throttle()
@@ -327,6 +337,8 @@ class BulkSender:
             http=self._http,
             client=self._client,
             transport=self._httpx_transport,
+            verify=self._verify,
+            trust_env=self._trust_env,
         )
 
     def _require_open(self) -> tuple[Transport, _Slots, anyio.abc.TaskGroup]:
