@@ -192,8 +192,14 @@ class _Conn(asyncio.Protocol):
     def close(self) -> None:
         self.closed = True
         self.keep_alive = False
-        if self.transport is not None:
-            self.transport.close()
+        transport = self.transport
+        if transport is not None:
+            if transport.get_write_buffer_size():
+                # A graceful close would wait, with the socket open, for a
+                # gateway that stopped reading to take the rest of the request.
+                transport.abort()
+            else:
+                transport.close()
 
     def usable(self, now: float) -> bool:
         transport = self.transport
