@@ -179,12 +179,15 @@ def policy(**options: Any) -> RetryPolicy:
 TIMEOUTS = Timeouts(connect=2.0, read=2.0, write=2.0, pool=2.0)
 
 
-async def send_once(origin: str, http: str, **options: Any) -> BulkResult:
-    """Send one batch of :data:`NUMBERS` through ITON at ``origin`` over transport ``http``."""
+async def send_once(origin: str, backend: str, *, http: str | None = None, **options: Any) -> BulkResult:
+    """Send one batch of :data:`NUMBERS` through ITON at ``origin``; the sender must pick ``backend``.
+
+    ``http`` is the sender's option (``backend`` unless given).
+    """
     driver = Iton("user", "pass-word-1", base_url=origin + "/api/")
     options = {"retry": policy(), "timeouts": TIMEOUTS, **options}
-    async with BulkSender(driver, http=http, **options) as bulk:
-        assert bulk.http_backend == http
+    async with BulkSender(driver, http=http or backend, **options) as bulk:
+        assert bulk.http_backend == backend
         return await bulk.send(NUMBERS, "Hello", sender_id="ITONAB")
 
 
