@@ -48,11 +48,12 @@ class _Stop(Exception):
 
 
 class AnswerReader:
-    """Collects one answer from the bytes fed to it.
+    """Collects the answers of one connection from the bytes fed to it, one at a time.
 
     Feed every received piece to :meth:`feed` until it returns ``True``; at
     end of file call :meth:`feed_eof`. Then :meth:`response` is the answer and
-    :attr:`keep_alive` says whether the connection may carry another request.
+    :attr:`keep_alive` says whether the connection may carry another request;
+    if it does, :meth:`reset` before the next one.
     """
 
     __slots__ = (
@@ -78,7 +79,15 @@ class AnswerReader:
     def __init__(self) -> None:
         if httptools is None:
             raise AnswerError("httptools is not installed")
+        # One parser for the life of a connection: llhttp starts on the next
+        # answer by itself after a complete one, and a parser per answer would
+        # leave a reference cycle (parser -> our callbacks -> us) for the
+        # garbage collector on every request.
         self._parser = httptools.HttpResponseParser(self)
+        self.reset()
+
+    def reset(self) -> None:
+        """Start on the next answer (only after a complete one on a connection kept alive)."""
         self.headers: dict[str, str] = {}
         self.status = 0
         self.complete = False

@@ -129,7 +129,11 @@ class _Conn(asyncio.Protocol):
     def start(
         self, data: bytes, timeouts: Timeouts, deadline_at: float | None
     ) -> asyncio.Future[WireResponse]:
-        self.reader = AnswerReader()
+        reader = self.reader
+        if reader is None:
+            self.reader = AnswerReader()
+        else:
+            reader.reset()  # the last answer completed and kept the connection
         self.read_timeout = timeouts.read
         self.write_timeout = timeouts.write
         self.deadline_at = deadline_at if deadline_at is not None else math.inf

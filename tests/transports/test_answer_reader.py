@@ -152,3 +152,15 @@ def test_a_reader_fed_one_byte_at_a_time_does_linear_work():
 
     small, large = cost(20_000), cost(80_000)
     assert large / small < 8, (small, large)  # quadratic work would be about 16
+
+
+def test_one_reader_reads_the_answers_of_a_kept_connection_in_turn():
+    """After a complete answer on a kept connection, reset() reads the next one from scratch."""
+    reader = read(http_answer(b"first", extra_headers=b"Keep-Alive: timeout=5\r\n"))
+    assert reader.keep_alive is True
+    reader.reset()
+    assert reader.feed(b"HTTP/1.1 201 Created\r\nTransfer-Encoding: chunked\r\n\r\n") is False
+    assert reader.feed(b"6\r\nsecond\r\n0\r\n\r\n") is True
+    response = reader.response()
+    assert (response.status, response.body, reader.server_keepalive) == (201, b"second", None)
+    assert "content-length" not in response.headers
