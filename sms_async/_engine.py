@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import ssl
 import time
 from collections.abc import (
     AsyncGenerator,
@@ -113,6 +114,11 @@ class BulkSender:
             wrapped in a client this sender owns.
         http: ``"auto"`` (the fast asyncio transport where it can be used,
             httpx otherwise), ``"fast"`` or ``"httpx"``.
+        verify: TLS verification as httpx means it: ``True`` (certifi's CA
+            bundle, or ``SSL_CERT_FILE``/``SSL_CERT_DIR``), ``False``, or an
+            ``ssl.SSLContext``; used by either transport.
+        trust_env: read proxies (``HTTP_PROXY``, ``HTTPS_PROXY``,
+            ``ALL_PROXY``, ``NO_PROXY``) and CA locations from the environment.
         hooks: an object, or a list of them, that hears what the sender does
             (:mod:`sms_async.instrumentation`), besides the logging every sender does.
         pause: the pause a 429 imposes, shared by every worker (one shared
@@ -132,6 +138,8 @@ class BulkSender:
         client: httpx.AsyncClient | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
         http: HttpBackend = "auto",
+        verify: ssl.SSLContext | bool = True,
+        trust_env: bool = True,
         hooks: object | Sequence[object] | None = None,
         pause: Pause | None = None,
     ) -> None:
@@ -142,7 +150,7 @@ class BulkSender:
             requests_per_second=requests_per_second,
             pause=pause,
         )
-        check_backend_options(http, client=client, transport=transport)
+        check_backend_options(http, client=client, transport=transport, verify=verify, trust_env=trust_env)
         self.driver = driver
         self.concurrency = concurrency
         self.normaliser = PhoneNormaliser(default_region)
@@ -151,6 +159,8 @@ class BulkSender:
         self._client = client
         self._httpx_transport = transport
         self._http: HttpBackend = http
+        self._verify = verify
+        self._trust_env = trust_env
         given = () if hooks is None else tuple(hooks) if isinstance(hooks, list | tuple) else (hooks,)
         self._hooks = (LoggingHooks(), *given)
         self._task_group: anyio.abc.TaskGroup | None = None
@@ -178,6 +188,8 @@ class BulkSender:
                 http=self._http,
                 client=self._client,
                 transport=self._httpx_transport,
+                verify=self._verify,
+                trust_env=self._trust_env,
             )
             stack.push_async_callback(transport.aclose)
             instruments = Instruments(self.driver.name, self._hooks)

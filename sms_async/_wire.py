@@ -4,7 +4,10 @@ Drivers build :class:`WireRequest` values and parse :class:`WireResponse`
 values; the HTTP layer moves them. The request target is kept as an
 already-encoded string so that no URL is parsed per request: a driver builds
 the long, constant part of an ITON query string once per campaign and appends
-the numbers for each batch.
+the numbers for each batch. What goes into it from configuration is encoded
+once, here: a host name becomes its IDNA (ASCII) form, a path is
+percent-encoded (an existing ``%XX`` escape is kept, so encoding twice
+changes nothing).
 """
 
 from __future__ import annotations
@@ -12,13 +15,43 @@ from __future__ import annotations
 import email.utils
 import ipaddress
 import math
+import re
 import time
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
+
+import idna
 
 from sms_async._exceptions import ConfigurationError
 from sms_async._redact import redact
 
 __all__ = ["Origin", "WireRequest", "WireResponse", "parse_retry_after"]
+
+# RFC 3986 pchar and "/", less "%", which is only kept where it starts an escape.
+_PATH_SAFE = "/:@!$&'()*+,;=-._~"
+_ESCAPE = re.compile(r"(%[0-9A-Fa-f]{2})")
+
+
+def _encode_path(path: str) -> str:
+    """``path`` percent-encoded as a URL path; valid ``%XX`` escapes are left as they are."""
+    pieces = _ESCAPE.split(path)
+    # split() with a group alternates text and escapes: escapes sit at odd indexes.
+    return "".join(piece if i % 2 else quote(piece, safe=_PATH_SAFE) for i, piece in enumerate(pieces))
+
+
+def _ascii_host(host: str, url: str, what: str) -> str:
+    """``host`` as it goes on the wire and into DNS: IDNA (punycode) for a non-ASCII name."""
+    if host.isascii():
+        return host
+    problem = None
+    try:
+        # The encoding httpx uses, so that both transports reach the same host.
+        return idna.encode(host).decode("ascii")
+    except idna.IDNAError as error:
+        problem = str(error)
+    raise ConfigurationError(
+        f"{what} {redact(url)!r} has a host name that is not a valid internationalised domain name "
+        f"({redact(problem)}): check its spelling, or give its ASCII (xn--) form"
+    )
 
 
 def _is_loopback(host: str) -> bool:
@@ -88,7 +121,8 @@ class Origin:
                 "unencrypted: use https://, or pass allow_insecure_http=True if you really mean it"
             )
         default_port = 443 if scheme == "https" else 80
-        return cls(scheme, host, port or default_port, parts.path or "/")
+        host = _ascii_host(host, url, what)
+        return cls(scheme, host, port or default_port, _encode_path(parts.path or "/"))
 
     @property
     def url(self) -> str:
@@ -96,10 +130,15 @@ class Origin:
         return f"{self.scheme}://{self.host_header}{self.base_path}"
 
     def join(self, path: str) -> str:
-        """The base path with ``path`` appended (one slash between them)."""
+        """The base path with ``path`` appended (one slash between them), percent-encoded."""
         if not path:
             return self.base_path
-        return self.base_path.rstrip("/") + "/" + path.lstrip("/")
+        if "?" in path or "#" in path:
+            raise ConfigurationError(
+                f"the path {redact(path)!r} holds '?' or '#': give a path only; "
+                "the driver builds the query string itself"
+            )
+        return self.base_path.rstrip("/") + "/" + _encode_path(path.lstrip("/"))
 
     def __repr__(self) -> str:
         return f"Origin({self.url!r})"

@@ -44,6 +44,19 @@ EXPECTED: dict[type[httpx.HTTPError], type[exc.TransportError]] = {
 }
 
 
+# Classes httpx raises outside httpx.HTTPError. InvalidURL and CookieConflict come while a
+# request is built, before any byte leaves; a stream error may come after, so it is maybe sent.
+OTHER_EXPECTED: dict[type[Exception], type[exc.TransportError]] = {
+    httpx.InvalidURL: exc.ConnectError,
+    httpx.CookieConflict: exc.ConnectError,
+    httpx.StreamError: exc.MaybeSentError,
+    httpx.StreamConsumed: exc.MaybeSentError,
+    httpx.StreamClosed: exc.MaybeSentError,
+    httpx.ResponseNotRead: exc.MaybeSentError,
+    httpx.RequestNotRead: exc.MaybeSentError,
+}
+
+
 def all_httpx_errors() -> set[type[httpx.HTTPError]]:
     found: set[type[httpx.HTTPError]] = {httpx.HTTPError}
     todo = [httpx.HTTPError]
@@ -83,6 +96,29 @@ def assert_no_secret(text: str) -> None:
 def test_every_httpx_error_class_has_an_expectation():
     """Each subclass of httpx.HTTPError in the installed httpx is listed, so a new class fails here first."""
     assert all_httpx_errors() == set(EXPECTED)
+
+
+def test_every_exception_httpx_exports_has_an_expectation():
+    """Every exception class in httpx's public names is mapped, those outside httpx.HTTPError included."""
+    exported = {
+        value
+        for name in httpx.__all__
+        if isinstance(value := getattr(httpx, name), type) and issubclass(value, Exception)
+    }
+    assert exported == set(EXPECTED) | set(OTHER_EXPECTED)
+
+
+@pytest.mark.parametrize("cls", sorted(OTHER_EXPECTED, key=lambda c: c.__name__), ids=lambda c: c.__name__)
+def test_httpx_errors_outside_http_error_are_mapped(cls):
+    """InvalidURL and the others outside httpx.HTTPError map to never sent or maybe sent, as listed."""
+    try:
+        error = cls(f"{cls.__name__} at https://gw.example/?password={PASSWORD}")
+    except TypeError:
+        error = cls()  # the stream errors take no message
+    mapped = map_httpx_error(error)
+    assert isinstance(mapped, OTHER_EXPECTED[cls])
+    assert isinstance(mapped, NotSentError) != isinstance(mapped, MaybeSentError)
+    assert_no_secret(str(mapped))
 
 
 @pytest.mark.parametrize("cls", sorted(EXPECTED, key=lambda c: c.__name__), ids=lambda c: c.__name__)
@@ -209,3 +245,27 @@ async def test_transport_never_follows_a_redirect(driver):
     assert response.status == 302
     assert len(seen) == 1
     assert "elsewhere" not in seen[0]
+
+
+async def test_a_url_httpx_refuses_is_never_sent_and_leaks_nothing(driver):
+    """A target httpx cannot make a URL of is a ConnectError (never sent), unchained, without the password."""
+    calls: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(request)
+        return httpx.Response(200)
+
+    client = httpx.AsyncClient(transport=httpx.MockTransport(handler))
+    transport = HttpxTransport(client, driver.origin, owns_client=True)
+    wire = driver.prepare_send(Message.create("Hello", "ITONAB")).build(["+919812345678"])
+    wire.target += "&x=\x01"  # httpx refuses non-printable characters in a URL
+    try:
+        with pytest.raises(exc.ConnectError, match=r"could not be built \(InvalidURL\)") as info:
+            await transport.send(wire)
+    finally:
+        await transport.aclose()
+    assert calls == []
+    assert info.value.__cause__ is None
+    assert info.value.__context__ is None
+    assert_no_secret(str(info.value))
+    assert_no_secret("".join(traceback.format_exception(info.value)))

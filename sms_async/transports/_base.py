@@ -17,9 +17,15 @@ import attrs
 from sms_async._redact import redact
 from sms_async._wire import WireRequest, WireResponse
 
-__all__ = ["USER_AGENT", "Timeouts", "Transport", "safe_detail"]
+__all__ = ["MAX_BODY", "MAX_HEAD", "USER_AGENT", "Timeouts", "Transport", "safe_detail"]
 
 USER_AGENT = "sms_async/0.1"
+
+#: The longest answer head (status line and headers, 1xx heads included) a transport reads.
+MAX_HEAD = 64 * 1024
+#: The longest answer body a transport reads, whatever its framing; a gateway's
+#: answer to one batch is a few kilobytes.
+MAX_BODY = 16 * 1024 * 1024
 
 
 @attrs.frozen

@@ -1,5 +1,9 @@
-"""The httpx transport: any ``httpx.AsyncClient`` (a caller's own, a mocked one, or one on trio).
+"""The httpx transport: any ``httpx.AsyncClient`` (a caller's, a mocked one, on trio, through a proxy).
 
+The answer is streamed and held to the same caps as the fast transport's
+(:data:`~sms_async.transports._base.MAX_BODY`), and, as there, the request
+asks for ``Accept-Encoding: identity`` and an answer in any other
+``Content-Encoding`` is refused rather than decoded without a bound.
 httpx errors are mapped to the most specific sms_async error, and never
 chained: their text may hold the request URL, password and all.
 """
@@ -13,9 +17,11 @@ import httpx
 
 from sms_async import _exceptions as exc
 from sms_async._wire import Origin, WireRequest, WireResponse
-from sms_async.transports._base import safe_detail
+from sms_async.transports._base import MAX_BODY, safe_detail
 
 __all__ = ["HttpxTransport", "map_httpx_error"]
+
+_IDENTITY = (("Accept-Encoding", "identity"),)
 
 
 class HttpxTransport:
@@ -40,21 +46,56 @@ class HttpxTransport:
             http_request = client.build_request(
                 request.method,
                 self._base + request.target,
-                headers=request.headers,
+                headers=request.headers + _IDENTITY,
                 content=request.body if request.method != "GET" else None,
             )
+        except Exception as error:  # noqa: BLE001 - whatever building raised, nothing was sent
+            failure = exc.ConnectError(
+                f"the request could not be built ({type(error).__name__}); it was not sent"
+            )
+        if failure is not None:
+            raise failure
+        try:
             with anyio.fail_after(budget):
-                response = await client.send(http_request, follow_redirects=False)
-        except httpx.HTTPError as error:
+                answer = await self._exchange(client, http_request)
+        except (httpx.HTTPError, httpx.InvalidURL, httpx.CookieConflict, httpx.StreamError) as error:
             failure = map_httpx_error(error)
         except TimeoutError:
             failure = exc.DeadlineExceeded("the batch deadline passed with the request in flight")
         if failure is not None:
             raise failure
+        return answer
+
+    @staticmethod
+    async def _exchange(client: httpx.AsyncClient, http_request: httpx.Request) -> WireResponse:
+        response = await client.send(http_request, follow_redirects=False, stream=True)
+        try:
+            problem = _refused(response.headers)
+            chunks: list[bytes] = []
+            if problem is not None:
+                pass
+            elif response.is_stream_consumed:
+                # Built in memory (a MockTransport's answer): already read whole.
+                chunks.append(response.content)
+                if len(response.content) > MAX_BODY:
+                    problem = f"answer body over the {MAX_BODY}-byte cap"
+            else:
+                size = 0
+                # Raw bytes: nothing is decoded, so nothing can grow past the cap in one step.
+                async for chunk in response.aiter_raw():
+                    size += len(chunk)
+                    if size > MAX_BODY:
+                        problem = f"answer body over the {MAX_BODY}-byte cap"
+                        break
+                    chunks.append(chunk)
+        finally:
+            await response.aclose()
+        if problem is not None:
+            raise exc.RemoteProtocolError(f"the gateway sent a malformed HTTP answer: {problem}")
         return WireResponse(
             response.status_code,
             {k.lower(): v for k, v in response.headers.items()},
-            response.content,
+            b"".join(chunks),
         )
 
     async def aclose(self) -> None:
@@ -63,10 +104,28 @@ class HttpxTransport:
             await self._client.aclose()
 
 
-def map_httpx_error(error: httpx.HTTPError) -> exc.TransportError:
-    """The most specific sms_async error for an httpx error (never chained: its text may hold a URL)."""
+def _refused(headers: httpx.Headers) -> str | None:
+    """Why an answer's head is refused before its body is read, if it is."""
+    coding = headers.get("content-encoding", "identity").strip().lower()
+    if coding not in {"identity", ""}:
+        return f"the answer came in Content-Encoding {coding[:40]!r} though identity was asked for"
+    length = headers.get("content-length")
+    if length is not None and length.strip().isdigit() and int(length) > MAX_BODY:
+        return f"answer body of {length.strip()} bytes is over the {MAX_BODY}-byte cap"
+    return None
+
+
+def map_httpx_error(error: Exception) -> exc.TransportError:
+    """The most specific sms_async error for an httpx error (never chained: its text may hold a URL).
+
+    Every class httpx raises is covered, those outside ``httpx.HTTPError``
+    (``InvalidURL``, ``CookieConflict``, the stream errors) included.
+    """
     detail = safe_detail(error)
     match error:
+        case httpx.InvalidURL() | httpx.CookieConflict():
+            # Raised while the request is built or prepared, before any byte is sent.
+            return exc.ConnectError(f"the request could not be built: {detail}")
         case httpx.ConnectTimeout():
             return exc.ConnectTimeout(f"connecting to the gateway timed out: {detail}")
         case httpx.PoolTimeout():
@@ -89,6 +148,6 @@ def map_httpx_error(error: httpx.HTTPError) -> exc.TransportError:
         case httpx.TooManyRedirects() | httpx.DecodingError():
             return exc.RemoteProtocolError(f"the gateway's answer could not be read: {detail}")
         case _:
-            # TimeoutException, NetworkError, ProtocolError or a future class:
+            # TimeoutException, NetworkError, ProtocolError, a stream error or a future class:
             # we cannot tell whether bytes left, so assume they did.
             return exc.ReadError(f"the request failed: {detail}")
