@@ -49,7 +49,7 @@ from sms_async._phone import PhoneNormaliser
 from sms_async._redact import install_log_filter, redact
 from sms_async._retry import RetryPolicy
 from sms_async._wire import WireRequest, WireResponse
-from sms_async.instrumentation import Instruments, LoggingHooks
+from sms_async.instrumentation import Instruments, default_hooks
 from sms_async.providers._base import Driver
 from sms_async.transports import HttpBackend, Timeouts, Transport, check_backend_options, open_transport
 
@@ -162,7 +162,7 @@ class BulkSender:
         self._verify = verify
         self._trust_env = trust_env
         given = () if hooks is None else tuple(hooks) if isinstance(hooks, list | tuple) else (hooks,)
-        self._hooks = (LoggingHooks(), *given)
+        self._hooks = (*default_hooks(), *given)
         self._task_group: anyio.abc.TaskGroup | None = None
         self._exit_stack: contextlib.AsyncExitStack | None = None
 

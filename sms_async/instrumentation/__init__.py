@@ -19,7 +19,7 @@ from sms_async.instrumentation._data import (
     RetryScheduled,
     RunAborted,
 )
-from sms_async.instrumentation._hooks import Hooks, Instruments, LoggingHooks
+from sms_async.instrumentation._hooks import Hooks, Instruments, LoggingHooks, default_hooks
 
 __all__ = [
     "BatchSettled",
@@ -30,4 +30,5 @@ __all__ = [
     "RequestFinished",
     "RetryScheduled",
     "RunAborted",
+    "default_hooks",
 ]

@@ -21,7 +21,7 @@ from sms_async.instrumentation._data import (
     RunAborted,
 )
 
-__all__ = ["Hooks", "Instruments", "LoggingHooks"]
+__all__ = ["Hooks", "Instruments", "LoggingHooks", "default_hooks"]
 
 logger = logging.getLogger("sms_async")
 
@@ -99,3 +99,8 @@ class Instruments:
         self.on_pause: tuple[Callable[[GatewayPaused], None], ...] = _listeners(hooks, "on_pause")
         self.on_abort: tuple[Callable[[RunAborted], None], ...] = _listeners(hooks, "on_abort")
         self.on_batch: tuple[Callable[[BatchSettled], None], ...] = _listeners(hooks, "on_batch")
+
+
+def default_hooks() -> tuple[object, ...]:
+    """The hooks every sender has besides those passed to it: logging."""
+    return (LoggingHooks(),)
