@@ -43,6 +43,7 @@ from sms_async.instrumentation import (
 )
 from sms_async.providers._base import Driver, PreparedSend, SendAnswer
 from sms_async.transports import Transport
+from sms_async.transports._base import BeforeWrite
 
 if TYPE_CHECKING:
     from sms_async._batching import Batch
@@ -63,11 +64,25 @@ _MISSING_ID: Final = Failure(
 )
 _SKIPPED: Final = Failure(Outcome.SKIPPED, "on the do-not-disturb list")
 
+# The first batches of a run that all failing with the same wrong-endpoint
+# answer stop it: it is the address that is wrong, not the recipients.
+_FIRST_BATCHES: Final = 3
+_WRONG_ENDPOINT_STATUSES: Final = frozenset({301, 302, 303, 307, 308, 404, 405, 410})
+
+
+def _wrong_endpoint(response: WireResponse) -> str | None:
+    """Say how an answer looks like a wrong address, from its HTTP status and content type alone."""
+    if response.status in _WRONG_ENDPOINT_STATUSES:
+        return f"HTTP {response.status}"
+    if "text/html" in response.headers.get("content-type", "").lower():
+        return f"an HTML page (HTTP {response.status})"
+    return None
+
 
 class _Tries:
     """The requests made for one batch, and what they may have done at the gateway."""
 
-    __slots__ = ("claimed", "in_flight", "maybe_sent", "requests", "retries", "started_at")
+    __slots__ = ("claimed", "in_flight", "maybe_sent", "requests", "retries", "started_at", "wrong_endpoint")
 
     def __init__(self) -> None:
         self.requests = 0
@@ -80,6 +95,8 @@ class _Tries:
         self.claimed = False
         #: Wall-clock time of the first request, for hooks.
         self.started_at = 0.0
+        #: How the last answer looked like a wrong address, if it did.
+        self.wrong_endpoint: str | None = None
 
 
 class _NotOurs(Exception):
@@ -137,33 +154,28 @@ class Dispatcher:
 
     # -- the request itself ------------------------------------------------------------
 
-    async def send_request(self, request: WireRequest, deadline_at: float, size: int) -> WireResponse:
+    async def send_request(
+        self, request: WireRequest, deadline_at: float, size: int, before_write: BeforeWrite | None = None
+    ) -> WireResponse:
         """One request on a slot; every gate but the slot was passed already."""
-        listeners = self.instruments.on_request
-        if not listeners:
-            return await self.transport.send(request, deadline_at)
+        if not self.instruments.on_request:
+            return await self.transport.send(request, deadline_at, before_write)
         started = time.perf_counter()
-        status: int | None = None
-        error: str | None = None
         try:
-            response = await self.transport.send(request, deadline_at)
+            response = await self.transport.send(request, deadline_at, before_write)
         except exc.SmsError as failure:
-            error = type(failure).__name__
+            self._report_request(request, started, None, type(failure).__name__, size)
             raise
-        else:
-            status = response.status
-            return response
-        finally:
-            record = RequestFinished(
-                self.instruments.gateway,
-                request.operation,
-                time.perf_counter() - started,
-                status,
-                error,
-                size,
-            )
-            for listener in listeners:
-                listener(record)
+        self._report_request(request, started, response.status, None, size)
+        return response
+
+    def _report_request(
+        self, request: WireRequest, started: float, status: int | None, error: str | None, size: int
+    ) -> None:
+        gateway, seconds = self.instruments.gateway, time.perf_counter() - started
+        record = RequestFinished(gateway, request.operation, seconds, status, error, size)
+        for listener in self.instruments.on_request:
+            listener(record)
 
     async def lookup(
         self,
@@ -231,6 +243,8 @@ class Run:
             self._prepared[message] = self._driver.prepare_send(message, params)
         self.aborted: exc.SmsError | None = None
         self._abort_failure: Failure | None = None
+        # How each of the run's first settled batches looked like a wrong address ("" if it did not).
+        self._first_answers: list[str] = []
 
     def abort(self, error: exc.SmsError) -> None:
         """Stop the run: every batch not yet sent will be ``unsent``."""
@@ -321,9 +335,7 @@ class Run:
         assert batch.message is not None  # noqa: S101 - checked by the caller
         request = self._prepared_for(batch.message).build(numbers)
         dispatcher = self._dispatcher
-        limits, slots, journal = dispatcher.limits, dispatcher.slots, self.journal
         cost = len(numbers)
-        deadline = dispatcher.policy.deadline
         # The deadline starts when the first request leaves, not while the
         # batch queues for the rate meters.
         context = RetryContext(deadline_at=math.inf, budget=self.budget)
@@ -332,39 +344,23 @@ class Run:
         async def attempt() -> SendAnswer:
             if self.aborted is not None:
                 raise _RunStopped
-            await limits.wait_turn(cost)
-            async with slots:
-                if journal is not None and not tries.claimed:
-                    if not await journal.claim(batch):
-                        raise _NotOurs
-                    tries.claimed = True
-                if context.deadline_at == math.inf:
-                    context.deadline_at = time.monotonic() + deadline
-                    tries.started_at = time.time()
-                tries.requests += 1
-                tries.in_flight = True
-                try:
-                    response = await dispatcher.send_request(request, context.deadline_at, cost)
-                except exc.MaybeSentError:
-                    # A cancellation leaves in_flight set: the request may be out.
-                    tries.in_flight = False
-                    tries.maybe_sent = True
-                    raise
-                except exc.SmsError:
-                    tries.in_flight = False
-                    raise
-                tries.in_flight = False
+            await dispatcher.limits.wait_turn(cost)
+            async with dispatcher.slots:
+                response = await self._write(batch, request, tries, context)
+            tries.wrong_endpoint = None
             try:
                 return self._driver.parse_send(numbers, response)
-            except exc.AmbiguousResponseError:
-                tries.maybe_sent = True
+            except exc.GatewayError as error:
+                if isinstance(error, exc.AmbiguousResponseError):
+                    tries.maybe_sent = True
+                tries.wrong_endpoint = _wrong_endpoint(response)
                 raise
 
         async def wait(error: exc.SmsError, seconds: float) -> None:
             tries.retries += 1
-            if tries.claimed and journal is not None and not tries.maybe_sent:
+            if tries.claimed and self.journal is not None and not tries.maybe_sent:
                 # Nothing reached the gateway: pending again for the backoff.
-                await journal.release(batch)
+                await self.journal.release(batch)
                 tries.claimed = False
             await dispatcher.wait_to_retry(error, seconds)
 
@@ -372,8 +368,60 @@ class Run:
             answer = await call_with_retries(dispatcher.retrying["send"], attempt, context, wait)
         except exc.SmsError as error:
             self._fail(result, numbers, error, maybe_sent=tries.maybe_sent)
+            self._watch_first_answers(tries.wrong_endpoint or "", error)
             return
+        self._watch_first_answers("", None)
         _record_answer(result, numbers, answer)
+
+    async def _write(
+        self, batch: Batch, request: WireRequest, tries: _Tries, context: RetryContext
+    ) -> WireResponse:
+        """One try on the wire, the journal's claim made once a connection is ready."""
+        journal = self.journal
+        if context.deadline_at == math.inf:
+            context.deadline_at = time.monotonic() + self._dispatcher.policy.deadline
+            tries.started_at = time.time()
+
+        async def claim() -> None:
+            assert journal is not None  # noqa: S101 - passed only with a journal
+            if not await journal.claim(batch):
+                raise _NotOurs
+            tries.claimed = True
+
+        tries.requests += 1
+        tries.in_flight = True
+        try:
+            response = await self._dispatcher.send_request(
+                request,
+                context.deadline_at,
+                len(batch.numbers),
+                claim if journal is not None and not tries.claimed else None,
+            )
+        except exc.SmsError as error:
+            # A cancellation leaves in_flight set: the request may be out.
+            tries.in_flight = False
+            if isinstance(error, exc.MaybeSentError):
+                tries.maybe_sent = True
+            raise
+        tries.in_flight = False
+        return response
+
+    def _watch_first_answers(self, wrong_endpoint: str, error: exc.SmsError | None) -> None:
+        """Stop the run when its first batches all got the same wrong-endpoint answer."""
+        answers = self._first_answers
+        if len(answers) >= _FIRST_BATCHES:
+            return
+        answers.append(wrong_endpoint)
+        if len(answers) == _FIRST_BATCHES and answers[0] and answers.count(answers[0]) == _FIRST_BATCHES:
+            reason = error.reason if error is not None else ""
+            self.abort(
+                exc.EndpointError(
+                    f"the gateway answered {answers[0]} to the first {_FIRST_BATCHES} batches "
+                    f"({reason}): the address looks wrong, not the recipients; check base_url and "
+                    "the gateway's paths, then send the rest again",
+                    status_code=error.status_code if isinstance(error, exc.GatewayError) else None,
+                )
+            )
 
     def _fail(
         self, result: BatchResult, numbers: Sequence[str], error: exc.SmsError, *, maybe_sent: bool

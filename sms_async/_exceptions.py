@@ -14,6 +14,7 @@
     ├── GatewayError                         the gateway answered, and it was not a success
     │   ├── AuthenticationError       *abort the gateway refused the credentials
     │   ├── OutOfCreditError          *abort the account cannot pay
+    │   ├── EndpointError             *abort the first batches all got a wrong-endpoint answer
     │   ├── RejectedError                    the gateway refused this request, with its reason
     │   ├── GatewayBusyError                 429 / 503: refused before processing, retryable
     │   └── AmbiguousResponseError           5xx, or a 200 we cannot read: may have been sent
@@ -41,6 +42,7 @@ __all__ = [
     "ConnectError",
     "ConnectTimeout",
     "DeadlineExceeded",
+    "EndpointError",
     "GatewayBusyError",
     "GatewayError",
     "InsufficientCreditError",
@@ -146,6 +148,15 @@ class AuthenticationError(GatewayError):
 
 class OutOfCreditError(GatewayError):
     """The account has no credit left; the run stops."""
+
+    aborts_run = True
+
+
+class EndpointError(GatewayError):
+    """The first batches of a run all got the same wrong-endpoint answer; the run stops.
+
+    HTTP 404/405, a redirect, an HTML page: the address is wrong, not the recipients.
+    """
 
     aborts_run = True
 

@@ -22,6 +22,7 @@ from sms_async import (
     BulkSender,
     ConfigurationError,
     DeliveryStatus,
+    EndpointError,
     InvalidMessageError,
     InvalidSenderIdError,
     ItecPay,
@@ -889,3 +890,35 @@ async def test_errors_raised_inside_the_sender_block_are_not_wrapped():
     with pytest.raises(KeyError):
         async with BulkSender(driver):
             raise KeyError("mine")
+
+
+# -- a wrong endpoint --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("fault", "outcome"),
+    [
+        (respond(404, "Not Found"), Outcome.REJECTED),
+        (respond(405, "Method Not Allowed"), Outcome.REJECTED),
+        (respond(200, "<html><body>Welcome</body></html>", {"content-type": "text/html"}), Outcome.UNKNOWN),
+    ],
+    ids=["404", "405", "html-page"],
+)
+async def test_a_wrong_endpoint_stops_the_run_after_the_first_batches(fault, outcome):
+    """The first three batches all answered as by a wrong address stop the run; the rest is unsent."""
+    gateway = FakeGateway(always=fault)
+    result = await send(gateway, numbers(2000), concurrency=1)
+    assert_accounted(result, 2000)
+    assert isinstance(result.aborted, EndpointError)
+    assert "check base_url" in result.aborted.reason
+    assert gateway.calls == 3
+    assert outcomes(result) == {outcome: 300, Outcome.UNSENT: 1700}
+
+
+async def test_a_wrong_endpoint_answer_after_a_success_does_not_stop_the_run():
+    """A 404 after a good first answer is a rejection like any other: the run goes on."""
+    gateway = FakeGateway([FakeGateway.success_fault()], always=respond(404, "Not Found"))
+    result = await send(gateway, numbers(600), concurrency=1)
+    assert result.aborted is None
+    assert gateway.calls == 6
+    assert outcomes(result) == {Outcome.REJECTED: 500}

@@ -11,6 +11,7 @@ EXPECTED = {
     "ConfigurationError",
     "DeliveryReport",
     "DeliveryStatus",
+    "EndpointError",
     "Encoding",
     "Estimate",
     "Failure",

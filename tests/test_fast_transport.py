@@ -131,3 +131,42 @@ def test_a_token_with_a_line_break_is_refused_up_front():
     """A credential holding a line break is a configuration error, before any request."""
     with pytest.raises(ConfigurationError, match="control character"):
         Iton(token="good\r\nX-Injected: 1", base_url="http://127.0.0.1:9/api/")
+
+
+async def test_before_write_runs_once_connected_and_before_any_byte():
+    """The hook is awaited after the connection is open and before the server sees a byte."""
+    server = ScriptedServer(lambda _n: http(b"ok"))
+    seen: list[tuple[int, int]] = []
+    async with server as origin:
+        transport = FastTransport(origin, limit=1)
+
+        async def before_write() -> None:
+            await asyncio.sleep(0.05)  # time enough for the server to count the connection
+            seen.append((server.connections, server.requests))
+
+        response = await transport.send(get(), None, before_write)
+        await transport.aclose()
+    assert response.body == b"ok"
+    assert seen == [(1, 0)]
+
+
+async def test_before_write_raising_sends_nothing_and_keeps_the_connection():
+    """A hook that raises (a journal that will not claim) leaves the request unwritten, the pool intact."""
+
+    class Refused(Exception):
+        pass
+
+    async def refuse() -> None:
+        raise Refused
+
+    server = ScriptedServer(lambda _n: http(b"ok"))
+    async with server as origin:
+        transport = FastTransport(origin, limit=1)
+        await transport.send(get())
+        with pytest.raises(Refused):
+            await transport.send(get(), None, refuse)
+        response = await transport.send(get())
+        await transport.aclose()
+    assert response.body == b"ok"
+    assert server.requests == 2
+    assert server.connections == 1

@@ -10,6 +10,7 @@ retrying is the retry policy's decision, made per operation.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 import attrs
@@ -17,7 +18,10 @@ import attrs
 from sms_async._redact import redact
 from sms_async._wire import WireRequest, WireResponse
 
-__all__ = ["MAX_BODY", "MAX_HEAD", "USER_AGENT", "Timeouts", "Transport", "safe_detail"]
+__all__ = ["MAX_BODY", "MAX_HEAD", "USER_AGENT", "BeforeWrite", "Timeouts", "Transport", "safe_detail"]
+
+#: Awaited once a connection is ready, just before the request is written (a journal's claim).
+BeforeWrite = Callable[[], Awaitable[None]]
 
 USER_AGENT = "sms_async/0.1"
 
@@ -50,11 +54,16 @@ class Transport(Protocol):
     #: ``"fast"`` or ``"httpx"``.
     name: str
 
-    async def send(self, request: WireRequest, deadline_at: float | None = None) -> WireResponse:
+    async def send(
+        self, request: WireRequest, deadline_at: float | None = None, before_write: BeforeWrite | None = None
+    ) -> WireResponse:
         """Send ``request`` and return the answer, whatever its HTTP status.
 
         ``deadline_at`` (a ``time.monotonic()`` value) bounds the whole
         exchange; past it, :class:`~sms_async._exceptions.DeadlineExceeded` is raised.
+        ``before_write`` is awaited as late as the transport can: once a
+        connection is ready, just before the first byte is written; whatever
+        it raises goes through, and nothing is written.
         """
 
     async def aclose(self) -> None:

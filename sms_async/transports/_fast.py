@@ -28,7 +28,7 @@ import aiohappyeyeballs
 from sms_async import _exceptions as exc
 from sms_async._wire import Origin, WireRequest, WireResponse
 from sms_async.transports._answer import AnswerError, AnswerReader
-from sms_async.transports._base import USER_AGENT, Timeouts, safe_detail
+from sms_async.transports._base import USER_AGENT, BeforeWrite, Timeouts, safe_detail
 from sms_async.transports._env import ssl_context_for
 
 __all__ = ["FastTransport"]
@@ -243,12 +243,25 @@ class FastTransport:
         #: Connections opened so far (for tests and benchmarks).
         self.connections_opened = 0
 
-    async def send(self, request: WireRequest, deadline_at: float | None = None) -> WireResponse:
+    async def send(
+        self, request: WireRequest, deadline_at: float | None = None, before_write: BeforeWrite | None = None
+    ) -> WireResponse:
         """Send ``request`` on a pooled connection; map every failure exactly."""
         if self._closed:
             raise exc.ConnectError("the transport is closed")
         data = self._encode(request)
         conn = await self._acquire()
+        if before_write is not None:
+            try:
+                await before_write()
+            except BaseException:
+                self._release(conn)  # nothing was written: the connection is as good as it was
+                raise
+            if not conn.usable(time.monotonic()):
+                # The gateway closed it while we waited: a new one, with nothing written yet.
+                conn.close()
+                self._release(conn)
+                conn = await self._acquire()
         failure: exc.TransportError | None = None
         try:
             waiter = conn.start(data, self._timeouts, deadline_at)

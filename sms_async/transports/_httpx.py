@@ -17,7 +17,7 @@ import httpx
 
 from sms_async import _exceptions as exc
 from sms_async._wire import Origin, WireRequest, WireResponse
-from sms_async.transports._base import MAX_BODY, safe_detail
+from sms_async.transports._base import MAX_BODY, BeforeWrite, safe_detail
 
 __all__ = ["HttpxTransport", "map_httpx_error"]
 
@@ -34,10 +34,14 @@ class HttpxTransport:
         self._base = f"{origin.scheme}://{origin.host_header}"
         self._owns_client = owns_client
 
-    async def send(self, request: WireRequest, deadline_at: float | None = None) -> WireResponse:
-        """Send over the client; never follows a redirect."""
+    async def send(
+        self, request: WireRequest, deadline_at: float | None = None, before_write: BeforeWrite | None = None
+    ) -> WireResponse:
+        """Send over the client; never follows a redirect.
+
+        httpx connects inside its own send, so ``before_write`` runs just before it.
+        """
         client = self._client
-        budget = None if deadline_at is None else deadline_at - time.monotonic()
         # Errors are built inside ``except`` but raised after it, so that the
         # httpx error (whose text may hold the URL, password and all) is
         # neither the cause nor the context of ours.
@@ -55,6 +59,9 @@ class HttpxTransport:
             )
         if failure is not None:
             raise failure
+        if before_write is not None:
+            await before_write()
+        budget = None if deadline_at is None else deadline_at - time.monotonic()
         try:
             with anyio.fail_after(budget):
                 answer = await self._exchange(client, http_request)
