@@ -175,12 +175,11 @@ class Batcher:
         if set(map(type, chunk)) != {str}:
             chunk = [item if type(item) is str else str(item) for item in chunk]  # ints from a CSV reader
         e164s = self._normaliser.normalise_many(chunk)
-        # int() takes the leading '+': the key is the number's digits (e164_key).
-        if None not in e164s and self._seen.add_new(list(map(int, e164s))):  # type: ignore[arg-type]
+        if None not in e164s and self._seen.add_new(e164s):  # type: ignore[arg-type]
             self._fill(e164s, chunk, done)  # type: ignore[arg-type]
             return
         for raw, e164 in zip(chunk, e164s, strict=True):
-            if e164 is not None and self._seen.add(int(e164)):
+            if e164 is not None and self._seen.add(e164):
                 self._add_number(e164, raw, self._message, done)
             else:
                 self._settle_here(raw, e164, None, done)
@@ -217,7 +216,7 @@ class Batcher:
                 self._settle_here(raw, None, message, done)
             elif e164 is None:
                 self._settle_here(raw, None, None, done)
-            elif self._seen.add(int(e164)):
+            elif self._seen.add(e164):
                 self._add_number(e164, raw, message, done)
             else:
                 self._settle_here(raw, e164, None, done)
@@ -278,7 +277,9 @@ class Batcher:
         seen = self._seen_invalid
         if seen is None:
             seen = self._seen_invalid = SeenNumbers()
-        return seen.add(_digest(raw))
+        # The store keeps E.164 numbers compactly; an invalid text is kept as
+        # its 63-bit digest spelled the same way.
+        return seen.add(f"+{_digest(raw)}")
 
     def _invalid(self, raw: str) -> Failure:
         try:
@@ -294,9 +295,9 @@ class Batcher:
 
 
 def _digest(raw: str) -> int:
-    """A stable 63-bit key for an invalid input's text (the same in every process)."""
+    """A stable key for an invalid input's text (the same in every process), in 1 .. 2**63 - 1."""
     digest = hashlib.blake2b(raw.encode("utf-8", "surrogatepass"), digest_size=8).digest()
-    return int.from_bytes(digest, "big") >> 1
+    return int.from_bytes(digest, "big") >> 1 | 1
 
 
 def _pair(item: Any) -> tuple[str, str | Failure]:

@@ -18,6 +18,7 @@ The engine never parses a gateway's body: the driver does, here.
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -49,6 +50,8 @@ if TYPE_CHECKING:
     from sms_async._batching import Batch
 
 __all__ = ["Dispatcher", "Run"]
+
+logger = logging.getLogger("sms_async")
 
 T = TypeVar("T")
 
@@ -438,6 +441,7 @@ class Run:
         outcome = Outcome.UNKNOWN if maybe_sent else _outcome_of(error)
         failure = Failure(outcome, error.reason, error)
         result.failed.update(dict.fromkeys(numbers, failure))
+        logger.debug("batch %d: %s (%s)", result.index, outcome.value, error.reason)
 
     async def _drop_dnd(self, numbers: list[str], result: BatchResult) -> list[str]:
         driver = self._driver

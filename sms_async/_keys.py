@@ -1,15 +1,17 @@
 """The distinct E.164 numbers a run has seen, kept compactly.
 
-A run de-duplicates its recipients by :func:`sms_async._phone.e164_key`, an
-integer below ``2**63``. A Python ``set[int]`` costs about 65 bytes a key
-(670 MB at 10 million numbers). :class:`SeenNumbers` answers the same
-questions in 11 to 23 bytes a key once it is large (15 at 10 million), and
-is a plain set, at a plain set's cost, while it is small.
+A run de-duplicates its recipients by their E.164 form. :class:`SeenNumbers`
+takes the E.164 strings themselves and, once it is large, answers the same
+questions in 11 to 23 bytes a number (15 at 10 million) instead of a set's
+65 or more, by keeping :func:`sms_async._phone.e164_key` (an integer below
+``2**63``) in a table.
 
 How
-    Up to ``_SPILL_AT`` keys (about a million, some 65 MB) the store *is* a
-    Python set: a run of that size pays exactly what a set costs, and never
-    imports numpy. Then the keys move into ``_Table``, a hash table in numpy
+    Up to ``_SPILL_AT`` numbers (about a million) the store *is* a Python set
+    of the E.164 strings: the strings are the ones the batches and the
+    results hold anyway, so ``send`` pays only the set's slots, nothing is
+    converted, and numpy is never imported. Then the keys move into
+    ``_Table``, a hash table in numpy
     of the keys' 64-bit hashes (a one-to-one hash, so a hash stands for its
     key): ``2**bits`` buckets of eight slots (one cache line), a hash's
     bucket being its top bits. Looking up a chunk is a handful of vectorised
@@ -31,8 +33,9 @@ What it costs
     for a quarter of its memory. :meth:`SeenNumbers.add` costs about 1 us
     past the spill, against a set's 0.1 to 0.2 us.
 
-Keys must be positive integers below ``2**63``, as :func:`e164_key` makes
-them: the table marks an empty slot with 0.
+Numbers must be E.164 as the normaliser makes them (``+`` and digits, no
+leading 0), so that their keys are positive integers below ``2**63``: the
+table marks an empty slot with 0.
 """
 
 from __future__ import annotations
@@ -68,9 +71,12 @@ _PENDING_MAX: Final = 4096
 _MIX1: Final = 0xFF51AFD7ED558CCD
 _MIX2: Final = 0xC4CEB9FE1A85EC53
 _MASK64: Final = (1 << 64) - 1
-# What an int key costs in a set besides the set's own table: the int object.
+# What a number costs in the plain set besides the set's own table, when only
+# the set holds its string (``stream``; in ``send`` the results hold it too).
+_STR_BYTES: Final = 64
+# What a pending number costs besides the set's table: its int key.
 _INT_BYTES: Final = 32
-_BAD_KEY: Final = "SeenNumbers keys are e164_key values, positive integers below 2**63"
+_BAD_KEY: Final = "SeenNumbers holds E.164 numbers: their digits must be positive integers below 2**63"
 
 
 def _load_numpy() -> None:
@@ -232,37 +238,45 @@ class _Table:
 
 
 class SeenNumbers:
-    """Distinct E.164 keys seen so far, compact: <= 16 B per key at 10M keys.
+    """Distinct E.164 numbers seen so far, compact: <= 16 B a number at 10M numbers.
 
-    Keys are :func:`sms_async._phone.e164_key` values: positive integers
-    below ``2**63``. Up to about a million keys this is a plain ``set``;
-    past that, a numpy hash table (see the module's docstring). One run uses
-    one store: it is not safe to share between threads.
+    Up to about a million numbers this is a plain ``set`` of the strings;
+    past that, a numpy hash table of their keys (see the module's
+    docstring). One run uses one store: it is not safe to share between threads.
     """
 
     __slots__ = ("_pending", "_small", "_table")
 
     def __init__(self) -> None:
         # The plain set while it lasts; None once the table has taken over.
-        self._small: set[int] | None = set()
+        self._small: set[str] | None = set()
         self._table: _Table | None = None
         self._pending: set[int] = set()
 
-    def add_new(self, keys: list[int]) -> bool:
-        """If every key in `keys` is distinct and none was seen before, add them all and return True;
-        otherwise add nothing and return False (the caller then goes key by key)."""  # noqa: D205, D209
+    def add_new(self, numbers: list[str]) -> bool:
+        """Add every number and return True if all are distinct and unseen; else add nothing, return False.
+
+        The caller then goes number by number with :meth:`add`.
+        """
         small = self._small
         if small is not None:
-            fresh = set(keys)
-            if len(fresh) != len(keys) or not small.isdisjoint(fresh):
+            # No set of the chunk is built: probing the list, then adding it,
+            # costs a third less. None was there before, so a chunk that
+            # turns out to repeat a number of its own comes out whole again.
+            if not small.isdisjoint(numbers):
                 return False
-            small |= fresh
+            before = len(small)
+            small.update(numbers)
+            if len(small) - before != len(numbers):
+                small.difference_update(numbers)
+                return False
             if len(small) >= _SPILL_AT:
                 self._spill()
             return True
         table = self._table
         if table is None:
             raise AssertionError("no table after the plain set")  # set together in _spill
+        keys = _keys_of(numbers)
         try:
             chunk = np.array(keys, dtype=np.int64)
         except OverflowError as error:
@@ -285,18 +299,17 @@ class SeenNumbers:
             return False
         return table.add_chunk(hashes, buckets, shared=shared)
 
-    def add(self, key: int) -> bool:
-        """Add one key; True when it was new."""
+    def add(self, number: str) -> bool:
+        """Add one number; True when it was new."""
         small = self._small
         if small is not None:
-            if key in small:
+            if number in small:
                 return False
-            small.add(key)
+            small.add(number)
             if len(small) >= _SPILL_AT:
                 self._spill()
             return True
-        if not 0 < key < 1 << 63:
-            raise ValueError(_BAD_KEY)
+        key = _key_of(number)
         if key in self._pending or self._held(key):
             return False
         self._pending.add(key)
@@ -304,10 +317,14 @@ class SeenNumbers:
             self._settle()
         return True
 
-    def __contains__(self, key: int) -> bool:
+    def __contains__(self, number: str) -> bool:
         small = self._small
         if small is not None:
-            return key in small
+            return number in small
+        try:
+            key = _key_of(number)
+        except ValueError:
+            return False  # never stored
         return key in self._pending or self._held(key)
 
     def __len__(self) -> int:
@@ -317,35 +334,31 @@ class SeenNumbers:
 
     @property
     def nbytes(self) -> int:
-        """Approximate memory held, in bytes."""
+        """Approximate memory held, in bytes (the plain set's strings counted as its own)."""
         pending = sys.getsizeof(self._pending) + _INT_BYTES * len(self._pending)
         if self._small is not None:
-            return sys.getsizeof(self._small) + _INT_BYTES * len(self._small) + pending
+            return sys.getsizeof(self._small) + _STR_BYTES * len(self._small) + pending
         return (self._table.nbytes if self._table is not None else 0) + pending
 
     def __repr__(self) -> str:
         return f"SeenNumbers({len(self):,} keys, about {self.nbytes:,} bytes)"
 
     def _held(self, key: int) -> bool:
-        if not 0 < key < 1 << 63:
-            return False  # never stored: the table holds positive int64 keys only
         return self._table is not None and self._table.holds(_hash_int(key))
 
     def _count(self) -> int:
         return self._table.count if self._table is not None else 0
 
     def _spill(self) -> None:
-        """Move the plain set's keys into a table, and use the table from now on."""
+        """Move the plain set's numbers into a table, and use the table from now on."""
         small = self._small
         if small is None:
             return
         _load_numpy()
         try:
-            keys = np.fromiter(small, dtype=np.int64, count=len(small))
+            keys = np.fromiter(map(_key_of, small), dtype=np.int64, count=len(small))
         except OverflowError as error:
             raise ValueError(_BAD_KEY) from error
-        if keys.min() <= 0:
-            raise ValueError(_BAD_KEY)
         table = _Table(_bits_for(len(keys)))
         # A block at a time, so that the insertion's temporary arrays stay
         # small beside the set and the table.
@@ -373,6 +386,26 @@ class SeenNumbers:
             raise AssertionError("no table to grow")  # only called once the table exists
         table.double()
         return table
+
+
+def _key_of(number: str) -> int:
+    """The key of an E.164 number: its digits as an integer (``e164_key``, checked)."""
+    if number[:1] != "+" or number[1:2] == "0" or not number[1:].isdigit():
+        raise ValueError(f"{_BAD_KEY}, got {number[:20]!r}")
+    key = int(number)  # int() takes the leading '+'
+    if key >= 1 << 63:
+        raise ValueError(_BAD_KEY)
+    return key
+
+
+def _keys_of(numbers: list[str]) -> list[int]:
+    try:
+        keys = list(map(int, numbers))  # the normaliser's E.164: '+' and digits
+    except ValueError:
+        keys = [_key_of(number) for number in numbers]
+    if keys and (min(keys) <= 0 or max(keys) >= 1 << 63):
+        raise ValueError(_BAD_KEY)
+    return keys
 
 
 def _split_tables() -> tuple[npt.NDArray[np.intp], npt.NDArray[np.uint8]]:

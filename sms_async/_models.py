@@ -249,7 +249,9 @@ class BulkResult:
     )
 
     def __init__(self) -> None:
-        self._unmerged: list[BatchResult] = []
+        self._unmerged: list[
+            tuple[dict[str, str] | None, dict[str, Failure] | None, dict[str, int] | None]
+        ] = []
         self._message_ids: dict[str, str] = {}
         self._failed: dict[str, Failure] = {}
         self._duplicates: dict[str, int] = {}
@@ -269,20 +271,26 @@ class BulkResult:
 
     def add(self, batch: BatchResult) -> None:
         """Fold one batch into this result."""
+        # Only the batch's maps are kept, not the batch: a map of strings is
+        # not tracked by the garbage collector, so a million kept ids cost no
+        # collector time while the run goes on.
         tally = self._tally
-        accepted = len(batch.message_ids)
+        ids = batch.message_ids
+        accepted = len(ids)
         tally[Outcome.ACCEPTED] += accepted
         total = accepted
+        if accepted:
+            self._unmerged.append((ids, None, None))
         if batch.failed:
             for failure in batch.failed.values():
                 tally[failure.outcome] += 1
             total += len(batch.failed)
+            self._unmerged.append((None, batch.failed, None))
         if batch.duplicates:
             repeats = sum(batch.duplicates.values())
             tally[Outcome.DUPLICATE] += repeats
             total += repeats
-        if total:
-            self._unmerged.append(batch)
+            self._unmerged.append((None, None, batch.duplicates))
         self.total += total
         self.requests += batch.requests
         self.retries += batch.retries
@@ -292,14 +300,15 @@ class BulkResult:
             self.aborted = batch.aborted
 
     def _merge(self) -> None:
-        batches, self._unmerged = self._unmerged, []
+        parts, self._unmerged = self._unmerged, []
         ids, failed, dups = self._message_ids, self._failed, self._duplicates
-        for batch in batches:
-            ids.update(batch.message_ids)
-            if batch.failed:
-                failed.update(batch.failed)
-            if batch.duplicates:
-                for key, count in batch.duplicates.items():
+        for batch_ids, batch_failed, batch_dups in parts:
+            if batch_ids is not None:
+                ids.update(batch_ids)
+            elif batch_failed is not None:
+                failed.update(batch_failed)
+            elif batch_dups is not None:
+                for key, count in batch_dups.items():
                     dups[key] = dups.get(key, 0) + count
 
     @property

@@ -34,7 +34,11 @@ class Hooks(Protocol):
 
 
 class LoggingHooks:
-    """Retries and pauses at INFO, aborts at WARNING, settled batches at DEBUG, on the "sms_async" logger."""
+    """Retries and pauses at INFO, aborts at WARNING, on the "sms_async" logger.
+
+    It hears nothing of batches that settle well: a record per batch would
+    cost every request something for a log line nobody reads.
+    """
 
     def on_retry(self, record: RetryScheduled) -> None:
         """Log a retry."""
@@ -57,12 +61,6 @@ class LoggingHooks:
     def on_abort(self, record: RunAborted) -> None:
         """Log an aborted run."""
         logger.warning("run aborted: %s: %s", record.error, record.reason)
-
-    def on_batch(self, record: BatchSettled) -> None:
-        """Log a settled batch."""
-        if logger.isEnabledFor(logging.DEBUG):
-            counts = ", ".join(f"{o.value}={n}" for o, n in record.counts.items() if n)
-            logger.debug("%s batch %d settled: %s", record.gateway, record.index, counts or "empty")
 
 
 R = TypeVar("R")

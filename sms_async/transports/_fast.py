@@ -94,7 +94,6 @@ class _Conn(asyncio.Protocol):
             # Bytes nobody asked for: the connection is out of step; drop it.
             self.close()
             return
-        self._rearm()
         try:
             complete = reader.feed(data)
         except AnswerError as error:
@@ -103,6 +102,10 @@ class _Conn(asyncio.Protocol):
             return
         if complete:
             self._finish(reader)
+        else:
+            # Progress, but not the whole answer: the timeout starts again (the
+            # usual answer arrives whole, and needs no new timer).
+            self._rearm()
 
     def eof_received(self) -> bool:
         reader = self.reader
