@@ -23,6 +23,7 @@ a 64-bit digest per distinct invalid text: nothing else grows with the input.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import itertools
 from collections.abc import AsyncGenerator, AsyncIterable, Iterable, Iterator
@@ -32,7 +33,7 @@ import anyio.lowlevel
 
 from sms_async import _exceptions as exc
 from sms_async._keys import SeenNumbers
-from sms_async._message import Message, Template
+from sms_async._message import Message, Template, check_sender_id
 from sms_async._models import BatchResult, Failure, LocalInput, Outcome
 from sms_async._phone import PhoneNormaliser
 
@@ -43,6 +44,7 @@ __all__ = [
     "Recipients",
     "iter_chunks",
     "read_chunks",
+    "tally_cost",
 ]
 
 #: Settled-here inputs a batch carries at most before it is cut anyway.
@@ -141,6 +143,40 @@ class Batcher:
         self._messages: dict[str, Message | Failure] = {}
         self._read = 0
         self._batch = Batch(0, 1, message)
+
+    @classmethod
+    def for_text(
+        cls,
+        normaliser: PhoneNormaliser,
+        max_batch: int,
+        text: str | Template | None,
+        *,
+        sender_id: str,
+        max_segments: int | None = None,
+    ) -> Batcher:
+        """The batcher of a call's ``text``: one text, a Template, or None for ``(number, text)`` pairs.
+
+        Raises for misuse (a bad sender id; one text that is empty, too long, unencodable).
+        """
+        if isinstance(text, str):
+            message: Message | None = Message.create(text, sender_id, max_segments=max_segments)
+        else:
+            message = None
+            check_sender_id(sender_id)
+        template = text if isinstance(text, Template) else None
+        return cls(
+            normaliser,
+            max_batch,
+            message=message,
+            sender_id=sender_id,
+            max_segments=max_segments,
+            template=template,
+        )
+
+    @property
+    def message(self) -> Message | None:
+        """The call's one text, or ``None`` when each recipient has a text of their own."""
+        return self._message
 
     @property
     def read(self) -> int:
@@ -353,3 +389,23 @@ async def read_chunks(items: Recipients) -> AsyncGenerator[list[Any], None]:
         yield chunk
         if count % 16 == 0:
             await checkpoint()
+
+
+async def tally_cost(batcher: Batcher, recipients: Recipients) -> tuple[int, int]:
+    """Read ``recipients`` through ``batcher``: (credits, the most parts one recipient needs)."""
+    cost = most = 0
+
+    def add(batch: Batch) -> None:
+        nonlocal cost, most
+        if batch.message is not None and batch.numbers:
+            parts = batch.message.segments
+            cost += parts * len(batch.numbers)
+            most = max(most, parts)
+
+    async with contextlib.aclosing(read_chunks(recipients)) as chunks:
+        async for chunk in chunks:
+            for batch in batcher.feed(chunk):
+                add(batch)
+    for batch in batcher.finish():
+        add(batch)
+    return cost, most

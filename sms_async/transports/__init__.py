@@ -8,7 +8,7 @@
 from sms_async.transports._base import Timeouts, Transport
 from sms_async.transports._fast import FastTransport
 from sms_async.transports._httpx import HttpxTransport, map_httpx_error
-from sms_async.transports._open import HttpBackend, check_backend_options, open_transport
+from sms_async.transports._open import HttpBackend, TransportOptions, check_backend_options, open_transport
 
 __all__ = [
     "FastTransport",
@@ -16,6 +16,7 @@ __all__ = [
     "HttpxTransport",
     "Timeouts",
     "Transport",
+    "TransportOptions",
     "check_backend_options",
     "map_httpx_error",
     "open_transport",

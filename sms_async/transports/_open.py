@@ -14,6 +14,7 @@ import logging
 import ssl
 from typing import Any, Literal
 
+import attrs
 import httpx
 import sniffio
 
@@ -25,7 +26,7 @@ from sms_async.transports._env import describe_proxy, environment_proxy, ssl_con
 from sms_async.transports._fast import FastTransport
 from sms_async.transports._httpx import HttpxTransport
 
-__all__ = ["HttpBackend", "check_backend_options", "open_transport"]
+__all__ = ["HttpBackend", "TransportOptions", "check_backend_options", "open_transport"]
 
 HttpBackend = Literal["auto", "fast", "httpx"]
 
@@ -58,6 +59,40 @@ def check_backend_options(
         raise exc.ConfigurationError(
             "verify= and trust_env= do not apply to a client you pass in: "
             "set them on your httpx.AsyncClient instead"
+        )
+
+
+@attrs.frozen
+class TransportOptions:
+    """How a sender reaches its gateway; checked when made, opened in the event loop that uses it."""
+
+    timeouts: Timeouts = attrs.Factory(Timeouts)
+    http: HttpBackend = "auto"
+    client: httpx.AsyncClient | None = None
+    transport: httpx.AsyncBaseTransport | None = None
+    verify: ssl.SSLContext | bool = True
+    trust_env: bool = True
+
+    def __attrs_post_init__(self) -> None:
+        check_backend_options(
+            self.http,
+            client=self.client,
+            transport=self.transport,
+            verify=self.verify,
+            trust_env=self.trust_env,
+        )
+
+    def open(self, origin: Origin, concurrency: int) -> Transport:
+        """The transport for ``origin`` (see :func:`open_transport`)."""
+        return open_transport(
+            origin,
+            concurrency=concurrency,
+            timeouts=self.timeouts,
+            http=self.http,
+            client=self.client,
+            transport=self.transport,
+            verify=self.verify,
+            trust_env=self.trust_env,
         )
 
 

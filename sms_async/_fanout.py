@@ -1,0 +1,172 @@
+"""One ``send``/``stream`` call run to its end: a reader cuts batches, workers dispatch them.
+
+::
+
+    recipients -> read_chunks -> Batcher.feed -> bounded channel (size c)
+      -> c workers: Run.dispatch(batch) -> journal.settle -> hooks -> deliver
+
+``deliver`` is a callback (``send`` folds each batch into its result) or a
+memory stream (``stream`` yields from it). Memory is O(concurrency): the
+reader waits when the channel is full. A cancelled call reports every batch
+it read, never dropping one silently: those in flight as the dispatch
+decides, those never started as ``unsent``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Callable
+from typing import TypeVar
+
+import anyio
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+
+from sms_async import _exceptions as exc
+from sms_async._batching import Batch, Batcher, Recipients, read_chunks
+from sms_async._dispatch import Run
+from sms_async._models import BatchResult, Failure, Outcome
+from sms_async._redact import redact
+
+__all__ = ["Deliver", "execute", "run_in_background", "take"]
+
+logger = logging.getLogger("sms_async")
+
+T = TypeVar("T")
+
+#: Where settled batches go: a callback, or a stream a consumer reads.
+Deliver = Callable[[BatchResult], None] | MemoryObjectSendStream[BatchResult]
+
+
+async def execute(
+    run: Run,
+    batcher: Batcher,
+    recipients: Recipients,
+    workers: int,
+    deliver: Deliver,
+) -> None:
+    """Read, dispatch and deliver every batch, to the end or to cancellation."""
+    jobs_send, jobs_recv = anyio.create_memory_object_stream[Batch](workers)
+    with jobs_recv:
+        try:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(_read, run, batcher, recipients, jobs_send)
+                for _ in range(workers):
+                    tg.start_soon(_work, run, jobs_recv.clone(), deliver)
+        except anyio.get_cancelled_exc_class():
+            # Batches read but never started: report them, never drop them silently.
+            never = Failure(Outcome.UNSENT, "not sent: the run was cancelled before this batch went out")
+            with anyio.CancelScope(shield=True):
+                while True:
+                    try:
+                        batch = jobs_recv.receive_nowait()
+                    except (anyio.WouldBlock, anyio.EndOfStream, anyio.ClosedResourceError):
+                        break
+                    result = batch.to_result()
+                    result.failed.update(dict.fromkeys(batch.numbers, never))
+                    await _deliver(run, result, 0.0, deliver)
+            raise
+
+
+async def _read(
+    run: Run, batcher: Batcher, recipients: Recipients, jobs: MemoryObjectSendStream[Batch]
+) -> None:
+    async with jobs, contextlib.aclosing(read_chunks(recipients)) as chunks:
+        while True:
+            try:
+                chunk = await anext(chunks)
+            except StopAsyncIteration:
+                break
+            except Exception as error:  # noqa: BLE001 - the caller's iterable; whatever it raises stops the run
+                run.abort(_recipients_error(error))
+                break
+            for batch in batcher.feed(chunk):
+                await _put(jobs, batch)
+        # Everything read is accounted for, even when reading failed.
+        for batch in batcher.finish():
+            await _put(jobs, batch)
+
+
+async def _work(
+    run: Run,
+    jobs: MemoryObjectReceiveStream[Batch],
+    deliver: Deliver,
+) -> None:
+    async with jobs:
+        while (batch := await take(jobs)) is not None:
+            settled = await run.dispatch(batch)
+            if settled is None:
+                continue
+            result, started_at = settled
+            if run.journal is None and not isinstance(deliver, MemoryObjectSendStream):
+                run.report(result, started_at)  # nothing to await: no shield needed
+                deliver(result)
+                continue
+            with anyio.CancelScope(shield=True):
+                await _deliver(run, result, started_at, deliver)
+
+
+async def _deliver(
+    run: Run,
+    result: BatchResult,
+    started_at: float,
+    deliver: Deliver,
+) -> None:
+    if run.journal is not None:
+        await run.journal.settle(result)
+    run.report(result, started_at)
+    if not isinstance(deliver, MemoryObjectSendStream):
+        deliver(result)
+        return
+    try:
+        await _put(deliver, result)
+    except (anyio.BrokenResourceError, anyio.ClosedResourceError):
+        # The consumer went away (stream closed early); the hooks still saw it.
+        logger.debug("batch %d settled after its consumer left", result.index)
+
+
+async def run_in_background(
+    run: Run,
+    batcher: Batcher,
+    recipients: Recipients,
+    workers: int,
+    results: MemoryObjectSendStream[BatchResult],
+    cancel_scope: anyio.CancelScope,
+) -> None:
+    async with results:
+        with cancel_scope:
+            try:
+                await execute(run, batcher, recipients, workers, results)
+            except Exception as error:  # pragma: no cover - a bug; never crash the host task group
+                logger.exception("run failed")
+                run.abort(exc.SmsError(f"internal error: {redact(str(error))}"))
+
+
+async def take(stream: MemoryObjectReceiveStream[T]) -> T | None:
+    """The next item, or ``None`` at the end, without yielding to the event loop when one is ready."""
+    try:
+        return stream.receive_nowait()
+    except anyio.WouldBlock:
+        try:
+            return await stream.receive()
+        except anyio.EndOfStream:
+            return None
+    except anyio.EndOfStream:
+        return None
+
+
+async def _put(stream: MemoryObjectSendStream[T], item: T) -> None:
+    """Send without yielding to the event loop when there is room (anyio's send always does)."""
+    try:
+        stream.send_nowait(item)
+    except anyio.WouldBlock:
+        await stream.send(item)
+
+
+def _recipients_error(error: Exception) -> exc.RecipientsError:
+    failure = exc.RecipientsError(
+        f"reading the recipients failed ({type(error).__name__}: {redact(str(error))[:300]}); "
+        "the run stopped: inputs read so far are accounted for, the rest were never read"
+    )
+    failure.__cause__ = error
+    return failure
