@@ -88,6 +88,7 @@ from phonenumbers import NumberParseException, PhoneMetadata, ValidationResult
 
 from sms_async._exceptions import ConfigurationError, InvalidNumberError
 from sms_async._phone_tables import (
+    TYPE_FIELDS,
     Node,
     Table,
     dropped_tables,
@@ -115,22 +116,6 @@ _LENGTH_TABLE_SIZE: Final = 512
 # Separators that phonenumbers removes without any other effect: they are all
 # in its ``_VALID_PUNCTUATION`` and none starts an extension or a second number.
 _SEPARATORS: Final = b" -./()"
-
-# The order in which a region's number types are tried. Any match makes the
-# number valid, so the order changes only the speed: an SMS recipient is most
-# often a mobile, then a fixed line.
-_TYPE_FIELDS: Final = (
-    "mobile",
-    "fixed_line",
-    "premium_rate",
-    "toll_free",
-    "shared_cost",
-    "voip",
-    "personal_number",
-    "pager",
-    "uan",
-    "voicemail",
-)
 
 _LETTERS_REASON: Final = "it contains letters (vanity numbers and extensions are not accepted)"
 _NO_REGION_REASON: Final = (
@@ -293,7 +278,7 @@ class _Plan:
         # _number_type_helper accepts. A mobile description identical to the
         # fixed line's is skipped there, and so here.
         types: list[tuple[str, frozenset[int] | None]] = []
-        for field in _TYPE_FIELDS:
+        for field in TYPE_FIELDS:
             if field == "mobile" and metadata.same_mobile_and_fixed_line_pattern:
                 continue
             desc = getattr(metadata, field)

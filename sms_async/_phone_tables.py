@@ -58,6 +58,7 @@ from sms_async._phone_automata import (
 )
 
 __all__ = [
+    "TYPE_FIELDS",
     "Node",
     "Table",
     "dropped_tables",
@@ -90,7 +91,10 @@ _MAX_ENTRIES: Final = 150_000
 
 _MISSING: Final = object()
 
-_TYPE_FIELDS: Final = (
+# The order in which a region's number types are tried. Any match makes the
+# number valid, so the order changes only the speed: an SMS recipient is most
+# often a mobile, then a fixed line.
+TYPE_FIELDS: Final = (
     "mobile",
     "fixed_line",
     "premium_rate",
@@ -284,7 +288,7 @@ def _region_valid(automata: Automata, metadata: PhoneMetadata, length: int, shif
     if length not in general.possible_length:
         return False
     types: list[Formula] = []
-    for field in _TYPE_FIELDS:
+    for field in TYPE_FIELDS:
         if field == "mobile" and metadata.same_mobile_and_fixed_line_pattern:
             continue
         desc = getattr(metadata, field)
