@@ -347,7 +347,9 @@ class Run:
         async def attempt() -> SendAnswer:
             if self.aborted is not None:
                 raise _RunStopped
-            await dispatcher.limits.wait_turn(cost)
+            limits = dispatcher.limits
+            if not limits.clear():
+                await limits.wait_turn(cost)
             async with dispatcher.slots:
                 response = await self._write(batch, request, tries, context)
             tries.wrong_endpoint = None

@@ -103,6 +103,11 @@ class SharedPause:
         while (delay := self._until - time.monotonic()) > 0:  # noqa: ASYNC110
             await anyio.sleep(delay)
 
+    @property
+    def in_force(self) -> bool:
+        """Whether a pause holds requests back right now."""
+        return self._until > time.monotonic()
+
 
 def _meter(value: float | Meter | None, what: str) -> Meter | None:
     if value is None or isinstance(value, Meter):
@@ -122,7 +127,7 @@ class Limits:
         pause: The shared pause (a :class:`SharedPause` of this process by default).
     """
 
-    __slots__ = ("concurrency", "messages", "pause", "requests", "slots")
+    __slots__ = ("_open_road", "concurrency", "messages", "pause", "requests", "slots")
 
     def __init__(
         self,
@@ -138,6 +143,11 @@ class Limits:
         self.messages = _meter(messages_per_second, "messages_per_second")
         self.requests = _meter(requests_per_second, "requests_per_second")
         self.pause: Pause = pause if pause is not None else SharedPause()
+        # No meter and this process's own pause: nothing to wait for unless a
+        # 429 is being waited out, which clear() tells without a coroutine.
+        self._open_road = (
+            self.messages is None and self.requests is None and isinstance(self.pause, SharedPause)
+        )
         #: The concurrency slots; made in the event loop that uses them (see :meth:`open`).
         self.slots: anyio.Semaphore | None = None
 
@@ -147,6 +157,11 @@ class Limits:
         # loop; a checkpoint there costs more than the rest of a request.
         self.slots = anyio.Semaphore(self.concurrency, fast_acquire=True)
         return self.slots
+
+    def clear(self) -> bool:
+        """Whether a request may go without waiting at any gate but the slot (checked without a coroutine)."""
+        pause = self.pause
+        return self._open_road and isinstance(pause, SharedPause) and not pause.in_force
 
     async def wait_turn(self, cost: int) -> None:
         """Every gate but the slot: the pause, then the meters (charged ``cost`` messages)."""
