@@ -169,6 +169,8 @@ class Target:
 
     def line(self) -> str:
         digits = 2 if self.unit == "x" else 1
+        if self.measured is not None and round(self.measured, digits) == round(self.threshold, digits):
+            digits += 1  # so that a miss by a hair does not print as the threshold itself
         shown = "-" if self.measured is None else f"{self.measured:.{digits}f}{self.unit}"
         if self.detail and self.measured is not None:
             shown += f" ({self.detail})"
