@@ -10,6 +10,9 @@
 
 Every method is optional. Without ``hooks=``, a sender logs retries, pauses
 and aborts on the ``sms_async`` logger (:class:`LoggingHooks`).
+:class:`OpenTelemetryHooks` (``pip install 'sms_async[otel]'``) and
+:class:`PrometheusHooks` (``pip install 'sms_async[prometheus]'``) feed
+metrics and traces; importing this package imports neither library.
 """
 
 from sms_async.instrumentation._data import (
@@ -20,6 +23,8 @@ from sms_async.instrumentation._data import (
     RunAborted,
 )
 from sms_async.instrumentation._hooks import Hooks, Instruments, LoggingHooks, default_hooks
+from sms_async.instrumentation._otel import OpenTelemetryHooks
+from sms_async.instrumentation._prometheus import PrometheusHooks
 
 __all__ = [
     "BatchSettled",
@@ -27,6 +32,8 @@ __all__ = [
     "Hooks",
     "Instruments",
     "LoggingHooks",
+    "OpenTelemetryHooks",
+    "PrometheusHooks",
     "RequestFinished",
     "RetryScheduled",
     "RunAborted",
