@@ -8,8 +8,14 @@
 
     BulkSender(driver, hooks=[Metrics()])
 
-Every method is optional. Without ``hooks=``, a sender logs retries, pauses
-and aborts on the ``sms_async`` logger (:class:`LoggingHooks`).
+Every method is optional. Besides its own hooks, every sender has the default
+ones (:func:`default_hooks`): :class:`LoggingHooks`, which logs retries,
+pauses and aborts on the ``sms_async`` logger; :class:`PrometheusHooks`
+(``pip install 'sms_async[prometheus]'``) when ``prometheus-client`` can be
+imported; :class:`OpenTelemetryHooks` (``pip install 'sms_async[otel]'``) when
+the application has set an OpenTelemetry meter or tracer provider.
+:func:`set_default_hooks` changes the defaults for senders made after it.
+Importing this package imports neither library.
 """
 
 from sms_async.instrumentation._data import (
@@ -19,16 +25,23 @@ from sms_async.instrumentation._data import (
     RetryScheduled,
     RunAborted,
 )
-from sms_async.instrumentation._hooks import Hooks, Instruments, LoggingHooks, default_hooks
+from sms_async.instrumentation._defaults import DefaultHooksRestorer, default_hooks, set_default_hooks
+from sms_async.instrumentation._hooks import Hooks, Instruments, LoggingHooks
+from sms_async.instrumentation._otel import OpenTelemetryHooks
+from sms_async.instrumentation._prometheus import PrometheusHooks
 
 __all__ = [
     "BatchSettled",
+    "DefaultHooksRestorer",
     "GatewayPaused",
     "Hooks",
     "Instruments",
     "LoggingHooks",
+    "OpenTelemetryHooks",
+    "PrometheusHooks",
     "RequestFinished",
     "RetryScheduled",
     "RunAborted",
     "default_hooks",
+    "set_default_hooks",
 ]

@@ -8,6 +8,9 @@ to a log, a metric label or a trace attribute as it is. The one exception is
 
 from __future__ import annotations
 
+import functools
+import time
+import types
 from collections.abc import Mapping
 
 import attrs
@@ -32,6 +35,12 @@ class RequestFinished:
     error: str | None
     #: Numbers (or ids) the request carried.
     size: int
+
+    @property
+    def status_class(self) -> str:
+        """``"2xx"``, ``"4xx"``, ... for the answer's status, or ``""`` when no answer came."""
+        status = self.status
+        return f"{status // 100}xx" if status is not None else ""
 
 
 @attrs.frozen
@@ -75,6 +84,8 @@ class BatchSettled:
     #: Wall-clock time (``time.time()``) the batch's first request left, or settled if none did.
     started_at: float
     result: BatchResult = attrs.field(eq=False, repr=False)
+    #: Wall-clock time (``time.time()``) the batch was settled: when this record was made.
+    settled_at: float = attrs.field(factory=time.time)
 
     @property
     def index(self) -> int:
@@ -88,10 +99,14 @@ class BatchSettled:
 
     @property
     def seconds(self) -> float:
-        """Seconds from the first request to the final answer."""
+        """Seconds a worker spent on the batch, from taking it up to its final answer.
+
+        Waits for the rate meters, a pause and retries' backoff count too, so
+        this may exceed ``settled_at - started_at``.
+        """
         return self.result.elapsed
 
-    @property
+    @functools.cached_property
     def counts(self) -> Mapping[Outcome, int]:
-        """Inputs by outcome."""
-        return self.result.counts()
+        """Inputs by outcome (worked out once, however many hooks ask)."""
+        return types.MappingProxyType(self.result.counts())

@@ -5,6 +5,8 @@ A hook object defines any of ``on_request``, ``on_retry``, ``on_pause``,
 (:mod:`sms_async.instrumentation._data`). A sender calls exactly the methods
 its hooks define, so an unused kind of record is never even built. A hook
 that raises is logged and ignored: instrumentation never loses a batch.
+
+Every sender also has the default hooks (:mod:`._defaults`).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from sms_async.instrumentation._data import (
     RunAborted,
 )
 
-__all__ = ["Hooks", "Instruments", "LoggingHooks", "default_hooks"]
+__all__ = ["Hooks", "Instruments", "LoggingHooks"]
 
 logger = logging.getLogger("sms_async")
 
@@ -39,6 +41,18 @@ class LoggingHooks:
     It hears nothing of batches that settle well: a record per batch would
     cost every request something for a log line nobody reads.
     """
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "LoggingHooks()"
+
+    def __eq__(self, other: object) -> bool:
+        # Every LoggingHooks logs the same lines: a sender keeps one, so no line shows twice.
+        return type(other) is type(self) or NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(type(self))
 
     def on_retry(self, record: RetryScheduled) -> None:
         """Log a retry."""
@@ -66,6 +80,23 @@ class LoggingHooks:
 R = TypeVar("R")
 
 
+def _distinct(hooks: Iterable[object]) -> tuple[object, ...]:
+    kept: list[object] = []
+    for hook in hooks:
+        if not any(hook is other or _same(hook, other) for other in kept):
+            kept.append(hook)
+    return tuple(kept)
+
+
+def _same(hook: object, other: object) -> bool:
+    if type(hook) is not type(other):
+        return False
+    try:
+        return bool(hook == other)
+    except Exception:  # noqa: BLE001 - a hook's own __eq__ is not ours to trust; unequal keeps both
+        return False
+
+
 def _listeners(hooks: Iterable[object], event: str) -> tuple[Callable[[Any], None], ...]:
     found = [getattr(hook, event) for hook in hooks if callable(getattr(hook, event, None))]
     return tuple(_guarded(method) for method in found)
@@ -84,21 +115,18 @@ def _guarded(method: Callable[[R], None]) -> Callable[[R], None]:
 class Instruments:
     """The hooks of one sender, resolved once: one tuple of callables per kind of record.
 
-    An empty tuple means nobody listens, and the record is not built.
+    An empty tuple means nobody listens, and the record is not built. A hook
+    equal to one before it is dropped: given ``PrometheusHooks()`` while the
+    defaults have one for the same registry, a sender counts once.
     """
 
     __slots__ = ("gateway", "on_abort", "on_batch", "on_pause", "on_request", "on_retry")
 
     def __init__(self, gateway: str, hooks: Iterable[object]) -> None:
-        hooks = tuple(hooks)
+        hooks = _distinct(hooks)
         self.gateway = gateway
         self.on_request: tuple[Callable[[RequestFinished], None], ...] = _listeners(hooks, "on_request")
         self.on_retry: tuple[Callable[[RetryScheduled], None], ...] = _listeners(hooks, "on_retry")
         self.on_pause: tuple[Callable[[GatewayPaused], None], ...] = _listeners(hooks, "on_pause")
         self.on_abort: tuple[Callable[[RunAborted], None], ...] = _listeners(hooks, "on_abort")
         self.on_batch: tuple[Callable[[BatchSettled], None], ...] = _listeners(hooks, "on_batch")
-
-
-def default_hooks() -> tuple[object, ...]:
-    """The hooks every sender has besides those passed to it: logging."""
-    return (LoggingHooks(),)
