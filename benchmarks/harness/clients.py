@@ -26,6 +26,7 @@ from typing import Any
 
 from harness.bare import BarePool, encode
 from sms_async import BulkResult, BulkSender, ItecPay, Iton, Message
+from sms_async.instrumentation import LoggingHooks, set_default_hooks
 from sms_async.providers._base import Driver
 
 HOST = "127.0.0.1"
@@ -486,6 +487,10 @@ def client_main(job: Job) -> dict[str, Any]:
         from harness.normalise import measure_normalise  # noqa: PLC0415  (phonenumbers only where needed)
 
         return {**measure_normalise(job), "pinned": pinned}
+    # The same hooks whatever is installed: logging only. Metrics libraries
+    # (prometheus-client in a dev environment) would otherwise join the
+    # defaults; benchmarks/bench_hooks.py measures what they add.
+    set_default_hooks([LoggingHooks()])
     measure: Callable[[Job], Awaitable[Sample]]
     if job.kind == "scale":
         measure = measure_scale
