@@ -32,7 +32,7 @@ from sms_async._journal import Admission, Journal
 from sms_async._limits import Limits
 from sms_async._message import Message
 from sms_async._models import BatchResult, Failure, Outcome
-from sms_async._retry import RetryBudget, RetryContext, RetryPolicy, call_with_retries
+from sms_async._retry import Deadline, RetryBudget, RetryPolicy, call_with_retries
 from sms_async._wire import WireRequest, WireResponse
 from sms_async.instrumentation import (
     BatchSettled,
@@ -83,11 +83,27 @@ def _wrong_endpoint(response: WireResponse) -> str | None:
 
 
 class _Tries:
-    """The requests made for one batch, and what they may have done at the gateway."""
+    """The requests made for one batch, and what they may have done at the gateway.
 
-    __slots__ = ("claimed", "in_flight", "maybe_sent", "requests", "retries", "started_at", "wrong_endpoint")
+    It is also the batch's retry context: its deadline and its run's budget.
+    """
 
-    def __init__(self) -> None:
+    __slots__ = (
+        "budget",
+        "claimed",
+        "deadline_at",
+        "in_flight",
+        "maybe_sent",
+        "requests",
+        "retries",
+        "started_at",
+        "wrong_endpoint",
+    )
+
+    def __init__(self, budget: RetryBudget | None = None) -> None:
+        self.budget = budget
+        #: Set when the first request leaves, not while the batch queues for the rate meters.
+        self.deadline_at = math.inf
         self.requests = 0
         self.retries = 0
         #: A request is on the wire right now.
@@ -189,7 +205,7 @@ class Dispatcher:
         budget: RetryBudget | None = None,
     ) -> T:
         """A look-up (status, balance, do-not-disturb): changes nothing, so any transient error is retried."""
-        context = RetryContext(deadline_at=time.monotonic() + self.policy.deadline, budget=budget)
+        context = Deadline(time.monotonic() + self.policy.deadline, budget)
         limits, slots = self.limits, self.slots
 
         async def attempt() -> T:
@@ -242,6 +258,7 @@ class Run:
         self.budget = RetryBudget(dispatcher.policy)
         self._params = params
         self._prepared: dict[Message, PreparedSend] = {}
+        self._last_prepared: tuple[Message, PreparedSend] | None = None
         if message is not None:
             self._prepared[message] = self._driver.prepare_send(message, params)
         self.aborted: exc.SmsError | None = None
@@ -274,11 +291,16 @@ class Run:
                 listener(record)
 
     def _prepared_for(self, message: Message) -> PreparedSend:
+        # The same Message object for a run of batches: no hashing of its text.
+        last = self._last_prepared
+        if last is not None and last[0] is message:
+            return last[1]
         prepared = self._prepared.get(message)
         if prepared is None:
             if len(self._prepared) >= _PREPARED_CACHE:
                 self._prepared.pop(next(iter(self._prepared)))
             prepared = self._prepared[message] = self._driver.prepare_send(message, self._params)
+        self._last_prepared = (message, prepared)
         return prepared
 
     # -- one batch -------------------------------------------------------------------------
@@ -339,9 +361,7 @@ class Run:
         request = self._prepared_for(batch.message).build(numbers)
         dispatcher = self._dispatcher
         cost = len(numbers)
-        # The deadline starts when the first request leaves, not while the
-        # batch queues for the rate meters.
-        context = RetryContext(deadline_at=math.inf, budget=self.budget)
+        tries.budget = self.budget
         self.budget.started()
 
         async def attempt() -> SendAnswer:
@@ -351,7 +371,7 @@ class Run:
             if not limits.clear():
                 await limits.wait_turn(cost)
             async with dispatcher.slots:
-                response = await self._write(batch, request, tries, context)
+                response = await self._write(batch, request, tries)
             tries.wrong_endpoint = None
             try:
                 return self._driver.parse_send(numbers, response)
@@ -370,7 +390,7 @@ class Run:
             await dispatcher.wait_to_retry(error, seconds)
 
         try:
-            answer = await call_with_retries(dispatcher.retrying["send"], attempt, context, wait)
+            answer = await call_with_retries(dispatcher.retrying["send"], attempt, tries, wait)
         except exc.SmsError as error:
             self._fail(result, numbers, error, maybe_sent=tries.maybe_sent)
             self._watch_first_answers(tries.wrong_endpoint or "", error)
@@ -378,13 +398,11 @@ class Run:
         self._watch_first_answers("", None)
         _record_answer(result, numbers, answer)
 
-    async def _write(
-        self, batch: Batch, request: WireRequest, tries: _Tries, context: RetryContext
-    ) -> WireResponse:
+    async def _write(self, batch: Batch, request: WireRequest, tries: _Tries) -> WireResponse:
         """One try on the wire, the journal's claim made once a connection is ready."""
         journal = self.journal
-        if context.deadline_at == math.inf:
-            context.deadline_at = time.monotonic() + self._dispatcher.policy.deadline
+        if tries.deadline_at == math.inf:
+            tries.deadline_at = time.monotonic() + self._dispatcher.policy.deadline
             tries.started_at = time.time()
 
         async def claim() -> None:
@@ -398,7 +416,7 @@ class Run:
         try:
             response = await self._dispatcher.send_request(
                 request,
-                context.deadline_at,
+                tries.deadline_at,
                 len(batch.numbers),
                 claim if journal is not None and not tries.claimed else None,
             )

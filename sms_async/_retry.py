@@ -21,14 +21,14 @@ import random
 import sys
 import time
 from collections.abc import Awaitable, Callable
-from typing import Literal, TypeVar
+from typing import Literal, Protocol, TypeVar
 
 import attrs
 import tenacity
 
 from sms_async import _exceptions as exc
 
-__all__ = ["Operation", "RetryBudget", "RetryContext", "RetryPolicy", "call_with_retries"]
+__all__ = ["Deadline", "Operation", "RetryBudget", "RetryContext", "RetryPolicy", "call_with_retries"]
 
 T = TypeVar("T")
 Operation = Literal["send", "lookup"]
@@ -171,9 +171,17 @@ class RetryBudget:
         self._used += 1
 
 
+class RetryContext(Protocol):
+    """What the policy's pieces need to know about one call: its deadline and the run's budget."""
+
+    #: ``time.monotonic()`` past which no retry is worth starting.
+    deadline_at: float
+    budget: RetryBudget | None
+
+
 @attrs.define
-class RetryContext:
-    """What the policy's pieces need to know about one call: its deadline and budget."""
+class Deadline:
+    """A :class:`RetryContext` of its own, for a call that has no other state to carry it."""
 
     deadline_at: float
     budget: RetryBudget | None = None
