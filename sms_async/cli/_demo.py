@@ -198,9 +198,11 @@ def run_demo(
         )
         recipients = Path(scratch) / "recipients.csv"
         shape = generate_campaign(recipients, count, seed)
+        # Only the generator's input is told here: what became of the rows comes from the campaign's tally.
         console.print(
-            f"Campaign: {shape.total:,} rows of Indian mobile numbers in mixed spellings, some repeated, "
-            "some invalid" + (", with 3 x 429, 1 x 503 and 1 dropped connection injected" if faults else ""),
+            f"Campaign: {shape.valid:,} Indian mobile numbers in mixed spellings, as a CSV with some rows "
+            "repeated and some invalid"
+            + (", with 3 x 429, 1 x 503 and 1 dropped connection injected" if faults else ""),
             markup=False,
         )
         settings = GatewaySettings(
