@@ -161,7 +161,8 @@ class Campaign:
     def stop(self, *, now: bool = False) -> None:
         """Start no new batch; batches in flight finish (``now``: cancel them, reported ``unknown``).
 
-        Rows of the batches not sent stay to be sent by a resume.
+        Batches not sent are left for a resume. Call it from the event loop
+        running the campaign (a signal receiver, another task).
         """
         self._stop = _STOPPED
         if self._journal is not None:

@@ -192,8 +192,9 @@ def run_demo(
         ) as simulated,
     ):
         console.print(
-            f"Simulated ITON + ItecPay gateway listening on {simulated.origin} (loopback: nothing leaves "
-            "this machine)",
+            f"Simulated gateway ({', '.join(p.title or p.name for p in served.values())}) listening on "
+            f"{simulated.origin}, sending through {served[gateway].title or gateway} (loopback: nothing "
+            "leaves this machine)",
             markup=False,
         )
         recipients = Path(scratch) / "recipients.csv"
