@@ -92,6 +92,9 @@ def results_format(path: Path) -> ResultsFormat:
     )
 
 
+_VALUES: Final = {outcome: outcome.value for outcome in Outcome}
+_QUOTE: Final = '"'
+
 # Characters that JSON leaves unescaped but some line readers split lines on.
 _LINE_BREAKS: Final = str.maketrans({"\x85": "\\u0085", "\u2028": "\\u2028", "\u2029": "\\u2029"})
 
@@ -130,38 +133,37 @@ class ResultsEncoder:
         tally = Tally()
         tally.count(entries, parts)
         take = self.rows.take
-        # The members of a batch share one reason: redact each distinct one once.
-        reasons: dict[str, str] = {}
+        # The members of a batch share one reason: each distinct one is redacted (and quoted) once.
+        reasons: dict[str, str] = {"": ""}
         if self.format == "csv":
             records = []
-            for entry in entries:
-                row, kept = take(entry.position)
-                why = entry.reason
-                reason = reasons.get(why) or reasons.setdefault(why, redact(why))
-                record = (str(row), entry.input, entry.e164, entry.outcome.value, entry.message_id, reason)
+            for position, raw, e164, outcome, message_id, why in entries:
+                row, kept = take(position)
+                reason = reasons.get(why)
+                if reason is None:
+                    reason = reasons[why] = redact(why)
+                record = (str(row), raw, e164, _VALUES[outcome], message_id, reason)
                 records.append((*record, *kept) if self.columns else record)
             return _csv_bytes(records), tally
-        names = self.columns
+        names = [_json_string(name) for name in self.columns]
+        reasons[""] = "null"
         lines = []
-        for entry in entries:
-            row, kept = take(entry.position)
-            why = entry.reason
-            reason = reasons.get(why) or reasons.setdefault(why, redact(why))
+        for position, raw, e164, outcome, message_id, why in entries:
+            row, kept = take(position)
+            reason = reasons.get(why)
+            if reason is None:
+                reason = reasons[why] = _json_string(redact(why))
             # Built from JSON-escaped strings: the text json.dumps gives for
             # these keys at a fraction of the cost (e164 and outcome hold only
             # "+", digits and letters: nothing to escape).
-            line = '{"row": %d, "input": %s, "e164": %s, "outcome": "%s", "message_id": %s, "reason": %s' % (  # noqa: UP031
-                row,
-                _json_string(entry.input),
-                f'"{entry.e164}"' if entry.e164 else "null",
-                entry.outcome.value,
-                _json_string(entry.message_id) if entry.message_id else "null",
-                _json_string(reason) if reason else "null",
+            line = (
+                f'{{"row": {row}, "input": {_json_string(raw)}, '
+                f'"e164": {f"{_QUOTE}{e164}{_QUOTE}" if e164 else "null"}, "outcome": "{_VALUES[outcome]}", '
+                f'"message_id": {_json_string(message_id) if message_id else "null"}, "reason": {reason}'
             )
             if names:
                 pairs = ", ".join(
-                    f"{_json_string(name)}: {_json_string(value)}"
-                    for name, value in zip(names, kept, strict=False)
+                    f"{name}: {_json_string(value)}" for name, value in zip(names, kept, strict=False)
                 )
                 line += ', "columns": {' + pairs + "}"
             lines.append(line + "}\n")
