@@ -43,6 +43,7 @@ from sms_async._batching import Recipients
 from sms_async._engine import BulkSender
 from sms_async._message import Message, Template, check_sender_id
 from sms_async._models import BatchResult, Outcome
+from sms_async._redact import redact
 from sms_async.campaign._errors import PYTHON_NAMES, CampaignError, OptionNames
 from sms_async.campaign._results import InputRows, ResultsEncoder, results_format
 from sms_async.campaign._schema import Identity
@@ -330,17 +331,33 @@ class Campaign:
 
 
 def _read(items: Iterable[Any], journal: CampaignJournal) -> Iterator[Any]:
-    for item in items:
-        if journal.stop_reason is not None:
-            return
-        yield item
+    try:
+        for item in items:
+            if journal.stop_reason is not None:
+                return
+            yield item
+    except Exception as error:  # noqa: BLE001 - the caller's iterable; whatever it raises stops the run
+        journal.abort(_recipients_failed(error))
 
 
 async def _read_async(items: AsyncIterable[Any], journal: CampaignJournal) -> AsyncIterator[Any]:
-    async for item in items:
-        if journal.stop_reason is not None:
-            return
-        yield item
+    try:
+        async for item in items:
+            if journal.stop_reason is not None:
+                return
+            yield item
+    except Exception as error:  # noqa: BLE001 - as above
+        journal.abort(_recipients_failed(error))
+
+
+def _recipients_failed(error: Exception) -> exc.RecipientsError:
+    """The run stops where its input did: the batch cut short by the failure is not sent."""
+    failure = exc.RecipientsError(
+        f"reading the recipients failed ({type(error).__name__}: {redact(str(error))[:300]}); the run "
+        "stopped there: batches in flight finished, the rest is left to send"
+    )
+    failure.__cause__ = error
+    return failure
 
 
 async def run_campaign(

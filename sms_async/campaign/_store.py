@@ -351,6 +351,12 @@ class CampaignJournal:
         """Why the run was asked to stop, if it was."""
         return self._stop_reason
 
+    def abort(self, error: SmsError) -> None:
+        """Stop the run because of ``error`` (its input failed, say): the report's ``aborted``."""
+        if self.aborted is None:
+            self.aborted = error
+        self.stop(error.reason)
+
     def fail(self, error: CampaignError) -> None:
         """Stop the run because of ``error``; the first error is kept."""
         if self.failure is None:

@@ -190,3 +190,26 @@ def test_dead_port_summary_says_why(tmp_path, gw):
     result = invoke(send_args(source, tmp_path / "results.jsonl"), env)
     assert result.exit_code == 1, result.output
     assert "unsent 150: could not connect to 127.0.0.1" in result.stdout
+
+
+def test_an_input_unreadable_part_way_stops_the_run(tmp_path, gw):
+    """A CSV that cannot be read on stops the run (exit 3), saying where; the cut-short batch is not sent."""
+    source = tmp_path / "people.csv"
+    source.write_text(
+        "phone,note\n"
+        + "".join(f"{n},ok\n" for n in numbers(3000))
+        + '9811111111,"'
+        + "x" * 200_000
+        + '"\n'
+        + "".join(f"{n},ok\n" for n in numbers(100, start=5000))
+    )
+    output = tmp_path / "results.jsonl"
+    result = invoke(send_args(source, output), env_for(gw, tmp_path))
+    assert result.exit_code == 3, result.output
+    assert "RecipientsError" in result.stderr
+    assert "cannot read on" in result.stderr
+    # Batches already on the wire finished; none was started after the failure (the reader is
+    # ahead of the workers, so that may be none at all), and the batch it cut short never went out.
+    rows = read_rows(output)
+    assert {r["outcome"] for r in rows} <= {"accepted"}
+    assert len(gw.stats.numbers) == len(rows) <= 2000
