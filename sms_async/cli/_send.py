@@ -18,7 +18,7 @@ from sms_async.cli._campaign import (
 from sms_async.cli._config import driver_class
 from sms_async.cli._dryrun import run_dry_run
 from sms_async.cli._errors import EXIT_CODES_HELP, CliError, ExitCode
-from sms_async.cli._io import InputFormat, RecipientSource
+from sms_async.cli._io import InputFormat, InputReadError, RecipientSource
 from sms_async.cli._options import Account, consoles, gateway_options, guarded, say_error, stdin
 from sms_async.cli._summary import describe_aborted, print_send_summary, send_summary_json
 
@@ -196,6 +196,8 @@ def send(
                 max_batch=driver_class(settings.gateway).max_batch,
                 max_segments=max_segments,
             )
+        except InputReadError as error:
+            raise CliError(str(error)) from None
         finally:
             source.close()
     if output is None:

@@ -213,3 +213,13 @@ def test_an_input_unreadable_part_way_stops_the_run(tmp_path, gw):
     rows = read_rows(output)
     assert {r["outcome"] for r in rows} <= {"accepted"}
     assert len(gw.stats.numbers) == len(rows) <= 2000
+
+
+def test_dry_run_of_an_unreadable_input(tmp_path, gw):
+    """A dry run of an input that cannot be read on is a one-line error naming the row (exit 2)."""
+    source = tmp_path / "people.csv"
+    source.write_text('phone,note\n9812345678,ok\n9812345679,"' + "x" * 200_000 + '"\n')
+    result = invoke(["send", str(source), "--text", "Hi", "-s", "ITONAB", "--dry-run"], env_for(gw, tmp_path))
+    assert result.exit_code == 2
+    assert "row 3: cannot read on" in result.stderr
+    assert "internal error" not in result.stderr
