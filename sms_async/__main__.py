@@ -2,8 +2,9 @@
 
 Exit codes: 0 every input accepted (duplicates and ``--skip-dnd`` skips do not
 count against); 1 some inputs not accepted; 2 usage or configuration error;
-3 aborted (bad credentials, no credit, journal or results file not writable);
-4 interrupted (run again with ``--resume``). See :mod:`sms_async.cli`.
+3 aborted (bad credentials, no credit, a wrong endpoint, an unreadable input,
+journal or results file not writable); 4 interrupted (run again with
+``--resume``). See :mod:`sms_async.cli`.
 """
 
 from __future__ import annotations

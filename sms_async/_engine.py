@@ -262,7 +262,8 @@ class BulkSender:
         Memory stays O(concurrency): recipients are read as workers free up.
         Adding up every batch's ``total`` gives the number of inputs read.
         Breaking out of the loop stops the run; batches still in flight are
-        reported to the hooks as ``unknown``.
+        reported to the hooks (and the journal) as ``unknown`` before the
+        generator's ``aclose()`` returns.
         """
         options = _SendOptions(
             text, sender_id, skip_dnd, max_segments, check_balance, journal, gateway_params
@@ -278,8 +279,16 @@ class BulkSender:
         cancel_scope = anyio.CancelScope()
         # The run lives in the sender's task group, not in this generator:
         # a generator must not yield from inside a task group.
+        finished = anyio.Event()
         task_group.start_soon(
-            run_in_background, run, batcher, recipients, self.concurrency, results_send, cancel_scope
+            run_in_background,
+            run,
+            batcher,
+            recipients,
+            self.concurrency,
+            results_send,
+            cancel_scope,
+            finished,
         )
         try:
             async with results_recv:
@@ -287,6 +296,10 @@ class BulkSender:
                     yield batch
         finally:
             cancel_scope.cancel()
+            # The batches the cancellation caught are settled (journal, hooks)
+            # before the caller goes on: it may close the journal next.
+            with anyio.CancelScope(shield=True):
+                await finished.wait()
 
     async def _prepare(
         self, recipients: Recipients, options: _SendOptions

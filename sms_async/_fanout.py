@@ -132,14 +132,18 @@ async def run_in_background(
     workers: int,
     results: MemoryObjectSendStream[BatchResult],
     cancel_scope: anyio.CancelScope,
+    finished: anyio.Event,
 ) -> None:
-    async with results:
-        with cancel_scope:
-            try:
-                await execute(run, batcher, recipients, workers, results)
-            except Exception as error:  # pragma: no cover - a bug; never crash the host task group
-                logger.exception("run failed")
-                run.abort(exc.SmsError(f"internal error: {redact(str(error))}"))
+    try:
+        async with results:
+            with cancel_scope:
+                try:
+                    await execute(run, batcher, recipients, workers, results)
+                except Exception as error:  # pragma: no cover - a bug; never crash the host task group
+                    logger.exception("run failed")
+                    run.abort(exc.SmsError(f"internal error: {redact(str(error))}"))
+    finally:
+        finished.set()
 
 
 async def take(stream: MemoryObjectReceiveStream[T]) -> T | None:

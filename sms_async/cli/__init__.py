@@ -1,5 +1,8 @@
 """The ``sms-async`` command line: campaigns from files, progress, result files, exit codes.
 
+A thin shell over the library: campaigns run through :mod:`sms_async.campaign`,
+gateways come from the registry (:mod:`sms_async.providers`).
+
 Commands::
 
     sms-async send RECIPIENTS --text ... --sender-id ... --output results.jsonl [--resume]
@@ -14,21 +17,21 @@ Exit codes:
 =====  ===================================================================
 0      every input accepted (duplicates and ``--skip-dnd`` skips do not
        count against); for look-ups, every answer as hoped
-1      some inputs not accepted (invalid, rejected, unknown, unsent)
+1      some inputs not accepted (invalid, rejected, unknown, unsent), or
+       unknown rows remain (``status``)
 2      usage or configuration error (click's own usage errors included);
        nothing was sent
-3      aborted: bad credentials, no credit, or the journal or results file
-       could not be written
+3      aborted: bad credentials, no credit, a wrong endpoint, the input
+       unreadable part-way, or the journal or results file could not be written
 4      interrupted (Ctrl+C, SIGTERM): ``--resume`` continues
 =====  ===================================================================
 
 ``send`` keeps a crash-safe journal next to the results file (see
-:mod:`sms_async.cli._journal`): after a crash, ``kill -9`` or Ctrl+C, the same
+:mod:`sms_async.campaign`): after a crash, ``kill -9`` or Ctrl+C, the same
 command with ``--resume`` sends what was not sent, never a batch twice.
 """
 
 from sms_async.cli._app import cli, main
 from sms_async.cli._errors import CliError, ExitCode
-from sms_async.cli._journal import Campaign, CampaignJournal
 
-__all__ = ["Campaign", "CampaignJournal", "CliError", "ExitCode", "cli", "main"]
+__all__ = ["CliError", "ExitCode", "cli", "main"]

@@ -1,16 +1,23 @@
-"""Where the command line finds the gateway, the credentials and the defaults.
+"""Where the command line finds the gateway, its settings and the defaults.
+
+Gateways come from the registry (:func:`sms_async.providers.gateway`): each
+driver names the settings it reads (``settings_keys``), and a driver is
+built with ``gateway(name).from_settings(...)``. Nothing here knows one
+gateway from another.
 
 Credentials never need to be typed on the command line. In order of
 precedence (the first that gives a value wins):
 
-1. ``--username`` / ``--base-url`` / ``--region`` / ``--sender-id`` options
-   (``--password`` and ``--token`` exist, but print a warning: arguments are
-   visible to other users of the machine through ``ps``);
+1. options: ``--username``, ``--base-url``, ``--send-path``,
+   ``--status-path``, ``--allow-insecure-http``, ``--region``,
+   ``--sender-id``, ``--param`` (``--password`` and ``--token`` exist, but
+   print a warning: arguments are visible to other users through ``ps``);
 2. the environment: ``SMS_ASYNC_USERNAME``, ``SMS_ASYNC_PASSWORD``,
    ``SMS_ASYNC_TOKEN``, ``SMS_ASYNC_BASE_URL``, ``SMS_ASYNC_GATEWAY``;
 3. a TOML config file: ``--config PATH`` (or ``SMS_ASYNC_CONFIG``), else
    ``$XDG_CONFIG_HOME/sms-async/config.toml`` (``~/.config/sms-async/config.toml``)
-   when it exists::
+   when it exists, with one section per gateway holding the keys its driver
+   reads, plus ``sender_id`` and ``region``::
 
        gateway = "iton"            # used when --gateway is not given
 
@@ -20,42 +27,53 @@ precedence (the first that gives a value wins):
        sender_id = "ITONAB"        # optional defaults for send
        region = "IN"
 
+       [iton.params]               # extra request parameters for every send (India's DLT ids)
+       templateid = "1107..."
+
        [itecpay]
        username = "me"
        password = "..."
        base_url = "https://gateway.example"
+       send_path = "/api/sms/send"
+
+The gateway is the one named by ``--gateway``, ``SMS_ASYNC_GATEWAY`` or the
+file's ``gateway``; else the file's only gateway section, if it has exactly
+one; else ITON.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import stat
 import sys
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Final
 
 import attrs
 
 from sms_async._exceptions import ConfigurationError
 from sms_async._redact import keep_secrets, redact
-from sms_async.cli._errors import CliError, ExitCode
-from sms_async.providers import ItecPay, Iton
-from sms_async.providers.iton import DEFAULT_BASE_URL as ITON_DEFAULT_URL
+from sms_async.cli._errors import CliError
+from sms_async.providers import Driver, gateway, gateway_names
 
 __all__ = [
+    "DEFAULT_GATEWAY",
     "ENV_BASE_URL",
     "ENV_CONFIG",
     "ENV_GATEWAY",
     "ENV_PASSWORD",
     "ENV_TOKEN",
     "ENV_USERNAME",
-    "GATEWAYS",
     "GatewaySettings",
     "build_driver",
     "default_config_path",
+    "driver_class",
     "load_config",
+    "option_name",
+    "parse_params",
     "resolve_settings",
 ]
 
@@ -66,11 +84,26 @@ ENV_BASE_URL = "SMS_ASYNC_BASE_URL"
 ENV_GATEWAY = "SMS_ASYNC_GATEWAY"
 ENV_CONFIG = "SMS_ASYNC_CONFIG"
 
-GatewayName = Literal["iton", "itecpay"]
-GATEWAYS: tuple[GatewayName, ...] = ("iton", "itecpay")
-DEFAULT_REGION = "IN"
+#: The gateway used when nothing names one (the command line's documented default).
+DEFAULT_GATEWAY: Final = "iton"
+DEFAULT_REGION: Final = "IN"
 
-_KNOWN_KEYS = frozenset({"username", "password", "token", "base_url", "sender_id", "region"})
+# Settings the environment can give, by settings key.
+_ENVIRONMENT: Final = {
+    "username": ENV_USERNAME,
+    "password": ENV_PASSWORD,
+    "token": ENV_TOKEN,
+    "base_url": ENV_BASE_URL,
+}
+_SECRETS: Final = frozenset({"password", "token"})
+# Keys of a gateway's section besides its driver's settings.
+_COMMAND_LINE_KEYS: Final = frozenset({"sender_id", "region"})
+_SECRET_NAME: Final = re.compile(r"pass|secret|token|key|auth|sign", re.IGNORECASE)
+
+
+def option_name(key: str) -> str:
+    """The command-line option of a settings key (``send_path`` -> ``--send-path``)."""
+    return "--" + key.replace("_", "-")
 
 
 def default_config_path(env: Mapping[str, str] | None = None) -> Path:
@@ -82,17 +115,25 @@ def default_config_path(env: Mapping[str, str] | None = None) -> Path:
 
 @attrs.frozen
 class GatewaySettings:
-    """Everything needed to reach one gateway; secrets are kept out of the repr."""
+    """Everything needed to reach one gateway; the values (secrets among them) stay out of the repr."""
 
-    gateway: GatewayName
-    username: str | None = None
-    password: str | None = attrs.field(default=None, repr=False)
-    token: str | None = attrs.field(default=None, repr=False)
-    base_url: str | None = None
+    gateway: str
+    #: The driver's settings (keys of its ``settings_keys``), as found.
+    values: Mapping[str, Any] = attrs.field(factory=dict, repr=False)
     sender_id: str | None = None
     region: str = DEFAULT_REGION
+    #: Extra request parameters for every send (the config's table, then ``--param``).
+    params: Mapping[str, str] = attrs.field(factory=dict, repr=False)
     #: Where the credentials came from, for error messages (never the values).
     source: str = "nowhere"
+    #: The config file read, if any.
+    config_path: Path | None = None
+    #: Why this gateway was chosen, when that may surprise (added to errors about missing settings).
+    hint: str = ""
+
+    def with_hint(self, message: str) -> str:
+        """``message``, followed by the gateway hint when there is one."""
+        return f"{message} ({self.hint})" if self.hint else message
 
 
 def load_config(
@@ -141,8 +182,7 @@ def _warn_if_readable_by_others(path: Path, table: Mapping[str, Any]) -> None:
     if sys.platform == "win32":  # pragma: no cover - POSIX permission bits only
         return
     has_secret = any(
-        isinstance(section, dict) and ("password" in section or "token" in section)
-        for section in table.values()
+        isinstance(section, dict) and any(key in section for key in _SECRETS) for section in table.values()
     )
     try:
         mode = path.stat().st_mode
@@ -155,115 +195,191 @@ def _warn_if_readable_by_others(path: Path, table: Mapping[str, Any]) -> None:
         )
 
 
-def _section(table: Mapping[str, Any], gateway: str, path: Path | None) -> dict[str, str]:
-    raw = table.get(gateway, {})
+def driver_class(name: str) -> type[Driver]:
+    """The registered driver class called ``name`` (a usage error naming those that exist)."""
+    try:
+        return gateway(name)
+    except ConfigurationError as error:
+        raise CliError(error.reason) from None
+
+
+def _section(table: Mapping[str, Any], name: str, keys: frozenset[str], path: Path | None) -> dict[str, Any]:
+    raw = table.get(name, {})
     if not isinstance(raw, dict):
-        raise CliError(f"config file {path}: [{gateway}] must be a table")
-    section: dict[str, str] = {}
+        raise CliError(f"config file {path}: [{name}] must be a table")
+    known = keys | _COMMAND_LINE_KEYS
+    section: dict[str, Any] = {}
     for key, value in raw.items():
-        if key not in _KNOWN_KEYS:
-            known = ", ".join(sorted(_KNOWN_KEYS))
-            raise CliError(f"config file {path}: unknown key {key!r} in [{gateway}] (known: {known})")
-        if not isinstance(value, str):
-            raise CliError(f"config file {path}: [{gateway}] {key} must be a string")
+        if key not in known:
+            listed = ", ".join(sorted(known))
+            raise CliError(f"config file {path}: unknown key {key!r} in [{name}] (known: {listed})")
+        if key == "params":
+            if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
+                raise CliError(
+                    f"config file {path}: [{name}.params] must be a table of text values, "
+                    'such as templateid = "1107..."'
+                )
+        elif key == "allow_insecure_http":
+            if not isinstance(value, bool):
+                raise CliError(f"config file {path}: [{name}] allow_insecure_http must be true or false")
+        elif not isinstance(value, str):
+            raise CliError(f"config file {path}: [{name}] {key} must be a string")
         section[key] = value
     return section
+
+
+def _choose_gateway(
+    option: str | None, env: Mapping[str, str], table: Mapping[str, Any], path: Path | None
+) -> tuple[str, str]:
+    """The gateway's name, and a hint when it was chosen by default while the file names others."""
+    names = gateway_names()
+    sections = [name for name in table if name in names and isinstance(table[name], dict)]
+    if option:
+        chosen, where = option, "--gateway"
+    elif env.get(ENV_GATEWAY):
+        chosen, where = env[ENV_GATEWAY], ENV_GATEWAY
+    elif isinstance(table.get("gateway"), str):
+        chosen, where = table["gateway"], f"config file {path}"
+    elif len(sections) == 1:
+        chosen, where = sections[0], f"config file {path}"
+    else:
+        chosen, where = DEFAULT_GATEWAY, ""
+    if chosen not in names:
+        raise CliError(f"{where or 'default'}: unknown gateway {chosen!r}; choose one of: {', '.join(names)}")
+    hint = ""
+    if not where and sections and chosen not in sections:
+        other = sections[0]
+        hint = (
+            f"the gateway is {chosen} by default, and config file {path} has no [{chosen}] section but has "
+            f'[{"], [".join(sections)}]: pass --gateway {other}, or put gateway = "{other}" at its top'
+        )
+    return chosen, hint
+
+
+def parse_params(pairs: Sequence[str]) -> dict[str, str]:
+    """``NAME=VALUE`` pairs from ``--param`` (a value may hold ``=``)."""
+    params: dict[str, str] = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name.strip():
+            raise CliError(f"--param takes NAME=VALUE, such as --param templateid=1107...; got {pair[:40]!r}")
+        params[name.strip()] = value
+    return params
 
 
 def resolve_settings(
     *,
     gateway: str | None,
     config_path: Path | None,
-    username: str | None = None,
-    password: str | None = None,
-    token: str | None = None,
-    base_url: str | None = None,
+    options: Mapping[str, Any] | None = None,
     sender_id: str | None = None,
     region: str | None = None,
+    params: Sequence[str] = (),
     env: Mapping[str, str] | None = None,
 ) -> GatewaySettings:
     """Merge options, environment and config file into :class:`GatewaySettings`.
 
-    Every secret found is redacted for as long as the settings live, so that
-    no later message can echo it. Missing credentials are not an error here (a dry
-    run needs none); :func:`build_driver` reports them.
+    ``options`` are command-line values by settings key (``None`` or
+    ``False`` for not given). Every secret found is redacted for as long as
+    the settings live, so that no later message can echo one. Missing
+    credentials are not an error here (a dry run needs none);
+    :func:`build_driver` reports them.
     """
     env = os.environ if env is None else env
     table, path = load_config(config_path, env=env)
-    chosen = gateway or env.get(ENV_GATEWAY) or table.get("gateway") or "iton"
-    if chosen not in GATEWAYS:
-        where = "--gateway" if gateway else (ENV_GATEWAY if env.get(ENV_GATEWAY) else f"config file {path}")
-        raise CliError(f"{where}: unknown gateway {chosen!r}; choose one of: {', '.join(GATEWAYS)}")
-    section = _section(table, chosen, path)
-
-    def pick(option: str | None, env_name: str | None, key: str) -> tuple[str | None, str | None]:
-        if option:
-            return option, "the command line"
-        if env_name is not None and env.get(env_name):
-            return env[env_name], "the environment"
-        if section.get(key):
-            return section[key], f"config file {path}"
-        return None, None
-
-    user, user_from = pick(username, ENV_USERNAME, "username")
-    secret, secret_from = pick(password, ENV_PASSWORD, "password")
-    api_token, token_from = pick(token, ENV_TOKEN, "token")
-    url, _ = pick(base_url, ENV_BASE_URL, "base_url")
-    sender, _ = pick(sender_id, None, "sender_id")
-    chosen_region, _ = pick(region, None, "region")
-    sources = sorted({s for s in (user_from, secret_from, token_from) if s is not None})
+    chosen, hint = _choose_gateway(gateway, env, table, path)
+    keys = driver_class(chosen).settings_keys
+    section = _section(table, chosen, keys, path)
+    values: dict[str, Any] = {}
+    sources: set[str] = set()
+    for key, value in (options or {}).items():
+        if value not in (None, False, "") and key not in keys:
+            known = ", ".join(option_name(k) for k in sorted(keys - {"params"}))
+            raise CliError(
+                f"{option_name(key)}: the {chosen} gateway has no such setting (its settings: {known})"
+            )
+    for key in sorted(keys - {"params"}):
+        given = (options or {}).get(key)
+        if given not in (None, False, ""):
+            values[key], where = given, "the command line"
+        elif key in _ENVIRONMENT and env.get(_ENVIRONMENT[key]):
+            values[key], where = env[_ENVIRONMENT[key]], "the environment"
+        elif key in section:
+            values[key], where = section[key], f"config file {path}"
+        else:
+            continue
+        if key in {"username", "password", "token"}:
+            sources.add(where)
+    extra = dict(section.get("params", {}))
+    extra.update(parse_params(params))
+    chosen_sender = sender_id or section.get("sender_id")
     settings = GatewaySettings(
-        gateway="iton" if chosen == "iton" else "itecpay",
-        username=user,
-        password=secret,
-        token=api_token,
-        base_url=url,
-        sender_id=sender,
-        region=(chosen_region or DEFAULT_REGION).upper(),
-        source=" and ".join(sources) if sources else "nowhere",
+        gateway=chosen,
+        values=values,
+        sender_id=chosen_sender or None,
+        region=str(region or section.get("region") or DEFAULT_REGION).upper(),
+        params=extra,
+        source=" and ".join(sorted(sources)) if sources else "nowhere",
+        config_path=path,
+        hint=hint,
     )
-    # Every secret found is redacted for as long as the settings live, so that
-    # no later message can echo one (the environment's and the file's included).
-    found = (password, token, env.get(ENV_PASSWORD), env.get(ENV_TOKEN), section.get("password"))
-    keep_secrets(settings, *found, section.get("token"))
+    # Every secret found (the environment's and the file's included) is
+    # redacted for as long as the settings live.
+    secrets = [values.get(key) for key in _SECRETS]
+    secrets += [env.get(_ENVIRONMENT[key]) for key in _SECRETS]
+    secrets += [value for name, value in extra.items() if _SECRET_NAME.search(name)]
+    keep_secrets(settings, *(s for s in secrets if isinstance(s, str)))
     return settings
 
 
-def _missing(settings: GatewaySettings, what: str) -> CliError:
-    gateway = settings.gateway
+def _missing_credentials(settings: GatewaySettings, keys: frozenset[str]) -> CliError | None:
+    values = settings.values
+    if "password" not in keys or values.get("password"):
+        return None
+    if "token" in keys and values.get("token"):
+        return None
+    if "username" in keys and not values.get("username") and "token" not in values:
+        what = "no credentials"
+    else:
+        what = "no password"
+    name = settings.gateway
+    variables = f"{ENV_USERNAME} and {ENV_PASSWORD}" + (f" (or {ENV_TOKEN})" if "token" in keys else "")
+    config = settings.config_path or default_config_path()
     return CliError(
-        f"{what} for {gateway}: set {ENV_USERNAME} and {ENV_PASSWORD}"
-        + (f" (or {ENV_TOKEN})" if gateway == "iton" else "")
-        + f", or put them in the [{gateway}] section of {default_config_path()} (or of the file named by"
-        " --config)"
+        settings.with_hint(
+            f"{what} for {name}: set {variables}, or put them in the [{name}] section of {config} "
+            "(or of the file named by --config)"
+        )
     )
 
 
-def build_driver(settings: GatewaySettings) -> Iton | ItecPay:
-    """The driver for ``settings``.
+def build_driver(settings: GatewaySettings) -> Driver:
+    """The driver for ``settings``, built by its class's ``from_settings``.
 
     Raises:
-        CliError: credentials or the ItecPay base URL are missing, or the base
-            URL is refused (exit status 2).
+        CliError: credentials or a required setting are missing, or a
+            setting is refused (exit status 2); the message says how to set it.
     """
+    cls = driver_class(settings.gateway)
+    missing = _missing_credentials(settings, cls.settings_keys)
+    if missing is not None:
+        raise missing
     try:
-        if settings.gateway == "iton":
-            if settings.token is None and not (settings.username and settings.password):
-                missing = "no password" if settings.username else "no credentials"
-                raise _missing(settings, missing)
-            return Iton(
-                settings.username,
-                settings.password,
-                token=settings.token,
-                base_url=settings.base_url or ITON_DEFAULT_URL,
-            )
-        if not (settings.username and settings.password):
-            raise _missing(settings, "no password" if settings.username else "no credentials")
-        if not settings.base_url:
-            raise CliError(
-                "ItecPay has no published address: pass --base-url, set "
-                f"{ENV_BASE_URL}, or put base_url in the [itecpay] section of the config file"
-            )
-        return ItecPay(settings.username, settings.password, base_url=settings.base_url)
+        return cls.from_settings(settings.values)
     except ConfigurationError as error:
-        raise CliError(redact(str(error)), ExitCode.USAGE) from None
+        raise CliError(_advice(settings, redact(error.reason))) from None
+
+
+def _advice(settings: GatewaySettings, reason: str) -> str:
+    """A driver's refusal, with how the command line sets what it asks for."""
+    reason = reason.replace(
+        "pass allow_insecure_http=True",
+        "pass --allow-insecure-http (or put allow_insecure_http = true in the gateway's config section)",
+    )
+    config = settings.config_path or default_config_path()
+    for key in ("base_url", "send_path", "status_path"):
+        if key in reason and key not in settings.values:
+            where = option_name(key) + (f", {_ENVIRONMENT[key]}" if key in _ENVIRONMENT else "")
+            reason += f": give it with {where}, or {key} in the [{settings.gateway}] section of {config}"
+            break
+    return settings.with_hint(reason)

@@ -26,11 +26,13 @@ from rich.table import Table
 from sms_async._engine import BulkSender
 from sms_async._models import DeliveryReport, DeliveryStatus, Outcome
 from sms_async._phone import PhoneNormaliser
+from sms_async.campaign import CampaignError, results_format, scan_results
 from sms_async.cli._campaign import SendOptions, run_send
 from sms_async.cli._config import GatewaySettings, build_driver
-from sms_async.cli._errors import ExitCode, run_async
-from sms_async.cli._io import read_message_ids, result_format_for
-from sms_async.testing import Fault, SimulatedGateway
+from sms_async.cli._errors import CliError, ExitCode, run_async
+from sms_async.cli._status import poll_reports
+from sms_async.cli._summary import describe_aborted
+from sms_async.testing import Fault, SimulatedGateway, registered_protocols
 
 __all__ = ["CampaignShape", "demo_faults", "generate_campaign", "run_demo"]
 
@@ -135,7 +137,7 @@ def _name(rng: random.Random) -> str:
     return f"{rng.choice(_FIRST)} {rng.choice(_LAST)}"
 
 
-def demo_faults(count: int, operation: str) -> list[Fault]:
+def demo_faults(count: int, operations: frozenset[str]) -> list[Fault]:
     """A few 429s, a 503 and a connection dropped after the request was read, spread over the run."""
     batches = max(count // 100, 1)
     taken: set[int] = set()
@@ -147,7 +149,7 @@ def demo_faults(count: int, operation: str) -> list[Fault]:
         taken.add(request)
         return frozenset({request})
 
-    ops = frozenset({operation})
+    ops = operations
     return [
         Fault("status_429", on_requests=at(0.02) | at(0.021) | at(0.4), retry_after=0.2, operations=ops),
         Fault("status_503", on_requests=at(0.6), retry_after=0.2, operations=ops),
@@ -169,9 +171,16 @@ def run_demo(
 ) -> ExitCode:
     """Run the demo and print its summary; returns the exit status."""
     output = output.expanduser().resolve()
-    result_format_for(output)
-    operation = "iton.sendSMS" if gateway == "iton" else "itecpay.send"
-    injected = demo_faults(count, operation) if faults else []
+    try:
+        results_format(output)
+    except CampaignError as error:
+        raise CliError(error.reason) from None
+    served = {protocol.name: protocol for protocol in registered_protocols()}
+    if gateway not in served:
+        raise CliError(f"the simulated gateway serves {', '.join(served)}, not {gateway}")
+    # Faults go to the chosen gateway's sends: its operations named for sending.
+    sends = frozenset(op for op in served[gateway].operations if op.split(".", 1)[1].startswith("send"))
+    injected = demo_faults(count, sends) if faults else []
     with (
         tempfile.TemporaryDirectory(prefix="sms-async-demo-") as scratch,
         SimulatedGateway(
@@ -183,28 +192,32 @@ def run_demo(
         ) as simulated,
     ):
         console.print(
-            f"Simulated ITON + ItecPay gateway listening on {simulated.origin} (loopback: nothing leaves "
-            "this machine)",
+            f"Simulated gateway ({', '.join(p.title or p.name for p in served.values())}) listening on "
+            f"{simulated.origin}, sending through {served[gateway].title or gateway} (loopback: nothing "
+            "leaves this machine)",
             markup=False,
         )
         recipients = Path(scratch) / "recipients.csv"
         shape = generate_campaign(recipients, count, seed)
+        # Only the generator's input is told here: what became of the rows comes from the campaign's tally.
         console.print(
-            f"Campaign: {shape.total:,} rows: {shape.valid:,} Indian mobile numbers in mixed spellings, "
-            f"{shape.repeated:,} repeated, {shape.invalid:,} invalid"
+            f"Campaign: {shape.valid:,} Indian mobile numbers in mixed spellings, as a CSV with some rows "
+            "repeated and some invalid"
             + (", with 3 x 429, 1 x 503 and 1 dropped connection injected" if faults else ""),
             markup=False,
         )
         settings = GatewaySettings(
-            gateway="iton" if gateway == "iton" else "itecpay",
-            username=simulated.username,
-            password=simulated.password,
-            base_url=simulated.iton_url if gateway == "iton" else simulated.itecpay_url,
+            gateway=gateway,
+            values={
+                "username": simulated.username,
+                "password": simulated.password,
+                "base_url": simulated.url(gateway),
+            },
             sender_id=DEMO_SENDER,
             region="IN",
             source="the simulated gateway",
         )
-        report = run_send(
+        outcome = run_send(
             SendOptions(
                 recipients=str(recipients),
                 text=DEMO_TEXT,
@@ -218,10 +231,14 @@ def run_demo(
             ),
             err_console,
         )
-        if report.exit_code not in {ExitCode.OK, ExitCode.NOT_ALL_ACCEPTED}:
-            if report.problem:
-                err_console.print(f"Error: {report.problem}", markup=False)
-            return report.exit_code
+        report = outcome.report
+        if outcome.exit_code not in {ExitCode.OK, ExitCode.NOT_ALL_ACCEPTED}:
+            if report.problem is not None:
+                err_console.print(f"Error: {report.problem.reason}", markup=False)
+            aborted = describe_aborted(report)
+            if aborted is not None:
+                err_console.print(f"Stopped early: {aborted}", markup=False)
+            return outcome.exit_code
         with err_console.status("polling delivery reports"):
             reports = run_async(_poll, settings, output)
     statuses = dict.fromkeys(DeliveryStatus, 0)
@@ -232,22 +249,25 @@ def run_demo(
     table.add_column(style="bold")
     table.add_column(justify="right")
     table.add_column(style="dim")
+    totals = report.totals
     notes = {
         Outcome.ACCEPTED: "the gateway issued a message id",
         Outcome.DUPLICATE: "the same number again, in another spelling: sent once",
-        Outcome.INVALID: "not a valid number: never sent",
+        Outcome.INVALID: "not a valid number: never sent"
+        + (f" ({totals.empty:,} of them empty)" if totals.empty else ""),
         Outcome.REJECTED: "refused by the gateway, with its reason",
         Outcome.UNKNOWN: "the connection dropped after the request was read: may have been sent, not retried",
         Outcome.UNSENT: "never sent: safe to send again with --resume",
     }
-    for outcome, note in notes.items():
-        table.add_row(outcome.value, f"{report.totals[outcome]:,}", note)
-    table.add_row("inputs", f"{report.total:,}", "every row of the input, each accounted for once")
+    for kind, note in notes.items():
+        table.add_row(kind.value, f"{totals[kind]:,}", note)
+    table.add_row("inputs", f"{totals.total:,}", "every row of the input, each accounted for once")
     table.add_section()
     table.add_row(
         "requests", f"{report.requests:,}", f"{report.retries:,} retries (429 / 503 are safe to retry)"
     )
     table.add_row("recipients/s", f"{report.rate:,.0f}", f"{report.elapsed:.1f} s in all")
+    table.add_row("credits", f"{totals.credits:,}", "parts paid for by the accepted numbers")
     table.add_section()
     table.add_row("delivered", f"{statuses[DeliveryStatus.DELIVERED]:,}", "delivery reports, polled briefly")
     table.add_row("undelivered", f"{statuses[DeliveryStatus.UNDELIVERED]:,}", "")
@@ -267,11 +287,7 @@ def run_demo(
 
 
 async def _poll(settings: GatewaySettings, output: Path) -> list[DeliveryReport]:
-    ids = read_message_ids(output)
-    latest: dict[tuple[str, str | None], DeliveryReport] = {}
+    ids = list(scan_results(output).message_ids)
     async with BulkSender(build_driver(settings), default_region="IN") as bulk:
-        async for report in bulk.poll_delivery_reports(ids, interval=0.25, timeout=5.0):
-            if report.number is not None:
-                latest.pop((report.message_id, None), None)
-            latest[report.message_id, report.number] = report
-    return list(latest.values())
+        book = await poll_reports(bulk, ids, interval=0.25, timeout=5.0)
+    return book.reports()

@@ -20,14 +20,17 @@ class ExitCode(enum.IntEnum):
     #: ``--skip-dnd``, do not count against); for look-ups: everything answered.
     OK = 0
     #: Some inputs were not accepted (invalid, rejected, unknown, unsent), or
-    #: some look-ups did not give the hoped-for answer. The results say which.
+    #: some look-ups did not give the hoped-for answer (for ``status``: not
+    #: every message delivered, or unknown rows remain). The results say which.
     NOT_ALL_ACCEPTED = 1
     #: A usage or configuration error: bad option, unreadable input, missing
     #: column or credentials, bad sender id, empty text, a journal that belongs
-    #: to another campaign or is in use by another process. Nothing was sent.
+    #: to another campaign or is in use by another process, ``--resume`` with no
+    #: journal. Nothing was sent.
     USAGE = 2
-    #: The run stopped early: the gateway refused the credentials or has no
-    #: credit, or the journal or results file could not be written.
+    #: The run stopped early: the gateway refused the credentials, has no
+    #: credit or answered as a wrong endpoint does; the input could not be read
+    #: on; or the journal or results file could not be written.
     ABORTED = 3
     #: Interrupted (Ctrl+C, SIGTERM); ``--resume`` continues where it stopped.
     INTERRUPTED = 4
@@ -36,10 +39,13 @@ class ExitCode(enum.IntEnum):
 EXIT_CODES_HELP = """\b
 Exit codes:
   0  every input accepted (duplicates and --skip-dnd skips do not count against)
-  1  some inputs not accepted (invalid, rejected, unknown, unsent): see the results
+  1  some inputs not accepted (invalid, rejected, unknown, unsent): see the results;
+     for status: not every message delivered yet, or unknown rows remain
   2  usage or configuration error (bad option, input, credentials, sender id, text,
-     or a journal that belongs to another campaign or is in use); nothing was sent
-  3  aborted: bad credentials, no credit, or the journal/results could not be written
+     a journal that belongs to another campaign or is in use, --resume with no
+     journal); nothing was sent
+  3  aborted: bad credentials, no credit, a wrong endpoint, an input unreadable
+     part-way, or the journal/results could not be written
   4  interrupted (Ctrl+C, SIGTERM): run again with --resume to continue"""
 
 

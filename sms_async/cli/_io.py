@@ -1,9 +1,16 @@
-"""Reading recipients and writing results, one row at a time.
+"""Reading recipients from a file or standard input, one row at a time, and saying where each came from.
 
-Inputs are never read whole into memory: a CSV file (one column chosen with
-``--column``), a text file with one number per line, or standard input
-(``-``). Results are JSON Lines or CSV, chosen by the output's extension, one
-row per input with the columns ``input, e164, outcome, message_id, reason``.
+Inputs are never read whole into memory: a CSV file (the numbers in one
+column, chosen with ``--column`` or found by name), a text file with one
+number per line, or standard input (``-``). Each input is passed on exactly
+as read (a line without its line ending, a CSV cell as it is); the
+normaliser reads spaces and punctuation itself.
+
+The source is also the campaign's :class:`~sms_async.campaign.InputRows`:
+it remembers, for each input it has handed out and whose row is not written
+yet, its row number (the 1-based line of a text file; the CSV row, counting
+the header as row 1, a multi-line record as one row and a blank line as a
+row) and, with ``keep_columns``, its other CSV columns.
 """
 
 from __future__ import annotations
@@ -12,35 +19,17 @@ import csv
 import hashlib
 import io
 import itertools
-import json
-from collections.abc import AsyncIterator, Iterable, Iterator
-from json.encoder import encode_basestring
+from collections.abc import AsyncIterator, Iterator, Sequence
 from pathlib import Path
-from typing import IO, Final, Literal
+from typing import IO, Any, Final, Literal
 
 import anyio
 
-from sms_async._models import BatchResult, Outcome
-from sms_async._phone import PhoneNormaliser
-from sms_async._redact import redact
 from sms_async.cli._errors import CliError
 
-__all__ = [
-    "COLUMNS",
-    "InputFormat",
-    "RecipientSource",
-    "ResultEncoder",
-    "ResultFormat",
-    "batch_rows",
-    "read_message_ids",
-    "result_format_for",
-]
+__all__ = ["InputFormat", "InputReadError", "RecipientSource"]
 
 InputFormat = Literal["auto", "csv", "lines"]
-ResultFormat = Literal["jsonl", "csv"]
-
-#: The columns of a results file, in order.
-COLUMNS: Final = ("input", "e164", "outcome", "message_id", "reason")
 
 # Column names tried, case-insensitively, when a CSV has several columns and
 # --column is not given.
@@ -57,7 +46,9 @@ _PHONE_COLUMNS: Final = (
 _CHUNK: Final = 2048
 _HASH_BLOCK: Final = 1 << 20
 
-Row = tuple[str, str, str, str, str]
+
+class InputReadError(Exception):
+    """The input stopped being readable part-way (an I/O or CSV error); the message says where."""
 
 
 class RecipientSource:
@@ -71,9 +62,12 @@ class RecipientSource:
         path: A file path, or ``"-"`` for ``stdin``.
         column: The CSV column holding the numbers (implies CSV).
         input_format: ``"csv"``, ``"lines"`` (one number per line, blank
-            lines ignored) or ``"auto"`` (CSV for ``.csv`` files or when
-            ``column`` is given).
+            lines skipped) or ``"auto"`` (CSV for ``.csv``/``.tsv`` files or
+            when ``column`` is given).
         stdin: The binary stream to read for ``"-"``.
+        keep_columns: Remember each row's other CSV columns for its results row.
+        as_rows: Hand out each CSV record as a mapping of column name to cell
+            (for a personalised text) instead of the number alone.
 
     Raises:
         CliError: the file cannot be read, is empty, or lacks the column.
@@ -86,6 +80,8 @@ class RecipientSource:
         column: str | None = None,
         input_format: InputFormat = "auto",
         stdin: IO[bytes] | None = None,
+        keep_columns: bool = False,
+        as_rows: bool = False,
     ) -> None:
         self.is_stdin = path == "-"
         self.name = "standard input" if self.is_stdin else path
@@ -97,36 +93,50 @@ class RecipientSource:
         else:
             is_csv = input_format == "csv"
         self.kind: Literal["csv", "lines"] = "csv" if is_csv else "lines"
+        if not is_csv and (keep_columns or as_rows):
+            raise CliError(
+                f"{'--keep-columns' if keep_columns else 'a personalised --text'} needs a CSV input, "
+                f"and {self.name} is read as one number per line: give a *.csv file, or --input-format csv"
+            )
+        #: The CSV's column names (empty for lines).
+        self.header: list[str] = []
+        #: The column holding the numbers.
         self.column: str | None = None
-        self._column_index = 0
+        self._keep = keep_columns
+        self._as_rows = as_rows
+        self._others: list[int] = []
+        # Inputs handed out, counted from 1, and their rows, until the campaign takes them.
+        self._handed = 0
+        self._rows: dict[int, tuple[int, tuple[str, ...]]] = {}
         self._line = 0
-        #: Why reading stopped early (an I/O or CSV error), if it did.
-        self.error: str | None = None
         if self.path is None:
             if stdin is None:
                 raise CliError("no standard input to read recipients from")
             binary = stdin
         else:
             binary = _open_input(self.path)
-        self._binary = binary
         self._text = io.TextIOWrapper(
             binary, encoding="utf-8-sig", errors="replace", newline="" if is_csv else None
         )
-        self._rows: Iterator[str]
+        self._items: Iterator[Any]
         try:
-            self._rows = self._csv_rows(column) if is_csv else self._plain_rows()
+            self._items = self._csv_items(column) if is_csv else self._line_items()
         except BaseException:
             self.close()
             raise
 
-    def _plain_rows(self) -> Iterator[str]:
+    # -- reading ---------------------------------------------------------------------
+
+    def _line_items(self) -> Iterator[str]:
         for line in self._text:
             self._line += 1
-            value = line.strip()
-            if value:
+            value = line.removesuffix("\n")
+            if value.strip():
+                self._handed += 1
+                self._rows[self._handed] = (self._line, ())
                 yield value
 
-    def _csv_rows(self, column: str | None) -> Iterator[str]:
+    def _csv_items(self, column: str | None) -> Iterator[Any]:
         dialect: type[csv.Dialect] = (
             csv.excel_tab if self.path is not None and self.path.suffix == ".tsv" else csv.excel
         )
@@ -141,48 +151,88 @@ class RecipientSource:
             raise CliError(f"{self.name}, line 1: cannot read the CSV header: {error}") from None
         self._line = 1
         names = [name.strip() for name in header]
-        self._column_index = _pick_column(names, column, self.name)
-        self.column = names[self._column_index]
-        index = self._column_index
+        index = _pick_column(names, column, self.name)
+        self.header = names
+        self.column = names[index]
+        self._others = [i for i in range(len(names)) if i != index]
+        if self._as_rows and len(set(names)) != len(names):
+            repeated = sorted({n for n in names if names.count(n) > 1})
+            raise CliError(
+                f"{self.name} has more than one column named {', '.join(map(repr, repeated))}: "
+                "a personalised text needs each column named once"
+            )
         return self._csv_values(reader, index)
 
-    def _csv_values(self, reader: Iterator[list[str]], index: int) -> Iterator[str]:
-        for row in reader:
+    def _csv_values(self, reader: Any, index: int) -> Iterator[Any]:
+        names, others, keep, as_rows = self.header, self._others, self._keep, self._as_rows
+        for record in reader:
             self._line += 1
-            if not row:
-                continue  # a blank line is no record
-            # A record without the column is still an input: it ends as an invalid row.
-            yield row[index].strip() if index < len(row) else ""
+            if not record:
+                continue  # a blank line is a row with nothing in it: no input
+            self._handed += 1
+            kept = tuple(record[i] if i < len(record) else "" for i in others) if keep else ()
+            self._rows[self._handed] = (self._line, kept)
+            if as_rows:
+                # A cell the record lacks is left out: the template names the missing field.
+                yield {names[i]: cell for i, cell in enumerate(record[: len(names)])}
+            else:
+                # A record without the column is still an input: it ends as an invalid row.
+                yield record[index] if index < len(record) else ""
 
-    def chunks(self) -> Iterator[list[str]]:
-        """Yield the recipients, a list at a time; stop (setting ``error``) on a read error."""
+    def chunks(self) -> Iterator[list[Any]]:
+        """Yield the recipients, a list at a time.
+
+        Raises:
+            InputReadError: the input cannot be read on (the message says where).
+        """
         while True:
             try:
-                chunk = list(itertools.islice(self._rows, _CHUNK))
+                chunk = list(itertools.islice(self._items, _CHUNK))
             except (OSError, csv.Error) as error:
                 detail = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
-                self.error = f"{self.name}, line {self._line + 1}: cannot read on: {detail}"
-                return
+                raise InputReadError(f"{self.name}, row {self._line + 1}: cannot read on: {detail}") from None
             if not chunk:
                 return
             yield chunk
 
-    async def aiter(self) -> AsyncIterator[list[str]]:
-        """Like :meth:`chunks`, reading standard input in a worker thread (it may block for long)."""
-        chunks = self.chunks()
-        if not self.is_stdin:
-            for chunk in chunks:
-                yield chunk
-            return
+    def __iter__(self) -> Iterator[Any]:
+        """Every recipient, read a chunk at a time (for files: reading never blocks for long)."""
+        for chunk in self.chunks():
+            yield from chunk
 
-        def next_chunk() -> list[str] | None:
+    async def aiter(self) -> AsyncIterator[Any]:
+        """Every recipient, reading standard input in a worker thread (it may block for long)."""
+        chunks = self.chunks()
+
+        def next_chunk() -> list[Any] | None:
             return next(chunks, None)
 
         while True:
-            read: list[str] | None = await anyio.to_thread.run_sync(next_chunk)
+            read: list[Any] | None = await anyio.to_thread.run_sync(next_chunk)
             if read is None:
                 return
-            yield read
+            for item in read:
+                yield item
+
+    # -- where each input came from (the campaign's InputRows) ----------------------
+
+    @property
+    def columns(self) -> Sequence[str]:
+        """The other CSV columns kept with each row (with ``keep_columns``)."""
+        return [self.header[i] for i in self._others] if self._keep else []
+
+    def take(self, position: int) -> tuple[int, Sequence[str]]:
+        """The row number of the input handed out at ``position``, and its kept columns."""
+        found = self._rows.pop(position, None)
+        return found if found is not None else (position, ())
+
+    def forget(self, first: int, count: int) -> None:
+        """Positions ``first .. first + count - 1`` will not be asked for."""
+        pop = self._rows.pop
+        for position in range(first, first + count):
+            pop(position, None)
+
+    # -- what identifies the input ---------------------------------------------------
 
     def fingerprint(self) -> tuple[str, int | None]:
         """A fingerprint of the input and its approximate number of recipients.
@@ -246,147 +296,3 @@ def _pick_column(names: list[str], column: str | None, source: str) -> int:
     raise CliError(
         f"{source} has {len(names)} columns; choose the one with the numbers with --column: {listed}"
     )
-
-
-# -- results -------------------------------------------------------------------
-
-
-def result_format_for(path: Path) -> ResultFormat:
-    """JSON Lines for ``.jsonl``/``.ndjson``/``.json``, CSV for ``.csv``."""
-    suffix = path.suffix.lower()
-    if suffix == ".csv":
-        return "csv"
-    if suffix in {".jsonl", ".ndjson", ".json"}:
-        return "jsonl"
-    raise CliError(
-        f"cannot tell the results format from {path.name!r}: name the file *.jsonl (JSON Lines) or *.csv"
-    )
-
-
-def batch_rows(batch: BatchResult, normaliser: PhoneNormaliser) -> Iterator[Row]:
-    """One row per input the batch accounts for, numbers first.
-
-    A duplicate's ``input`` is the number it repeats, in E.164 (or the raw
-    text of a repeated invalid entry): the engine keeps no other spelling.
-    """
-    on_wire = set(batch.numbers)
-    for raw, number in zip(batch.inputs, batch.numbers, strict=True):
-        message_id = batch.message_ids.get(number)
-        if message_id is not None:
-            yield raw, number, Outcome.ACCEPTED.value, message_id, ""
-            continue
-        failure = batch.failed.get(number)
-        if failure is None:  # pragma: no cover - the engine accounts for every number
-            yield raw, number, Outcome.UNKNOWN.value, "", "no outcome was recorded for this number"
-        else:
-            yield raw, number, failure.outcome.value, "", failure.reason
-    for key, failure in batch.failed.items():
-        if key not in on_wire:
-            yield key, "", failure.outcome.value, "", failure.reason
-    for key, count in batch.duplicates.items():
-        is_number = normaliser.normalise_or_none(key) == key
-        reason = "the same number as an earlier input" if is_number else "the same text as an earlier input"
-        row = (key, key if is_number else "", Outcome.DUPLICATE.value, "", reason)
-        for _ in range(count):
-            yield row
-
-
-class ResultEncoder:
-    """Turns batch results into the bytes of a results file."""
-
-    def __init__(self, result_format: ResultFormat, normaliser: PhoneNormaliser) -> None:
-        self.format: ResultFormat = result_format
-        self._normaliser = normaliser
-
-    @property
-    def header(self) -> bytes:
-        """What a new results file starts with."""
-        return self._csv([COLUMNS]) if self.format == "csv" else b""
-
-    def encode(self, batch: BatchResult) -> bytes:
-        """The rows of one batch."""
-        # The members of a batch share one reason: redact each distinct one once.
-        reasons: dict[str, str] = {}
-        rows = [
-            (raw, e164, outcome, message_id, reasons.get(why) or reasons.setdefault(why, redact(why)))
-            for raw, e164, outcome, message_id, why in batch_rows(batch, self._normaliser)
-        ]
-        return self._csv(rows) if self.format == "csv" else self._jsonl(rows)
-
-    @staticmethod
-    def _csv(rows: Iterable[tuple[str, ...]]) -> bytes:
-        buffer = io.StringIO()
-        csv.writer(buffer, lineterminator="\n").writerows(rows)
-        return buffer.getvalue().encode("utf-8")
-
-    @staticmethod
-    def _jsonl(rows: Iterable[Row]) -> bytes:
-        # One JSON object per line, built from JSON-escaped strings: the same
-        # text json.dumps gives for these five keys, at a fraction of the cost
-        # (e164 and outcome hold only "+", digits and letters: nothing to escape).
-        quote = _json_string
-        lines = [
-            '{"input": %s, "e164": %s, "outcome": "%s", "message_id": %s, "reason": %s}\n'  # noqa: UP031
-            % (
-                quote(raw),
-                f'"{e164}"' if e164 else "null",
-                outcome,
-                quote(message_id) if message_id else "null",
-                quote(reason) if reason else "null",
-            )
-            for raw, e164, outcome, message_id, reason in rows
-        ]
-        return "".join(lines).encode("utf-8")
-
-
-# Characters that JSON leaves unescaped but some line readers split lines on.
-_LINE_BREAKS: Final = str.maketrans({"\x85": "\\u0085", "\u2028": "\\u2028", "\u2029": "\\u2029"})
-
-
-def _json_string(text: str) -> str:
-    encoded = encode_basestring(text)
-    return encoded if encoded.isascii() else encoded.translate(_LINE_BREAKS)
-
-
-def read_message_ids(path: Path) -> list[str]:
-    """The distinct message ids of accepted rows in a results file.
-
-    Reads JSON Lines or CSV results as written by ``send``; in a file of
-    another kind, each non-blank line that is not JSON is taken as an id.
-
-    Raises:
-        CliError: the file cannot be read or names no message id.
-    """
-    ids: dict[str, None] = {}
-    try:
-        with path.open(encoding="utf-8-sig", errors="replace", newline="") as file:
-            if path.suffix.lower() == ".csv":
-                reader = csv.DictReader(file)
-                if reader.fieldnames is None or "message_id" not in reader.fieldnames:
-                    raise CliError(f"{path} has no message_id column; is it a results file written by send?")
-                for record in reader:
-                    value = (record.get("message_id") or "").strip()
-                    if value:
-                        ids[value] = None
-            else:
-                for line in file:
-                    text = line.strip()
-                    if not text:
-                        continue
-                    if text.startswith("{"):
-                        try:
-                            record = json.loads(text)
-                        except ValueError:
-                            continue  # a row cut short by a crash: nothing to look up
-                        value = record.get("message_id") if isinstance(record, dict) else None
-                        if isinstance(value, str) and value:
-                            ids[value] = None
-                    else:
-                        ids[text] = None
-    except FileNotFoundError:
-        raise CliError(f"cannot read {path}: no such file") from None
-    except IsADirectoryError:
-        raise CliError(f"cannot read {path}: it is a directory") from None
-    except OSError as error:
-        raise CliError(f"cannot read {path}: {error.strerror}") from None
-    return list(ids)

@@ -121,6 +121,13 @@ def test_demo_small(tmp_path, monkeypatch):
     assert counts["unknown"] == 100  # the dropped connection
     assert counts["invalid"] > 0
     assert counts["duplicate"] > 0
+    # Every figure shown comes from one tally: the table says what the rows say, the header adds none.
+    for outcome, count in counts.items():
+        shown = re.search(rf"{outcome}\s*│\s*([\d,]+)", result.stdout)
+        assert shown is not None
+        assert int(shown.group(1).replace(",", "")) == count, outcome
+    header = next(line for line in result.stdout.splitlines() if line.startswith("Campaign:"))
+    assert re.search(r"[\d,]+ (repeated|invalid)", header) is None
     assert "delivered" in result.stdout
     assert str(output) in result.stdout.replace("\n", "")
 

@@ -92,13 +92,19 @@ def check_accounting(
     assert set(first) == distinct
     assert set(first.values()) == {1}
     assert {r["input"] for r in rows if r["outcome"] == "invalid"} == invalid
-    assert outcomes["duplicate"] == len(lines) - len(distinct) - len(invalid)
+    # A repeated invalid line is invalid each time; only repeats of a number are duplicates.
+    invalid_lines = sum(1 for line in lines if line in invalid)
+    assert outcomes["invalid"] == invalid_lines
+    assert outcomes["duplicate"] == len(lines) - len(distinct) - invalid_lines
+    assert sorted(r["row"] for r in rows) == list(range(1, len(lines) + 1))
     stats = gw.stats
     assert stats.duplicate_numbers() == {}
     by_number = {r["e164"]: r["outcome"] for r in rows if r["outcome"] != "duplicate" and r["e164"]}
     received = {"+" + digits for digits in stats.numbers}
     assert {n for n, o in by_number.items() if o == "accepted"} <= received
     assert all(by_number[n] in {"accepted", "unknown"} for n in received)
+    # An unknown number was on the wire when its run died: the gateway really received it.
+    assert {n for n, o in by_number.items() if o == "unknown"} <= received
     return outcomes
 
 
@@ -114,8 +120,10 @@ def test_kill_drill(tmp_path, sms_gateway_factory):
     rng = random.Random(seed)
     kills = 0
     code, err = None, ""
-    for run in range(20):
-        command = send_command(source, output, *(["--resume"] if run else []))
+    journal = tmp_path / "results.jsonl.journal"
+    for _ in range(20):
+        # --resume needs a journal: a run killed while starting up may have left none.
+        command = send_command(source, output, *(["--resume"] if journal.exists() else []))
         proc = start(command, env)
         if kills < 4:
             try:
@@ -138,6 +146,42 @@ def test_kill_drill(tmp_path, sms_gateway_factory):
     assert code in {0, 1}, err
     assert gw.stats.requests["iton.sendSMS"] == requests
     assert check_accounting(output, gw, lines, distinct, invalid) == outcomes
+
+
+def test_kill_drill_with_a_rate_limit(tmp_path, sms_gateway_factory):
+    """SIGKILL rate-limited runs: batches waiting for the meter never end unknown; unknown ones were sent."""
+    # 500 numbers a second across 8 workers: most of them wait for the meter, a few are on the wire
+    # (0.4-0.6 s each), so every kill catches batches both waiting and in flight.
+    gw = sms_gateway_factory(faults=[Fault("latency", rate=1.0, seconds=(0.4, 0.6))])
+    source = tmp_path / "numbers.txt"
+    lines, distinct, invalid = make_input(source, 3000, seed=23)
+    output = tmp_path / "results.jsonl"
+    journal = tmp_path / "results.jsonl.journal"
+    env = child_env(gw, tmp_path)
+    seed = random.SystemRandom().randrange(2**32)
+    rng = random.Random(seed)
+    limits = ("--rate", "500", "--concurrency", "8")
+    kills = 0
+    code, err = None, ""
+    for _ in range(20):
+        command = send_command(source, output, *limits, *(["--resume"] if journal.exists() else []))
+        proc = start(command, env)
+        if kills < 3:
+            try:
+                proc.wait(timeout=rng.uniform(1.0, 2.0))
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.communicate()
+                kills += 1
+                continue
+        code, err = finish(proc)
+        break
+    assert kills == 3, f"seed {seed}"
+    assert code == 1, f"seed {seed}: {err}"  # the invalid lines, and the unknown ones
+    outcomes = check_accounting(output, gw, lines, distinct, invalid)
+    # Only batches on the wire are unknown: at most 8 per kill, never the ones waiting for the meter.
+    assert 0 < outcomes["unknown"] <= 3 * 8 * 100, f"seed {seed}"
+    assert outcomes["accepted"] + outcomes["unknown"] == len(distinct)
 
 
 def test_ctrl_c_stops_cleanly_and_resumes(tmp_path, sms_gateway_factory):

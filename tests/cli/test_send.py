@@ -85,9 +85,11 @@ def test_text_file_to_csv_output_all_accepted(tmp_path, gw):
     output = tmp_path / "results.csv"
     result = invoke(send_args(source, output), env_for(gw, tmp_path))
     assert result.exit_code == 0, result.output
-    assert output.read_text().splitlines()[0] == "input,e164,outcome,message_id,reason"
+    assert output.read_text().splitlines()[0] == "row,input,e164,outcome,message_id,reason"
     rows = read_rows(output)
     assert Counter(r["outcome"] for r in rows) == {"accepted": 120, "duplicate": 2}
+    # Rows are the input's line numbers: the blank line 121 is skipped, not renumbered.
+    assert sorted(int(r["row"]) for r in rows) == [*range(1, 121), 122, 123]
     assert len(gw.stats.numbers) == 120
 
 

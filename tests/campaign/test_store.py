@@ -1,4 +1,4 @@
-"""The campaign journal: claims, resume rules, group commit, locking, and rebuilding lost batches."""
+"""The campaign's SQLite journal: claims, resume rules, group commit, locking, and rebuilding lost batches."""
 
 from __future__ import annotations
 
@@ -12,16 +12,16 @@ import pytest
 from sms_async import BulkSender, Iton, Message
 from sms_async._batching import Batch, Batcher
 from sms_async._journal import Admission, numbers_digest
-from sms_async._models import BatchResult, Failure, Outcome
+from sms_async._models import BatchResult, Failure, LocalInput, Outcome
 from sms_async._phone import PhoneNormaliser
-from sms_async.cli import Campaign, CampaignJournal, CliError, ExitCode
-from sms_async.cli._io import ResultEncoder
+from sms_async.campaign import CampaignError, CampaignJournal, Identity, ResultsEncoder, StorageError
+from sms_async.campaign._writer import GroupWriter
 
 NORMALISER = PhoneNormaliser("IN")
 
 
-def campaign(tmp_path: Path, text: str = "t") -> Campaign:
-    return Campaign(
+def campaign(tmp_path: Path, text: str = "t") -> Identity:
+    return Identity(
         input_name="numbers.txt",
         input_fingerprint="sha256:abc:lines:",
         text_sha256=text,
@@ -30,6 +30,8 @@ def campaign(tmp_path: Path, text: str = "t") -> Campaign:
         region="IN",
         output_path=str(tmp_path / "results.jsonl"),
         output_format="jsonl",
+        layout="settled",
+        columns="",
     )
 
 
@@ -39,7 +41,7 @@ def open_journal(
     return CampaignJournal.open(
         tmp_path / "results.jsonl.journal",
         campaign(tmp_path, text),
-        ResultEncoder("jsonl", NORMALISER),
+        ResultsEncoder("jsonl"),
         resume=resume,
         **options,
     )
@@ -160,16 +162,16 @@ async def test_different_numbers_in_a_batch_are_refused(tmp_path):
     finally:
         journal.close()
     assert journal.failure is not None
-    assert journal.failure.code == ExitCode.USAGE
-    assert "differs" in journal.failure.message
+    assert type(journal.failure) is CampaignError  # a usage problem, not a storage failure
+    assert "differs" in journal.failure.reason
 
 
 def test_existing_journal_needs_resume_and_same_campaign(tmp_path):
     """An existing journal is refused without resume, and with resume when the campaign differs."""
     open_journal(tmp_path).close()
-    with pytest.raises(CliError, match="--resume"):
+    with pytest.raises(CampaignError, match="resume=True"):
         open_journal(tmp_path)
-    with pytest.raises(CliError, match=r"different campaign.*message text"):
+    with pytest.raises(CampaignError, match=r"different campaign.*message text"):
         open_journal(tmp_path, resume=True, text="other")
     open_journal(tmp_path, resume=True).close()
 
@@ -178,9 +180,9 @@ def test_second_process_is_refused(tmp_path):
     """While one journal holds the campaign, a second open is refused with a clear message."""
     first = open_journal(tmp_path)
     try:
-        with pytest.raises(CliError, match="in use by another sms-async process") as caught:
+        with pytest.raises(CampaignError, match="in use by another sms-async process") as caught:
             open_journal(tmp_path, resume=True)
-        assert caught.value.code == ExitCode.USAGE
+        assert not isinstance(caught.value, StorageError)  # a usage problem: nothing was sent
     finally:
         first.close()
     open_journal(tmp_path, resume=True).close()
@@ -201,7 +203,7 @@ async def test_results_file_cut_to_recorded_length(tmp_path):
     open_journal(tmp_path, resume=True).close()
     assert output.read_bytes() == good
     output.write_bytes(good[:-5])
-    with pytest.raises(CliError, match="shorter than the journal records"):
+    with pytest.raises(CampaignError, match="shorter than the journal records"):
         open_journal(tmp_path, resume=True)
 
 
@@ -209,13 +211,13 @@ async def test_group_commit(tmp_path, monkeypatch):
     """32 batches beginning at once share a few commits instead of costing one fsync each."""
     journal = open_journal(tmp_path)
     commits = []
-    original = CampaignJournal._commit
+    original = GroupWriter.commit
 
     def counting(self, group):
         commits.append(len(group))
         original(self, group)
 
-    monkeypatch.setattr(CampaignJournal, "_commit", counting)
+    monkeypatch.setattr(GroupWriter, "commit", counting)
     results = []
     try:
         async with journal:
@@ -292,9 +294,16 @@ async def test_rebuilt_rows_written_once_as_unknown(tmp_path):
     finally:
         journal.close()
     journal = open_journal(tmp_path, resume=True)
-    rebuilt = BatchResult(numbers=lost.numbers, inputs=lost.inputs, index=0)
+    garbage = Failure(Outcome.INVALID, "not a number")
+    rebuilt = BatchResult(
+        numbers=lost.numbers,
+        inputs=lost.inputs,
+        index=0,
+        first=1,
+        local=[LocalInput(len(lost.numbers), "garbage", "", garbage)],
+    )
     rebuilt.failed.update(dict.fromkeys(lost.numbers, Failure(Outcome.UNKNOWN, "lost")))
-    rebuilt.failed["garbage"] = Failure(Outcome.INVALID, "not a number")
+    rebuilt.failed["garbage"] = garbage
     try:
         async with journal:
             assert await journal.admit(as_batch(0, lost.numbers)) is Admission.LOST
@@ -304,8 +313,8 @@ async def test_rebuilt_rows_written_once_as_unknown(tmp_path):
     journal = open_journal(tmp_path, resume=True)
     try:
         assert journal.needs_rows == frozenset()
-        assert journal.totals()[Outcome.UNKNOWN] == 3
-        assert journal.totals()[Outcome.INVALID] == 1
+        assert journal.base[Outcome.UNKNOWN] == 3
+        assert journal.base[Outcome.INVALID] == 1
     finally:
         journal.close()
     rows = [json.loads(line) for line in (tmp_path / "results.jsonl").read_text().splitlines()]

@@ -1,0 +1,58 @@
+"""Crash-safe campaigns: one text (or one per recipient) to a whole input, with a results file and a journal.
+
+::
+
+    from sms_async.campaign import run_campaign
+
+    async with BulkSender(driver, default_region="IN") as bulk:
+        report = await run_campaign(bulk, recipients, "Hello", sender_id="ITONAB", results="out.jsonl")
+    report.totals          # inputs by outcome, as the results file holds them
+    # killed (even kill -9)? the same call with resume=True sends what was not sent, never a batch twice
+
+Layout: :mod:`._runner` (:class:`Campaign`, :func:`run_campaign`, the
+report), :mod:`._store` (the SQLite :class:`~sms_async.Journal`, with group
+commit), :mod:`._schema` (its tables and what identifies a campaign),
+:mod:`._opening` (checks and resume preparation), :mod:`._lock` (one process
+per campaign), :mod:`._results` (the results file, written and read back),
+:mod:`._tally` (the one tally every figure comes from), :mod:`._errors`.
+"""
+
+from sms_async._journal import Admission, BatchState, Journal, numbers_digest, state_of
+from sms_async.campaign._errors import PYTHON_NAMES, CampaignError, OptionNames, StorageError
+from sms_async.campaign._results import (
+    COLUMNS,
+    InputRows,
+    ResultsEncoder,
+    ResultsScan,
+    results_format,
+    scan_results,
+)
+from sms_async.campaign._runner import Campaign, CampaignReport, run_campaign
+from sms_async.campaign._schema import Identity
+from sms_async.campaign._store import CampaignJournal
+from sms_async.campaign._tally import OUTCOMES, Tally
+
+__all__ = [
+    "COLUMNS",
+    "OUTCOMES",
+    "PYTHON_NAMES",
+    "Admission",
+    "BatchState",
+    "Campaign",
+    "CampaignError",
+    "CampaignJournal",
+    "CampaignReport",
+    "Identity",
+    "InputRows",
+    "Journal",
+    "OptionNames",
+    "ResultsEncoder",
+    "ResultsScan",
+    "StorageError",
+    "Tally",
+    "numbers_digest",
+    "results_format",
+    "run_campaign",
+    "scan_results",
+    "state_of",
+]

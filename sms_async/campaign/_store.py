@@ -1,0 +1,460 @@
+r"""The SQLite store of one campaign: the :class:`~sms_async.Journal` behind a crash-safe campaign.
+
+The journal (WAL, ``synchronous=FULL``; schema in :mod:`._schema`) records
+which batches went out and where their results rows are, so that a run
+killed at any moment (``kill -9`` included) can be resumed without sending
+any batch twice and without losing or repeating a results row.
+
+Batch states::
+
+    (no row) / pending --claim--> sending --settle--> sent | rejected | unknown
+                          ^          |  \--settle--> pending (every number unsent: safe again)
+                          +-release--+   \-- found on resume --> unknown (not sent again)
+
+Rules:
+
+* ``claim`` commits ``sending`` before the request is written (the engine
+  calls it after every wait, once a connection is ready), as a conditional
+  update (only a ``pending`` batch is claimed); ``release`` puts a batch whose
+  try certainly never reached the gateway back to ``pending`` for its backoff.
+* Claims and settles waiting at one moment share one commit (group commit):
+  32 workers claiming at once cost one fsync, not 32.
+* Rows are durable before the state that vouches for them: a commit writes
+  and fsyncs the results rows first, then commits the batches' states with
+  the file's new length, in one transaction.
+* Rows go to the file as batches settle, or, with ``ordered``, in input
+  order: a batch settled before the ones ahead of it keeps its rows in the
+  journal (committed with its state) until they are written.
+* A batch whose numbers were all unsent goes back to ``pending``; its rows
+  are kept in the journal and appended past the recorded length when the run
+  ends, and cut off again by the next resume, which sends it.
+* On resume the results file is cut to the recorded length; ``sending``
+  batches become ``unknown`` and are not sent again unless
+  ``resend_unknown`` (their rows are rebuilt from the input and written
+  once, as unknown); ``resend_rejected``/``resend_unknown`` make settled
+  batches pending again, their old rows taken out of the file. ``sent`` and
+  ``rejected`` batches are skipped; a batch whose numbers or text differ
+  from those recorded, or a campaign whose input, text, sender, gateway,
+  region or results file differ, is refused.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Self
+
+import anyio
+import anyio.abc
+import attrs
+
+from sms_async._exceptions import SmsError
+from sms_async._journal import Admission, BatchState, numbers_digest, state_of
+from sms_async._models import BatchResult
+from sms_async.campaign._errors import PYTHON_NAMES, CampaignError, OptionNames, StorageError
+from sms_async.campaign._lock import CampaignLock
+from sms_async.campaign._opening import (
+    check_fresh_output,
+    check_output_length,
+    check_same_campaign,
+    close_quietly,
+    describe,
+    insert_campaign,
+    open_output,
+    prepare_resume,
+    read_campaign,
+    transaction,
+)
+from sms_async.campaign._results import ResultsEncoder
+from sms_async.campaign._schema import Identity, connect, sum_counts
+from sms_async.campaign._tally import Tally
+from sms_async.campaign._writer import HAS_ROWS, GroupWriter, Op
+
+if TYPE_CHECKING:
+    from types import TracebackType
+
+    from sms_async._batching import Batch
+
+__all__ = ["CampaignJournal"]
+
+_PENDING = BatchState.PENDING.value
+_UNKNOWN = BatchState.UNKNOWN.value
+
+
+@attrs.frozen
+class _Known:
+    """A batch as the journal held it when this run opened it."""
+
+    state: str
+    digest: str
+    #: Found ``sending`` by this resume: its rows are rebuilt as unknown.
+    lost: bool
+
+
+class CampaignJournal:
+    """The :class:`~sms_async.Journal` of one campaign, and the writer of its results file.
+
+    Open it with :meth:`open` (synchronous: it locks, checks and prepares
+    the files), run the sender inside ``async with journal:`` (which runs
+    the committer), then :meth:`close` it (which appends the provisional
+    rows and lets the campaign go). :class:`~sms_async.campaign.Campaign`
+    does all three.
+    """
+
+    def __init__(
+        self,
+        *,
+        path: Path,
+        output: Path,
+        lock: CampaignLock,
+        conn: sqlite3.Connection,
+        out: IO[bytes],
+        encoder: ResultsEncoder,
+        run: int,
+        resumed: bool,
+        ordered: bool,
+        offset: int,
+    ) -> None:
+        self.path = path
+        self.output = output
+        self._lock = lock
+        self._writer = GroupWriter(conn, out, run, offset, ordered=ordered)
+        self._encoder = encoder
+        #: This run's number (1 for a new campaign).
+        self.run = run
+        #: Whether an earlier run of this campaign was found.
+        self.resumed = resumed
+        self.ordered = ordered
+        self._known: dict[int, _Known] = {}
+        #: Inputs settled by earlier runs (pending batches excepted).
+        self.base = Tally()
+        #: Inputs settled by this run.
+        self.tally = Tally()
+        #: Requests and retries made by this run; batches it sent, and skipped as settled earlier.
+        self.requests = 0
+        self.retries = 0
+        self.batches_sent = 0
+        self.batches_skipped = 0
+        #: The error that stopped this run early (bad credentials, no credit, a wrong endpoint...), if any.
+        self.aborted: SmsError | None = None
+        #: Why the journal stopped the run (a changed input, a file it could not write), if it did.
+        self.failure: CampaignError | None = None
+        self._stop_reason: str | None = None
+        self._admitted: dict[int, tuple[str, int]] = {}
+        self._lost_now: set[int] = set()
+        self._queue: list[Op] = []
+        self._wake = anyio.Event()
+        self._closing = False
+        self._task_group: anyio.abc.TaskGroup | None = None
+        self._closed = False
+        self._totals = Tally()
+
+    # -- opening ---------------------------------------------------------------------
+
+    @classmethod
+    def open(
+        cls,
+        path: Path,
+        identity: Identity,
+        encoder: ResultsEncoder,
+        *,
+        resume: bool,
+        resend_unknown: bool = False,
+        resend_rejected: bool = False,
+        overwrite: bool = False,
+        names: OptionNames = PYTHON_NAMES,
+    ) -> CampaignJournal:
+        """Lock the campaign, create or check its journal, and prepare the results file.
+
+        Args:
+            path: The journal database.
+            identity: What this campaign is.
+            encoder: How rows are written (its format and columns must match the campaign's).
+            resume: Continue an earlier run of the same campaign.
+            resend_unknown: On resume, send again the batches that ended ``unknown``
+                or were caught ``sending`` (some of their numbers may get the text twice).
+            resend_rejected: On resume, send again the batches the gateway refused.
+            overwrite: Replace a results file that no journal accounts for.
+            names: How messages spell these options.
+
+        Raises:
+            CampaignError: nothing to resume, the journal is in use, belongs to
+                another campaign, or exists without ``resume``; a results file
+                exists; a file cannot be used (:class:`StorageError`).
+        """
+        output = Path(identity.output_path)
+        if resume and not path.exists():
+            raise _nothing_to_resume(path, output, names)
+        lock = CampaignLock(path)
+        conn: sqlite3.Connection | None = None
+        out: IO[bytes] | None = None
+        try:
+            if not path.exists():
+                check_fresh_output(output, names, overwrite=overwrite)  # before leaving a journal behind
+            conn = connect(path)
+            stored = read_campaign(conn, path)
+            if stored is None:
+                resumed, run, offset = False, 1, 0
+                check_fresh_output(output, names, overwrite=overwrite)
+                insert_campaign(conn, identity)
+            else:
+                old, offset, runs = stored
+                check_same_campaign(path, identity, old, names, resume=resume)
+                check_output_length(output, offset)
+                resumed, run = True, runs + 1
+                again = (_UNKNOWN,) * resend_unknown + (BatchState.REJECTED.value,) * resend_rejected
+                offset = prepare_resume(conn, output, offset, run, resend_states=again)
+            out = open_output(output, offset)
+            if offset == 0 and encoder.header:
+                out.write(encoder.header)
+                out.flush()
+                os.fsync(out.fileno())
+                offset = len(encoder.header)
+                with transaction(conn):
+                    conn.execute("UPDATE campaign SET output_offset = ?", (offset,))
+            journal = cls(
+                path=path,
+                output=output,
+                lock=lock,
+                conn=conn,
+                out=out,
+                encoder=encoder,
+                run=run,
+                resumed=resumed,
+                ordered=identity.layout == "ordered",
+                offset=offset,
+            )
+            journal._load()
+            # Rows an earlier run kept in the journal go to the file now, where they can.
+            journal._writer.commit([])
+        except CampaignError:
+            close_quietly(out, conn)
+            lock.release(remove=False)
+            raise
+        except (OSError, sqlite3.Error) as error:
+            close_quietly(out, conn)
+            lock.release(remove=False)
+            raise StorageError(f"cannot use the journal {path}: {describe(error)}") from None
+        return journal
+
+    def _load(self) -> None:
+        conn = self._writer.conn
+        written: list[int] = []
+        waiting: set[int] = set()
+        for idx, state, digest, placed, kept in conn.execute(
+            "SELECT idx, state, digest, rows_at IS NOT NULL, rows IS NOT NULL FROM batches ORDER BY idx"
+        ):
+            index, in_file, held = int(idx), bool(placed), bool(kept)
+            lost = state == _UNKNOWN and not in_file and not held
+            self._known[index] = _Known(str(state), str(digest), lost)
+            if in_file:
+                written.append(index)
+            elif held and state != _PENDING:
+                waiting.add(index)
+        self._writer.load(written, waiting)
+        self.base = sum_counts(conn, f"{HAS_ROWS} AND state != 'pending'")
+
+    @property
+    def needs_rows(self) -> frozenset[int]:
+        """Batches found ``sending`` whose rows this run must rebuild and write as unknown."""
+        return frozenset(index for index, known in self._known.items() if known.lost)
+
+    # -- the Journal protocol --------------------------------------------------------
+
+    async def admit(self, batch: Batch) -> Admission:
+        """Send a pending batch; skip one an earlier run settled; report one lost in flight."""
+        rows = self._encoder.rows
+        if self._stop_reason is not None:
+            rows.forget(batch.first, batch.size)
+            return Admission.SKIP  # left pending: the next run sends it
+        message = batch.message
+        digest = numbers_digest(batch.numbers, message.text if message is not None else None)
+        parts = message.segments if message is not None and batch.numbers else 0
+        known = self._known.get(batch.index)
+        if known is not None:
+            if known.digest != digest and known.state != _PENDING:
+                self.fail(
+                    CampaignError(
+                        f"batch {batch.index} of the input differs from the one recorded in {self.path}: "
+                        "the input (or a text in it) is not the same as in the earlier run, so it cannot "
+                        "be resumed"
+                    )
+                )
+                rows.forget(batch.first, batch.size)
+                return Admission.SKIP
+            if known.lost:
+                self._admitted[batch.index] = (digest, parts)
+                self._lost_now.add(batch.index)
+                return Admission.LOST
+            if known.state != _PENDING:
+                self.batches_skipped += 1
+                rows.forget(batch.first, batch.size)
+                return Admission.SKIP
+        self._admitted[batch.index] = (digest, parts)
+        return Admission.SEND
+
+    async def claim(self, batch: Batch) -> bool:
+        """Commit that ``batch`` is being sent (waiting claims share one fsync); ``False``: not ours."""
+        if self._stop_reason is None:
+            digest, _ = self._admitted.get(batch.index, ("", 0))
+            op = Op("claim", batch.index, digest=digest, size=len(batch.numbers))
+            await self._submit(op)
+            if op.ok:
+                return True
+        self._admitted.pop(batch.index, None)
+        self._encoder.rows.forget(batch.first, batch.size)
+        return False
+
+    async def release(self, batch: Batch) -> None:
+        """The last try never reached the gateway: the batch is pending again while it waits to retry."""
+        await self._submit(Op("release", batch.index))
+
+    async def settle(self, result: BatchResult) -> None:
+        """Write the batch's rows and commit its final state with the results file's new length."""
+        # A batch settled without admission was cut but never started (a cancelled run).
+        digest, parts = self._admitted.pop(result.index, (numbers_digest(result.numbers), 0))
+        rows, tally = self._encoder.encode(result, parts)
+        if result.aborted is not None and self.aborted is None:
+            self.aborted = result.aborted
+        if result.index in self._lost_now:
+            self._lost_now.discard(result.index)
+            op = Op("lost", result.index, digest=digest, parts=parts, tally=tally, rows=rows, state=_UNKNOWN)
+        else:
+            self.requests += result.requests
+            self.retries += result.retries
+            if result.numbers and result.requests:
+                self.batches_sent += 1
+            op = Op(
+                "settle",
+                result.index,
+                digest=digest,
+                size=len(result.numbers),
+                state=state_of(result).value,
+                parts=parts,
+                tally=tally,
+                rows=rows,
+            )
+        await self._submit(op)
+        if op.ok:
+            self.tally.add(tally)
+
+    # -- stopping ----------------------------------------------------------------------
+
+    def stop(self, reason: str) -> None:
+        """Begin no more batches; those in flight still settle."""
+        if self._stop_reason is None:
+            self._stop_reason = reason
+
+    @property
+    def stop_reason(self) -> str | None:
+        """Why the run was asked to stop, if it was."""
+        return self._stop_reason
+
+    def abort(self, error: SmsError) -> None:
+        """Stop the run because of ``error`` (its input failed, say): the report's ``aborted``."""
+        if self.aborted is None:
+            self.aborted = error
+        self.stop(error.reason)
+
+    def fail(self, error: CampaignError) -> None:
+        """Stop the run because of ``error``; the first error is kept."""
+        if self.failure is None:
+            self.failure = error
+        self.stop(error.reason)
+
+    # -- the committer -------------------------------------------------------------------
+
+    async def __aenter__(self) -> Self:
+        task_group = anyio.create_task_group()
+        await task_group.__aenter__()
+        self._task_group = task_group
+        task_group.start_soon(self._commit_loop)
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> bool | None:
+        self._closing = True
+        self._wake.set()
+        task_group, self._task_group = self._task_group, None
+        if task_group is None:  # pragma: no cover - entered once
+            return None
+        return await task_group.__aexit__(exc_type, exc, tb)
+
+    async def _submit(self, op: Op) -> None:
+        if self._task_group is None:
+            raise RuntimeError("use the journal as 'async with journal:' while the sender runs")
+        self._queue.append(op)
+        self._wake.set()
+        await op.done.wait()
+
+    async def _commit_loop(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake = anyio.Event()
+            while self._queue:
+                # Everything queued while the last commit ran goes in one transaction.
+                group, self._queue = self._queue, []
+                if self.failure is None:
+                    try:
+                        await anyio.to_thread.run_sync(self._writer.commit, group)
+                    except (OSError, sqlite3.Error) as error:
+                        self.fail(
+                            StorageError(
+                                f"cannot write the journal {self.path} or the results file {self.output}: "
+                                f"{describe(error)}"
+                            )
+                        )
+                for op in group:
+                    op.done.set()
+            if self._closing and not self._queue:
+                return
+
+    # -- closing ---------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Append the rows the journal holds past the recorded length, and let the campaign go."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            self._writer.finish()
+        except (OSError, sqlite3.Error) as error:
+            self.fail(StorageError(f"cannot finish the results file {self.output}: {describe(error)}"))
+        finally:
+            close_quietly(self._writer.out, None)
+        try:
+            self._totals = self._writer.totals()
+        except sqlite3.Error as error:
+            self.fail(StorageError(f"cannot read the journal {self.path}: {describe(error)}"))
+            self._totals = self.base.copy()
+            self._totals.add(self.tally)
+        finally:
+            close_quietly(None, self._writer.conn)
+            self._lock.release()
+
+    @property
+    def processed(self) -> int:
+        """Inputs accounted for so far, by earlier runs and this one."""
+        return self.base.total + self.tally.total
+
+    def totals(self) -> Tally:
+        """Inputs by outcome across the campaign: what the results file holds (exact once closed)."""
+        if self._closed:
+            return self._totals.copy()
+        totals = self.base.copy()
+        totals.add(self.tally)
+        return totals
+
+
+def _nothing_to_resume(path: Path, output: Path, names: OptionNames) -> CampaignError:
+    nearby = (
+        sorted(p.name for p in path.parent.glob("*.journal") if p != path)[:5] if path.parent.is_dir() else []
+    )
+    return CampaignError(
+        f"nothing to resume: there is no journal at {path} (the journal of the results file {output}); "
+        f"nothing was sent. Check {names.results} and {names.journal}"
+        + (f" (journals in {path.parent}: {', '.join(nearby)})" if nearby else "")
+        + f", or leave out {names.resume} to start a new campaign"
+    )

@@ -1,0 +1,235 @@
+"""What every ``sms-async`` command shares: gateway options, error handling, consoles."""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import IO, Any, TypeVar, cast
+
+import attrs
+import click
+from rich.console import Console
+
+from sms_async._exceptions import (
+    AuthenticationError,
+    OutOfCreditError,
+    SmsError,
+    UnsupportedOperationError,
+    UsageError,
+)
+from sms_async._redact import redact
+from sms_async.cli._config import (
+    ENV_PASSWORD,
+    ENV_TOKEN,
+    GatewaySettings,
+    resolve_settings,
+)
+from sms_async.cli._errors import CliError, ExitCode
+from sms_async.providers import gateway_names
+
+__all__ = ["Account", "GatewayChoice", "consoles", "gateway_options", "guarded", "say_error", "stdin"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+# Settings keys with an option of their own on every command that reaches a gateway.
+_SETTING_OPTIONS = ("base_url", "send_path", "status_path", "username", "allow_insecure_http")
+
+
+def consoles() -> tuple[Console, Console]:
+    """The standard output and standard error consoles."""
+    return Console(highlight=False), Console(stderr=True, highlight=False)
+
+
+def stdin() -> IO[bytes]:
+    """Standard input, looked up when called (click's test runner swaps it for each invocation)."""
+    return sys.stdin.buffer
+
+
+def say_error(message: str) -> None:
+    """One ``Error:`` line on standard error, redacted."""
+    click.echo(f"Error: {redact(message)}", err=True)
+
+
+class GatewayChoice(click.ParamType):  # type: ignore[type-arg]
+    """A registered gateway's name, looked up when the option is read (a gateway registered late counts)."""
+
+    name = "gateway"
+
+    def get_metavar(self, param: click.Parameter, ctx: click.Context | None = None) -> str:
+        """``[iton|itecpay|...]`` as registered now."""
+        return "[" + "|".join(gateway_names()) + "]"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        """The name, if a gateway is registered under it."""
+        names = gateway_names()
+        if value in names:
+            return str(value)
+        return self.fail(
+            f"{value!r} is not a registered gateway; choose one of: {', '.join(names)}", param, ctx
+        )
+
+    def shell_complete(self, ctx: click.Context, param: click.Parameter, incomplete: str) -> list[Any]:
+        """Complete from the registered names."""
+        from click.shell_completion import CompletionItem  # noqa: PLC0415 - only when completing
+
+        return [CompletionItem(name) for name in gateway_names() if name.startswith(incomplete)]
+
+
+def guarded(command: F) -> F:
+    """Turn every failure into one clear line and the documented exit status, never a traceback."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> None:
+        try:
+            code = command(*args, **kwargs)
+        except CliError as error:
+            say_error(error.message)
+            code = error.code
+        except (AuthenticationError, OutOfCreditError) as error:
+            say_error(f"{type(error).__name__}: {error.reason}")
+            code = ExitCode.ABORTED
+        except (UsageError, UnsupportedOperationError) as error:
+            say_error(error.reason)
+            code = ExitCode.USAGE
+        except SmsError as error:
+            say_error(f"{type(error).__name__}: {error.reason}")
+            code = ExitCode.NOT_ALL_ACCEPTED
+        except KeyboardInterrupt:
+            say_error("interrupted")
+            code = ExitCode.INTERRUPTED
+        except (click.exceptions.Exit, click.ClickException, click.exceptions.Abort):
+            raise
+        except Exception as error:
+            if os.environ.get("SMS_ASYNC_DEBUG"):
+                raise
+            say_error(
+                f"internal error, please report it: {type(error).__name__}: {error} "
+                "(set SMS_ASYNC_DEBUG=1 for a traceback)"
+            )
+            code = ExitCode.ABORTED
+        raise click.exceptions.Exit(int(code or 0))
+
+    return wrapper  # type: ignore[return-value]
+
+
+def gateway_options(command: F) -> F:
+    """The options every command that talks to a gateway takes."""
+    names = ", ".join(gateway_names())
+    options = [
+        click.option(
+            "--gateway",
+            type=GatewayChoice(),
+            default=None,
+            help=f"Gateway to use, one of the registered gateways ({names}); default: SMS_ASYNC_GATEWAY, "
+            "the config file's 'gateway' or its only gateway section, else iton.",
+        ),
+        click.option(
+            "--base-url", metavar="URL", help="Gateway endpoint (default: SMS_ASYNC_BASE_URL, config)."
+        ),
+        click.option(
+            "--send-path",
+            metavar="PATH",
+            help="Path of the send request, for gateways that take one (ItecPay; default: config, driver).",
+        ),
+        click.option(
+            "--status-path",
+            metavar="PATH",
+            help="Path of the status request, for gateways that take one (ItecPay; default: config, driver).",
+        ),
+        click.option(
+            "--allow-insecure-http",
+            is_flag=True,
+            help="Allow an http:// base URL to a host that is not this machine (credentials travel "
+            "unencrypted); also allow_insecure_http = true in the config.",
+        ),
+        click.option(
+            "--config",
+            "config_path",
+            type=click.Path(dir_okay=False, path_type=Path),
+            envvar="SMS_ASYNC_CONFIG",
+            help="TOML config file (default ~/.config/sms-async/config.toml when present).",
+        ),
+        click.option(
+            "--username", metavar="NAME", help="Account name (default: SMS_ASYNC_USERNAME, config)."
+        ),
+        click.option(
+            "--password",
+            metavar="SECRET",
+            help="Discouraged: other users can see arguments; use SMS_ASYNC_PASSWORD or the config file.",
+        ),
+        click.option(
+            "--token",
+            metavar="SECRET",
+            help="API token, for gateways that take one (ITON). Discouraged: use SMS_ASYNC_TOKEN or the "
+            "config file.",
+        ),
+        click.option(
+            "--region",
+            metavar="CODE",
+            help="Region of national spellings such as 098123 45678 (default: config, else IN).",
+        ),
+        click.option(
+            "--concurrency",
+            type=click.IntRange(min=1, max=1024),
+            default=32,
+            show_default=True,
+            help="Requests in flight at most.",
+        ),
+    ]
+
+    @functools.wraps(command)
+    def wrapper(
+        *args: Any,
+        gateway: str | None,
+        config_path: Path | None,
+        password: str | None,
+        token: str | None,
+        region: str | None,
+        **kwargs: Any,
+    ) -> Any:
+        given = {key: kwargs.pop(key) for key in _SETTING_OPTIONS}
+        account = Account(gateway, config_path, given, password, token, region)
+        return command(*args, account=account, **kwargs)
+
+    decorated: Any = wrapper
+    for option in reversed(options):
+        decorated = option(decorated)
+    return cast("F", decorated)
+
+
+@attrs.frozen
+class Account:
+    """The gateway options of one command, resolved into settings when the command needs them."""
+
+    gateway: str | None
+    config_path: Path | None
+    #: Settings given as options, by settings key.
+    given: dict[str, Any]
+    password: str | None = attrs.field(repr=False)
+    token: str | None = attrs.field(repr=False)
+    region: str | None
+
+    def settings(self, sender_id: str | None = None, params: tuple[str, ...] = ()) -> GatewaySettings:
+        """Merge the options with the environment and the config file (warning about secrets in argv)."""
+        for value, name, env in (
+            (self.password, "--password", ENV_PASSWORD),
+            (self.token, "--token", ENV_TOKEN),
+        ):
+            if value:
+                click.echo(
+                    f"warning: {name} on the command line can be seen by other users of this machine "
+                    f"(ps, shell history); use {env} or the config file instead",
+                    err=True,
+                )
+        options = {**self.given, "password": self.password, "token": self.token}
+        return resolve_settings(
+            gateway=self.gateway,
+            config_path=self.config_path,
+            options=options,
+            sender_id=sender_id,
+            region=self.region,
+            params=params,
+        )

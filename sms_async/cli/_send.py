@@ -1,0 +1,265 @@
+"""The ``send`` command: options, the text, the dry run, and the summary."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from sms_async.cli._campaign import (
+    PARTS_WARNING,
+    SendOptions,
+    make_message,
+    make_normaliser,
+    personal_template,
+    run_send,
+    template_fields,
+)
+from sms_async.cli._config import driver_class
+from sms_async.cli._dryrun import run_dry_run
+from sms_async.cli._errors import EXIT_CODES_HELP, CliError, ExitCode
+from sms_async.cli._io import InputFormat, InputReadError, RecipientSource
+from sms_async.cli._options import Account, consoles, gateway_options, guarded, say_error, stdin
+from sms_async.cli._summary import describe_aborted, print_send_summary, send_summary_json
+
+__all__ = ["send"]
+
+
+@click.command(
+    epilog=EXIT_CODES_HELP,
+    short_help="Send one text (or one per CSV row) to every recipient in a file or on standard input.",
+)
+@click.argument("recipients", metavar="RECIPIENTS")
+@click.option(
+    "-t",
+    "--text",
+    help="The message text. With a CSV input, {name} fields are filled from each row's columns "
+    "(a personalised text; write a literal brace as {{ or }}).",
+)
+@click.option(
+    "--text-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Read the message text from this UTF-8 file (one final newline is dropped).",
+)
+@click.option("-s", "--sender-id", metavar="ID", help="Sender id (default: the config file's sender_id).")
+@click.option("-c", "--column", metavar="NAME", help="CSV column holding the numbers (implies CSV input).")
+@click.option(
+    "--input-format",
+    type=click.Choice(["auto", "csv", "lines"]),
+    default="auto",
+    show_default=True,
+    help="auto: CSV for *.csv or with --column, else one number per line.",
+)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Results file, one row per input: *.jsonl (JSON Lines) or *.csv. Required unless --dry-run.",
+)
+@click.option(
+    "--journal",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Crash-safe journal of the campaign (default: <output>.journal).",
+)
+@click.option(
+    "--resume",
+    is_flag=True,
+    help="Continue the campaign of the journal: settled batches are skipped (refused without a journal).",
+)
+@click.option(
+    "--resend-unknown",
+    is_flag=True,
+    help="With --resume: send again batches that ended unknown or were in flight when a run died "
+    "(some numbers may get the text twice).",
+)
+@click.option(
+    "--resend-rejected",
+    is_flag=True,
+    help="With --resume: send again batches the gateway rejected (after fixing the cause).",
+)
+@click.option("--overwrite", is_flag=True, help="Replace a results file that no journal accounts for.")
+@click.option(
+    "--ordered",
+    is_flag=True,
+    help="Write results rows in input order (each once the inputs before it are done), not as batches end.",
+)
+@click.option("--keep-columns", is_flag=True, help="Keep the input's other CSV columns in each results row.")
+@click.option(
+    "--param",
+    "params",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="An extra request parameter for every send, such as India's DLT templateid (repeatable; "
+    "also a [<gateway>.params] table in the config).",
+)
+@click.option(
+    "--rate",
+    type=click.FloatRange(min=0, min_open=True),
+    metavar="N",
+    help="Send at most N messages (recipients) per second.",
+)
+@click.option(
+    "--skip-dnd", is_flag=True, help="Look up the do-not-disturb list first and skip listed numbers."
+)
+@click.option(
+    "--max-segments",
+    type=click.IntRange(min=1, max=255),
+    metavar="N",
+    help=f"Refuse a text that needs more than N SMS parts (without it, above {PARTS_WARNING} parts warns).",
+)
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Check the input and text, count recipients, parts and cost; send nothing.",
+)
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print the summary as one JSON object on standard output."
+)
+@click.option(
+    "-q", "--quiet", is_flag=True, help="No progress bar and no summary (errors still go to stderr)."
+)
+@gateway_options
+@guarded
+def send(
+    recipients: str,
+    text: str | None,
+    text_file: Path | None,
+    sender_id: str | None,
+    column: str | None,
+    input_format: str,
+    output: Path | None,
+    journal: Path | None,
+    resume: bool,
+    resend_unknown: bool,
+    resend_rejected: bool,
+    overwrite: bool,
+    ordered: bool,
+    keep_columns: bool,
+    params: tuple[str, ...],
+    rate: float | None,
+    skip_dnd: bool,
+    max_segments: int | None,
+    dry_run: bool,
+    as_json: bool,
+    quiet: bool,
+    account: Account,
+    concurrency: int,
+) -> ExitCode:
+    """Send a text to every recipient in RECIPIENTS (a CSV file, a file with one number per line, or - for
+    standard input), and write one row per input to --output: its row (line) number, the input as read,
+    e164, outcome, message_id and reason.
+
+    A journal next to the results file makes the campaign crash-safe: after a
+    crash or Ctrl+C, run the same command with --resume; batches already sent
+    are not sent again, and batches that were in flight are reported unknown.
+    """  # noqa: D205 - click shows this text as the command's help
+    console, err_console = consoles()
+    how: InputFormat = "csv" if input_format == "csv" else "lines" if input_format == "lines" else "auto"
+    message_text = _read_text(text, text_file, recipients)
+    if (resend_unknown or resend_rejected) and not resume:
+        raise CliError(
+            "--resend-unknown and --resend-rejected go with --resume (they change what it resends)"
+        )
+    settings = account.settings(sender_id, params)
+    chosen_sender = settings.sender_id
+    if not chosen_sender:
+        raise CliError(
+            settings.with_hint(
+                f"no sender id: pass --sender-id, or set sender_id in the config file's [{settings.gateway}] "
+                "section"
+            )
+        )
+    fields = template_fields(message_text)
+    if not fields:
+        message = make_message(message_text, chosen_sender, max_segments)
+        if message.segments > PARTS_WARNING and max_segments is None:
+            err_console.print(
+                f"warning: the text needs {message.segments} SMS parts per recipient, and each part is "
+                f"charged; pass --max-segments {message.segments} to confirm, or shorten it",
+                style="yellow",
+                markup=False,
+                highlight=False,
+            )
+    if dry_run:
+        make_normaliser(settings.region)
+        source = RecipientSource(
+            recipients, column=column, input_format=how, stdin=stdin(), as_rows=bool(fields)
+        )
+        try:
+            shaped = personal_template(message_text, source) if fields else message
+            return run_dry_run(
+                source,
+                shaped,
+                chosen_sender,
+                settings.region,
+                console,
+                max_batch=driver_class(settings.gateway).max_batch,
+                max_segments=max_segments,
+            )
+        except InputReadError as error:
+            raise CliError(str(error)) from None
+        finally:
+            source.close()
+    if output is None:
+        raise CliError("--output is required: the results file (the journal is kept next to it)")
+    options = SendOptions(
+        recipients=recipients,
+        text=message_text,
+        sender_id=chosen_sender,
+        settings=settings,
+        output=output,
+        journal=journal,
+        column=column,
+        input_format=how,
+        resume=resume,
+        resend_unknown=resend_unknown,
+        resend_rejected=resend_rejected,
+        overwrite=overwrite,
+        ordered=ordered,
+        keep_columns=keep_columns,
+        concurrency=concurrency,
+        rate=rate,
+        skip_dnd=skip_dnd,
+        max_segments=max_segments,
+        progress=not quiet and not as_json,
+        stdin=stdin(),
+    )
+    outcome = run_send(options, err_console)
+    report = outcome.report
+    if as_json:
+        click.echo(send_summary_json(outcome))
+    elif not quiet:
+        print_send_summary(console, outcome, err_console, max_segments=max_segments)
+    if as_json or quiet:
+        if report.problem is not None:
+            say_error(report.problem.reason)
+        aborted = describe_aborted(report)
+        if aborted is not None:
+            say_error(f"stopped early: {aborted}")
+        if outcome.interrupted:
+            say_error("interrupted: run the same command with --resume to continue")
+    return outcome.exit_code
+
+
+def _read_text(text: str | None, text_file: Path | None, recipients: str) -> str:
+    if text is not None and text_file is not None:
+        raise CliError("pass the message with --text or --text-file, not both")
+    if text is None and text_file is None:
+        raise CliError("no message: pass --text or --text-file")
+    if text_file is None:
+        assert text is not None  # noqa: S101 - checked just above
+        return text
+    if str(text_file) == "-":
+        if recipients == "-":
+            raise CliError("--text-file - and recipients - cannot both be standard input")
+        data = stdin().read()
+    else:
+        try:
+            data = text_file.read_bytes()
+        except OSError as error:
+            raise CliError(f"cannot read {text_file}: {error.strerror}") from None
+    try:
+        decoded = data.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        raise CliError(f"{text_file} is not UTF-8 (byte {error.start})") from None
+    return decoded.removesuffix("\n").removesuffix("\r")
