@@ -33,6 +33,7 @@ from sms_async._exceptions import (
 from sms_async._journal import Journal
 from sms_async._message import Message, Template
 from sms_async._models import BatchResult, BulkResult, DeliveryReport, DeliveryStatus, Failure, Outcome
+from sms_async._redact import install_log_filter
 from sms_async._retry import RetryPolicy
 from sms_async._text import Encoding
 from sms_async.instrumentation import Hooks
@@ -79,4 +80,5 @@ __all__ = [
     "UnsupportedOperationError",
     "UsageError",
     "__version__",
+    "install_log_filter",
 ]

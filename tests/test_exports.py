@@ -40,6 +40,7 @@ EXPECTED = {
     "UnsupportedOperationError",
     "UsageError",
     "__version__",
+    "install_log_filter",
 }
 
 
