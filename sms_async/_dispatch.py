@@ -367,11 +367,19 @@ class Run:
         async def attempt() -> SendAnswer:
             if self.aborted is not None:
                 raise _RunStopped
-            limits = dispatcher.limits
+            limits, slots = dispatcher.limits, dispatcher.slots
             if not limits.clear():
                 await limits.wait_turn(cost)
-            async with dispatcher.slots:
+            try:
+                # A free slot is taken without a checkpoint: the request that
+                # follows is one, and anyio's acquire walks the cancel scopes.
+                slots.acquire_nowait()
+            except anyio.WouldBlock:
+                await slots.acquire()
+            try:
                 response = await self._write(batch, request, tries)
+            finally:
+                slots.release()
             tries.wrong_endpoint = None
             try:
                 return self._driver.parse_send(numbers, response)
