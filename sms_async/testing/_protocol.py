@@ -29,6 +29,7 @@ Everything here runs on the server's event loop thread.
 
 from __future__ import annotations
 
+import abc
 import json
 import re
 from collections.abc import Iterable, Mapping
@@ -172,7 +173,7 @@ def parse_query(query: str) -> list[tuple[str, str]]:
     return pairs
 
 
-class SimulatedProtocol:
+class SimulatedProtocol(abc.ABC):
     """One gateway's protocol, as the simulated gateway speaks it.
 
     Subclasses set the class attributes and implement :meth:`read` and
@@ -239,14 +240,15 @@ class SimulatedProtocol:
         """
         return origin
 
+    @abc.abstractmethod
     def read(self, request: Request) -> Operation:
         """Read ``request`` as an operation; cheap, carries nothing out.
 
         A request this protocol cannot read still gets an operation (an
         ``<name>.unknown`` one, say) with :attr:`Operation.error` set to the answer.
         """
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def answer(self, operation: Operation, state: GatewayState, *, share: float | None = None) -> Response:
         """Carry ``operation`` out against ``state`` and answer it.
 
@@ -254,7 +256,6 @@ class SimulatedProtocol:
         ``share``, from a ``partial_accept`` fault, asks a send to accept only
         that share of its acceptable numbers (see :meth:`GatewayState.keep_share`).
         """
-        raise NotImplementedError
 
     def auth_failure(self, operation: Operation) -> Response:
         """The answer the gateway gives to bad credentials (the ``auth_failure`` fault)."""

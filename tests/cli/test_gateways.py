@@ -4,34 +4,13 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Mapping, Sequence
-from decimal import Decimal
 from pathlib import Path
-from typing import Any, ClassVar, Self
-from urllib.parse import quote
 
-import pytest
 from cli_support import env_for, invoke
 
-from sms_async import Message
-from sms_async._exceptions import UnsupportedOperationError
-from sms_async._models import DeliveryReport, DeliveryStatus
-from sms_async._redact import keep_secrets
-from sms_async._wire import Origin, WireRequest, WireResponse
-from sms_async.providers import Capabilities, SendAnswer, register_gateway, unregister_gateway
-from sms_async.providers._base import body_excerpt, classify_http
 from sms_async.testing import (
-    GatewayState,
-    Operation,
-    Request,
-    Response,
     SimulatedGateway,
-    SimulatedProtocol,
-    json_response,
-    register_protocol,
-    unregister_protocol,
 )
-from sms_async.testing._protocol import parse_query
 
 SECRET_PARAM = "Dlt-Secret-Value-42"
 
@@ -44,148 +23,7 @@ def read_rows(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines()]
 
 
-# -- a toy gateway: one driver class, one simulator protocol, one registration each ---------------
-
-
-class _ToySend:
-    def __init__(self, target: str, head: dict[str, Any]) -> None:
-        self._target, self._head = target, head
-
-    def build(self, numbers: Sequence[str]) -> WireRequest:
-        body = json.dumps({**self._head, "to": list(numbers)}).encode()
-        return WireRequest("POST", self._target, (("Content-Type", "application/json"),), body, "send")
-
-
-class Toy:
-    """A made-up gateway: JSON sends, status by id in the query, no balance, no do-not-disturb list."""
-
-    name: ClassVar[str] = "toy"
-    capabilities: ClassVar[Capabilities] = Capabilities(status=True, balance=False, dnd=False)
-    settings_keys: ClassVar[frozenset[str]] = frozenset(
-        {"username", "password", "base_url", "allow_insecure_http", "params"}
-    )
-    max_batch = 50
-    max_status_batch = 1
-    max_dnd_batch = 1
-
-    def __init__(self, username: str, password: str, *, base_url: str, allow_insecure_http: bool = False):
-        self.origin = Origin.parse(base_url, allow_insecure_http=allow_insecure_http)
-        keep_secrets(self, password)
-        self.username, self._password = username, password
-
-    @classmethod
-    def from_settings(cls, settings: Mapping[str, Any]) -> Self:
-        """Build from username, password, base_url and allow_insecure_http."""
-        return cls(
-            settings["username"],
-            settings["password"],
-            base_url=settings["base_url"],
-            allow_insecure_http=bool(settings.get("allow_insecure_http")),
-        )
-
-    def prepare_send(self, message: Message, params: Mapping[str, str] | None = None) -> _ToySend:
-        """The JSON every send of ``message`` carries."""
-        head = {"user": self.username, "key": self._password, "text": message.text, **(params or {})}
-        return _ToySend(self.origin.join("/toy/v1/messages"), head)
-
-    def parse_send(self, numbers: Sequence[str], response: WireResponse) -> SendAnswer:
-        """One id for the whole request."""
-        error = classify_http(response)
-        if error is not None:
-            raise error
-        message_id = json.loads(response.body)["id"]
-        return SendAnswer(dict.fromkeys(numbers, message_id), {}, body_excerpt(response))
-
-    def build_status(self, message_ids: Sequence[str]) -> WireRequest:
-        """A status look-up of one id."""
-        query = f"?user={quote(self.username)}&key={quote(self._password)}&id={quote(message_ids[0])}"
-        return WireRequest("GET", self.origin.join("/toy/v1/status") + query, (), b"", "status")
-
-    def parse_status(self, message_ids: Sequence[str], response: WireResponse) -> list[DeliveryReport]:
-        """One report per number of the message."""
-        states = json.loads(response.body)["states"]
-        return [
-            DeliveryReport(message_ids[0], "+" + number.lstrip("+"), DeliveryStatus(state), state)
-            for number, state in states.items()
-        ]
-
-    def build_balance(self) -> WireRequest:
-        """None: the toy has no balance."""
-        raise UnsupportedOperationError("the toy gateway has no balance command")
-
-    def parse_balance(self, response: WireResponse) -> Decimal:
-        """None: the toy has no balance."""
-        raise UnsupportedOperationError("the toy gateway has no balance command")
-
-    def build_dnd(self, numbers: Sequence[str]) -> WireRequest:
-        """None: the toy has no do-not-disturb list."""
-        raise UnsupportedOperationError("the toy gateway has no do-not-disturb list")
-
-    def parse_dnd(self, numbers: Sequence[str], response: WireResponse) -> dict[str, bool]:
-        """None: the toy has no do-not-disturb list."""
-        raise UnsupportedOperationError("the toy gateway has no do-not-disturb list")
-
-
-class ToyProtocol(SimulatedProtocol):
-    """The toy gateway as the simulator speaks it."""
-
-    name = "toy"
-    operations = frozenset({"toy.send", "toy.status"})
-    default_paths: ClassVar[dict[str, str]] = {"send": "/toy/v1/messages", "status": "/toy/v1/status"}
-
-    def read(self, request: Request) -> Operation:
-        """A send is a JSON body; a status look-up takes everything from the query."""
-        if request.path == self.paths["send"]:
-            operation = Operation("toy.send", self, request)
-            operation.data = json.loads(request.body)
-            return operation
-        operation = Operation("toy.status", self, request)
-        operation.params = dict(parse_query(request.query))
-        return operation
-
-    def answer(self, operation: Operation, state: GatewayState, *, share: float | None = None) -> Response:
-        """Send through the shared state, or report each number's stage."""
-        if operation.name == "toy.send":
-            data = operation.data
-            account = state.login(data.get("user"), data.get("key"))
-            if account is None:
-                return json_response(401, {"error": "bad credentials"})
-            numbers = [n.lstrip("+") for n in data["to"]]
-            state.received(len(numbers))
-            state.charge(account, data["text"], len(numbers))
-            state.record_send(account, numbers, [])
-            message_id = state.new_id()
-            state.store(
-                message_id,
-                tuple(numbers),
-                gateway=self.name,
-                text=data["text"],
-                sender="TOY",
-                account=account,
-            )
-            return json_response(201, {"id": message_id})
-        params = operation.params
-        account = state.login(params.get("user"), params.get("key"))
-        message = state.message_for(params.get("id", ""), self.name, account)
-        if account is None or message is None:
-            return json_response(404, {"error": "no such message"})
-        stage = state.stage(message, state.now())
-        states = {
-            n: stage if stage != "final" else state.outcome(message.message_id, n) for n in message.numbers
-        }
-        return json_response(200, {"id": message.message_id, "states": states})
-
-
-@pytest.fixture
-def toy():
-    register_gateway(Toy)
-    register_protocol(ToyProtocol)
-    yield Toy
-    unregister_protocol("toy")
-    unregister_gateway("toy")
-
-
-def test_a_toy_gateway_works_from_the_command_line(toy, tmp_path, sms_gateway_factory):
+def test_a_toy_gateway_works_from_the_command_line(toy_gateway, tmp_path, sms_gateway_factory):
     """A gateway registered at run time works with --gateway toy; what it lacks is refused cleanly."""
     gw = sms_gateway_factory(status_delays=(0.0, 0.0))
     source = tmp_path / "numbers.txt"
@@ -251,7 +89,7 @@ def test_a_config_with_one_gateway_section_uses_that_gateway(tmp_path, sms_gatew
     assert next(iter(gw.messages.values())).sender == "CFGPAY"
 
 
-def test_errors_point_at_the_default_gateway(toy, tmp_path, sms_gateway):
+def test_errors_point_at_the_default_gateway(toy_gateway, tmp_path, sms_gateway):
     """With sections for other gateways only, a missing setting says the gateway is iton by default."""
     gw = sms_gateway
     _config(tmp_path, '[itecpay]\nsender_id = "CFGPAY"\n[toy]\nsender_id = "CFGTOY"\n')
@@ -340,6 +178,6 @@ def test_gateway_params_from_options_and_config(tmp_path, sms_gateway):
     assert "NAME=VALUE" in result.stderr
 
 
-def test_simulated_gateway_serves_the_toy_beside_the_others(toy, sms_gateway: SimulatedGateway):
+def test_simulated_gateway_serves_the_toy_beside_the_others(toy_gateway, sms_gateway: SimulatedGateway):
     """The toy protocol registered by the fixture is served by a new simulator (the CLI test relies on it)."""
     assert "toy" in sms_gateway.protocols

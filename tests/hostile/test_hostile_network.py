@@ -17,13 +17,13 @@ from hostile_support import (
     accept_all,
     assert_accounted,
     assert_no_double_send,
-    full_backlog,
     numbers,
     on_wire,
     policy,
     sender,
     with_outcome,
 )
+from loopback import full_backlog
 
 from sms_async import BatchResult, BulkSender, ItecPay, Iton, MaybeSentError, Outcome, Timeouts
 from sms_async.instrumentation import BatchSettled

@@ -6,7 +6,7 @@ from typing import ClassVar
 
 import httpx
 import pytest
-from toy_protocol import ToyProtocol
+from toy_gateway import ToyProtocol
 
 from sms_async.testing import (
     Fault,

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 from answer_server import SUCCESS_ID, AnswerServer, http_answer, policy
+from loopback import full_backlog
 
 from sms_async import BulkSender, ConfigurationError, Iton, Timeouts
 from sms_async import _exceptions as exc
@@ -35,21 +36,8 @@ def run_on(loop: str, coroutine_function, *args):
 @contextlib.contextmanager
 def black_hole() -> Iterator[tuple[str, int]]:
     """A loopback address whose connections hang (its accept queue is full) until they time out."""
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(0)
-    fillers = []
-    try:
-        for _ in range(4):
-            filler = socket.socket()
-            filler.setblocking(False)
-            filler.connect_ex(listener.getsockname())
-            fillers.append(filler)
+    with full_backlog() as listener, contextlib.closing(listener):
         yield listener.getsockname()
-    finally:
-        for filler in fillers:
-            filler.close()
-        listener.close()
 
 
 def addresses(*pairs: tuple[str, int]) -> list[tuple]:
