@@ -1,0 +1,63 @@
+"""Campaigns across machines: a PostgreSQL campaign store, shards as Celery tasks, one rate per account.
+
+``pip install 'sms_async[cluster]'``. A campaign is loaded once into the store
+(:func:`create_campaign`: the same batches as a single-process ``send`` of the
+same input), then its shards (a few hundred batches each) run on any number
+of workers (:func:`run_shard`, or the Celery task of
+:mod:`sms_async.cluster.celery`)::
+
+    async with CampaignStore(url) as store:
+        campaign = await create_campaign(store, CampaignSpec("Hello", "ITONAB", rate=2000), numbers)
+        campaign, shards = await store.start(campaign.id)
+    enqueue(campaign, shards)                 # sms_async.cluster.celery: one task per shard
+
+The store is the campaign's journal (the same protocol as the single-machine
+one): a batch goes pending -> sending in one atomic statement only one run
+can win, committed before its request is written, so no batch is ever sent
+twice whatever the queue does; the batches of a worker that dies while
+sending are reported ``unknown`` once its heartbeat is ``lease`` seconds
+old, and never sent again. Every worker of one gateway account shares one
+rate (:class:`StoreMeter`) and one 429 pause (:class:`StorePause`). An abort
+(bad credentials, no credit) stops the whole campaign; the rest is unsent.
+The store holds no credential: workers take theirs from their own
+environment (:func:`driver_from_environment`).
+"""
+
+try:
+    import psycopg  # noqa: F401 - checked here so that the error says what to install
+    import psycopg_pool  # noqa: F401
+except ImportError as error:  # pragma: no cover - depends on what is installed
+    raise ImportError(
+        "sms_async.cluster needs PostgreSQL and Celery support: pip install 'sms_async[cluster]'"
+    ) from error
+
+from sms_async.cluster._load import DEFAULT_QUEUE, DEFAULT_SHARD_SIZE, CampaignSpec, create_campaign
+from sms_async.cluster._rate import StoreMeter, StorePause
+from sms_async.cluster._runner import ShardReport, run_shard
+from sms_async.cluster._settings import ClusterSettings, account_key, driver_from_environment
+from sms_async.cluster._store import (
+    Campaign,
+    CampaignError,
+    CampaignStatus,
+    CampaignStore,
+    StoreUnavailableError,
+)
+
+__all__ = [
+    "DEFAULT_QUEUE",
+    "DEFAULT_SHARD_SIZE",
+    "Campaign",
+    "CampaignError",
+    "CampaignSpec",
+    "CampaignStatus",
+    "CampaignStore",
+    "ClusterSettings",
+    "ShardReport",
+    "StoreMeter",
+    "StorePause",
+    "StoreUnavailableError",
+    "account_key",
+    "create_campaign",
+    "driver_from_environment",
+    "run_shard",
+]

@@ -1,0 +1,246 @@
+"""``create_campaign``: recipients into the store, streamed, through the one batcher.
+
+The input is read once, in chunks, and cut by :class:`~sms_async._batching.Batcher`
+exactly as a single-process ``send`` of the same input would cut it (the same
+normalisation, de-duplication, batches and indexes). Inputs settled without
+sending (invalid, repeated) get their rows at once; the numbers to send are
+stored with their batch, pending. Rows go to PostgreSQL with COPY, a few
+thousand at a time, so memory holds one flush of rows plus the batcher's
+compact de-duplication keys, whatever the size of the input.
+
+The whole load is one transaction: a failure leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from typing import Any, Final
+
+import attrs
+
+from sms_async._batching import Batch, Batcher, Recipients, read_chunks
+from sms_async._exceptions import ConfigurationError, UnsupportedOperationError
+from sms_async._journal import BatchState, numbers_digest
+from sms_async._message import Message
+from sms_async._models import Outcome
+from sms_async._phone import PhoneNormaliser
+from sms_async._redact import redact
+from sms_async.cluster._store import (
+    Campaign,
+    CampaignError,
+    CampaignStore,
+    StoreUnavailableError,
+    is_transient,
+)
+from sms_async.providers import gateway
+
+__all__ = ["DEFAULT_QUEUE", "DEFAULT_SHARD_SIZE", "CampaignSpec", "create_campaign"]
+
+#: Batches per shard (one Celery task each) unless asked otherwise.
+DEFAULT_SHARD_SIZE: Final = 200
+#: The Celery queue of campaigns unless asked otherwise.
+DEFAULT_QUEUE: Final = "sms_async"
+# Input rows written per COPY.
+_FLUSH: Final = 20_000
+
+
+def _rate(_inst: object, _attribute: attrs.Attribute[float | None], value: float | None) -> None:
+    if value is not None and (isinstance(value, bool) or not value > 0 or math.isinf(value)):
+        raise ConfigurationError(f"the rate must be a number of messages a second > 0, got {value!r}")
+
+
+def _at_least_one(_inst: object, attribute: attrs.Attribute[int], value: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigurationError(f"{attribute.name} must be a whole number >= 1, got {value!r}")
+
+
+def _queue(_inst: object, _attribute: attrs.Attribute[str], value: str) -> None:
+    if not value or not value.isprintable() or len(value) > 200:
+        raise ConfigurationError(f"the queue must be a short printable name, got {value!r}")
+
+
+@attrs.frozen
+class CampaignSpec:
+    """What a campaign sends and how fast; never who sends it (workers bring their own account).
+
+    Args:
+        text: The one text every recipient gets.
+        sender_id: The sender id.
+        gateway: The registered gateway's name (``iton``, ``itecpay``).
+        region: The region of national spellings (``IN`` reads ``098123 45678``).
+        rate: Messages a second at the gateway, across every worker; ``None``: no limit.
+        skip_dnd: Look up the do-not-disturb list first and skip listed numbers.
+        max_segments: Refuse the text if it needs more SMS parts.
+        queue: The Celery queue its shards go to (workers with the right account listen on it).
+        input_name: Where the recipients came from, for people reading the status.
+        shard_size: Batches per shard (one Celery task each).
+    """
+
+    text: str
+    sender_id: str
+    gateway: str = "iton"
+    region: str = "IN"
+    rate: float | None = attrs.field(default=None, validator=_rate)
+    skip_dnd: bool = False
+    max_segments: int | None = None
+    queue: str = attrs.field(default=DEFAULT_QUEUE, validator=_queue)
+    input_name: str = "-"
+    shard_size: int = attrs.field(default=DEFAULT_SHARD_SIZE, validator=_at_least_one)
+
+
+def _clean(text: str) -> str:
+    # PostgreSQL text cannot hold NUL; an input holding one is invalid anyway.
+    return text.replace("\x00", "\ufffd") if "\x00" in text else text
+
+
+class _Writer:
+    """Turns batches into input and batch rows, and writes them with COPY a flush at a time."""
+
+    def __init__(self, store: CampaignStore, conn: Any, campaign: int, shard_size: int) -> None:
+        self._store = store
+        self._conn = conn
+        self._campaign = campaign
+        self._shard_size = shard_size
+        self._inputs: list[tuple[Any, ...]] = []
+        self._batches: list[tuple[Any, ...]] = []
+        self.batches = 0
+
+    async def add(self, batch: Batch) -> None:
+        campaign, inputs = self._campaign, self._inputs
+        invalid = duplicate = 0
+        if not batch.local:
+            inputs.extend(
+                (campaign, position, raw, e164, None, None)
+                for position, raw, e164 in zip(
+                    range(batch.first, batch.first + len(batch.numbers)),
+                    batch.inputs,
+                    batch.numbers,
+                    strict=True,
+                )
+            )
+        else:
+            settled_here = {local.offset for local in batch.local}
+            for entry in batch.to_result().entries():
+                if entry.position - batch.first in settled_here:
+                    inputs.append(
+                        (
+                            campaign,
+                            entry.position,
+                            _clean(entry.input),
+                            entry.e164,
+                            entry.outcome.value,
+                            _clean(entry.reason),
+                        )
+                    )
+                    invalid += entry.outcome is Outcome.INVALID
+                    duplicate += entry.outcome is Outcome.DUPLICATE
+                else:
+                    inputs.append((campaign, entry.position, entry.input, entry.e164, None, None))
+        # A batch of settled inputs only has nothing to send: it is settled now, as state_of says.
+        state = BatchState.PENDING if batch.numbers else BatchState.SENT
+        self._batches.append(
+            (
+                campaign,
+                batch.index,
+                batch.index // self._shard_size,
+                batch.first,
+                batch.size,
+                len(batch.numbers),
+                numbers_digest(batch.numbers),
+                state.value,
+                not batch.numbers,
+                invalid,
+                duplicate,
+                invalid,
+                duplicate,
+            )
+        )
+        self.batches += 1
+        if len(inputs) >= _FLUSH:
+            await self.flush()
+
+    async def flush(self) -> None:
+        cursor = self._conn.cursor()
+        for statement, rows in (("copy_inputs", self._inputs), ("copy_batches", self._batches)):
+            if rows:
+                async with cursor.copy(self._store.sql[statement]) as copy:
+                    for row in rows:
+                        await copy.write_row(row)
+                rows.clear()
+
+
+def _checked(spec: CampaignSpec) -> tuple[Message, PhoneNormaliser, int]:
+    """The campaign's text, normaliser and batch size, or the usage error that stops it."""
+    message = Message.create(spec.text, spec.sender_id, max_segments=spec.max_segments)
+    driver_class = gateway(spec.gateway)
+    if spec.skip_dnd and not driver_class.capabilities.dnd:
+        raise UnsupportedOperationError(
+            f"{spec.gateway} has no do-not-disturb look-up: create the campaign without skip_dnd"
+        )
+    return message, PhoneNormaliser(spec.region), int(driver_class.max_batch)
+
+
+async def create_campaign(store: CampaignStore, spec: CampaignSpec, recipients: Recipients) -> Campaign:
+    """Load ``recipients`` (numbers, from any iterable or async iterable) as a new campaign, ready to start.
+
+    Creates the store's tables if they are missing. Raises the usage error of
+    a bad text, sender id, region or gateway before reading anything, and
+    :class:`CampaignError` for an input with no recipient in it; on any error
+    nothing is stored.
+    """
+    message, normaliser, max_batch = _checked(spec)
+    batcher = Batcher(normaliser, max_batch, message=message, sender_id=spec.sender_id)
+    await store.install()
+    params = {
+        "gateway": spec.gateway,
+        "region": spec.region,
+        "sender_id": message.sender_id,
+        "text": message.text,
+        "max_segments": spec.max_segments,
+        "skip_dnd": spec.skip_dnd,
+        "rate": spec.rate,
+        "queue": spec.queue,
+        "input_name": spec.input_name,
+        "max_batch": max_batch,
+        "shard_size": spec.shard_size,
+    }
+    try:
+        campaign = await _load(store, spec, batcher, params, recipients)
+    except Exception as error:
+        if is_transient(error):
+            raise StoreUnavailableError(
+                f"the campaign store was lost while loading the campaign ({redact(str(error))[:200]}); "
+                "nothing was stored: create it again"
+            ) from None
+        raise
+    return await store.campaign(campaign)
+
+
+async def _load(
+    store: CampaignStore, spec: CampaignSpec, batcher: Batcher, params: dict[str, Any], recipients: Recipients
+) -> int:
+    async with store.connection() as conn, conn.transaction():
+        row = await (await conn.execute(store.sql["insert_campaign"], params)).fetchone()
+        assert row is not None  # noqa: S101 - INSERT ... RETURNING answers one row
+        campaign = int(row[0])
+        writer = _Writer(store, conn, campaign, spec.shard_size)
+        async with contextlib.aclosing(read_chunks(recipients)) as chunks:
+            async for chunk in chunks:
+                for batch in batcher.feed(chunk):
+                    await writer.add(batch)
+        for batch in batcher.finish():
+            await writer.add(batch)
+        await writer.flush()
+        if not batcher.read:
+            raise CampaignError("the recipients hold no input: nothing to send")
+        await conn.execute(
+            store.sql["loaded"],
+            {
+                "campaign": campaign,
+                "inputs": batcher.read,
+                "recipients": batcher.distinct,
+                "batches": writer.batches,
+            },
+        )
+    return campaign

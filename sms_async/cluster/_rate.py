@@ -1,0 +1,102 @@
+"""One rate limit and one 429 pause per gateway account, shared by every worker through the store.
+
+:class:`StoreMeter` is the engine's :class:`~sms_async._limits.Meter` with its
+schedule in the store: the same generic cell rate algorithm as the local
+meter (each caller reserves the next slot of a virtual schedule, then waits
+for it; idle time is not banked), kept in one row per account and advanced
+by one atomic statement on the database's clock. Requests are therefore
+spread evenly over each second whatever the number of workers, and no
+worker's clock matters. A window-counting limiter (such as the ``limits``
+library's moving window) would let a whole second's quota out at the start
+of each window, and the gateway would see those bursts.
+
+:class:`StorePause` is the engine's :class:`~sms_async._limits.Pause`: a 429
+seen by one worker holds every worker of the account, because each
+reservation starts after the pause, and waiting workers look the pause up
+a few times a second.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from typing import Final
+
+import anyio
+
+from sms_async._exceptions import ConfigurationError
+from sms_async.cluster._store import CampaignStore, StoreUnavailableError
+
+__all__ = ["StoreMeter", "StorePause"]
+
+logger = logging.getLogger("sms_async.cluster")
+
+# Seconds between look-ups of a pause set by another worker.
+_REFRESH: Final = 0.25
+
+
+class StoreMeter:
+    """At most ``per_second`` units a second for account ``key``, across every process using the store.
+
+    Args:
+        store: The campaign store.
+        key: The account's rate limit name (see :func:`~sms_async.cluster.account_key`).
+        per_second: The rate.
+    """
+
+    def __init__(self, store: CampaignStore, key: str, per_second: float) -> None:
+        if isinstance(per_second, bool) or not per_second > 0 or math.isinf(per_second):
+            raise ConfigurationError(f"a rate limit must be a number > 0 per second, got {per_second!r}")
+        self._store = store
+        self.key = key
+        self.per_second = float(per_second)
+
+    async def acquire(self, cost: int = 1) -> None:
+        """Reserve the account's next slot for ``cost`` units, then wait for it."""
+        row = await self._store.fetchone("reserve", key=self.key, seconds=cost / self.per_second)
+        delay = float(row[0]) if row else 0.0
+        if delay > 0:
+            await anyio.sleep(delay)
+
+    def __repr__(self) -> str:
+        return f"StoreMeter({self.key!r}, {self.per_second:g}/s)"
+
+
+class StorePause:
+    """The pause of account ``key``, shared by every process using the store."""
+
+    def __init__(self, store: CampaignStore, key: str) -> None:
+        self._store = store
+        self.key = key
+        self._until = 0.0
+        self._checked = -math.inf
+        self._checking = False
+
+    async def pause(self, seconds: float) -> None:
+        """Hold every request of the account for ``seconds`` from now (never shortens a pause)."""
+        self._until = max(self._until, time.monotonic() + seconds)
+        try:
+            await self._store.execute("pause", key=self.key, seconds=float(seconds))
+        except StoreUnavailableError as error:
+            # This process still waits; the others will hear the gateway's own 429s.
+            logger.warning("could not share a pause of %.1f s: %s", seconds, error)
+
+    async def wait(self) -> None:
+        """Return once no pause of the account is in force."""
+        now = time.monotonic()
+        if now - self._checked >= _REFRESH and not self._checking:
+            self._checking = True
+            try:
+                row = await self._store.fetchone("paused_for", key=self.key)
+                if row is not None and row[0] > 0:
+                    self._until = max(self._until, time.monotonic() + float(row[0]))
+                self._checked = now
+            finally:
+                self._checking = False
+        # A loop, not an Event: another 429 may extend the pause while we sleep.
+        while (delay := self._until - time.monotonic()) > 0:  # noqa: ASYNC110
+            await anyio.sleep(delay)
+
+    def __repr__(self) -> str:
+        return f"StorePause({self.key!r})"

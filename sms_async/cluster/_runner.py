@@ -1,0 +1,402 @@
+"""``run_shard``: send one shard of a stored campaign with a :class:`~sms_async.BulkSender`.
+
+A plain coroutine: the Celery task runs it in an event loop of its own, and
+users of another queue can await it directly. Any number of runs may work on
+the same shard at once (a task delivered twice, a redelivery while the first
+run still goes): the store's claim gives each batch to one of them.
+
+The stored batches are fed to ``BulkSender.stream`` as their numbers, and the
+engine's own batcher cuts them again into the very same batches (a batch of
+``max_batch`` numbers is cut when full; a shorter one ends a group), so the
+engine sees ordinary batches and the store's journal maps each back to its
+stored index; the digest of its numbers proves it.
+
+A run loops until its shard has nothing left to send: it reaps batches whose
+sender stopped heartbeating (they become ``unknown``), sends the pending
+ones, and waits for batches other runs are sending. It stops when the
+campaign stops (cancelled, or aborted by any worker's bad credentials or
+lack of credit) and when its time budget is spent, saying so in its report
+so that its task can hand the rest to a new one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import socket
+import time
+import uuid
+from collections.abc import AsyncGenerator, Iterator, Sequence
+from typing import TYPE_CHECKING, Final, cast
+
+import anyio
+import attrs
+
+from sms_async._engine import BulkSender
+from sms_async._exceptions import GatewayError, SmsError
+from sms_async._journal import Admission, numbers_digest, state_of
+from sms_async._models import BatchResult, Outcome
+from sms_async._redact import redact
+from sms_async._retry import RetryPolicy
+from sms_async.cluster._rate import StoreMeter, StorePause
+from sms_async.cluster._settings import account_key
+from sms_async.cluster._store import Campaign, CampaignStore
+from sms_async.providers import Driver
+from sms_async.transports import HttpBackend, Timeouts
+
+if TYPE_CHECKING:
+    from sms_async._batching import Batch
+
+__all__ = ["ShardReport", "run_shard"]
+
+logger = logging.getLogger("sms_async.cluster")
+
+# Groups of batches streamed at once by one run (normally a shard is one group).
+_GROUPS_AT_ONCE: Final = 8
+
+
+@attrs.frozen
+class ShardReport:
+    """What one run of a shard did."""
+
+    campaign: int
+    shard: int
+    #: The Celery queue of the campaign.
+    queue: str
+    #: Batches this run settled.
+    settled: int = 0
+    #: Batches this run found lost (their sender stopped) and reported unknown.
+    reaped: int = 0
+    #: Whether every batch of the shard is settled.
+    complete: bool = False
+    #: The time budget ran out with work left: run the shard again.
+    more: bool = False
+    #: The campaign's state when the run stopped because the campaign had stopped.
+    stopped: str | None = None
+
+
+@attrs.define(eq=False)
+class _Stored:
+    """A stored batch to send: its index, its numbers and their input positions."""
+
+    idx: int
+    digest: str
+    numbers: list[str] = attrs.Factory(list)
+    positions: list[int] = attrs.Factory(list)
+
+
+class _ShardJournal:
+    """The store as the engine's journal, for one group of stored batches fed to one ``stream`` call."""
+
+    def __init__(self, run: _Run, group: Sequence[_Stored]) -> None:
+        self._run = run
+        self._group = group
+
+    def _stored(self, batch: Batch | BatchResult) -> _Stored | None:
+        index = batch.index
+        if 0 <= index < len(self._group):
+            stored = self._group[index]
+            if numbers_digest(batch.numbers) == stored.digest:
+                return stored
+        return None
+
+    async def admit(self, batch: Batch) -> Admission:
+        """Send it, unless the campaign stopped or the batch is not the stored one."""
+        if self._run.stopped is not None:
+            return Admission.SKIP
+        if self._stored(batch) is None:
+            await self._run.abort_campaign(
+                f"a worker ({socket.gethostname()}) cut batch {batch.index} of a shard differently from the "
+                "stored one: its phone number metadata differs from the loader's; upgrade it and start again"
+            )
+            return Admission.SKIP
+        return Admission.SEND
+
+    async def claim(self, batch: Batch) -> bool:
+        """Win the batch in the store (one statement, durable when it returns)."""
+        stored = self._stored(batch)
+        if stored is None or self._run.stopped is not None:
+            return False
+        return await self._run.store.claim(self._run.campaign.id, stored.idx, self._run.id)
+
+    async def release(self, batch: Batch) -> None:
+        """The last try never reached the gateway: pending again while it waits to retry."""
+        stored = self._stored(batch)
+        if stored is not None:
+            await self._run.store.release(self._run.campaign.id, stored.idx, self._run.id)
+
+    async def settle(self, result: BatchResult) -> None:
+        """Record the batch's state, counts and one row per number; stop the campaign on an abort."""
+        stored = self._stored(result)
+        if stored is None:
+            return
+        counts = dict.fromkeys(Outcome, 0)
+        reasons: dict[str, str] = {}
+        rows: list[tuple[int, str, str, str]] = []
+        for entry, position in zip(result.entries(), stored.positions, strict=True):
+            counts[entry.outcome] += 1
+            reason = entry.reason
+            if reason:
+                reason = reasons.get(reason) or reasons.setdefault(reason, redact(reason))
+            rows.append((position, entry.outcome.value, entry.message_id, reason))
+        run = self._run
+        if await run.store.settle(
+            run.campaign.id,
+            stored.idx,
+            run.id,
+            state=state_of(result).value,
+            counts=counts,
+            rows=rows,
+            requests=result.requests,
+            retries=result.retries,
+        ):
+            run.settled += 1
+        error = _abort_error(result)
+        if error is not None:
+            await run.abort_campaign(f"{type(error).__name__}: {error.reason}")
+
+
+def _abort_error(result: BatchResult) -> SmsError | None:
+    if result.aborted is not None:
+        return result.aborted
+    for failure in result.failed.values():
+        if isinstance(failure.error, GatewayError) and failure.error.aborts_run:
+            return failure.error
+    return None
+
+
+class _Run:
+    """One run of one shard: its identity, heartbeat, and the loop that sends what is left."""
+
+    def __init__(
+        self, store: CampaignStore, campaign: Campaign, shard: int, *, lease: float, heartbeat: float
+    ) -> None:
+        self.store = store
+        self.campaign = campaign
+        self.shard = shard
+        self.lease = lease
+        self.heartbeat = heartbeat
+        self.id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
+        self.batches = campaign.shard_range(shard)
+        self.stopped: str | None = None
+        self.settled = 0
+        self.reaped = 0
+
+    async def abort_campaign(self, reason: str) -> None:
+        """Stop the whole campaign: every worker stops after its requests in flight; the rest is unsent."""
+        self.stopped = "aborted"
+        if await self.store.stop(self.campaign.id, "aborted", reason):
+            logger.warning("campaign %d aborted: %s", self.campaign.id, redact(reason))
+
+    async def beat(self) -> None:
+        """Tell the store this run is alive, and hear whether the campaign still runs."""
+        while True:
+            await anyio.sleep(self.heartbeat)
+            row = await self.store.fetchone("heartbeat", runner=self.id, campaign=self.campaign.id)
+            state = row[0] if row else "gone"
+            if state != "running":
+                self.stopped = state
+
+    async def refresh(self) -> None:
+        """Look the campaign's state up now."""
+        state = (await self.store.campaign(self.campaign.id)).state
+        if state != "running":
+            self.stopped = state
+
+    async def load(self) -> tuple[list[_Stored], int]:
+        """The shard's pending batches with their numbers, and how many others are sending."""
+        first, last = self.batches
+        campaign = self.campaign.id
+        rows = await self.store.fetchall("unfinished", campaign=campaign, first=first, last=last)
+        pending: list[tuple[int, int, _Stored]] = []
+        elsewhere = 0
+        for idx, first_position, size, numbers, digest, state, _owner in rows:
+            if state == "pending" and numbers:
+                pending.append((first_position, first_position + size - 1, _Stored(idx, digest)))
+            else:
+                elsewhere += 1
+        if pending:
+            found = await self.store.fetchall(
+                "numbers", campaign=campaign, first=pending[0][0], last=pending[-1][1]
+            )
+            batches = iter(pending)
+            low, high, stored = next(batches)
+            for position, e164 in found:
+                while position > high:
+                    low, high, stored = next(batches, (2**62, 2**62, stored))
+                if position >= low:
+                    stored.numbers.append(e164)
+                    stored.positions.append(position)
+        return [stored for _, _, stored in pending], elsewhere
+
+    async def work(self, bulk: BulkSender, budget: float) -> ShardReport:
+        """Send until the shard is settled, the campaign stops, or ``budget`` seconds have passed."""
+        give_up = time.monotonic() + budget
+        complete = more = False
+        while self.stopped is None:
+            self.reaped += await self.store.reap(self.campaign.id, self.lease, self.batches)
+            pending, elsewhere = await self.load()
+            if not pending and not elsewhere:
+                complete = True
+                break
+            if time.monotonic() >= give_up:
+                more = True
+                break
+            if pending:
+                before = self.settled
+                await self.send(bulk, pending, give_up)
+                if self.settled == before:
+                    # Every claim failed: the campaign stopped, or others took the batches.
+                    await self.refresh()
+                    await anyio.sleep(0.2)
+            else:
+                # Other runs are sending the rest, or were until they stopped
+                # heartbeating: look again once their lease may have run out.
+                await anyio.sleep(min(self.heartbeat, max(give_up - time.monotonic(), 0)))
+        if complete:
+            await self.store.finish(self.campaign.id)
+        return ShardReport(
+            self.campaign.id,
+            self.shard,
+            self.campaign.queue,
+            settled=self.settled,
+            reaped=self.reaped,
+            complete=complete,
+            more=more,
+            stopped=self.stopped,
+        )
+
+    async def send(self, bulk: BulkSender, pending: list[_Stored], give_up: float) -> None:
+        limiter = anyio.CapacityLimiter(_GROUPS_AT_ONCE)
+        async with anyio.create_task_group() as task_group:
+            for group in _groups(pending, self.campaign.max_batch):
+                task_group.start_soon(self.send_group, bulk, group, give_up, limiter)
+
+    async def send_group(
+        self, bulk: BulkSender, group: list[_Stored], give_up: float, limiter: anyio.CapacityLimiter
+    ) -> None:
+        campaign = self.campaign
+        async with limiter:
+            stream = bulk.stream(
+                self.feed(group, give_up),
+                campaign.text,
+                sender_id=campaign.sender_id,
+                skip_dnd=campaign.skip_dnd,
+                max_segments=campaign.max_segments,
+                journal=_ShardJournal(self, group),
+            )
+            async with contextlib.aclosing(cast("AsyncGenerator[BatchResult, None]", stream)) as results:
+                async for _ in results:
+                    pass
+
+    def feed(self, group: list[_Stored], give_up: float) -> Iterator[str]:
+        """The group's numbers, batch by batch, stopping at a batch boundary when the run must stop."""
+        for stored in group:
+            if self.stopped is not None or time.monotonic() >= give_up:
+                return
+            yield from stored.numbers
+
+
+def _leaf(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    """The first error of a group that is not a cancellation, or the group itself."""
+    for error in group.exceptions:
+        if isinstance(error, BaseExceptionGroup):
+            return _leaf(error)
+        if not isinstance(error, anyio.get_cancelled_exc_class()):
+            return error
+    return group
+
+
+def _groups(pending: list[_Stored], max_batch: int) -> Iterator[list[_Stored]]:
+    """Runs of stored batches that the batcher cuts the same way: full ones, then at most one shorter one."""
+    group: list[_Stored] = []
+    for stored in pending:
+        group.append(stored)
+        if len(stored.numbers) < max_batch:
+            yield group
+            group = []
+    if group:
+        yield group
+
+
+async def run_shard(
+    store: CampaignStore,
+    campaign: int,
+    shard: int,
+    *,
+    driver: Driver,
+    concurrency: int = 32,
+    budget: float = 45.0,
+    lease: float = 20.0,
+    heartbeat: float = 5.0,
+    account: str | None = None,
+    retry: RetryPolicy | None = None,
+    timeouts: Timeouts | None = None,
+    http: HttpBackend = "auto",
+    hooks: object | Sequence[object] | None = None,
+) -> ShardReport:
+    """Send what is left of ``shard`` of ``campaign`` through ``driver``.
+
+    Args:
+        store: The open campaign store.
+        campaign: The campaign's id.
+        shard: The shard's number (batches ``shard * shard_size`` onwards).
+        driver: The gateway driver, with this worker's own credentials.
+        concurrency: Requests in flight at most.
+        budget: Seconds to work before stopping at a batch boundary (the
+            report then says ``more``).
+        lease: Seconds after its last heartbeat before a run's batches in
+            flight are taken to be lost.
+        heartbeat: Seconds between this run's heartbeats.
+        account: The name of the account's shared rate limit (default:
+            :func:`~sms_async.cluster.account_key` of ``driver``).
+        retry: The retry policy (as for :class:`~sms_async.BulkSender`).
+        timeouts: Network timeouts (as for :class:`~sms_async.BulkSender`).
+        http: The transport (as for :class:`~sms_async.BulkSender`).
+        hooks: Objects that hear what the sender does (as for :class:`~sms_async.BulkSender`).
+
+    Raises:
+        StoreUnavailableError: the store stayed unreachable; batches this run
+            had in flight are reported unknown by whoever runs the shard next.
+    """
+    found = await store.campaign(campaign)
+    if found.state != "running":
+        return ShardReport(campaign, shard, found.queue, stopped=found.state)
+    run = _Run(store, found, shard, lease=lease, heartbeat=heartbeat)
+    key = account or account_key(driver)
+    meter = StoreMeter(store, key, found.rate) if found.rate else None
+    sender = BulkSender(
+        driver,
+        concurrency=concurrency,
+        default_region=found.region,
+        messages_per_second=meter,
+        pause=StorePause(store, key),
+        retry=retry,
+        timeouts=timeouts,
+        http=http,
+        hooks=hooks,
+    )
+    await store.execute(
+        "register_runner",
+        runner=run.id,
+        campaign=campaign,
+        shard=shard,
+        host=socket.gethostname(),
+        pid=os.getpid(),
+    )
+    try:
+        async with anyio.create_task_group() as task_group:
+            task_group.start_soon(run.beat)
+            async with sender as bulk:
+                report = await run.work(bulk, budget)
+            task_group.cancel_scope.cancel()
+    except BaseExceptionGroup as group:
+        # Task groups wrap what failed; the caller gets the one error itself.
+        raise _leaf(group) from None
+    finally:
+        with anyio.CancelScope(shield=True), contextlib.suppress(Exception):
+            # Gone from the runners, this run's batches still sending (none,
+            # unless it failed) count as lost at once.
+            await store.execute("unregister_runner", runner=run.id)
+    return report

@@ -1,0 +1,314 @@
+r"""The campaign store's tables, and the statements that move a batch between states.
+
+Tables (in one schema, ``sms_async`` unless configured)::
+
+    campaigns  one row per campaign: the text, sender id, gateway name,
+               region, rate and queue; its state; counts of what was loaded.
+               Never a credential, a user name or a gateway parameter.
+    inputs     one row per input, in input order (position is 1-based): the
+               raw input, its E.164 form, and, for an input settled without
+               sending (invalid, repeated), its outcome and reason.
+    batches    one row per batch the batcher cut: its shard, its place among
+               the inputs, the digest of its numbers, its state, who holds it,
+               and a count per outcome.
+    results    one row per number sent (or given up): outcome, message id, reason.
+    runners    one row per shard run in progress, with its heartbeat.
+    meters     one row per gateway account: its rate schedule and 429 pause.
+
+A batch's states::
+
+    pending --claim--> sending --settle--> sent | rejected | unknown
+       ^                 |  \\--settle, every number unsent--> pending (settled: sent again by a later start)
+       \\---release------/   \\--owner's heartbeat lost--> unknown (never sent again)
+
+``claim`` is one UPDATE that only a ``pending`` batch of a running campaign
+passes, so only one runner ever sends a batch, whatever the queue does.
+"""
+
+# The statements are built from this module's constants and the Outcome
+# enum's values, never from input; the schema name is checked by check_schema.
+# ruff: noqa: S608
+
+from __future__ import annotations
+
+from typing import Final
+
+from sms_async._models import Outcome
+
+__all__ = ["OUTCOMES", "ddl", "sql"]
+
+#: Outcome count columns of ``batches``, in this order.
+OUTCOMES: Final = tuple(Outcome)
+_COUNTS: Final = ", ".join(f"{o.value} integer NOT NULL DEFAULT 0" for o in OUTCOMES)
+
+SCHEMA_VERSION: Final = 1
+
+# Every statement names its tables as {s}.table; {s} is a schema name checked
+# by check_schema (letters, digits and underscores only), quoted.
+_DDL: Final = f"""
+CREATE SCHEMA IF NOT EXISTS {{s}};
+CREATE TABLE IF NOT EXISTS {{s}}.store_version (version integer NOT NULL);
+CREATE TABLE IF NOT EXISTS {{s}}.campaigns (
+    id             bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    created_at     timestamptz NOT NULL DEFAULT now(),
+    state          text NOT NULL
+                   CHECK (state IN ('loading', 'ready', 'running', 'done', 'cancelled', 'aborted')),
+    gateway        text NOT NULL,
+    region         text NOT NULL,
+    sender_id      text NOT NULL,
+    text           text NOT NULL,
+    max_segments   integer,
+    skip_dnd       boolean NOT NULL,
+    rate           double precision,
+    queue          text NOT NULL,
+    input_name     text NOT NULL,
+    max_batch      integer NOT NULL,
+    shard_size     integer NOT NULL,
+    inputs         bigint NOT NULL DEFAULT 0,
+    recipients     bigint NOT NULL DEFAULT 0,
+    batches        integer NOT NULL DEFAULT 0,
+    started_at     timestamptz,
+    finished_at    timestamptz,
+    stop_reason    text
+);
+CREATE TABLE IF NOT EXISTS {{s}}.inputs (
+    campaign   bigint NOT NULL,
+    position   bigint NOT NULL,
+    raw        text NOT NULL,
+    e164       text NOT NULL,
+    outcome    text,
+    reason     text,
+    PRIMARY KEY (campaign, position)
+);
+CREATE TABLE IF NOT EXISTS {{s}}.batches (
+    campaign         bigint NOT NULL,
+    idx              integer NOT NULL,
+    shard            integer NOT NULL,
+    first_position   bigint NOT NULL,
+    size             integer NOT NULL,
+    numbers          integer NOT NULL,
+    digest           text NOT NULL,
+    state            text NOT NULL CHECK (state IN ('pending', 'sending', 'sent', 'rejected', 'unknown')),
+    settled          boolean NOT NULL DEFAULT false,
+    lost             boolean NOT NULL DEFAULT false,
+    owner            text,
+    claimed_at       timestamptz,
+    settled_at       timestamptz,
+    requests         integer NOT NULL DEFAULT 0,
+    retries          integer NOT NULL DEFAULT 0,
+    local_invalid    integer NOT NULL DEFAULT 0,
+    local_duplicate  integer NOT NULL DEFAULT 0,
+    {_COUNTS},
+    PRIMARY KEY (campaign, idx)
+);
+CREATE INDEX IF NOT EXISTS batches_unfinished ON {{s}}.batches (campaign, idx)
+    WHERE state = 'sending' OR (state = 'pending' AND NOT settled);
+CREATE TABLE IF NOT EXISTS {{s}}.results (
+    campaign    bigint NOT NULL,
+    position    bigint NOT NULL,
+    outcome     text NOT NULL,
+    message_id  text,
+    reason      text,
+    PRIMARY KEY (campaign, position)
+);
+CREATE TABLE IF NOT EXISTS {{s}}.runners (
+    id          text PRIMARY KEY,
+    campaign    bigint NOT NULL,
+    shard       integer NOT NULL,
+    host        text NOT NULL,
+    pid         integer NOT NULL,
+    started_at  timestamptz NOT NULL DEFAULT now(),
+    seen_at     timestamptz NOT NULL DEFAULT now()
+);
+CREATE TABLE IF NOT EXISTS {{s}}.meters (
+    key           text PRIMARY KEY,
+    tat           double precision NOT NULL DEFAULT 0,
+    paused_until  double precision NOT NULL DEFAULT 0
+);
+"""
+
+# Seconds since the epoch on the database's clock: the one clock every worker shares.
+_NOW: Final = "extract(epoch FROM clock_timestamp())"
+_UNFINISHED: Final = "(b.state = 'sending' OR (b.state = 'pending' AND NOT b.settled))"
+_LIVE_OWNER: Final = (
+    "EXISTS (SELECT 1 FROM {s}.runners r WHERE r.id = b.owner "
+    "AND r.seen_at > now() - make_interval(secs => %(lease)s))"
+)
+_RUNNING: Final = "EXISTS (SELECT 1 FROM {s}.campaigns c WHERE c.id = %(campaign)s AND c.state = 'running')"
+_SET_COUNTS: Final = ", ".join(
+    f"{o.value} = %({o.value})s + b.local_{o.value}"
+    if o in {Outcome.INVALID, Outcome.DUPLICATE}
+    else f"{o.value} = %({o.value})s"
+    for o in OUTCOMES
+)
+# Every number of the selected batches, given up with one outcome and reason.
+_GIVE_UP_ROWS: Final = (
+    "INSERT INTO {s}.results (campaign, position, outcome, message_id, reason) "
+    "SELECT %(campaign)s, i.position, %(outcome)s, NULL, %(reason)s "
+    "FROM given_up g JOIN {s}.inputs i ON i.campaign = %(campaign)s "
+    "AND i.position BETWEEN g.first_position AND g.first_position + g.size - 1 "
+    "WHERE i.outcome IS NULL "
+    "ON CONFLICT (campaign, position) DO UPDATE SET outcome = excluded.outcome, message_id = NULL, "
+    "reason = excluded.reason WHERE {s}.results.outcome <> 'skipped'"
+)
+_ZERO_NUMBERS: Final = ", ".join(
+    f"{o.value} = b.local_{o.value}" if o in {Outcome.INVALID, Outcome.DUPLICATE} else f"{o.value} = 0"
+    for o in OUTCOMES
+    if o not in {Outcome.UNSENT, Outcome.UNKNOWN, Outcome.SKIPPED}
+)
+
+_SQL: Final = {
+    # -- loading -------------------------------------------------------------------------
+    "insert_campaign": (
+        "INSERT INTO {s}.campaigns (state, gateway, region, sender_id, text, max_segments, skip_dnd, rate, "
+        "queue, input_name, max_batch, shard_size) VALUES ('loading', %(gateway)s, %(region)s, "
+        "%(sender_id)s, %(text)s, %(max_segments)s, %(skip_dnd)s, %(rate)s, %(queue)s, %(input_name)s, "
+        "%(max_batch)s, %(shard_size)s) RETURNING id"
+    ),
+    "copy_inputs": "COPY {s}.inputs (campaign, position, raw, e164, outcome, reason) FROM STDIN",
+    "copy_batches": (
+        "COPY {s}.batches (campaign, idx, shard, first_position, size, numbers, digest, state, settled, "
+        f"local_invalid, local_duplicate, {Outcome.INVALID.value}, {Outcome.DUPLICATE.value}) FROM STDIN"
+    ),
+    "loaded": (
+        "UPDATE {s}.campaigns SET state = 'ready', inputs = %(inputs)s, recipients = %(recipients)s, "
+        "batches = %(batches)s WHERE id = %(campaign)s"
+    ),
+    # -- the life of a campaign -------------------------------------------------------------
+    "campaign": (
+        "SELECT id, state, gateway, region, sender_id, text, max_segments, skip_dnd, rate, queue, "
+        "input_name, max_batch, shard_size, inputs, recipients, batches, created_at, started_at, "
+        "finished_at, stop_reason FROM {s}.campaigns WHERE id = %(campaign)s"
+    ),
+    "start": (
+        "UPDATE {s}.campaigns SET state = 'running', started_at = coalesce(started_at, now()), "
+        "finished_at = NULL, stop_reason = NULL "
+        "WHERE id = %(campaign)s AND state IN ('ready', 'running', 'done', 'aborted') RETURNING id"
+    ),
+    # Unsent batches of an earlier run are sent again by a new start.
+    "retry_unsent": (
+        "UPDATE {s}.batches SET settled = false "
+        "WHERE campaign = %(campaign)s AND state = 'pending' AND settled"
+    ),
+    "shards_to_run": (
+        "SELECT DISTINCT b.shard FROM {s}.batches b WHERE b.campaign = %(campaign)s AND "
+        f"{_UNFINISHED} ORDER BY b.shard"
+    ),
+    "stop": (
+        "UPDATE {s}.campaigns SET state = %(state)s, stop_reason = %(reason)s, finished_at = now() "
+        "WHERE id = %(campaign)s AND state = ANY(%(from_states)s) RETURNING id"
+    ),
+    # Batches nobody holds become unsent (a skipped number stays skipped).
+    "give_up_pending": (
+        "WITH given_up AS (UPDATE {s}.batches b SET settled = true, settled_at = now(), owner = NULL, "
+        f"{_ZERO_NUMBERS}, unknown = 0, unsent = b.numbers - b.skipped "
+        "WHERE b.campaign = %(campaign)s AND b.state = 'pending' RETURNING b.first_position, b.size) "
+        + _GIVE_UP_ROWS
+    ),
+    # Batches whose sender stopped heartbeating while sending them: unknown, never sent again.
+    "reap": (
+        "WITH given_up AS (UPDATE {s}.batches b SET state = 'unknown', settled = true, lost = true, "
+        f"settled_at = now(), {_ZERO_NUMBERS}, unknown = b.numbers - b.skipped, unsent = 0 "
+        "WHERE b.campaign = %(campaign)s AND b.idx BETWEEN %(first)s AND %(last)s AND b.state = 'sending' "
+        f"AND NOT {_LIVE_OWNER} RETURNING b.first_position, b.size) " + _GIVE_UP_ROWS
+    ),
+    "finish": (
+        "UPDATE {s}.campaigns SET state = 'done', finished_at = now() "
+        "WHERE id = %(campaign)s AND state = 'running' AND NOT EXISTS "
+        f"(SELECT 1 FROM {{s}}.batches b WHERE b.campaign = %(campaign)s AND {_UNFINISHED}) RETURNING id"
+    ),
+    "totals": (
+        f"SELECT {', '.join(f'coalesce(sum({o.value}), 0)' for o in OUTCOMES)}, "
+        "count(*) FILTER (WHERE state = 'pending' AND NOT settled), "
+        "count(*) FILTER (WHERE state = 'pending' AND settled), "
+        "count(*) FILTER (WHERE state = 'sending'), "
+        "count(*) FILTER (WHERE state = 'sent'), "
+        "count(*) FILTER (WHERE state = 'rejected'), "
+        "count(*) FILTER (WHERE state = 'unknown'), "
+        "coalesce(sum(requests), 0), coalesce(sum(retries), 0) "
+        "FROM {s}.batches WHERE campaign = %(campaign)s"
+    ),
+    "export": (
+        "SELECT i.position, i.raw, i.e164, coalesce(r.outcome, i.outcome), coalesce(r.message_id, ''), "
+        "coalesce(r.reason, i.reason, '') FROM {s}.inputs i LEFT JOIN {s}.results r "
+        "ON r.campaign = i.campaign AND r.position = i.position "
+        "WHERE i.campaign = %(campaign)s ORDER BY i.position"
+    ),
+    # -- a shard run --------------------------------------------------------------------
+    "register_runner": (
+        "INSERT INTO {s}.runners (id, campaign, shard, host, pid) VALUES "
+        "(%(runner)s, %(campaign)s, %(shard)s, %(host)s, %(pid)s) "
+        "ON CONFLICT (id) DO UPDATE SET seen_at = now()"
+    ),
+    "heartbeat": (
+        "WITH seen AS (UPDATE {s}.runners SET seen_at = now() WHERE id = %(runner)s) "
+        "SELECT state FROM {s}.campaigns WHERE id = %(campaign)s"
+    ),
+    "unregister_runner": "DELETE FROM {s}.runners WHERE id = %(runner)s",
+    "unfinished": (
+        "SELECT b.idx, b.first_position, b.size, b.numbers, b.digest, b.state, b.owner "
+        "FROM {s}.batches b WHERE b.campaign = %(campaign)s AND b.idx BETWEEN %(first)s AND %(last)s "
+        f"AND {_UNFINISHED} ORDER BY b.idx"
+    ),
+    "numbers": (
+        "SELECT position, e164 FROM {s}.inputs WHERE campaign = %(campaign)s "
+        "AND position BETWEEN %(first)s AND %(last)s AND outcome IS NULL ORDER BY position"
+    ),
+    # The one statement a batch is won with: pending (or already ours, when the
+    # commit's answer was lost) in a running campaign.
+    "claim": (
+        "UPDATE {s}.batches b SET state = 'sending', owner = %(runner)s, claimed_at = now() "
+        "WHERE b.campaign = %(campaign)s AND b.idx = %(idx)s "
+        "AND (b.state = 'pending' OR (b.state = 'sending' AND b.owner = %(runner)s)) "
+        f"AND {_RUNNING} RETURNING b.idx"
+    ),
+    "release": (
+        "UPDATE {s}.batches SET state = 'pending', owner = NULL "
+        "WHERE campaign = %(campaign)s AND idx = %(idx)s AND state = 'sending' AND owner = %(runner)s"
+    ),
+    # Ours while sending it (or reaped while we still had it: our answer is the
+    # truth); or nobody's, given up unsent because the campaign stopped.
+    "settle": (
+        "UPDATE {s}.batches b SET state = %(state)s, settled = true, settled_at = now(), "
+        "owner = CASE WHEN %(state)s = 'pending' THEN NULL ELSE b.owner END, lost = false, "
+        f"requests = b.requests + %(requests)s, retries = b.retries + %(retries)s, {_SET_COUNTS} "
+        "WHERE b.campaign = %(campaign)s AND b.idx = %(idx)s AND ("
+        "(b.owner = %(runner)s AND (b.state = 'sending' OR (b.state = 'unknown' AND b.lost))) "
+        f"OR (b.state = 'pending' AND b.owner IS NULL AND %(state)s = 'pending' AND NOT {_RUNNING})"
+        ") RETURNING b.idx"
+    ),
+    "results": (
+        "INSERT INTO {s}.results (campaign, position, outcome, message_id, reason) "
+        "SELECT %(campaign)s, * FROM unnest(%(positions)s::bigint[], %(outcomes)s::text[], "
+        "%(message_ids)s::text[], %(reasons)s::text[]) "
+        "ON CONFLICT (campaign, position) DO UPDATE SET outcome = excluded.outcome, "
+        "message_id = excluded.message_id, reason = excluded.reason"
+    ),
+    # -- the shared rate and pause of an account ------------------------------------------------
+    # GCRA: reserve the next slot of the account's schedule, never earlier than
+    # now or the end of a pause; answer how long to wait for it.
+    "reserve": (
+        "INSERT INTO {s}.meters AS m (key, tat) "
+        f"VALUES (%(key)s, {_NOW} + %(seconds)s) "
+        "ON CONFLICT (key) DO UPDATE SET tat = "
+        f"greatest(m.tat, {_NOW}, m.paused_until) + %(seconds)s "
+        f"RETURNING m.tat - %(seconds)s - {_NOW}"
+    ),
+    "pause": (
+        "INSERT INTO {s}.meters AS m (key, paused_until) "
+        f"VALUES (%(key)s, {_NOW} + %(seconds)s) "
+        "ON CONFLICT (key) DO UPDATE SET paused_until = greatest(m.paused_until, excluded.paused_until)"
+    ),
+    "paused_for": f"SELECT greatest(paused_until - {_NOW}, 0) FROM {{s}}.meters WHERE key = %(key)s",
+}
+
+
+def ddl(schema: str) -> str:
+    """The statements that create the store in ``schema`` (idempotent)."""
+    return _DDL.replace("{s}", f'"{schema}"')
+
+
+def sql(schema: str) -> dict[str, str]:
+    """Every statement, with its tables in ``schema``."""
+    quoted = f'"{schema}"'
+    return {name: text.replace("{s}", quoted) for name, text in _SQL.items()}

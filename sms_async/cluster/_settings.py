@@ -1,0 +1,218 @@
+"""What a cluster process reads from its own environment: where the store and broker are, and credentials.
+
+Nothing read here is ever written to the store. The campaign store holds the
+campaign (text, sender id, gateway name, region, rate) and each worker brings
+its own gateway credentials, from the same variables and config file the
+command line uses::
+
+    SMS_ASYNC_DATABASE_URL     postgresql://user@db-host:5432/sms   (required)
+    SMS_ASYNC_DATABASE_SCHEMA  the schema holding the store's tables (default sms_async)
+    SMS_ASYNC_BROKER_URL       amqp://user:password@rabbit-host:5672//   (default: RabbitMQ on 127.0.0.1)
+    SMS_ASYNC_USERNAME, SMS_ASYNC_PASSWORD, SMS_ASYNC_TOKEN, SMS_ASYNC_BASE_URL
+                               the gateway account (or the [iton]/[itecpay] section of
+                               SMS_ASYNC_CONFIG, default ~/.config/sms-async/config.toml)
+    SMS_ASYNC_ACCOUNT          optional: the name of the rate limit this worker's account
+                               shares (default: derived from gateway, address and user name)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Final
+
+import attrs
+
+from sms_async._exceptions import ConfigurationError
+from sms_async.providers import Driver, gateway
+
+__all__ = [
+    "DEFAULT_BROKER_URL",
+    "ENV_BROKER_URL",
+    "ENV_DATABASE_SCHEMA",
+    "ENV_DATABASE_URL",
+    "ClusterSettings",
+    "account_key",
+    "check_schema",
+    "driver_from_environment",
+]
+
+ENV_DATABASE_URL: Final = "SMS_ASYNC_DATABASE_URL"
+ENV_DATABASE_SCHEMA: Final = "SMS_ASYNC_DATABASE_SCHEMA"
+ENV_BROKER_URL: Final = "SMS_ASYNC_BROKER_URL"
+ENV_ACCOUNT: Final = "SMS_ASYNC_ACCOUNT"
+ENV_CONFIG: Final = "SMS_ASYNC_CONFIG"
+
+#: RabbitMQ on this machine, with its default account (kombu's default user).
+DEFAULT_BROKER_URL: Final = "amqp://127.0.0.1:5672//"
+DEFAULT_SCHEMA: Final = "sms_async"
+
+_SCHEMA_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
+# Driver settings a worker reads from its environment: SMS_ASYNC_<KEY>. Extra
+# request parameters are not among them: they belong in the driver's own config.
+_FROM_ENVIRONMENT: Final = ("username", "password", "token", "base_url", "send_path", "status_path")
+
+
+def check_schema(name: str) -> str:
+    """``name`` if it can name a PostgreSQL schema without quoting tricks, else ConfigurationError."""
+    if not isinstance(name, str) or not _SCHEMA_NAME.fullmatch(name):
+        raise ConfigurationError(
+            f"the store's schema must be a plain name (letters, digits, _; at most 63), got {name!r}"
+        )
+    return name
+
+
+def _positive(_inst: object, attribute: attrs.Attribute[float], value: float) -> None:
+    if not value > 0 or math.isinf(value):
+        raise ConfigurationError(f"{attribute.name} must be a number of seconds > 0, got {value!r}")
+
+
+@attrs.frozen
+class ClusterSettings:
+    """Where the store and the broker are, and how long a worker waits for what.
+
+    Args:
+        database_url: The PostgreSQL campaign store (a libpq URL or key=value string).
+        schema: The schema holding the store's tables.
+        broker_url: The Celery broker (RabbitMQ recommended: it redelivers a
+            killed worker's shard as soon as its connection drops).
+        lease: Seconds after a worker's last heartbeat before the batches it
+            was sending are taken to be lost (reported ``unknown``, never sent again).
+        heartbeat: Seconds between a running shard's heartbeats.
+        shard_seconds: Seconds a shard task works before it hands the rest of
+            its shard to a new task (keeps every delivery well inside the
+            broker's consumer or visibility timeout).
+        patience: Seconds a store operation keeps retrying a lost connection
+            before the shard gives up (and its task is retried later).
+        concurrency: Requests in flight per shard.
+    """
+
+    database_url: str = attrs.field(repr=False)
+    schema: str = attrs.field(default=DEFAULT_SCHEMA, converter=check_schema)
+    broker_url: str = attrs.field(default=DEFAULT_BROKER_URL, repr=False)
+    lease: float = attrs.field(default=20.0, validator=_positive)
+    heartbeat: float = attrs.field(default=5.0, validator=_positive)
+    shard_seconds: float = attrs.field(default=45.0, validator=_positive)
+    patience: float = attrs.field(default=60.0, validator=_positive)
+    concurrency: int = 32
+
+    def __attrs_post_init__(self) -> None:
+        if self.heartbeat * 2 > self.lease:
+            raise ConfigurationError(
+                f"the heartbeat ({self.heartbeat:g} s) must be at most half the lease ({self.lease:g} s), "
+                "or a slow heartbeat would make a live worker look dead"
+            )
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> ClusterSettings:
+        """Read ``SMS_ASYNC_*`` variables (see the module docstring); ``overrides`` win.
+
+        Raises:
+            ConfigurationError: the database URL is missing, or a number is not one.
+        """
+        env = os.environ if env is None else env
+        values: dict[str, Any] = {}
+        url = env.get(ENV_DATABASE_URL)
+        if url:
+            values["database_url"] = url
+        if env.get(ENV_DATABASE_SCHEMA):
+            values["schema"] = env[ENV_DATABASE_SCHEMA]
+        if env.get(ENV_BROKER_URL):
+            values["broker_url"] = env[ENV_BROKER_URL]
+        for name, kind in (
+            ("lease", float),
+            ("heartbeat", float),
+            ("shard_seconds", float),
+            ("patience", float),
+            ("concurrency", int),
+        ):
+            variable = f"SMS_ASYNC_{name.upper()}"
+            if env.get(variable):
+                try:
+                    values[name] = kind(env[variable])
+                except ValueError:
+                    raise ConfigurationError(f"{variable} must be a number, got {env[variable]!r}") from None
+        values.update(overrides)
+        if not values.get("database_url"):
+            raise ConfigurationError(
+                f"no campaign store: set {ENV_DATABASE_URL} to a PostgreSQL database, "
+                "for example postgresql://sms@db-host:5432/sms"
+            )
+        return cls(**values)
+
+
+def _config_section(name: str, env: Mapping[str, str]) -> dict[str, Any]:
+    """The ``[name]`` section of the command line's config file, if there is one."""
+    explicit = env.get(ENV_CONFIG)
+    if explicit:
+        path = Path(explicit)
+    else:
+        base = env.get("XDG_CONFIG_HOME") or str(Path(env.get("HOME") or Path.home()) / ".config")
+        path = Path(base) / "sms-async" / "config.toml"
+        if not path.is_file():
+            return {}
+    try:
+        table = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigurationError(f"{ENV_CONFIG} names {path}, which does not exist") from None
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as error:
+        # The parser's message names a position, never the file's contents.
+        raise ConfigurationError(f"cannot read the config file {path}: {error}") from None
+    section = table.get(name, {})
+    if not isinstance(section, dict):
+        raise ConfigurationError(f"config file {path}: [{name}] must be a table")
+    return section
+
+
+def driver_from_environment(gateway_name: str, env: Mapping[str, str] | None = None) -> Driver:
+    """The driver for ``gateway_name`` with this process's credentials.
+
+    ``SMS_ASYNC_<SETTING>`` variables win over the config file's
+    ``[gateway_name]`` section; the driver keeps its secrets out of every
+    message.
+
+    Raises:
+        ConfigurationError: the gateway is unknown or its settings are
+            missing or wrong (the message names the variables, never a value).
+    """
+    env = os.environ if env is None else env
+    driver_class = gateway(gateway_name)
+    settings: dict[str, Any] = {
+        key: value
+        for key, value in _config_section(gateway_name, env).items()
+        if key in driver_class.settings_keys
+    }
+    for key in _FROM_ENVIRONMENT:
+        value = env.get(f"SMS_ASYNC_{key.upper()}")
+        if value and key in driver_class.settings_keys:
+            settings[key] = value
+    try:
+        return driver_class.from_settings(settings)
+    except ConfigurationError as error:
+        raise ConfigurationError(
+            f"this worker has no usable {gateway_name} account ({error.reason}): set SMS_ASYNC_USERNAME and "
+            f"SMS_ASYNC_PASSWORD (and SMS_ASYNC_BASE_URL where needed) in its environment, or fill the "
+            f"[{gateway_name}] section of its config file"
+        ) from None
+
+
+def account_key(driver: Driver, env: Mapping[str, str] | None = None) -> str:
+    """The name of the rate limit that every worker sending through this account shares.
+
+    ``SMS_ASYNC_ACCOUNT`` when set; otherwise the gateway's name and a digest
+    of its address and user name, so that two workers with the same account
+    share one limit and the store holds no user name. Workers that log in with
+    a token alone share one limit per gateway address.
+    """
+    env = os.environ if env is None else env
+    chosen = env.get(ENV_ACCOUNT)
+    if chosen:
+        return chosen
+    username = getattr(driver, "username", None) or ""
+    who = f"{driver.origin.url}\0{username}".encode()
+    return f"{driver.name}:{hashlib.blake2b(who, digest_size=8).hexdigest()}"

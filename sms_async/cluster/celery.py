@@ -1,0 +1,172 @@
+"""Campaign shards as Celery tasks: ``sms_async.cluster.celery:app`` and the task ``sms_async.run_shard``.
+
+Run workers with ``sms-async worker`` (or ``celery -A sms_async.cluster.celery:app
+worker --pool threads -Q sms_async``). To run shards in a Celery deployment of
+your own, register the task on your app and have a worker consume the
+campaign's queue::
+
+    from sms_async.cluster.celery import register
+    register(my_app)        # the task "sms_async.run_shard", with the options below
+
+The task is thin: the state that decides whether a batch was sent lives in the
+campaign store, not in the queue, so a task delivered twice, or redelivered
+after a crash while the first copy still runs, never sends a batch twice.
+
+* ``acks_late``: the message is acknowledged when the shard run ends, so a
+  killed worker's shard is delivered again (RabbitMQ does so as soon as the
+  worker's connection drops; Redis after its visibility timeout, set here
+  to 60 seconds).
+* ``reject_on_worker_lost``: a pool process that dies (prefork pools) puts
+  its message back instead of acknowledging it as failed.
+* prefetch 1: a worker holds only the shard it is running.
+* each run stops after ``SMS_ASYNC_SHARD_SECONDS`` (45 s) at a batch
+  boundary and queues the rest of its shard as a new task, so no delivery
+  comes near RabbitMQ's consumer timeout (30 min) or the visibility timeout.
+* the store unreachable: the task is retried in 10 s, without limit.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from typing import Any, Final
+
+import anyio
+from celery import Celery, Task
+
+from sms_async._exceptions import ConfigurationError
+from sms_async.cluster._load import DEFAULT_QUEUE
+from sms_async.cluster._runner import ShardReport, run_shard
+from sms_async.cluster._settings import (
+    DEFAULT_BROKER_URL,
+    ENV_BROKER_URL,
+    ClusterSettings,
+    driver_from_environment,
+)
+from sms_async.cluster._store import Campaign, CampaignStore, StoreUnavailableError
+
+__all__ = ["TASK_NAME", "TASK_OPTIONS", "app", "configure", "enqueue", "register", "run_shard_task"]
+
+logger = logging.getLogger("sms_async.cluster")
+
+#: The task's name: messages name it, so any app that registers it can run them.
+TASK_NAME: Final = "sms_async.run_shard"
+#: The options the task is registered with.
+TASK_OPTIONS: Final[dict[str, Any]] = {
+    "name": TASK_NAME,
+    "bind": True,
+    "acks_late": True,
+    "reject_on_worker_lost": True,
+    "ignore_result": True,
+    "max_retries": None,
+}
+# Seconds before a shard whose store was unreachable is tried again.
+_STORE_RETRY: Final = 10.0
+
+
+def configure(target: Celery, broker_url: str | None = None) -> Celery:
+    """Set what the campaign tasks need on ``target``: late acks, prefetch 1, JSON, no results.
+
+    ``broker_url`` defaults to ``SMS_ASYNC_BROKER_URL`` (else RabbitMQ on 127.0.0.1).
+    """
+    url = broker_url or os.environ.get(ENV_BROKER_URL) or DEFAULT_BROKER_URL
+    options: dict[str, Any] = {
+        "broker_url": url,
+        "broker_connection_retry_on_startup": True,
+        "task_acks_late": True,
+        "task_reject_on_worker_lost": True,
+        "task_ignore_result": True,
+        "task_serializer": "json",
+        "accept_content": ["json"],
+        "task_default_queue": DEFAULT_QUEUE,
+        "worker_prefetch_multiplier": 1,
+        # A run whose connection dropped finishes its batches in flight; the
+        # copy delivered again finds them settled.
+        "worker_cancel_long_running_tasks_on_connection_loss": False,
+    }
+    if url.startswith(("redis://", "rediss://", "redis+socket://")):
+        options["broker_transport_options"] = {"visibility_timeout": 60}
+    target.conf.update(options)
+    return target
+
+
+def _run_shard_task(task: Task, campaign: int, shard: int) -> None:
+    """Run one shard of a campaign; queue the rest if its time budget ran out."""
+    settings = ClusterSettings.from_env()
+    backend = {"use_uvloop": True} if _have_uvloop() else {}
+    try:
+        report: ShardReport = anyio.run(
+            _run_from_environment, settings, campaign, shard, backend_options=backend
+        )
+    except StoreUnavailableError as error:
+        logger.warning(
+            "campaign %d shard %d: %s; trying again in %.0f s", campaign, shard, error, _STORE_RETRY
+        )
+        raise task.retry(countdown=_STORE_RETRY, exc=error) from None
+    logger.info(
+        "campaign %d shard %d: %d batches settled, %d lost, %s",
+        campaign,
+        shard,
+        report.settled,
+        report.reaped,
+        "complete" if report.complete else report.stopped or ("more to do" if report.more else "waiting"),
+    )
+    if report.more:
+        task.app.send_task(TASK_NAME, args=(campaign, shard), queue=report.queue)
+
+
+async def _run_from_environment(settings: ClusterSettings, campaign: int, shard: int) -> ShardReport:
+    async with CampaignStore.from_settings(settings, application_name="sms-async-worker") as store:
+        found = await store.campaign(campaign)
+        if found.state != "running":
+            return ShardReport(campaign, shard, found.queue, stopped=found.state)
+        try:
+            driver = driver_from_environment(found.gateway)
+        except ConfigurationError as error:
+            reason = f"a worker ({socket.gethostname()}) cannot send: {error.reason}"
+            await store.stop(campaign, "aborted", reason)
+            logger.error("campaign %d aborted: %s", campaign, reason)  # noqa: TRY400 - the reason is the message
+            return ShardReport(campaign, shard, found.queue, stopped="aborted")
+        return await run_shard(
+            store,
+            campaign,
+            shard,
+            driver=driver,
+            concurrency=settings.concurrency,
+            budget=settings.shard_seconds,
+            lease=settings.lease,
+            heartbeat=settings.heartbeat,
+        )
+
+
+def _have_uvloop() -> bool:
+    try:
+        import uvloop  # noqa: F401, PLC0415 - optional ("fast" extra)
+    except ImportError:
+        return False
+    return True
+
+
+def register(target: Celery) -> Task:
+    """Register the shard task (``sms_async.run_shard``) on a Celery app of your own; returns it.
+
+    Your workers must consume the campaigns' queue (``sms_async`` unless a
+    campaign names another) with ``worker_prefetch_multiplier = 1``, and have
+    ``SMS_ASYNC_DATABASE_URL`` and the gateway credentials in their environment.
+    """
+    task: Task = target.task(**TASK_OPTIONS)(_run_shard_task)
+    return task
+
+
+def enqueue(campaign: Campaign, shards: list[int], target: Celery | None = None) -> None:
+    """Queue a task for each of ``shards`` of ``campaign`` on its queue, through ``target`` (default: app)."""
+    sender = target or app
+    for shard in shards:
+        sender.send_task(TASK_NAME, args=(campaign.id, shard), queue=campaign.queue)
+
+
+#: The Celery app of ``sms-async worker``, configured from the environment.
+app: Celery = configure(Celery("sms_async"))
+#: The shard task, registered on :data:`app`.
+run_shard_task: Task = register(app)
