@@ -12,6 +12,7 @@ from pathlib import Path
 import click
 
 from sms_async import __version__
+from sms_async.cli._cluster import register as register_cluster_commands
 from sms_async.cli._errors import EXIT_CODES_HELP, ExitCode
 from sms_async.cli._lookups import balance, dnd
 from sms_async.cli._options import Account, GatewayChoice, consoles, gateway_options, guarded
@@ -57,6 +58,7 @@ cli.add_command(send)
 cli.add_command(status)
 cli.add_command(balance)
 cli.add_command(dnd)
+register_cluster_commands(cli)  # campaign (create, start, status, export, cancel) and worker
 
 
 @cli.command(

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import os
 import socket
 import time
@@ -102,9 +103,9 @@ class _ShardJournal:
         return None
 
     async def admit(self, batch: Batch) -> Admission:
-        """Send it, unless the campaign stopped or the batch is not the stored one."""
-        if self._run.stopped is not None:
-            return Admission.SKIP
+        """Send it, unless the campaign stopped, the run's time is up, or the batch is not the stored one."""
+        if self._run.stopped is not None or time.monotonic() >= self._run.give_up:
+            return Admission.SKIP  # left pending: the next run sends it
         if self._stored(batch) is None:
             await self._run.abort_campaign(
                 f"a worker ({socket.gethostname()}) cut batch {batch.index} of a shard differently from the "
@@ -180,6 +181,8 @@ class _Run:
         self.id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
         self.batches = campaign.shard_range(shard)
         self.stopped: str | None = None
+        #: When this run stops taking batches (its time budget spent).
+        self.give_up = math.inf
         self.settled = 0
         self.reaped = 0
 
@@ -232,7 +235,7 @@ class _Run:
 
     async def work(self, bulk: BulkSender, budget: float) -> ShardReport:
         """Send until the shard is settled, the campaign stops, or ``budget`` seconds have passed."""
-        give_up = time.monotonic() + budget
+        give_up = self.give_up = time.monotonic() + budget
         complete = more = False
         while self.stopped is None:
             self.reaped += await self.store.reap(self.campaign.id, self.lease, self.batches)
@@ -254,7 +257,10 @@ class _Run:
                 # Other runs are sending the rest, or were until they stopped
                 # heartbeating: look again once their lease may have run out.
                 await anyio.sleep(min(self.heartbeat, max(give_up - time.monotonic(), 0)))
-        if complete:
+        if self.stopped == "done":
+            # Another run settled the last batch of the campaign (this shard's included).
+            complete, self.stopped = True, None
+        elif complete:
             await self.store.finish(self.campaign.id)
         return ShardReport(
             self.campaign.id,

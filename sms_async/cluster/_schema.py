@@ -210,7 +210,8 @@ _SQL: Final = {
         "WITH given_up AS (UPDATE {s}.batches b SET state = 'unknown', settled = true, lost = true, "
         f"settled_at = now(), {_ZERO_NUMBERS}, unknown = b.numbers - b.skipped, unsent = 0 "
         "WHERE b.campaign = %(campaign)s AND b.idx BETWEEN %(first)s AND %(last)s AND b.state = 'sending' "
-        f"AND NOT {_LIVE_OWNER} RETURNING b.first_position, b.size) " + _GIVE_UP_ROWS
+        f"AND NOT {_LIVE_OWNER} RETURNING b.first_position, b.size), "
+        f"written AS ({_GIVE_UP_ROWS}) SELECT count(*) FROM given_up"
     ),
     "finish": (
         "UPDATE {s}.campaigns SET state = 'done', finished_at = now() "

@@ -117,7 +117,9 @@ def _run_shard_task(task: Task, campaign: int, shard: int) -> None:
 
 
 async def _run_from_environment(settings: ClusterSettings, campaign: int, shard: int) -> ShardReport:
-    async with CampaignStore.from_settings(settings, application_name="sms-async-worker") as store:
+    async with CampaignStore.from_settings(
+        settings, application_name="sms-async-worker", max_connections=8, warm=True
+    ) as store:
         found = await store.campaign(campaign)
         if found.state != "running":
             return ShardReport(campaign, shard, found.queue, stopped=found.state)

@@ -1,0 +1,507 @@
+"""``sms-async campaign ...`` and ``sms-async worker``: campaigns across machines, from the command line.
+
+A thin shell over :mod:`sms_async.cluster` (``pip install 'sms_async[cluster]'``)::
+
+    sms-async campaign create numbers.csv --text "Hello" --sender-id ITONAB --rate 2000   # prints the id
+    sms-async campaign start ID
+    sms-async campaign status ID [--wait] [--json]
+    sms-async campaign export ID --output results.jsonl
+    sms-async campaign cancel ID
+    sms-async worker [--concurrency N] [--queues sms_async]
+
+Every command finds the store in ``SMS_ASYNC_DATABASE_URL`` (and
+``SMS_ASYNC_DATABASE_SCHEMA``); ``start`` and ``worker`` find the broker in
+``SMS_ASYNC_BROKER_URL``. Only workers need gateway credentials, from their
+own environment or config file.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import json
+import os
+import sys
+import time
+from collections.abc import Callable, Coroutine
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final, TypeVar
+from urllib.parse import urlsplit
+
+import click
+
+from sms_async._exceptions import SmsError, UsageError
+from sms_async._models import Entry, Outcome
+from sms_async._redact import keep_secrets, redact
+from sms_async.cli._errors import CliError, ExitCode, run_async
+from sms_async.cli._io import InputFormat, RecipientSource
+
+if TYPE_CHECKING:
+    from sms_async.cluster import CampaignStatus, CampaignStore, ClusterSettings
+
+__all__ = ["campaign", "encode_row", "register", "worker"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+T = TypeVar("T")
+
+#: The columns of an exported results file, in order (the same rows as ``send`` writes).
+COLUMNS: Final = ("row", "input", "e164", "outcome", "message_id", "reason")
+_FINE: Final = frozenset({Outcome.ACCEPTED, Outcome.DUPLICATE, Outcome.SKIPPED})
+
+_EXIT_CODES = """\b
+Exit codes:
+  0  done, and every input accepted (duplicates and --skip-dnd skips do not count against)
+  1  some inputs not accepted (invalid, rejected, unknown, unsent), or not finished yet
+  2  usage or configuration error (bad option, input, text, sender id, unknown campaign)
+  3  the campaign was aborted (bad credentials, no credit), or the store or broker
+     could not be reached"""
+
+
+class _Owner:
+    """Holds the broker's password for redaction while the command runs."""
+
+
+def _guarded(command: F) -> F:
+    """One clear line and the documented exit status for every failure, never a traceback."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> None:
+        try:
+            code = command(*args, **kwargs)
+        except CliError as error:
+            click.echo(f"Error: {redact(error.message)}", err=True)
+            code = error.code
+        except UsageError as error:
+            click.echo(f"Error: {redact(error.reason)}", err=True)
+            code = ExitCode.USAGE
+        except SmsError as error:
+            click.echo(f"Error: {type(error).__name__}: {redact(error.reason)}", err=True)
+            code = ExitCode.ABORTED
+        except KeyboardInterrupt:
+            click.echo("Error: interrupted", err=True)
+            code = ExitCode.INTERRUPTED
+        except (click.exceptions.Exit, click.ClickException, click.exceptions.Abort):
+            raise
+        except Exception as error:
+            if type(error).__name__ == "StoreUnavailableError":
+                click.echo(f"Error: {redact(str(error))}", err=True)
+                code = ExitCode.ABORTED
+            elif os.environ.get("SMS_ASYNC_DEBUG"):
+                raise
+            else:
+                click.echo(
+                    f"Error: internal error, please report it: {type(error).__name__}: {redact(str(error))} "
+                    "(set SMS_ASYNC_DEBUG=1 for a traceback)",
+                    err=True,
+                )
+                code = ExitCode.ABORTED
+        raise click.exceptions.Exit(int(code or 0))
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _settings(**overrides: Any) -> ClusterSettings:
+    try:
+        from sms_async.cluster import ClusterSettings  # noqa: PLC0415 - the cluster extra loads only when used
+    except ImportError as error:
+        raise CliError(str(error)) from None
+    settings = ClusterSettings.from_env(**overrides)
+    password = urlsplit(settings.broker_url).password
+    keep_secrets(_OWNER, password)
+    return settings
+
+
+_OWNER = _Owner()
+
+
+def _with_store(action: Callable[[CampaignStore], Coroutine[Any, Any, T]]) -> T:
+    """Run ``action(store)`` with the store of ``SMS_ASYNC_DATABASE_URL`` open."""
+    settings = _settings()
+
+    async def go() -> T:
+        from sms_async.cluster import CampaignStore  # noqa: PLC0415 - as above
+
+        async with CampaignStore.from_settings(settings) as store:
+            return await action(store)
+
+    return run_async(go)
+
+
+@click.group(short_help="Campaigns across machines: a PostgreSQL store and Celery workers.")
+def campaign() -> None:
+    """Load a campaign into the PostgreSQL store (SMS_ASYNC_DATABASE_URL), start it on Celery workers
+    (SMS_ASYNC_BROKER_URL), follow it, export its results, or cancel it.
+    """  # noqa: D205 - click shows this text as the group's help
+
+
+@campaign.command("create", epilog=_EXIT_CODES, short_help="Load recipients as a new campaign; print its id.")
+@click.argument("recipients", metavar="RECIPIENTS")
+@click.option("-t", "--text", required=True, help="The message text.")
+@click.option("-s", "--sender-id", required=True, metavar="ID", help="Sender id.")
+@click.option("-c", "--column", metavar="NAME", help="CSV column holding the numbers (implies CSV input).")
+@click.option(
+    "--input-format",
+    type=click.Choice(["auto", "csv", "lines"]),
+    default="auto",
+    show_default=True,
+    help="auto: CSV for *.csv or with --column, else one number per line.",
+)
+@click.option(
+    "--region", default="IN", show_default=True, metavar="CODE", help="Region of national spellings."
+)
+@click.option(
+    "--gateway",
+    default=None,
+    metavar="NAME",
+    help="Gateway the workers send through (default: SMS_ASYNC_GATEWAY, else iton).",
+)
+@click.option(
+    "--rate",
+    type=click.FloatRange(min=0, min_open=True),
+    metavar="N",
+    help="At most N messages a second at the gateway, across every worker of the account.",
+)
+@click.option("--skip-dnd", is_flag=True, help="Look up the do-not-disturb list first; skip listed numbers.")
+@click.option("--max-segments", type=click.IntRange(min=1), metavar="N", help="Refuse a text of more parts.")
+@click.option(
+    "--queue",
+    default="sms_async",
+    show_default=True,
+    help="Celery queue of the campaign's shards (workers with the right account listen on it).",
+)
+@click.option(
+    "--shard-size", type=click.IntRange(min=1), default=200, show_default=True, help="Batches per shard."
+)
+@click.option("--json", "as_json", is_flag=True, help='Print {"id": ...}.')
+@_guarded
+def create(
+    recipients: str,
+    text: str,
+    sender_id: str,
+    column: str | None,
+    input_format: str,
+    region: str,
+    gateway: str | None,
+    rate: float | None,
+    skip_dnd: bool,
+    max_segments: int | None,
+    queue: str,
+    shard_size: int,
+    as_json: bool,
+) -> ExitCode:
+    """Read RECIPIENTS (a CSV file, one number per line, or - for standard input) into a new campaign in the
+    store, cut into the same batches as 'send' would cut them, and print its id. Nothing is sent until
+    'campaign start'. No credential is needed or stored.
+    """  # noqa: D205
+    from sms_async.cluster import CampaignSpec, create_campaign  # noqa: PLC0415
+
+    how: InputFormat = "csv" if input_format == "csv" else "lines" if input_format == "lines" else "auto"
+    spec = CampaignSpec(
+        text,
+        sender_id,
+        gateway=gateway or os.environ.get("SMS_ASYNC_GATEWAY") or "iton",
+        region=region.upper(),
+        rate=rate,
+        skip_dnd=skip_dnd,
+        max_segments=max_segments,
+        queue=queue,
+        input_name=recipients,
+        shard_size=shard_size,
+    )
+    source = RecipientSource(recipients, column=column, input_format=how, stdin=sys.stdin.buffer)
+    started = time.perf_counter()
+    try:
+
+        def numbers() -> Any:
+            yield from itertools.chain.from_iterable(source.chunks())
+            if source.error is not None:
+                # Raised inside the loading transaction: nothing is stored.
+                raise CliError(source.error)
+
+        created = _with_store(lambda store: create_campaign(store, spec, numbers()))
+    finally:
+        source.close()
+    click.echo(json.dumps({"id": created.id}) if as_json else str(created.id))
+    click.echo(
+        f"campaign {created.id}: {created.inputs:,} inputs, {created.recipients:,} recipients, "
+        f"{created.batches:,} batches in {created.shards:,} shards ({time.perf_counter() - started:.1f} s); "
+        f"start it with: sms-async campaign start {created.id}",
+        err=True,
+    )
+    return ExitCode.OK
+
+
+@campaign.command("start", epilog=_EXIT_CODES, short_help="Queue a campaign's shards for the workers.")
+@click.argument("campaign_id", metavar="ID", type=int)
+@_guarded
+def start(campaign_id: int) -> ExitCode:
+    """Queue a task for every shard of campaign ID that has something left to send. Starting a campaign
+    that ran before resumes it: unsent batches are sent, batches already sent are not.
+    """  # noqa: D205
+    settings = _settings()
+    found, shards = _with_store(lambda store: store.start(campaign_id))
+    if not shards:
+        click.echo(f"campaign {campaign_id}: nothing left to send ({found.state})")
+        return ExitCode.OK
+    try:
+        from sms_async.cluster.celery import app, configure, enqueue  # noqa: PLC0415
+    except ImportError as error:
+        raise CliError(f"{error}: pip install 'sms_async[cluster]'") from None
+    configure(app, settings.broker_url)
+    try:
+        enqueue(found, shards)
+    except Exception as error:  # noqa: BLE001 - kombu raises many kinds; all mean the same here
+        raise CliError(
+            f"campaign {campaign_id} is marked running, but its shards could not be queued "
+            f"({type(error).__name__}: {redact(str(error))[:200]}): run 'sms-async campaign start "
+            f"{campaign_id}' again once the broker (SMS_ASYNC_BROKER_URL) can be reached",
+            ExitCode.ABORTED,
+        ) from None
+    click.echo(f"campaign {campaign_id}: {len(shards)} shards queued on {found.queue!r}")
+    return ExitCode.OK
+
+
+@campaign.command("status", epilog=_EXIT_CODES, short_help="Counts per outcome and per batch state.")
+@click.argument("campaign_id", metavar="ID", type=int)
+@click.option("--wait", is_flag=True, help="Block until the campaign is done (or stopped and settled).")
+@click.option(
+    "--interval",
+    type=click.FloatRange(min=0.1),
+    default=2.0,
+    show_default=True,
+    help="Seconds between looks.",
+)
+@click.option(
+    "--timeout", type=click.FloatRange(min=0, min_open=True), help="With --wait: give up after this."
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
+@_guarded
+def status(campaign_id: int, wait: bool, interval: float, timeout: float | None, as_json: bool) -> ExitCode:
+    """Show how campaign ID stands: inputs per outcome and batches per state."""
+    settings = _settings()
+
+    async def look(store: CampaignStore) -> CampaignStatus:
+        import anyio  # noqa: PLC0415
+
+        give_up = None if timeout is None else time.monotonic() + timeout
+        while True:
+            found = await store.status(campaign_id)
+            if not wait or found.finished or (give_up is not None and time.monotonic() >= give_up):
+                return found
+            if found.campaign.state != "running":
+                # Nobody runs a stopped campaign's shards: settle the batches of dead workers here.
+                await store.reap(campaign_id, settings.lease)
+            await anyio.sleep(interval)
+
+    found = _with_store(look)
+    if as_json:
+        click.echo(json.dumps(_status_document(found)))
+    else:
+        _print_status(found)
+    if found.campaign.state == "aborted":
+        return ExitCode.ABORTED
+    if found.campaign.state == "done" and found.all_accepted:
+        return ExitCode.OK
+    return ExitCode.NOT_ALL_ACCEPTED
+
+
+def _status_document(found: CampaignStatus) -> dict[str, Any]:
+    c = found.campaign
+    return {
+        "id": c.id,
+        "state": c.state,
+        "finished": found.finished,
+        "inputs": c.inputs,
+        "recipients": c.recipients,
+        "outcomes": {outcome.value: count for outcome, count in found.outcomes.items()},
+        "not_settled": c.inputs - found.settled,
+        "batches": found.batches,
+        "requests": found.requests,
+        "retries": found.retries,
+        "gateway": c.gateway,
+        "rate": c.rate,
+        "queue": c.queue,
+        "created_at": c.created_at.isoformat(),
+        "started_at": c.started_at.isoformat() if c.started_at else None,
+        "finished_at": c.finished_at.isoformat() if c.finished_at else None,
+        "stop_reason": c.stop_reason,
+    }
+
+
+def _print_status(found: CampaignStatus) -> None:
+    c = found.campaign
+    rate = f", at most {c.rate:g}/s" if c.rate else ""
+    click.echo(f"campaign {c.id}: {c.state} ({c.gateway}{rate}, queue {c.queue!r}, input {c.input_name})")
+    click.echo(f"  inputs      {c.inputs:,} ({c.recipients:,} distinct valid numbers)")
+    for outcome, count in found.outcomes.items():
+        click.echo(f"  {outcome.value:<11} {count:,}")
+    if found.settled < c.inputs:
+        click.echo(f"  {'not yet':<11} {c.inputs - found.settled:,}")
+    shown = ", ".join(f"{state} {count:,}" for state, count in found.batches.items())
+    click.echo(f"  batches     {shown}")
+    if c.stop_reason:
+        click.echo(f"  stopped: {c.stop_reason}")
+    unknown = found.outcomes[Outcome.UNKNOWN]
+    if found.finished and unknown:
+        click.echo(
+            f"{unknown:,} unknown: may or may not have been sent; they are never sent again. Export the "
+            "results and check them with: sms-async status RESULTS"
+        )
+    if found.finished and found.batches["unsent"] and c.state != "cancelled":
+        click.echo(f"unsent batches are sent by: sms-async campaign start {c.id}")
+
+
+@campaign.command("export", epilog=_EXIT_CODES, short_help="Write one row per input to a results file.")
+@click.argument("campaign_id", metavar="ID", type=int)
+@click.option(
+    "-o",
+    "--output",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Results file: *.jsonl (JSON Lines) or *.csv.",
+)
+@click.option(
+    "--partial", is_flag=True, help="Export a campaign still running (rows not settled yet show as unknown)."
+)
+@_guarded
+def export(campaign_id: int, output: Path, partial: bool) -> ExitCode:
+    """Write one row per input of campaign ID to --output, in input order, with the columns row, input, e164,
+    outcome, message_id and reason: the rows 'send' writes.
+    """  # noqa: D205
+    kind = _format_for(output)
+
+    async def write(store: CampaignStore) -> CampaignStatus:
+        found = await store.status(campaign_id)
+        if not found.finished and not partial:
+            raise CliError(
+                f"campaign {campaign_id} is still {found.campaign.state}: wait with "
+                f"'sms-async campaign status {campaign_id} --wait', or pass --partial for the rows so far"
+            )
+        try:
+            with output.open("w", encoding="utf-8", newline="") as file:
+                if kind == "csv":
+                    file.write(",".join(COLUMNS) + "\n")
+                async for entry in store.export(campaign_id):
+                    file.write(encode_row(entry, kind))
+        except OSError as error:
+            raise CliError(f"cannot write {output}: {error.strerror}", ExitCode.ABORTED) from None
+        return found
+
+    found = _with_store(write)
+    click.echo(f"{found.campaign.inputs:,} rows: {output}", err=True)
+    return ExitCode.OK
+
+
+def _format_for(path: Path) -> str:
+    suffix = path.suffix.lower()
+    if suffix == ".csv":
+        return "csv"
+    if suffix in {".jsonl", ".ndjson", ".json"}:
+        return "jsonl"
+    raise CliError(f"cannot tell the results format from {path.name!r}: name the file *.jsonl or *.csv")
+
+
+def encode_row(entry: Entry, kind: str) -> str:
+    """One results row as ``send`` writes it: a JSON Lines object, or a CSV line (the reason redacted)."""
+    reason = redact(entry.reason) if entry.reason else ""
+    if kind == "csv":
+        import csv  # noqa: PLC0415
+        import io  # noqa: PLC0415
+
+        buffer = io.StringIO()
+        csv.writer(buffer, lineterminator="\n").writerow(
+            (entry.position, entry.input, entry.e164, entry.outcome.value, entry.message_id, reason)
+        )
+        return buffer.getvalue()
+    record = {
+        "row": entry.position,
+        "input": entry.input,
+        "e164": entry.e164 or None,
+        "outcome": entry.outcome.value,
+        "message_id": entry.message_id or None,
+        "reason": reason or None,
+    }
+    return json.dumps(record, ensure_ascii=False) + "\n"
+
+
+@campaign.command(
+    "cancel", epilog=_EXIT_CODES, short_help="Stop a campaign: its pending batches become unsent."
+)
+@click.argument("campaign_id", metavar="ID", type=int)
+@_guarded
+def cancel(campaign_id: int) -> ExitCode:
+    """Cancel campaign ID: batches not sent yet become unsent (and are never sent); those in flight finish."""
+
+    async def stop(store: CampaignStore) -> tuple[bool, CampaignStatus]:
+        stopped = await store.stop(campaign_id, "cancelled", "the campaign was cancelled")
+        return stopped, await store.status(campaign_id)
+
+    stopped, found = _with_store(stop)
+    if not stopped:
+        click.echo(f"campaign {campaign_id} is {found.campaign.state}: nothing to cancel")
+        return ExitCode.OK
+    click.echo(
+        f"campaign {campaign_id} cancelled: {found.outcomes[Outcome.UNSENT]:,} inputs unsent; "
+        f"{found.batches['sending']:,} batches in flight will finish"
+    )
+    return ExitCode.OK
+
+
+@click.command(short_help="A Celery worker that sends campaign shards.")
+@click.option(
+    "--concurrency",
+    type=click.IntRange(min=1, max=1024),
+    default=32,
+    show_default=True,
+    help="Requests in flight per shard.",
+)
+@click.option(
+    "-Q",
+    "--queues",
+    default="sms_async",
+    show_default=True,
+    help="Comma-separated queues to take shards from.",
+)
+@click.option(
+    "--shards", type=click.IntRange(min=1, max=64), default=1, show_default=True, help="Shards run at once."
+)
+@click.option(
+    "--loglevel",
+    type=click.Choice(["debug", "info", "warning", "error"]),
+    default="info",
+    show_default=True,
+)
+def worker(concurrency: int, queues: str, shards: int, loglevel: str) -> None:
+    """Run a Celery worker that sends campaign shards. It needs SMS_ASYNC_DATABASE_URL, SMS_ASYNC_BROKER_URL
+    and the gateway account in its own environment (SMS_ASYNC_USERNAME, SMS_ASYNC_PASSWORD, ...) or config
+    file.
+    """  # noqa: D205
+    try:
+        settings = _settings(concurrency=concurrency)
+        from sms_async.cluster.celery import app, configure  # noqa: PLC0415
+    except (CliError, UsageError, ImportError) as error:
+        message = error.message if isinstance(error, CliError) else str(error)
+        click.echo(f"Error: {redact(message)}", err=True)
+        raise click.exceptions.Exit(int(ExitCode.USAGE)) from None
+    # Every shard task of this process reads its settings from the environment.
+    os.environ["SMS_ASYNC_CONCURRENCY"] = str(concurrency)
+    configure(app, settings.broker_url)
+    app.worker_main(
+        [
+            "worker",
+            "--pool=threads",
+            f"--concurrency={shards}",
+            f"--queues={queues}",
+            "--prefetch-multiplier=1",
+            "--without-gossip",
+            "--without-mingle",
+            f"--hostname=sms-async-{os.getpid()}@%h",
+            f"--loglevel={loglevel.upper()}",
+        ]
+    )
+
+
+def register(group: click.Group) -> None:
+    """Add ``campaign`` and ``worker`` to the ``sms-async`` command group."""
+    group.add_command(campaign)
+    group.add_command(worker)
