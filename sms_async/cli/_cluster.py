@@ -478,11 +478,15 @@ def worker(concurrency: int, queues: str, shards: int, loglevel: str) -> None:
     """  # noqa: D205
     try:
         settings = _settings(concurrency=concurrency)
-        from sms_async.cluster.celery import app, configure  # noqa: PLC0415
+        from sms_async.cluster.celery import app, configure, prepare  # noqa: PLC0415
     except (CliError, UsageError, ImportError) as error:
         message = error.message if isinstance(error, CliError) else str(error)
         click.echo(f"Error: {redact(message)}", err=True)
         raise click.exceptions.Exit(int(ExitCode.USAGE)) from None
+    try:
+        prepare(settings)
+    except Exception as error:  # noqa: BLE001 - the store may come back: the tasks retry it
+        click.echo(f"warning: {redact(str(error))}; the worker starts anyway", err=True)
     # Every shard task of this process reads its settings from the environment.
     os.environ["SMS_ASYNC_CONCURRENCY"] = str(concurrency)
     configure(app, settings.broker_url)

@@ -196,7 +196,9 @@ class _Run:
         """Tell the store this run is alive, and hear whether the campaign still runs."""
         while True:
             await anyio.sleep(self.heartbeat)
-            row = await self.store.fetchone("heartbeat", runner=self.id, campaign=self.campaign.id)
+            # Shielded: cancelling a query midway costs the connection.
+            with anyio.CancelScope(shield=True):
+                row = await self.store.fetchone("heartbeat", runner=self.id, campaign=self.campaign.id)
             state = row[0] if row else "gone"
             if state != "running":
                 self.stopped = state

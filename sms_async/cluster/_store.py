@@ -150,9 +150,13 @@ class CampaignStore:
         schema: The schema holding the tables (created by :meth:`install`).
         patience: Seconds an operation keeps retrying a lost connection before
             raising :class:`StoreUnavailableError`.
-        max_connections: Connections kept by this process at most.
-        warm: Open every connection up front (a worker does, so that its
-            first claims do not wait for connections while their rate slots pass).
+        max_connections: Connections kept by this process at most (besides the claims' own).
+        claim_connections: Connections kept for claims alone (a worker keeps
+            some: a claim comes between a rate slot and the request's write, so
+            one queued behind other statements would make requests bunch up at
+            the gateway); 0: claims share the other connections.
+        warm: Open every connection up front, each with the hot statements
+            planned once (a worker does, for the same reason).
         application_name: How its connections show in ``pg_stat_activity``.
     """
 
@@ -163,6 +167,7 @@ class CampaignStore:
         schema: str = DEFAULT_SCHEMA,
         patience: float = 60.0,
         max_connections: int = 4,
+        claim_connections: int = 0,
         warm: bool = False,
         application_name: str = "sms-async",
     ) -> None:
@@ -177,15 +182,20 @@ class CampaignStore:
         keep_secrets(self, password if isinstance(password, str) else None)
         self.sql = sql(self.schema)
         self._warm = warm
-        self._pool = AsyncConnectionPool(
+        self._pool = self._new_pool(url, max_connections, application_name)
+        self._claims = self._new_pool(url, claim_connections, application_name) if claim_connections else None
+        self._pools = [pool for pool in (self._pool, self._claims) if pool is not None]
+
+    def _new_pool(self, url: str, size: int, application_name: str) -> AsyncConnectionPool[Any]:
+        return AsyncConnectionPool(
             url,
-            min_size=max_connections if warm else 1,
-            max_size=max_connections,
+            min_size=size if self._warm else 1,
+            max_size=size,
             kwargs={"autocommit": True, "application_name": application_name, "connect_timeout": 10},
             open=False,
-            timeout=min(patience, 10.0),
+            timeout=min(self.patience, 10.0),
             name=application_name,
-            configure=self._warm_up if warm else None,
+            configure=self._warm_up if self._warm else None,
         )
 
     @classmethod
@@ -198,9 +208,11 @@ class CampaignStore:
 
     async def __aenter__(self) -> Self:
         try:
-            await self._pool.open(wait=self._warm, timeout=self.patience)
+            for pool in self._pools:
+                await pool.open(wait=self._warm, timeout=self.patience)
         except psycopg.OperationalError as error:
-            await self._pool.close()
+            for pool in self._pools:
+                await pool.close()
             raise StoreUnavailableError(
                 f"the campaign store cannot be reached: {redact(str(error))[:300]}"
             ) from None
@@ -210,7 +222,8 @@ class CampaignStore:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         with anyio.CancelScope(shield=True):
-            await self._pool.close()
+            for pool in self._pools:
+                await pool.close()
 
     async def _warm_up(self, conn: psycopg.AsyncConnection[Any]) -> None:
         """Plan the hot statements once on a new connection, touching no row.
@@ -220,12 +233,15 @@ class CampaignStore:
         meter's slot, that would make requests bunch up at the gateway.
         """
         nobody: dict[str, Any] = {"campaign": -1, "idx": -1, "runner": ""}
-        await conn.execute(self.sql["claim"], nobody)
-        await conn.execute(
-            self.sql["settle"],
-            {**nobody, "state": "sent", "requests": 0, "retries": 0, **dict.fromkeys(_COUNT_NAMES, 0)},
-        )
-        await conn.execute(self.sql["paused_for"], {"key": ""})
+        try:
+            await conn.execute(self.sql["claim"], nobody)
+            await conn.execute(
+                self.sql["settle"],
+                {**nobody, "state": "sent", "requests": 0, "retries": 0, **dict.fromkeys(_COUNT_NAMES, 0)},
+            )
+            await conn.execute(self.sql["paused_for"], {"key": ""})
+        except (pg_errors.UndefinedTable, pg_errors.InvalidSchemaName):
+            return  # no campaign yet: nothing to warm up
 
     # -- running statements -------------------------------------------------------------
 
@@ -234,7 +250,11 @@ class CampaignStore:
         return self._pool.connection()
 
     async def run(
-        self, what: str, operation: Callable[[psycopg.AsyncConnection[Any], int], Awaitable[T]]
+        self,
+        what: str,
+        operation: Callable[[psycopg.AsyncConnection[Any], int], Awaitable[T]],
+        *,
+        pool: AsyncConnectionPool[Any] | None = None,
     ) -> T:
         """``operation(connection, attempt)``, tried again on a new connection while the store is unreachable.
 
@@ -247,7 +267,7 @@ class CampaignStore:
         while True:
             attempt += 1
             try:
-                async with self._pool.connection() as conn:
+                async with (pool or self._pool).connection() as conn:
                     return await operation(conn, attempt)
             except (pg_errors.UndefinedTable, pg_errors.InvalidSchemaName):
                 raise CampaignError(
@@ -447,8 +467,12 @@ class CampaignStore:
 
     async def claim(self, campaign: int, idx: int, runner: str) -> bool:
         """Pending -> sending for ``runner``, committed; ``False`` if the batch is not its to send."""
-        row = await self.fetchone("claim", campaign=campaign, idx=idx, runner=runner)
-        return row is not None
+        params = {"campaign": campaign, "idx": idx, "runner": runner}
+
+        async def go(conn: psycopg.AsyncConnection[Any], _attempt: int) -> bool:
+            return await (await conn.execute(self.sql["claim"], params)).fetchone() is not None
+
+        return await self.run("claim", go, pool=self._claims)
 
     async def release(self, campaign: int, idx: int, runner: str) -> None:
         """Sending -> pending: ``runner``'s last try certainly never reached the gateway."""

@@ -23,16 +23,21 @@ after a crash while the first copy still runs, never sends a batch twice.
   boundary and queues the rest of its shard as a new task, so no delivery
   comes near RabbitMQ's consumer timeout (30 min) or the visibility timeout.
 * the store unreachable: the task is retried in 10 s, without limit.
+* shards run on an event loop of the worker process's own (not Celery's),
+  in a thread, with the store's connections kept open from one task to the next.
 """
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import logging
 import os
 import socket
-from typing import Any, Final
+import threading
+from collections.abc import Callable, Coroutine
+from typing import Any, Final, TypeVar
 
-import anyio
 from celery import Celery, Task
 
 from sms_async._exceptions import ConfigurationError
@@ -46,9 +51,20 @@ from sms_async.cluster._settings import (
 )
 from sms_async.cluster._store import Campaign, CampaignStore, StoreUnavailableError
 
-__all__ = ["TASK_NAME", "TASK_OPTIONS", "app", "configure", "enqueue", "register", "run_shard_task"]
+__all__ = [
+    "TASK_NAME",
+    "TASK_OPTIONS",
+    "app",
+    "configure",
+    "enqueue",
+    "prepare",
+    "register",
+    "run_shard_task",
+]
 
 logger = logging.getLogger("sms_async.cluster")
+
+T = TypeVar("T")
 
 #: The task's name: messages name it, so any app that registers it can run them.
 TASK_NAME: Final = "sms_async.run_shard"
@@ -94,11 +110,8 @@ def configure(target: Celery, broker_url: str | None = None) -> Celery:
 def _run_shard_task(task: Task, campaign: int, shard: int) -> None:
     """Run one shard of a campaign; queue the rest if its time budget ran out."""
     settings = ClusterSettings.from_env()
-    backend = {"use_uvloop": True} if _have_uvloop() else {}
     try:
-        report: ShardReport = anyio.run(
-            _run_from_environment, settings, campaign, shard, backend_options=backend
-        )
+        report = _RUNTIME.call(_run_from_environment, settings, campaign, shard)
     except StoreUnavailableError as error:
         logger.warning(
             "campaign %d shard %d: %s; trying again in %.0f s", campaign, shard, error, _STORE_RETRY
@@ -116,38 +129,107 @@ def _run_shard_task(task: Task, campaign: int, shard: int) -> None:
         task.app.send_task(TASK_NAME, args=(campaign, shard), queue=report.queue)
 
 
-async def _run_from_environment(settings: ClusterSettings, campaign: int, shard: int) -> ShardReport:
-    async with CampaignStore.from_settings(
-        settings, application_name="sms-async-worker", max_connections=8, warm=True
-    ) as store:
-        found = await store.campaign(campaign)
-        if found.state != "running":
-            return ShardReport(campaign, shard, found.queue, stopped=found.state)
-        try:
-            driver = driver_from_environment(found.gateway)
-        except ConfigurationError as error:
-            reason = f"a worker ({socket.gethostname()}) cannot send: {error.reason}"
-            await store.stop(campaign, "aborted", reason)
-            logger.error("campaign %d aborted: %s", campaign, reason)  # noqa: TRY400 - the reason is the message
-            return ShardReport(campaign, shard, found.queue, stopped="aborted")
-        return await run_shard(
-            store,
-            campaign,
-            shard,
-            driver=driver,
-            concurrency=settings.concurrency,
-            budget=settings.shard_seconds,
-            lease=settings.lease,
-            heartbeat=settings.heartbeat,
+class _Runtime:
+    """This process's event loop for shards, in a thread of its own, and its open campaign stores.
+
+    Kept from one task to the next: a shard run then finds its database
+    connections open and warm instead of starting server processes (whose CPU,
+    on a busy machine, would jitter the requests of the shards already running).
+    The loop is made on first use, so each process of a forking pool has its own.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stores: dict[tuple[str, str, float], CampaignStore] = {}
+        self._opening: asyncio.Lock | None = None
+
+    def call(self, function: Callable[..., Coroutine[Any, Any, T]], *args: Any) -> T:
+        """Run ``function(self, *args)`` on the loop and wait for its result."""
+        future: concurrent.futures.Future[T] = asyncio.run_coroutine_threadsafe(
+            function(self, *args), self._started()
         )
+        return future.result()
+
+    def _started(self) -> asyncio.AbstractEventLoop:
+        with self._lock:
+            if self._loop is None or self._loop.is_closed():
+                loop = _new_loop()
+                # A daemon thread: the process may exit whatever the loop is doing.
+                threading.Thread(target=loop.run_forever, name="sms-async-shards", daemon=True).start()
+                self._loop = loop
+            return self._loop
+
+    async def store(self, settings: ClusterSettings) -> CampaignStore:
+        """The open store of ``settings``, opened on first use."""
+        key = (settings.database_url, settings.schema, settings.patience)
+        if self._opening is None:
+            self._opening = asyncio.Lock()
+        async with self._opening:
+            found = self._stores.get(key)
+            if found is None:
+                # The schema in the name tells one deployment's workers from another's.
+                name = f"sms-async-worker {settings.schema}"[:63]
+                found = CampaignStore.from_settings(
+                    settings, application_name=name, max_connections=6, claim_connections=4, warm=True
+                )
+                await found.__aenter__()
+                self._stores[key] = found
+        return found
 
 
-def _have_uvloop() -> bool:
+def _new_loop() -> asyncio.AbstractEventLoop:
     try:
-        import uvloop  # noqa: F401, PLC0415 - optional ("fast" extra)
+        import uvloop  # noqa: PLC0415 - optional ("fast" extra)
     except ImportError:
-        return False
-    return True
+        return asyncio.new_event_loop()
+    loop: asyncio.AbstractEventLoop = uvloop.new_event_loop()
+    return loop
+
+
+_RUNTIME = _Runtime()
+
+
+def prepare(settings: ClusterSettings) -> None:
+    """Open this process's store before the first task comes (``sms-async worker`` does).
+
+    Only for worker processes that run tasks themselves (solo or thread
+    pools): a forking pool's children open their own.
+
+    Raises:
+        StoreUnavailableError: the store cannot be reached.
+    """
+
+    async def open_store(runtime: _Runtime) -> None:
+        await runtime.store(settings)
+
+    _RUNTIME.call(open_store)
+
+
+async def _run_from_environment(
+    runtime: _Runtime, settings: ClusterSettings, campaign: int, shard: int
+) -> ShardReport:
+    store = await runtime.store(settings)
+    found = await store.campaign(campaign)
+    if found.state != "running":
+        return ShardReport(campaign, shard, found.queue, stopped=found.state)
+    try:
+        driver = driver_from_environment(found.gateway)
+    except ConfigurationError as error:
+        reason = f"a worker ({socket.gethostname()}) cannot send: {error.reason}"
+        await store.stop(campaign, "aborted", reason)
+        logger.error("campaign %d aborted: %s", campaign, reason)  # noqa: TRY400 - the reason is the message
+        return ShardReport(campaign, shard, found.queue, stopped="aborted")
+    return await run_shard(
+        store,
+        campaign,
+        shard,
+        driver=driver,
+        concurrency=settings.concurrency,
+        budget=settings.shard_seconds,
+        lease=settings.lease,
+        heartbeat=settings.heartbeat,
+    )
 
 
 def register(target: Celery) -> Task:

@@ -1,0 +1,239 @@
+"""Campaigns on real worker processes: RabbitMQ, PostgreSQL and the simulated gateway, all on loopback.
+
+Workers are ``sms-async worker`` processes; campaigns are created, started,
+followed, exported and cancelled with the ``sms-async campaign`` commands.
+The simulator counts what the gateway really received.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from cluster_support import (
+    Cluster,
+    Simulator,
+    Worker,
+    numbers,
+    query,
+    rabbitmqctl,
+    require_postgres,
+    require_rabbitmq,
+    wait_for,
+    write_numbers,
+)
+
+pytest.importorskip("celery")
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
+
+ACCOUNTS = ("acct:pw-main-1", "acctb:pw-bee-2", "acctc:pw-sea-3")
+
+
+@pytest.fixture(scope="module")
+def sim() -> Iterator[Simulator]:
+    """The simulated gateway, in a process of its own, with 20 ms of latency on every request."""
+    require_postgres()
+    require_rabbitmq()
+    started = Simulator(ACCOUNTS, latency=0.02)
+    yield started
+    started.stop()
+
+
+@pytest.fixture(scope="module")
+def cluster(sim: Simulator, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    """A schema and a RabbitMQ vhost for this module, dropped afterwards."""
+    made = Cluster(tmp_path_factory.mktemp("cluster"))
+    yield made
+    made.close()
+
+
+@pytest.fixture(scope="module")
+def pool(cluster: Cluster, sim: Simulator) -> list[Worker]:
+    """Three workers of account ``acct`` on the queue ``main``."""
+    workers = [cluster.worker(sim, "main", "acct", "pw-main-1") for _ in range(3)]
+    for worker in workers:
+        worker.wait_ready()
+    return workers
+
+
+@pytest.fixture
+def fresh(sim: Simulator) -> Simulator:
+    """The simulator with its counters at zero."""
+    from sms_async.testing import SimulatorClient  # noqa: PLC0415
+
+    with SimulatorClient(sim.origin) as client:
+        client.reset()
+    return sim
+
+
+@contextlib.contextmanager
+def workers(
+    cluster: Cluster, sim: Simulator, queue: str, account: str, count: int, **options: int
+) -> Iterator[None]:
+    """``count`` more workers on ``queue`` for the test, stopped after it."""
+    username, password = account.split(":")
+    started = [cluster.worker(sim, queue, username, password, **options) for _ in range(count)]
+    for worker in started:
+        worker.wait_ready()
+    try:
+        yield
+    finally:
+        for worker in started:
+            worker.stop()
+
+
+def on_wire(e164: str) -> str:
+    """How the simulated ITON gateway counts a number: digits, no plus sign."""
+    return e164[1:]
+
+
+def kill_between_claims(victim: Worker, cluster: Cluster, sim: Simulator) -> None:
+    """SIGKILL ``victim`` at a moment when none of its claims is between its commit and its request's write.
+
+    A claim is committed before its request is written (that is the
+    guarantee); a kill in the millisecond between the two leaves a batch
+    unknown that never reached the gateway: what unknown allows, but not what
+    this test checks. So the worker is frozen (SIGSTOP), its requests on the
+    wire are given time to arrive, and it is killed only if every batch it
+    holds has reached the gateway; otherwise it is thawed and tried again.
+    """
+    owned = f"%:{victim.pid}:%"
+    for _ in range(20):
+        victim.process.send_signal(signal.SIGSTOP)
+        time.sleep(0.15)  # the gateway's latency is 20 ms: whatever it wrote has arrived
+        held = query(
+            f'SELECT i.e164 FROM "{cluster.schema}".batches b JOIN "{cluster.schema}".inputs i '  # noqa: S608
+            "ON i.campaign = b.campaign AND i.position = b.first_position "
+            "WHERE b.state = 'sending' AND b.owner LIKE %s",
+            owned,
+        )
+        received = sim.stats(numbers=True).numbers if held else {}
+        if all(on_wire(e164) in received for (e164,) in held):
+            victim.kill()
+            return
+        victim.process.send_signal(signal.SIGCONT)
+        time.sleep(0.3)
+    pytest.fail("the worker was caught between a claim and its request twenty times")
+
+
+def test_a_worker_killed_mid_run_loses_nothing_and_sends_nothing_twice(cluster, pool, fresh, tmp_path):
+    """A worker of three killed mid-run: the others finish, no number twice, every unknown one received."""
+    rate = 5000
+    path = write_numbers(tmp_path / "kill.txt", numbers(100_000, prefix="+9197"))
+    campaign = cluster.create(path, "--rate", str(rate), "--queue", "main")
+    cluster.cli("campaign", "start", str(campaign))
+    wait_for(lambda: fresh.stats().accepted >= 30_000, 60, "a third of the campaign to be sent")
+    busy = {row[0] for row in query(f'SELECT pid FROM "{cluster.schema}".runners')}  # noqa: S608
+    victim = next((worker for worker in pool if worker.pid in busy), pool[0])
+    kill_between_claims(victim, cluster, fresh)
+    code, status = cluster.status(campaign, "--wait", "--interval", "0.5", "--timeout", "120")
+    pool[pool.index(victim)] = replacement = cluster.worker(fresh, "main", "acct", "pw-main-1")
+    assert status["state"] == "done", status
+    stats = fresh.stats(numbers=True)
+    assert not stats.duplicates
+    rows = cluster.export(campaign)
+    assert [row["row"] for row in rows] == list(range(1, 100_001))
+    unknown = [row for row in rows if row["outcome"] == "unknown"]
+    accepted = [row for row in rows if row["outcome"] == "accepted"]
+    assert len(accepted) + len(unknown) == 100_000
+    assert all(on_wire(row["e164"]) in stats.numbers for row in unknown)
+    assert {on_wire(row["e164"]) for row in accepted} <= stats.numbers.keys()
+    assert stats.max_in_window(1.0, account="acct") <= 1.1 * rate
+    assert code == (0 if not unknown else 1)
+    replacement.wait_ready()
+
+
+def test_lost_database_and_broker_connections_lose_and_double_nothing(cluster, pool, fresh, tmp_path):
+    """Every worker's PostgreSQL connection terminated, then every broker connection closed: all sent once."""
+    path = write_numbers(tmp_path / "cut.txt", numbers(40_000, prefix="+9196"))
+    campaign = cluster.create(path, "--rate", "4000", "--queue", "main", "--shard-size", "50")
+    cluster.cli("campaign", "start", str(campaign))
+    wait_for(lambda: fresh.stats().accepted >= 8_000, 60, "a fifth of the campaign to be sent")
+    terminated = query(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = %s",
+        f"sms-async-worker {cluster.schema}",
+    )
+    assert terminated
+    wait_for(lambda: fresh.stats().accepted >= 20_000, 60, "half of the campaign to be sent")
+    rabbitmqctl("close_all_connections", "--vhost", cluster.vhost, "--limit", "100", "closed by a test")
+    code, status = cluster.status(campaign, "--wait", "--interval", "0.5", "--timeout", "120")
+    assert (code, status["state"]) == (0, "done"), status
+    assert status["outcomes"]["accepted"] == 40_000
+    stats = fresh.stats()
+    assert not stats.duplicates
+    assert stats.accepted == 40_000
+    assert len(cluster.export(campaign)) == 40_000
+
+
+def test_two_accounts_side_by_side_each_within_its_own_rate(cluster, fresh, tmp_path):
+    """Two campaigns of two accounts at once (each shard queued twice): each account stays within its rate."""
+    first = cluster.create(
+        write_numbers(tmp_path / "b.txt", numbers(15_000, prefix="+9195")),
+        *("--rate", "4000", "--queue", "qb", "--shard-size", "30"),
+    )
+    second = cluster.create(
+        write_numbers(tmp_path / "c.txt", numbers(15_000, prefix="+9194")),
+        *("--rate", "2500", "--queue", "qc", "--shard-size", "30"),
+    )
+    with workers(cluster, fresh, "qb", ACCOUNTS[1], 2), workers(cluster, fresh, "qc", ACCOUNTS[2], 1):
+        for campaign in (first, second, first):  # the second start of `first` queues its shards again
+            cluster.cli("campaign", "start", str(campaign))
+        for campaign in (first, second):
+            code, status = cluster.status(campaign, "--wait", "--interval", "0.5", "--timeout", "120")
+            assert (code, status["state"]) == (0, "done"), status
+    stats = fresh.stats()
+    assert not stats.duplicates
+    assert stats.accepted_by_account == {"acctb": 15_000, "acctc": 15_000}
+    assert stats.max_in_window(1.0, account="acctb") <= 1.1 * 4000
+    assert stats.max_in_window(1.0, account="acctc") <= 1.1 * 2500
+    # Side by side: the slower campaign was sending while the faster one was.
+    b_times = [at for at, _ in stats.accepted_series["acctb"]]
+    c_times = [at for at, _ in stats.accepted_series["acctc"]]
+    assert c_times[0] < b_times[-1]
+
+
+def test_bad_credentials_abort_the_campaign_across_workers(cluster, fresh, tmp_path):
+    """Two workers with a wrong password: the campaign aborts, both stop after their requests; all unsent."""
+    path = write_numbers(tmp_path / "bad.txt", numbers(20_000, prefix="+9193"))
+    campaign = cluster.create(path, "--queue", "qbad", "--shard-size", "20")
+    with workers(cluster, fresh, "qbad", "acct:wrong-password-9", 2, concurrency=4):
+        cluster.cli("campaign", "start", str(campaign))
+        code, status = cluster.status(campaign, "--wait", "--interval", "0.5", "--timeout", "120")
+    assert code == 3
+    assert status["state"] == "aborted"
+    assert "AuthenticationError" in status["stop_reason"]
+    assert "wrong-password-9" not in status["stop_reason"]
+    assert status["outcomes"]["unsent"] == 20_000
+    stats = fresh.stats()
+    assert stats.accepted == 0
+    assert stats.requests.get("iton.sendSMS", 0) <= 2 * 4 + 2
+    rows = cluster.export(campaign)
+    assert {row["outcome"] for row in rows} == {"unsent"}
+    assert "wrong-password-9" not in Path(cluster.tmp / f"export-{campaign}.jsonl").read_text()
+
+
+def test_cancel_stops_a_running_campaign(cluster, pool, fresh, tmp_path):
+    """Cancelling mid-run: what was sent stays accepted, the rest is unsent and it cannot be started again."""
+    path = write_numbers(tmp_path / "cancel.txt", numbers(20_000, prefix="+9192"))
+    campaign = cluster.create(path, "--rate", "2000", "--queue", "main", "--shard-size", "20")
+    cluster.cli("campaign", "start", str(campaign))
+    wait_for(lambda: fresh.stats().accepted >= 2_000, 60, "some of the campaign to be sent")
+    cancelled = cluster.cli("campaign", "cancel", str(campaign))
+    assert "cancelled" in cancelled.stdout
+    code, status = cluster.status(campaign, "--wait", "--interval", "0.5", "--timeout", "60")
+    assert (code, status["state"], status["finished"]) == (1, "cancelled", True)
+    outcomes = status["outcomes"]
+    assert outcomes["unknown"] == 0
+    assert outcomes["accepted"] + outcomes["unsent"] == 20_000
+    assert 2_000 <= outcomes["accepted"] < 20_000
+    stats = fresh.stats()
+    assert stats.accepted == outcomes["accepted"]
+    assert not stats.duplicates
+    refused = cluster.cli("campaign", "start", str(campaign), check=False)
+    assert refused.returncode == 2
+    assert "cancelled" in refused.stderr
