@@ -43,21 +43,31 @@ class StoreMeter:
         store: The campaign store.
         key: The account's rate limit name (see :func:`~sms_async.cluster.account_key`).
         per_second: The rate.
+        interrupt: Once set, waits end at once (the campaign stopped: whatever
+            waited will not be claimed, so nothing goes early).
     """
 
-    def __init__(self, store: CampaignStore, key: str, per_second: float) -> None:
+    def __init__(
+        self, store: CampaignStore, key: str, per_second: float, *, interrupt: anyio.Event | None = None
+    ) -> None:
         if isinstance(per_second, bool) or not per_second > 0 or math.isinf(per_second):
             raise ConfigurationError(f"a rate limit must be a number > 0 per second, got {per_second!r}")
         self._store = store
         self.key = key
         self.per_second = float(per_second)
+        self._interrupt = interrupt
 
     async def acquire(self, cost: int = 1) -> None:
         """Reserve the account's next slot for ``cost`` units, then wait for it."""
         row = await self._store.fetchone("reserve", key=self.key, seconds=cost / self.per_second)
         delay = float(row[0]) if row else 0.0
-        if delay > 0:
+        if delay <= 0:
+            return
+        if self._interrupt is None:
             await anyio.sleep(delay)
+            return
+        with anyio.move_on_after(delay):
+            await self._interrupt.wait()
 
     def __repr__(self) -> str:
         return f"StoreMeter({self.key!r}, {self.per_second:g}/s)"

@@ -55,6 +55,8 @@ logger = logging.getLogger("sms_async.cluster")
 
 # Groups of batches streamed at once by one run (normally a shard is one group).
 _GROUPS_AT_ONCE: Final = 8
+# Seconds between looks at batches other runs are sending.
+_LOOK_AGAIN: Final = 0.5
 
 
 @attrs.frozen
@@ -180,15 +182,24 @@ class _Run:
         self.heartbeat = heartbeat
         self.id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
         self.batches = campaign.shard_range(shard)
+        #: The campaign's state once it stopped running (this run then stops).
         self.stopped: str | None = None
+        #: Set when it stops: batches waiting for their rate slot give up waiting.
+        self.stopping = anyio.Event()
         #: When this run stops taking batches (its time budget spent).
         self.give_up = math.inf
         self.settled = 0
         self.reaped = 0
 
+    def stop(self, state: str) -> None:
+        """The campaign is no longer running: take no more batches."""
+        if self.stopped is None:
+            self.stopped = state
+            self.stopping.set()
+
     async def abort_campaign(self, reason: str) -> None:
         """Stop the whole campaign: every worker stops after its requests in flight; the rest is unsent."""
-        self.stopped = "aborted"
+        self.stop("aborted")
         if await self.store.stop(self.campaign.id, "aborted", reason):
             logger.warning("campaign %d aborted: %s", self.campaign.id, redact(reason))
 
@@ -201,13 +212,13 @@ class _Run:
                 row = await self.store.fetchone("heartbeat", runner=self.id, campaign=self.campaign.id)
             state = row[0] if row else "gone"
             if state != "running":
-                self.stopped = state
+                self.stop(state)
 
     async def refresh(self) -> None:
         """Look the campaign's state up now."""
         state = (await self.store.campaign(self.campaign.id)).state
         if state != "running":
-            self.stopped = state
+            self.stop(state)
 
     async def load(self) -> tuple[list[_Stored], int]:
         """The shard's pending batches with their numbers, and how many others are sending."""
@@ -256,9 +267,10 @@ class _Run:
                     await self.refresh()
                     await anyio.sleep(0.2)
             else:
-                # Other runs are sending the rest, or were until they stopped
-                # heartbeating: look again once their lease may have run out.
-                await anyio.sleep(min(self.heartbeat, max(give_up - time.monotonic(), 0)))
+                # Other runs are sending the rest (their batches settle within
+                # moments), or were until they stopped heartbeating (reaped once
+                # their lease runs out): look again soon.
+                await anyio.sleep(min(self.heartbeat, _LOOK_AGAIN, max(give_up - time.monotonic(), 0)))
         if self.stopped == "done":
             # Another run settled the last batch of the campaign (this shard's included).
             complete, self.stopped = True, None
@@ -373,7 +385,7 @@ async def run_shard(
         return ShardReport(campaign, shard, found.queue, stopped=found.state)
     run = _Run(store, found, shard, lease=lease, heartbeat=heartbeat)
     key = account or account_key(driver)
-    meter = StoreMeter(store, key, found.rate) if found.rate else None
+    meter = StoreMeter(store, key, found.rate, interrupt=run.stopping) if found.rate else None
     sender = BulkSender(
         driver,
         concurrency=concurrency,

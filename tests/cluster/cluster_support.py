@@ -215,6 +215,9 @@ class Cluster:
     def close(self) -> None:
         """Stop the workers, drop the schema and the vhost."""
         for started in self.workers:
+            if started.process.poll() is None:
+                started.process.send_signal(signal.SIGTERM)
+        for started in self.workers:
             started.stop()
         try:
             drop_schema(self.schema)

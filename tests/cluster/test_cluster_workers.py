@@ -84,6 +84,8 @@ def workers(
         yield
     finally:
         for worker in started:
+            worker.process.send_signal(signal.SIGTERM)
+        for worker in started:
             worker.stop()
 
 
