@@ -1,0 +1,192 @@
+"""The ``campaign`` and ``worker`` commands and the shard task on a Celery app of one's own."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+
+import pytest
+from click.testing import CliRunner
+from cluster_support import DATABASE_URL, drop_schema, new_schema, numbers, query, require_postgres
+
+from sms_async.cli import cli
+from sms_async.testing import SimulatedGateway
+
+pytest.importorskip("celery")
+
+from celery import Celery
+
+from sms_async.cli._cluster import COLUMNS, encode_row
+from sms_async.cluster.celery import TASK_NAME, configure, register
+
+
+@pytest.fixture
+def env(tmp_path):
+    """The store's variables, in a schema of their own (dropped afterwards), and no credentials."""
+    require_postgres()
+    schema = new_schema()
+    values = {
+        "SMS_ASYNC_DATABASE_URL": DATABASE_URL,
+        "SMS_ASYNC_DATABASE_SCHEMA": schema,
+        "SMS_ASYNC_BROKER_URL": "amqp://someone:broker-Secret-77@127.0.0.1:1//",
+        "SMS_ASYNC_USERNAME": None,
+        "SMS_ASYNC_PASSWORD": None,
+        "SMS_ASYNC_GATEWAY": None,
+        "SMS_ASYNC_CONFIG": None,
+        "HOME": str(tmp_path),
+    }
+    yield values
+    drop_schema(schema)
+
+
+def run(args, env, stdin=None):
+    return CliRunner().invoke(cli, args, env=env, input=stdin, catch_exceptions=False)
+
+
+def created(env, tmp_path, lines, *options):
+    path = tmp_path / "numbers.csv"
+    path.write_text("phone,name\n" + "".join(f"{line},x\n" for line in lines))
+    done = run(["campaign", "create", str(path), "-t", "Hello", "-s", "ITONAB", "--json", *options], env)
+    assert done.exit_code == 0, done.output
+    return json.loads(done.stdout)["id"]
+
+
+def test_create_prints_the_id_and_needs_no_credential(env, tmp_path):
+    """``create`` prints the id alone (or {"id": ...}) and says on stderr what it loaded."""
+    path = tmp_path / "numbers.txt"
+    path.write_text("\n".join([*numbers(150), "nonsense"]) + "\n")
+    done = run(["campaign", "create", str(path), "--text", "Hello", "--sender-id", "ITONAB"], env)
+    assert done.exit_code == 0, done.output
+    assert done.stdout.strip().isdigit()
+    assert "151 inputs, 150 recipients, 2 batches" in done.stderr
+    second = created(env, tmp_path, numbers(3), "--rate", "500", "--queue", "other")
+    assert json.loads(run(["campaign", "status", str(second), "--json"], env).stdout)["queue"] == "other"
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (["--text", "", "--sender-id", "ITONAB"], "empty"),
+        (["--text", "Hello", "--sender-id", "THIS-IS-FAR-TOO-LONG"], "sender"),
+        (["--text", "Hello", "--sender-id", "ITONAB", "--gateway", "nowhere"], "unknown gateway"),
+        (["--text", "Hello", "--sender-id", "ITONAB", "--region", "XX"], "region"),
+    ],
+)
+def test_create_refuses_bad_options_with_status_2(env, tmp_path, options, message):
+    """A bad text, sender id, gateway or region: one line saying what is wrong, status 2, nothing stored."""
+    path = tmp_path / "n.txt"
+    path.write_text("+919800000001\n")
+    done = run(["campaign", "create", str(path), *options], env)
+    assert done.exit_code == 2
+    assert message in done.stderr.lower()
+    assert "Traceback" not in done.output
+
+
+def test_commands_without_a_store_say_which_variable_to_set(env, tmp_path):
+    """No SMS_ASYNC_DATABASE_URL: every command names it and exits 2."""
+    env = {**env, "SMS_ASYNC_DATABASE_URL": None}
+    for args in (["campaign", "status", "1"], ["worker"]):
+        done = run(args, env)
+        assert done.exit_code == 2
+        assert "SMS_ASYNC_DATABASE_URL" in done.stderr
+
+
+def test_status_export_and_cancel_of_a_campaign_never_started(env, tmp_path):
+    """A ready campaign: status exits 1; export is refused until --partial; cancel makes everything unsent."""
+    campaign = created(env, tmp_path, [*numbers(120), "bad", "+919800000000"])
+    status = run(["campaign", "status", str(campaign), "--json"], env)
+    assert status.exit_code == 1
+    document = json.loads(status.stdout)
+    assert document["state"] == "ready"
+    assert document["outcomes"]["invalid"] == 1
+    assert document["outcomes"]["duplicate"] == 1
+    assert document["not_settled"] == 120
+    output = tmp_path / "out.csv"
+    refused = run(["campaign", "export", str(campaign), "--output", str(output)], env)
+    assert refused.exit_code == 2
+    assert "--partial" in refused.stderr
+    assert run(["campaign", "export", str(campaign), "-o", str(output), "--partial"], env).exit_code == 0
+    rows = list(csv.reader(io.StringIO(output.read_text())))
+    assert rows[0] == list(COLUMNS)
+    assert len(rows) == 1 + 122
+    assert rows[121] == ["121", "bad", "", "invalid", "", rows[121][5]]
+    assert rows[122][:4] == ["122", "+919800000000", "+919800000000", "duplicate"]
+    cancelled = run(["campaign", "cancel", str(campaign)], env)
+    assert "120 inputs unsent" in cancelled.stdout
+    status = json.loads(run(["campaign", "status", str(campaign), "--json"], env).stdout)
+    assert (status["state"], status["finished"], status["outcomes"]["unsent"]) == ("cancelled", True, 120)
+    again = run(["campaign", "start", str(campaign)], env)
+    assert again.exit_code == 2
+    assert "cancelled" in again.stderr
+
+
+def test_start_without_a_broker_says_so_without_its_password(env, tmp_path):
+    """The broker cannot be reached: status 3, what to do, and never the broker's password."""
+    campaign = created(env, tmp_path, numbers(10))
+    done = run(["campaign", "start", str(campaign)], env)
+    assert done.exit_code == 3
+    assert "campaign start" in done.stderr
+    assert "broker-Secret-77" not in done.output
+
+
+def test_unknown_campaign_is_a_usage_error(env, tmp_path):
+    """Asking after a campaign that does not exist: status 2 and its number."""
+    created(env, tmp_path, numbers(1))
+    done = run(["campaign", "status", "999999"], env)
+    assert done.exit_code == 2
+    assert "999999" in done.stderr
+
+
+def test_rows_are_encoded_as_send_writes_them():
+    """JSON Lines with null for empty fields, and CSV in the column order, from one function."""
+    from sms_async import Outcome  # noqa: PLC0415
+    from sms_async._models import Entry  # noqa: PLC0415
+
+    accepted = Entry(1, "098000 00001", "+919800000001", Outcome.ACCEPTED, "abc123", "")
+    invalid = Entry(2, 'say "hi",\n', "", Outcome.INVALID, "", "not a number")
+    assert json.loads(encode_row(accepted, "jsonl")) == {
+        "row": 1,
+        "input": "098000 00001",
+        "e164": "+919800000001",
+        "outcome": "accepted",
+        "message_id": "abc123",
+        "reason": None,
+    }
+    assert list(json.loads(encode_row(invalid, "jsonl"))) == list(COLUMNS)
+    assert next(csv.reader(io.StringIO(encode_row(invalid, "csv")))) == [
+        "2",
+        'say "hi",\n',
+        "",
+        "invalid",
+        "",
+        "not a number",
+    ]
+
+
+def test_the_shard_task_runs_on_a_celery_app_of_ones_own(env, tmp_path, monkeypatch):
+    """register() puts the task, with its options, on another app; run there, it sends the shard."""
+    theirs = configure(Celery("theirs"), "memory://")
+    task = register(theirs)
+    assert task.name == TASK_NAME
+    assert task.acks_late is True
+    assert task.reject_on_worker_lost is True
+    assert theirs.conf.worker_prefetch_multiplier == 1
+    with SimulatedGateway() as gw:
+        for name, value in env.items():
+            if value is None:
+                monkeypatch.delenv(name, raising=False)
+            else:
+                monkeypatch.setenv(name, value)
+        monkeypatch.setenv("SMS_ASYNC_USERNAME", gw.username)
+        monkeypatch.setenv("SMS_ASYNC_PASSWORD", gw.password)
+        monkeypatch.setenv("SMS_ASYNC_BASE_URL", gw.iton_url)
+        campaign = created(env, tmp_path, numbers(250))
+        started = run(["campaign", "status", str(campaign), "--json"], env)
+        assert json.loads(started.stdout)["state"] == "ready"
+        schema = env["SMS_ASYNC_DATABASE_SCHEMA"]
+        query(f"UPDATE \"{schema}\".campaigns SET state = 'running' WHERE id = %s", campaign)  # noqa: S608
+        task.apply(args=(campaign, 0)).get()
+        assert gw.stats.accepted == 250
+    status = json.loads(run(["campaign", "status", str(campaign), "--json"], env).stdout)
+    assert (status["state"], status["outcomes"]["accepted"]) == ("done", 250)
