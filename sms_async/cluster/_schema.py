@@ -268,22 +268,22 @@ _SQL: Final = {
         "WHERE campaign = %(campaign)s AND idx = %(idx)s AND state = 'sending' AND owner = %(runner)s"
     ),
     # Ours while sending it (or reaped while we still had it: our answer is the
-    # truth); or nobody's, given up unsent because the campaign stopped.
+    # truth); or nobody's, given up unsent because the campaign stopped. The
+    # state, the counts and the rows go in one statement: one round trip.
     "settle": (
-        "UPDATE {s}.batches b SET state = %(state)s, settled = true, settled_at = now(), "
+        "WITH won AS (UPDATE {s}.batches b SET state = %(state)s, settled = true, settled_at = now(), "
         "owner = CASE WHEN %(state)s = 'pending' THEN NULL ELSE b.owner END, lost = false, "
         f"requests = b.requests + %(requests)s, retries = b.retries + %(retries)s, {_SET_COUNTS} "
         "WHERE b.campaign = %(campaign)s AND b.idx = %(idx)s AND ("
         "(b.owner = %(runner)s AND (b.state = 'sending' OR (b.state = 'unknown' AND b.lost))) "
         f"OR (b.state = 'pending' AND b.owner IS NULL AND %(state)s = 'pending' AND NOT {_RUNNING})"
-        ") RETURNING b.idx"
-    ),
-    "results": (
-        "INSERT INTO {s}.results (campaign, position, outcome, message_id, reason) "
-        "SELECT %(campaign)s, * FROM unnest(%(positions)s::bigint[], %(outcomes)s::text[], "
-        "%(message_ids)s::text[], %(reasons)s::text[]) "
+        ") RETURNING b.idx), "
+        "written AS (INSERT INTO {s}.results (campaign, position, outcome, message_id, reason) "
+        "SELECT %(campaign)s, r.* FROM unnest(%(positions)s::bigint[], %(outcomes)s::text[], "
+        "%(message_ids)s::text[], %(reasons)s::text[]) AS r WHERE EXISTS (SELECT 1 FROM won) "
         "ON CONFLICT (campaign, position) DO UPDATE SET outcome = excluded.outcome, "
-        "message_id = excluded.message_id, reason = excluded.reason"
+        "message_id = excluded.message_id, reason = excluded.reason) "
+        "SELECT count(*) FROM won"
     ),
     # -- the shared rate and pause of an account ------------------------------------------------
     # GCRA: reserve the next slot of the account's schedule, never earlier than

@@ -237,7 +237,14 @@ class CampaignStore:
             await conn.execute(self.sql["claim"], nobody)
             await conn.execute(
                 self.sql["settle"],
-                {**nobody, "state": "sent", "requests": 0, "retries": 0, **dict.fromkeys(_COUNT_NAMES, 0)},
+                {
+                    **nobody,
+                    **dict.fromkeys(_COUNT_NAMES, 0),
+                    **{key: [] for key in ("positions", "outcomes", "message_ids", "reasons")},
+                    "state": "sent",
+                    "requests": 0,
+                    "retries": 0,
+                },
             )
             await conn.execute(self.sql["paused_for"], {"key": ""})
         except (pg_errors.UndefinedTable, pg_errors.InvalidSchemaName):
@@ -502,21 +509,17 @@ class CampaignStore:
             "state": state,
             "requests": requests,
             "retries": retries,
-        }
-        params.update({outcome.value: counts.get(outcome, 0) for outcome in OUTCOMES})
-        columns = {
             "positions": [row[0] for row in rows],
             "outcomes": [row[1] for row in rows],
             "message_ids": [row[2] or None for row in rows],
             "reasons": [row[3] or None for row in rows],
         }
+        params.update({outcome.value: counts.get(outcome, 0) for outcome in OUTCOMES})
 
         async def go(conn: psycopg.AsyncConnection[Any], attempt: int) -> bool:
-            async with conn.transaction():
-                won = await (await conn.execute(self.sql["settle"], params)).fetchone()
-                if won is not None:
-                    await conn.execute(self.sql["results"], {"campaign": campaign, **columns})
-                    return True
+            won = await (await conn.execute(self.sql["settle"], params)).fetchone()
+            if won is not None and won[0]:
+                return True
             if attempt == 1:
                 return False
             # Tried again after a lost answer: the first try may have committed.
