@@ -269,7 +269,9 @@ _SQL: Final = {
     ),
     # Ours while sending it (or reaped while we still had it: our answer is the
     # truth); or nobody's, given up unsent because the campaign stopped. The
-    # state, the counts and the rows go in one statement: one round trip.
+    # state, the counts and the rows go in one statement: one round trip. The
+    # rows travel as one JSON array: encoding it costs a fraction of dumping
+    # four arrays of a hundred values each.
     "settle": (
         "WITH won AS (UPDATE {s}.batches b SET state = %(state)s, settled = true, settled_at = now(), "
         "owner = CASE WHEN %(state)s = 'pending' THEN NULL ELSE b.owner END, lost = false, "
@@ -279,8 +281,8 @@ _SQL: Final = {
         f"OR (b.state = 'pending' AND b.owner IS NULL AND %(state)s = 'pending' AND NOT {_RUNNING})"
         ") RETURNING b.idx), "
         "written AS (INSERT INTO {s}.results (campaign, position, outcome, message_id, reason) "
-        "SELECT %(campaign)s, r.* FROM unnest(%(positions)s::bigint[], %(outcomes)s::text[], "
-        "%(message_ids)s::text[], %(reasons)s::text[]) AS r WHERE EXISTS (SELECT 1 FROM won) "
+        "SELECT %(campaign)s, (r->>0)::bigint, r->>1, nullif(r->>2, ''), nullif(r->>3, '') "
+        "FROM json_array_elements(%(rows)s::json) AS r WHERE EXISTS (SELECT 1 FROM won) "
         "ON CONFLICT (campaign, position) DO UPDATE SET outcome = excluded.outcome, "
         "message_id = excluded.message_id, reason = excluded.reason) "
         "SELECT count(*) FROM won"

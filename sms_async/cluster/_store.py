@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import json
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -240,7 +241,7 @@ class CampaignStore:
                 {
                     **nobody,
                     **dict.fromkeys(_COUNT_NAMES, 0),
-                    **{key: [] for key in ("positions", "outcomes", "message_ids", "reasons")},
+                    "rows": "[]",
                     "state": "sent",
                     "requests": 0,
                     "retries": 0,
@@ -509,10 +510,7 @@ class CampaignStore:
             "state": state,
             "requests": requests,
             "retries": retries,
-            "positions": [row[0] for row in rows],
-            "outcomes": [row[1] for row in rows],
-            "message_ids": [row[2] or None for row in rows],
-            "reasons": [row[3] or None for row in rows],
+            "rows": json.dumps(rows),
         }
         params.update({outcome.value: counts.get(outcome, 0) for outcome in OUTCOMES})
 
