@@ -60,6 +60,7 @@ __all__ = [
     "prepare",
     "register",
     "run_shard_task",
+    "shutdown",
 ]
 
 logger = logging.getLogger("sms_async.cluster")
@@ -160,6 +161,22 @@ class _Runtime:
                 self._loop = loop
             return self._loop
 
+    def close(self) -> None:
+        """Close the open stores and stop the loop (a later task starts them again)."""
+        with self._lock:
+            loop, self._loop = self._loop, None
+        if loop is None:
+            return
+        stores, self._stores = list(self._stores.values()), {}
+
+        async def close_stores() -> None:
+            for store in stores:
+                await store.__aexit__(None, None, None)
+
+        asyncio.run_coroutine_threadsafe(close_stores(), loop).result()
+        loop.call_soon_threadsafe(loop.stop)
+        self._opening = None
+
     async def store(self, settings: ClusterSettings) -> CampaignStore:
         """The open store of ``settings``, opened on first use."""
         key = (settings.database_url, settings.schema, settings.patience)
@@ -204,6 +221,11 @@ def prepare(settings: ClusterSettings) -> None:
         await runtime.store(settings)
 
     _RUNTIME.call(open_store)
+
+
+def shutdown() -> None:
+    """Close this process's stores and stop its shard loop (for tests, and embedders that stop the app)."""
+    _RUNTIME.close()
 
 
 async def _run_from_environment(

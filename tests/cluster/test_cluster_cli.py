@@ -18,7 +18,7 @@ pytest.importorskip("celery")
 from celery import Celery
 
 from sms_async.cli._cluster import COLUMNS, encode_row
-from sms_async.cluster.celery import TASK_NAME, configure, register
+from sms_async.cluster.celery import TASK_NAME, configure, register, shutdown
 
 
 @pytest.fixture
@@ -186,7 +186,10 @@ def test_the_shard_task_runs_on_a_celery_app_of_ones_own(env, tmp_path, monkeypa
         assert json.loads(started.stdout)["state"] == "ready"
         schema = env["SMS_ASYNC_DATABASE_SCHEMA"]
         query(f"UPDATE \"{schema}\".campaigns SET state = 'running' WHERE id = %s", campaign)  # noqa: S608
-        task.apply(args=(campaign, 0)).get()
+        try:
+            task.apply(args=(campaign, 0)).get()
+        finally:
+            shutdown()
         assert gw.stats.accepted == 250
     status = json.loads(run(["campaign", "status", str(campaign), "--json"], env).stdout)
     assert (status["state"], status["outcomes"]["accepted"]) == ("done", 250)
