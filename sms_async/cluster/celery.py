@@ -39,6 +39,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any, Final, TypeVar
 
 from celery import Celery, Task
+from celery.exceptions import Reject
 
 from sms_async._exceptions import ConfigurationError
 from sms_async.cluster._load import DEFAULT_QUEUE
@@ -127,7 +128,13 @@ def _run_shard_task(task: Task, campaign: int, shard: int) -> None:
         "complete" if report.complete else report.stopped or ("more to do" if report.more else "waiting"),
     )
     if report.more:
-        task.app.send_task(TASK_NAME, args=(campaign, shard), queue=report.queue)
+        try:
+            task.app.send_task(TASK_NAME, args=(campaign, shard), queue=report.queue)
+        except Exception as error:  # noqa: BLE001 - kombu raises many kinds; all mean the same here
+            # Not acknowledged, this very message comes back for the rest of the shard.
+            raise Reject(
+                f"could not queue the rest of the shard ({type(error).__name__})", requeue=True
+            ) from None
 
 
 class _Runtime:
