@@ -18,12 +18,11 @@ own environment or config file.
 from __future__ import annotations
 
 import functools
-import itertools
 import json
 import os
 import sys
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 from urllib.parse import urlsplit
@@ -33,20 +32,19 @@ import click
 from sms_async._exceptions import SmsError, UsageError
 from sms_async._models import Entry, Outcome
 from sms_async._redact import keep_secrets, redact
+from sms_async.campaign import COLUMNS
 from sms_async.cli._errors import CliError, ExitCode, run_async
-from sms_async.cli._io import InputFormat, RecipientSource
+from sms_async.cli._io import InputFormat, InputReadError, RecipientSource
 
 if TYPE_CHECKING:
     from sms_async.cluster import CampaignStatus, CampaignStore, ClusterSettings
 
-__all__ = ["campaign", "encode_row", "register", "worker"]
+__all__ = ["COLUMNS", "campaign", "encode_row", "register", "worker"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 T = TypeVar("T")
 
-#: The columns of an exported results file, in order (the same rows as ``send`` writes).
-COLUMNS: Final = ("row", "input", "e164", "outcome", "message_id", "reason")
-_FINE: Final = frozenset({Outcome.ACCEPTED, Outcome.DUPLICATE, Outcome.SKIPPED})
+_LINE_BREAKS: Final = str.maketrans({"\x85": "\\u0085", "\u2028": "\\u2028", "\u2029": "\\u2029"})
 
 _EXIT_CODES = """\b
 Exit codes:
@@ -212,13 +210,14 @@ def create(
     started = time.perf_counter()
     try:
 
-        def numbers() -> Any:
-            yield from itertools.chain.from_iterable(source.chunks())
-            if source.error is not None:
+        def numbers() -> Iterator[Any]:
+            try:
+                yield from source
+            except InputReadError as error:
                 # Raised inside the loading transaction: nothing is stored.
-                raise CliError(source.error)
+                raise CliError(str(error)) from None
 
-        created = _with_store(lambda store: create_campaign(store, spec, numbers()))
+        created = _with_store(lambda store: create_campaign(store, spec, numbers(), rows=source))
     finally:
         source.close()
     click.echo(json.dumps({"id": created.id}) if as_json else str(created.id))
@@ -421,7 +420,9 @@ def encode_row(entry: Entry, kind: str) -> str:
         "message_id": entry.message_id or None,
         "reason": reason or None,
     }
-    return json.dumps(record, ensure_ascii=False) + "\n"
+    # Line separators that JSON leaves as they are but some line readers split on are escaped,
+    # as the single-machine results writer does.
+    return json.dumps(record, ensure_ascii=False).translate(_LINE_BREAKS) + "\n"
 
 
 @campaign.command(

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+from collections.abc import Callable
 from typing import Any, Final
 
 import attrs
@@ -26,6 +27,7 @@ from sms_async._message import Message
 from sms_async._models import Outcome
 from sms_async._phone import PhoneNormaliser
 from sms_async._redact import redact
+from sms_async.campaign import InputRows
 from sms_async.cluster._store import (
     Campaign,
     CampaignError,
@@ -97,21 +99,25 @@ def _clean(text: str) -> str:
 class _Writer:
     """Turns batches into input and batch rows, and writes them with COPY a flush at a time."""
 
-    def __init__(self, store: CampaignStore, conn: Any, campaign: int, shard_size: int) -> None:
+    def __init__(
+        self, store: CampaignStore, conn: Any, campaign: int, shard_size: int, rows: InputRows | None
+    ) -> None:
         self._store = store
         self._conn = conn
         self._campaign = campaign
         self._shard_size = shard_size
+        # Asked once for each position, in order, so that a reader forgets as it goes.
+        self._row: Callable[[int], int] = (lambda position: rows.take(position)[0]) if rows else int
         self._inputs: list[tuple[Any, ...]] = []
         self._batches: list[tuple[Any, ...]] = []
         self.batches = 0
 
     async def add(self, batch: Batch) -> None:
-        campaign, inputs = self._campaign, self._inputs
+        campaign, inputs, row = self._campaign, self._inputs, self._row
         invalid = duplicate = 0
         if not batch.local:
             inputs.extend(
-                (campaign, position, raw, e164, None, None)
+                (campaign, position, row(position), raw, e164, None, None)
                 for position, raw, e164 in zip(
                     range(batch.first, batch.first + len(batch.numbers)),
                     batch.inputs,
@@ -122,11 +128,13 @@ class _Writer:
         else:
             settled_here = {local.offset for local in batch.local}
             for entry in batch.to_result().entries():
-                if entry.position - batch.first in settled_here:
+                position = entry.position
+                if position - batch.first in settled_here:
                     inputs.append(
                         (
                             campaign,
-                            entry.position,
+                            position,
+                            row(position),
                             _clean(entry.input),
                             entry.e164,
                             entry.outcome.value,
@@ -136,7 +144,7 @@ class _Writer:
                     invalid += entry.outcome is Outcome.INVALID
                     duplicate += entry.outcome is Outcome.DUPLICATE
                 else:
-                    inputs.append((campaign, entry.position, entry.input, entry.e164, None, None))
+                    inputs.append((campaign, position, row(position), entry.input, entry.e164, None, None))
         # A batch of settled inputs only has nothing to send: it is settled now, as state_of says.
         state = BatchState.PENDING if batch.numbers else BatchState.SENT
         self._batches.append(
@@ -181,8 +189,14 @@ def _checked(spec: CampaignSpec) -> tuple[Message, PhoneNormaliser, int]:
     return message, PhoneNormaliser(spec.region), int(driver_class.max_batch)
 
 
-async def create_campaign(store: CampaignStore, spec: CampaignSpec, recipients: Recipients) -> Campaign:
+async def create_campaign(
+    store: CampaignStore, spec: CampaignSpec, recipients: Recipients, *, rows: InputRows | None = None
+) -> Campaign:
     """Load ``recipients`` (numbers, from any iterable or async iterable) as a new campaign, ready to start.
+
+    ``rows`` says where each input came from (its line, or its CSV row), for
+    the ``row`` of its results row, as a single-machine campaign's reader does;
+    by default rows are numbered by position.
 
     Creates the store's tables if they are missing. Raises the usage error of
     a bad text, sender id, region or gateway before reading anything, and
@@ -206,7 +220,7 @@ async def create_campaign(store: CampaignStore, spec: CampaignSpec, recipients: 
         "shard_size": spec.shard_size,
     }
     try:
-        campaign = await _load(store, spec, batcher, params, recipients)
+        campaign = await _load(store, spec, batcher, params, recipients, rows)
     except Exception as error:
         if is_transient(error):
             raise StoreUnavailableError(
@@ -218,13 +232,18 @@ async def create_campaign(store: CampaignStore, spec: CampaignSpec, recipients: 
 
 
 async def _load(
-    store: CampaignStore, spec: CampaignSpec, batcher: Batcher, params: dict[str, Any], recipients: Recipients
+    store: CampaignStore,
+    spec: CampaignSpec,
+    batcher: Batcher,
+    params: dict[str, Any],
+    recipients: Recipients,
+    rows: InputRows | None,
 ) -> int:
     async with store.connection() as conn, conn.transaction():
         row = await (await conn.execute(store.sql["insert_campaign"], params)).fetchone()
         assert row is not None  # noqa: S101 - INSERT ... RETURNING answers one row
         campaign = int(row[0])
-        writer = _Writer(store, conn, campaign, spec.shard_size)
+        writer = _Writer(store, conn, campaign, spec.shard_size, rows)
         async with contextlib.aclosing(read_chunks(recipients)) as chunks:
             async for chunk in chunks:
                 for batch in batcher.feed(chunk):

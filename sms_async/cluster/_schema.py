@@ -5,9 +5,10 @@ Tables (in one schema, ``sms_async`` unless configured)::
     campaigns  one row per campaign: the text, sender id, gateway name,
                region, rate and queue; its state; counts of what was loaded.
                Never a credential, a user name or a gateway parameter.
-    inputs     one row per input, in input order (position is 1-based): the
-               raw input, its E.164 form, and, for an input settled without
-               sending (invalid, repeated), its outcome and reason.
+    inputs     one row per input, in input order (position is 1-based): where
+               it came from (its line or CSV row), the raw input, its E.164
+               form, and, for an input settled without sending (invalid,
+               repeated), its outcome and reason.
     batches    one row per batch the batcher cut: its shard, its place among
                the inputs, the digest of its numbers, its state, who holds it,
                and a count per outcome.
@@ -74,6 +75,7 @@ CREATE TABLE IF NOT EXISTS {{s}}.campaigns (
 CREATE TABLE IF NOT EXISTS {{s}}.inputs (
     campaign   bigint NOT NULL,
     position   bigint NOT NULL,
+    row        bigint NOT NULL,
     raw        text NOT NULL,
     e164       text NOT NULL,
     outcome    text,
@@ -165,7 +167,7 @@ _SQL: Final = {
         "%(sender_id)s, %(text)s, %(max_segments)s, %(skip_dnd)s, %(rate)s, %(queue)s, %(input_name)s, "
         "%(max_batch)s, %(shard_size)s) RETURNING id"
     ),
-    "copy_inputs": "COPY {s}.inputs (campaign, position, raw, e164, outcome, reason) FROM STDIN",
+    "copy_inputs": "COPY {s}.inputs (campaign, position, row, raw, e164, outcome, reason) FROM STDIN",
     "copy_batches": (
         "COPY {s}.batches (campaign, idx, shard, first_position, size, numbers, digest, state, settled, "
         f"local_invalid, local_duplicate, {Outcome.INVALID.value}, {Outcome.DUPLICATE.value}) FROM STDIN"
@@ -230,7 +232,7 @@ _SQL: Final = {
         "FROM {s}.batches WHERE campaign = %(campaign)s"
     ),
     "export": (
-        "SELECT i.position, i.raw, i.e164, coalesce(r.outcome, i.outcome), coalesce(r.message_id, ''), "
+        "SELECT i.row, i.raw, i.e164, coalesce(r.outcome, i.outcome), coalesce(r.message_id, ''), "
         "coalesce(r.reason, i.reason, '') FROM {s}.inputs i LEFT JOIN {s}.results r "
         "ON r.campaign = i.campaign AND r.position = i.position "
         "WHERE i.campaign = %(campaign)s ORDER BY i.position"

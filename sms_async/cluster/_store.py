@@ -455,7 +455,9 @@ class CampaignStore:
     async def export(self, campaign: int) -> AsyncIterator[Entry]:
         """Every input's row, in input order, as ``BatchResult.entries()`` gives them.
 
-        An input still waiting to be sent shows as unknown, with a reason saying so.
+        ``position`` is the input's row as its reader numbered it (its line or
+        CSV row: see :func:`create_campaign`), as a results file shows it. An
+        input still waiting to be sent shows as unknown, with a reason saying so.
         """
         await self.campaign(campaign)
         async with (

@@ -10,6 +10,7 @@ import pytest
 from click.testing import CliRunner
 from cluster_support import DATABASE_URL, drop_schema, new_schema, numbers, query, require_postgres
 
+from sms_async import Failure, Outcome
 from sms_async.cli import cli
 from sms_async.testing import SimulatedGateway
 
@@ -110,8 +111,10 @@ def test_status_export_and_cancel_of_a_campaign_never_started(env, tmp_path):
     rows = list(csv.reader(io.StringIO(output.read_text())))
     assert rows[0] == list(COLUMNS)
     assert len(rows) == 1 + 122
-    assert rows[121] == ["121", "bad", "", "invalid", "", rows[121][5]]
-    assert rows[122][:4] == ["122", "+919800000000", "+919800000000", "duplicate"]
+    # Each row names the input's line in the CSV, as send's results do (the header is line 1).
+    assert [int(row[0]) for row in rows[1:]] == list(range(2, 124))
+    assert rows[121] == ["122", "bad", "", "invalid", "", rows[121][5]]
+    assert rows[122][:4] == ["123", "+919800000000", "+919800000000", "duplicate"]
     cancelled = run(["campaign", "cancel", str(campaign)], env)
     assert "120 inputs unsent" in cancelled.stdout
     status = json.loads(run(["campaign", "status", str(campaign), "--json"], env).stdout)
@@ -140,7 +143,6 @@ def test_unknown_campaign_is_a_usage_error(env, tmp_path):
 
 def test_rows_are_encoded_as_send_writes_them():
     """JSON Lines with null for empty fields, and CSV in the column order, from one function."""
-    from sms_async import Outcome  # noqa: PLC0415
     from sms_async._models import Entry  # noqa: PLC0415
 
     accepted = Entry(1, "098000 00001", "+919800000001", Outcome.ACCEPTED, "abc123", "")
@@ -162,6 +164,24 @@ def test_rows_are_encoded_as_send_writes_them():
         "",
         "not a number",
     ]
+
+
+@pytest.mark.parametrize("kind", ["jsonl", "csv"])
+def test_exported_rows_are_byte_for_byte_those_of_send(kind):
+    """For the same settled batch, encode_row writes exactly the bytes send's results writer writes."""
+    from sms_async._batching import Batcher  # noqa: PLC0415
+    from sms_async._message import Message  # noqa: PLC0415
+    from sms_async._phone import PhoneNormaliser  # noqa: PLC0415
+    from sms_async.campaign import ResultsEncoder  # noqa: PLC0415
+
+    inputs = ["098000 00001", "+919800000002", 'say "hi",\u2028', "+919800000001", "x\ty", "+919800000003"]
+    batcher = Batcher(PhoneNormaliser("IN"), 100, message=Message.create("Hello", "ITONAB"))
+    (batch,) = batcher.feed(inputs) + batcher.finish()
+    result = batch.to_result()
+    result.message_ids = {"+919800000001": "id-1", "+919800000003": "id-3"}
+    result.failed["+919800000002"] = Failure(Outcome.REJECTED, "blocked, with a comma")
+    theirs, _ = ResultsEncoder(kind).encode(result)
+    assert "".join(encode_row(entry, kind) for entry in result.entries()).encode() == theirs
 
 
 def test_the_shard_task_runs_on_a_celery_app_of_ones_own(env, tmp_path, monkeypatch):
