@@ -81,18 +81,14 @@ def _guarded(command: F) -> F:
         except (click.exceptions.Exit, click.ClickException, click.exceptions.Abort):
             raise
         except Exception as error:
-            if type(error).__name__ == "StoreUnavailableError":
-                click.echo(f"Error: {redact(str(error))}", err=True)
-                code = ExitCode.ABORTED
-            elif os.environ.get("SMS_ASYNC_DEBUG"):
+            if os.environ.get("SMS_ASYNC_DEBUG"):
                 raise
-            else:
-                click.echo(
-                    f"Error: internal error, please report it: {type(error).__name__}: {redact(str(error))} "
-                    "(set SMS_ASYNC_DEBUG=1 for a traceback)",
-                    err=True,
-                )
-                code = ExitCode.ABORTED
+            click.echo(
+                f"Error: internal error, please report it: {type(error).__name__}: {redact(str(error))} "
+                "(set SMS_ASYNC_DEBUG=1 for a traceback)",
+                err=True,
+            )
+            code = ExitCode.ABORTED
         raise click.exceptions.Exit(int(code or 0))
 
     return wrapper  # type: ignore[return-value]
@@ -117,10 +113,13 @@ def _with_store(action: Callable[[CampaignStore], Coroutine[Any, Any, T]]) -> T:
     settings = _settings()
 
     async def go() -> T:
-        from sms_async.cluster import CampaignStore  # noqa: PLC0415 - as above
+        from sms_async.cluster import CampaignStore, StoreUnavailableError  # noqa: PLC0415 - as above
 
-        async with CampaignStore.from_settings(settings) as store:
-            return await action(store)
+        try:
+            async with CampaignStore.from_settings(settings) as store:
+                return await action(store)
+        except StoreUnavailableError as error:
+            raise CliError(str(error), ExitCode.ABORTED) from None
 
     return run_async(go)
 
