@@ -169,8 +169,8 @@ class ItecPay:
         head = f'{self._auth_json}, {rest}, "recipients": "'.encode()
         return _PreparedItecPay(self.send_path, head)
 
-    def _read_json(self, response: WireResponse) -> dict[str, Any]:
-        """The body as a JSON object, or the error the answer means."""
+    def _read_json(self, response: WireResponse) -> tuple[dict[str, Any], str]:
+        """The body as a JSON object and as redacted text, or the error the answer means."""
         error = classify_http(response)
         if error is not None:
             raise error
@@ -190,7 +190,7 @@ class ItecPay:
         body_status = data.get("status")
         if response.status >= 400 or _is_failure_status(body_status):
             raise self._failure(data, response.status, body_status, raw)
-        return data
+        return data, raw
 
     @staticmethod
     def _failure(data: dict[str, Any], http_status: int, body_status: Any, raw: str) -> GatewayError:
@@ -204,14 +204,13 @@ class ItecPay:
 
     def parse_send(self, numbers: Sequence[str], response: WireResponse) -> SendAnswer:
         """Read the ids, whole-request or per recipient."""
-        data = self._read_json(response)
-        raw = body_excerpt(response)
+        data, raw = self._read_json(response)
         accepted: dict[str, str] = {}
         rejected: dict[str, str] = {}
         unknown: dict[str, str] = {}
-        wanted = set(numbers)
         entries = next((data[k] for k in _LIST_KEYS if isinstance(data.get(k), list)), None)
         if entries is not None:
+            wanted = set(numbers)
             for entry in entries:
                 if not isinstance(entry, dict):
                     raise AmbiguousResponseError(
@@ -243,6 +242,7 @@ class ItecPay:
             if all(i is not None for i in ids):
                 return SendAnswer({n: str(i) for n, i in zip(numbers, ids, strict=True)}, {}, raw)
         if isinstance(message_id, dict):
+            wanted = set(numbers)
             for key, value in message_id.items():
                 e164 = _match_number(str(key), wanted)
                 value_id = _id_text(value)
@@ -272,7 +272,7 @@ class ItecPay:
         """Read the status letter (P, D, Q, E, S, U)."""
         (message_id,) = message_ids
         try:
-            data = self._read_json(response)
+            data, _ = self._read_json(response)
         except RejectedError as exc:
             # "Unknown message id" and the like: the look-up itself worked.
             return [DeliveryReport(message_id, None, DeliveryStatus.UNKNOWN, exc.reason)]

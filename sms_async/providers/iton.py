@@ -45,6 +45,9 @@ _OWN_PARAMS = frozenset(
 _SUCCESS = re.compile(
     r"^\s*success\b.*?message\s*id\s*(?:is\b|:)\s*([A-Za-z0-9_\-]+)\s*$", re.IGNORECASE | re.DOTALL
 )
+# The documented success answer exactly as the gateway writes it: read without
+# decoding, stripping or the general pattern (the usual answer, on the hot path).
+_EXACT_SUCCESS = re.compile(rb"Success Your MessageId is ([A-Za-z0-9_\-]{1,128})")
 _JSON_SCALAR_START = frozenset('"-0123456789ntf')
 _CREDITS = re.compile(r"remaining[_ ]credits\s*[:=]\s*([-+]?\d+(?:\.\d+)?)", re.IGNORECASE)
 
@@ -214,6 +217,11 @@ class Iton:
 
     def parse_send(self, numbers: Sequence[str], response: WireResponse) -> SendAnswer:
         """Read either documented success form, or raise the error it means."""
+        if response.status == 200:
+            exact = _EXACT_SUCCESS.fullmatch(response.body)
+            if exact is not None and "json" not in response.headers.get("content-type", "").lower():
+                message_id = exact.group(1).decode("ascii")
+                return SendAnswer(dict.fromkeys(numbers, message_id), {}, body_excerpt(response))
         error = classify_http(response)
         if error is not None:
             raise error
