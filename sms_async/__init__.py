@@ -8,7 +8,7 @@
         result = await bulk.send(numbers, "Hello", sender_id="ITONAB")
 """
 
-from sms_async._engine import BulkSender, Estimate
+from sms_async._engine import BulkSender
 from sms_async._exceptions import (
     AmbiguousResponseError,
     AuthenticationError,
@@ -31,6 +31,7 @@ from sms_async._exceptions import (
     UsageError,
 )
 from sms_async._journal import Journal
+from sms_async._lookups import Estimate
 from sms_async._message import Message, Template
 from sms_async._models import BatchResult, BulkResult, DeliveryReport, DeliveryStatus, Failure, Outcome
 from sms_async._redact import install_log_filter

@@ -32,6 +32,7 @@ from sms_async._journal import Admission, Journal
 from sms_async._limits import Limits
 from sms_async._message import Message
 from sms_async._models import BatchResult, Failure, Outcome
+from sms_async._outcomes import FIRST_BATCHES, LOST_REASON, SKIPPED, outcome_of, record_answer, wrong_endpoint
 from sms_async._retry import Deadline, RetryBudget, RetryPolicy, call_with_retries
 from sms_async._wire import WireRequest, WireResponse
 from sms_async.instrumentation import (
@@ -57,29 +58,6 @@ T = TypeVar("T")
 
 # Prepared requests kept per run when each recipient has a text of their own.
 _PREPARED_CACHE: Final = 64
-
-_LOST_REASON: Final = (
-    "the run stopped (crash or kill) while this batch was being sent: it may or may not have been sent, "
-    "and sending it again may send it twice"
-)
-_MISSING_ID: Final = Failure(
-    Outcome.REJECTED, "the gateway accepted the request but issued no id for this number"
-)
-_SKIPPED: Final = Failure(Outcome.SKIPPED, "on the do-not-disturb list")
-
-# The first batches of a run that all failing with the same wrong-endpoint
-# answer stop it: it is the address that is wrong, not the recipients.
-_FIRST_BATCHES: Final = 3
-_WRONG_ENDPOINT_STATUSES: Final = frozenset({301, 302, 303, 307, 308, 404, 405, 410})
-
-
-def _wrong_endpoint(response: WireResponse) -> str | None:
-    """Say how an answer looks like a wrong address, from its HTTP status and content type alone."""
-    if response.status in _WRONG_ENDPOINT_STATUSES:
-        return f"HTTP {response.status}"
-    if "text/html" in response.headers.get("content-type", "").lower():
-        return f"an HTML page (HTTP {response.status})"
-    return None
 
 
 class _Tries:
@@ -319,7 +297,7 @@ class Run:
             if admission is Admission.SKIP:
                 return None
             if admission is Admission.LOST:
-                result.failed.update(dict.fromkeys(numbers, Failure(Outcome.UNKNOWN, _LOST_REASON)))
+                result.failed.update(dict.fromkeys(numbers, Failure(Outcome.UNKNOWN, LOST_REASON)))
                 return result, 0.0
         if not numbers:
             return result, 0.0
@@ -386,7 +364,7 @@ class Run:
             except exc.GatewayError as error:
                 if isinstance(error, exc.AmbiguousResponseError):
                     tries.maybe_sent = True
-                tries.wrong_endpoint = _wrong_endpoint(response)
+                tries.wrong_endpoint = wrong_endpoint(response)
                 raise
 
         async def wait(error: exc.SmsError, seconds: float) -> None:
@@ -404,7 +382,7 @@ class Run:
             self._watch_first_answers(tries.wrong_endpoint or "", error)
             return
         self._watch_first_answers("", None)
-        _record_answer(result, numbers, answer)
+        record_answer(result, numbers, answer)
 
     async def _write(self, batch: Batch, request: WireRequest, tries: _Tries) -> WireResponse:
         """One try on the wire, the journal's claim made once a connection is ready."""
@@ -440,14 +418,14 @@ class Run:
     def _watch_first_answers(self, wrong_endpoint: str, error: exc.SmsError | None) -> None:
         """Stop the run when its first batches all got the same wrong-endpoint answer."""
         answers = self._first_answers
-        if len(answers) >= _FIRST_BATCHES:
+        if len(answers) >= FIRST_BATCHES:
             return
         answers.append(wrong_endpoint)
-        if len(answers) == _FIRST_BATCHES and answers[0] and answers.count(answers[0]) == _FIRST_BATCHES:
+        if len(answers) == FIRST_BATCHES and answers[0] and answers.count(answers[0]) == FIRST_BATCHES:
             reason = error.reason if error is not None else ""
             self.abort(
                 exc.EndpointError(
-                    f"the gateway answered {answers[0]} to the first {_FIRST_BATCHES} batches "
+                    f"the gateway answered {answers[0]} to the first {FIRST_BATCHES} batches "
                     f"({reason}): the address looks wrong, not the recipients; check base_url and "
                     "the gateway's paths, then send the rest again",
                     status_code=error.status_code if isinstance(error, exc.GatewayError) else None,
@@ -466,7 +444,7 @@ class Run:
             self.abort(error)
         # An earlier try that may have reached the gateway outweighs a later
         # one that surely did not (only with retry_ambiguous=True).
-        outcome = Outcome.UNKNOWN if maybe_sent else _outcome_of(error)
+        outcome = Outcome.UNKNOWN if maybe_sent else outcome_of(error)
         failure = Failure(outcome, error.reason, error)
         result.failed.update(dict.fromkeys(numbers, failure))
         logger.debug("batch %d: %s (%s)", result.index, outcome.value, error.reason)
@@ -491,41 +469,10 @@ class Run:
         keep = []
         for number in numbers:
             if listed.get(number):
-                result.failed[number] = _SKIPPED
+                result.failed[number] = SKIPPED
             else:
                 keep.append(number)
         return keep
-
-
-def _record_answer(result: BatchResult, numbers: Sequence[str], answer: SendAnswer) -> None:
-    result.raw = answer.raw
-    result.message_ids = answer.accepted
-    if not answer.rejected and not answer.unknown and len(answer.accepted) == len(numbers):
-        return
-    failed = result.failed
-    by_reason: dict[str, Failure] = {}
-    for number, reason in answer.rejected.items():
-        shared = by_reason.get(reason)
-        if shared is None:
-            shared = by_reason[reason] = Failure(Outcome.REJECTED, reason)
-        failed[number] = shared
-    for number, reason in answer.unknown.items():
-        failed[number] = Failure(Outcome.UNKNOWN, reason)
-    for number in numbers:
-        if number not in answer.accepted and number not in failed:
-            failed[number] = _MISSING_ID
-
-
-def _outcome_of(error: exc.SmsError) -> Outcome:
-    if isinstance(error, exc.GatewayError) and error.aborts_run:
-        return Outcome.UNSENT  # refused up front: safe to send again with good credentials
-    if isinstance(error, exc.NotSentError | exc.GatewayBusyError):
-        return Outcome.UNSENT
-    if isinstance(error, exc.MaybeSentError | exc.AmbiguousResponseError):
-        return Outcome.UNKNOWN
-    if isinstance(error, exc.GatewayError):
-        return Outcome.REJECTED
-    return Outcome.UNKNOWN
 
 
 def _cancelled(tries: _Tries) -> Failure:

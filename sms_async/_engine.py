@@ -21,7 +21,6 @@ import ssl
 import time
 from collections.abc import (
     AsyncGenerator,
-    AsyncIterable,
     AsyncIterator,
     Iterable,
     Mapping,
@@ -38,11 +37,12 @@ import httpx
 
 from sms_async import _exceptions as exc
 from sms_async import _lookups as lookups
-from sms_async._batching import Batcher, Recipients, tally_cost
+from sms_async._batching import Batcher, Recipients
 from sms_async._dispatch import Dispatcher, Run
 from sms_async._fanout import execute, run_in_background, take
 from sms_async._journal import Journal
 from sms_async._limits import Limits, Meter, Pause
+from sms_async._lookups import Estimate
 from sms_async._message import Message, Template
 from sms_async._models import BatchResult, BulkResult, DeliveryReport
 from sms_async._phone import PhoneNormaliser
@@ -52,29 +52,11 @@ from sms_async.instrumentation import Instruments, default_hooks
 from sms_async.providers._base import Driver
 from sms_async.transports import HttpBackend, Timeouts, TransportOptions
 
-__all__ = ["BulkSender", "Estimate"]
+__all__ = ["BulkSender"]
 
 logger = logging.getLogger("sms_async")
 
 T = TypeVar("T")
-
-
-@attrs.frozen
-class Estimate:
-    """What a campaign will cost before it is sent."""
-
-    #: Distinct valid recipients.
-    recipients: int
-    #: Parts per recipient (with a text per recipient: the most any one needs).
-    segments: int
-    #: Credits: parts summed over every recipient.
-    cost: int
-    balance: Decimal | None
-
-    @property
-    def affordable(self) -> bool | None:
-        """Whether the balance covers the cost (``None`` when the balance is unknown)."""
-        return None if self.balance is None else self.balance >= self.cost
 
 
 @attrs.frozen
@@ -326,28 +308,22 @@ class BulkSender:
             # Checked now, not when the first personalised batch is prepared.
             self.driver.prepare_send(Message.create("-", options.sender_id), options.gateway_params)
         if options.check_balance:
-            recipients = await self._preflight(recipients, options)
+            # The input is read twice (to count, then to send): held in a list.
+            recipients = await lookups.check_balance(
+                dispatcher,
+                Batcher.for_text(
+                    self.normaliser,
+                    self.driver.max_batch,
+                    options.text,
+                    sender_id=options.sender_id,
+                    max_segments=options.max_segments,
+                ),
+                recipients,
+            )
         run = dispatcher.run(
             message, skip_dnd=options.skip_dnd, journal=options.journal, params=options.gateway_params
         )
         return run, batcher, recipients
-
-    async def _preflight(self, recipients: Recipients, options: _SendOptions) -> Recipients:
-        if isinstance(recipients, AsyncIterable):
-            recipients = [r async for r in recipients]
-        elif not isinstance(recipients, Sequence | set | frozenset):
-            recipients = list(recipients)
-        estimate = await self.estimate(
-            recipients, options.text, sender_id=options.sender_id, max_segments=options.max_segments
-        )
-        if estimate.balance is not None and estimate.balance < estimate.cost:
-            raise exc.InsufficientCreditError(
-                f"the campaign needs {estimate.cost} credits ({estimate.recipients} recipients) "
-                f"but the balance is {estimate.balance}: top up or send to fewer",
-                needed=estimate.cost,
-                available=estimate.balance,
-            )
-        return recipients
 
     # -- look-ups ---------------------------------------------------------------------------------
 
@@ -391,9 +367,4 @@ class BulkSender:
         batcher = Batcher.for_text(
             self.normaliser, self.driver.max_batch, text, sender_id=sender_id, max_segments=max_segments
         )
-        cost, most = await tally_cost(batcher, recipients)
-        balance: Decimal | None = None
-        if self.driver.capabilities.balance:
-            balance = await self.balance()
-        message = batcher.message
-        return Estimate(batcher.distinct, most or (message.segments if message else 0), cost, balance)
+        return await lookups.estimate(self._open()[0], batcher, recipients)

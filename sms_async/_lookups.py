@@ -1,4 +1,4 @@
-"""Look-ups: delivery reports, their polling, do-not-disturb; fanned out a chunk at a time.
+"""Look-ups: delivery reports, their polling, do-not-disturb, the cost estimate; fanned out a chunk at a time.
 
 Each look-up is one request through :meth:`Dispatcher.lookup` (the shared
 gates, retried on any transient error: a look-up changes nothing at the
@@ -9,19 +9,59 @@ and put back together in order.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Sequence
+from decimal import Decimal
 from typing import TypeVar
 
 import anyio
+import attrs
 
 from sms_async import _exceptions as exc
+from sms_async._batching import Batcher, Recipients, tally_cost
 from sms_async._dispatch import Dispatcher
 from sms_async._models import DeliveryReport
 from sms_async._wire import WireRequest, WireResponse
 
-__all__ = ["check_dnd", "delivery_reports", "lookup_chunks", "poll_delivery_reports"]
+__all__ = [
+    "Estimate",
+    "check_balance",
+    "check_dnd",
+    "delivery_reports",
+    "estimate",
+    "lookup_chunks",
+    "poll_delivery_reports",
+]
 
 T = TypeVar("T")
+
+
+@attrs.frozen
+class Estimate:
+    """What a campaign will cost before it is sent."""
+
+    #: Distinct valid recipients.
+    recipients: int
+    #: Parts per recipient (with a text per recipient: the most any one needs).
+    segments: int
+    #: Credits: parts summed over every recipient.
+    cost: int
+    balance: Decimal | None
+
+    @property
+    def affordable(self) -> bool | None:
+        """Whether the balance covers the cost (``None`` when the balance is unknown)."""
+        return None if self.balance is None else self.balance >= self.cost
+
+
+async def estimate(dispatcher: Dispatcher, batcher: Batcher, recipients: Recipients) -> Estimate:
+    """Read ``recipients`` through ``batcher`` for its cost; ask the balance where the gateway has one."""
+    cost, most = await tally_cost(batcher, recipients)
+    driver = dispatcher.driver
+    balance: Decimal | None = None
+    if driver.capabilities.balance:
+        balance = await dispatcher.lookup(driver.build_balance(), driver.parse_balance, size=0)
+    message = batcher.message
+    return Estimate(batcher.distinct, most or (message.segments if message else 0), cost, balance)
 
 
 async def lookup_chunks(
@@ -117,3 +157,24 @@ async def check_dnd(dispatcher: Dispatcher, normalised: list[str]) -> dict[str, 
     for part in parts:
         merged.update(part)
     return merged
+
+
+async def check_balance(dispatcher: Dispatcher, batcher: Batcher, recipients: Recipients) -> Recipients:
+    """Refuse a campaign the balance cannot pay for; the recipients come back as a list to send.
+
+    Raises:
+        InsufficientCreditError: the gateway's balance is below the campaign's cost.
+    """
+    if isinstance(recipients, AsyncIterable):
+        recipients = [r async for r in recipients]
+    elif not isinstance(recipients, Sequence | set | frozenset):
+        recipients = list(recipients)
+    cost = await estimate(dispatcher, batcher, recipients)
+    if cost.balance is not None and cost.balance < cost.cost:
+        raise exc.InsufficientCreditError(
+            f"the campaign needs {cost.cost} credits ({cost.recipients} recipients) "
+            f"but the balance is {cost.balance}: top up or send to fewer",
+            needed=cost.cost,
+            available=cost.balance,
+        )
+    return recipients

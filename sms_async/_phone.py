@@ -1,5 +1,11 @@
 """Phone numbers to E.164, fast, with exactly the verdicts of phonenumbers.
 
+One module on purpose, though a long one: it is one replay of phonenumbers'
+parsing and validity rules, step for step, and its parts (country codes,
+national prefixes, the regions of a shared code, the length checks) only make
+sense beside each other; the prefix tables and the automata they are built
+from live in ``_phone_tables`` and ``_phone_automata``.
+
 Every recipient goes through :class:`PhoneNormaliser` on the hot path. The
 *reference* is :func:`reference_normalise`: ``phonenumbers.parse`` followed by
 ``is_valid_number`` and ``format_number(E164)``, with letters and extensions
