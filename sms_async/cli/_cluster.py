@@ -35,6 +35,7 @@ from sms_async._redact import keep_secrets, redact
 from sms_async.campaign import COLUMNS
 from sms_async.cli._errors import CliError, ExitCode, run_async
 from sms_async.cli._io import InputFormat, InputReadError, RecipientSource
+from sms_async.cli._options import input_options
 
 if TYPE_CHECKING:
     from sms_async.cluster import CampaignStatus, CampaignStore, ClusterSettings
@@ -135,14 +136,7 @@ def campaign() -> None:
 @click.argument("recipients", metavar="RECIPIENTS")
 @click.option("-t", "--text", required=True, help="The message text.")
 @click.option("-s", "--sender-id", required=True, metavar="ID", help="Sender id.")
-@click.option("-c", "--column", metavar="NAME", help="CSV column holding the numbers (implies CSV input).")
-@click.option(
-    "--input-format",
-    type=click.Choice(["auto", "csv", "lines"]),
-    default="auto",
-    show_default=True,
-    help="auto: CSV for *.csv or with --column, else one number per line.",
-)
+@input_options
 @click.option(
     "--region", default="IN", show_default=True, metavar="CODE", help="Region of national spellings."
 )

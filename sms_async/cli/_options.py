@@ -30,12 +30,35 @@ from sms_async.cli._config import (
 from sms_async.cli._errors import CliError, ExitCode
 from sms_async.providers import gateway_names
 
-__all__ = ["Account", "GatewayChoice", "consoles", "gateway_options", "guarded", "say_error", "stdin"]
+__all__ = [
+    "Account",
+    "GatewayChoice",
+    "consoles",
+    "gateway_options",
+    "guarded",
+    "input_options",
+    "say_error",
+    "stdin",
+]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 # Settings keys with an option of their own on every command that reaches a gateway.
 _SETTING_OPTIONS = ("base_url", "send_path", "status_path", "username", "allow_insecure_http")
+
+
+def input_options(command: F) -> F:
+    """``--column`` and ``--input-format``: how a file of recipients is read (send and campaign create)."""
+    command = click.option(
+        "--input-format",
+        type=click.Choice(["auto", "csv", "lines"]),
+        default="auto",
+        show_default=True,
+        help="auto: CSV for *.csv or with --column, else one number per line.",
+    )(command)
+    return click.option(
+        "-c", "--column", metavar="NAME", help="CSV column holding the numbers (implies CSV input)."
+    )(command)
 
 
 def consoles() -> tuple[Console, Console]:

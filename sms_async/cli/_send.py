@@ -19,7 +19,15 @@ from sms_async.cli._config import driver_class
 from sms_async.cli._dryrun import run_dry_run
 from sms_async.cli._errors import EXIT_CODES_HELP, CliError, ExitCode
 from sms_async.cli._io import InputFormat, InputReadError, RecipientSource
-from sms_async.cli._options import Account, consoles, gateway_options, guarded, say_error, stdin
+from sms_async.cli._options import (
+    Account,
+    consoles,
+    gateway_options,
+    guarded,
+    input_options,
+    say_error,
+    stdin,
+)
 from sms_async.cli._summary import describe_aborted, print_send_summary, send_summary_json
 
 __all__ = ["send"]
@@ -42,14 +50,7 @@ __all__ = ["send"]
     help="Read the message text from this UTF-8 file (one final newline is dropped).",
 )
 @click.option("-s", "--sender-id", metavar="ID", help="Sender id (default: the config file's sender_id).")
-@click.option("-c", "--column", metavar="NAME", help="CSV column holding the numbers (implies CSV input).")
-@click.option(
-    "--input-format",
-    type=click.Choice(["auto", "csv", "lines"]),
-    default="auto",
-    show_default=True,
-    help="auto: CSV for *.csv or with --column, else one number per line.",
-)
+@input_options
 @click.option(
     "-o",
     "--output",

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -108,6 +109,40 @@ def check_accounting(
     return outcomes
 
 
+def kill_then_finish(
+    source: Path,
+    output: Path,
+    env: dict[str, str],
+    journal: Path,
+    rng: random.Random,
+    *,
+    kills: int,
+    window: tuple[float, float],
+    extra: Sequence[str] = (),
+) -> tuple[int, int | None, str]:
+    """Start the campaign, SIGKILL it ``kills`` times at random moments of ``window``, then let it finish.
+
+    Each start after the first resumes (once a journal exists: a run killed
+    while starting up may have left none). Returns the kills made, and the
+    last run's exit status and standard error.
+    """
+    made = 0
+    for _ in range(20):
+        command = send_command(source, output, *extra, *(["--resume"] if journal.exists() else []))
+        proc = start(command, env)
+        if made < kills:
+            try:
+                proc.wait(timeout=rng.uniform(*window))
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.communicate()
+                made += 1
+                continue
+        code, err = finish(proc)
+        return made, code, err
+    return made, None, ""
+
+
 def test_kill_drill(tmp_path, sms_gateway_factory):
     """SIGKILL a sending process at random moments, resume each time: no number twice, every input one row."""
     # 50 batches, 4 at a time, 0.3-0.5 s each: about 5 s of sending, more than four kills can consume.
@@ -118,24 +153,9 @@ def test_kill_drill(tmp_path, sms_gateway_factory):
     env = child_env(gw, tmp_path)
     seed = random.SystemRandom().randrange(2**32)
     rng = random.Random(seed)
-    kills = 0
-    code, err = None, ""
     journal = tmp_path / "results.jsonl.journal"
-    for _ in range(20):
-        # --resume needs a journal: a run killed while starting up may have left none.
-        command = send_command(source, output, *(["--resume"] if journal.exists() else []))
-        proc = start(command, env)
-        if kills < 4:
-            try:
-                # From before the journal exists (start-up) to well into the run.
-                proc.wait(timeout=rng.uniform(0.3, 1.5))
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.communicate()
-                kills += 1
-                continue
-        code, err = finish(proc)
-        break
+    # From before the journal exists (start-up) to well into the run.
+    kills, code, err = kill_then_finish(source, output, env, journal, rng, kills=4, window=(0.3, 1.5))
     assert kills == 4, f"seed {seed}"
     assert code in {0, 1}, f"seed {seed}: {err}"
     outcomes = check_accounting(output, gw, lines, distinct, invalid)
@@ -161,21 +181,9 @@ def test_kill_drill_with_a_rate_limit(tmp_path, sms_gateway_factory):
     seed = random.SystemRandom().randrange(2**32)
     rng = random.Random(seed)
     limits = ("--rate", "500", "--concurrency", "8")
-    kills = 0
-    code, err = None, ""
-    for _ in range(20):
-        command = send_command(source, output, *limits, *(["--resume"] if journal.exists() else []))
-        proc = start(command, env)
-        if kills < 3:
-            try:
-                proc.wait(timeout=rng.uniform(1.0, 2.0))
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.communicate()
-                kills += 1
-                continue
-        code, err = finish(proc)
-        break
+    kills, code, err = kill_then_finish(
+        source, output, env, journal, rng, kills=3, window=(1.0, 2.0), extra=limits
+    )
     assert kills == 3, f"seed {seed}"
     assert code == 1, f"seed {seed}: {err}"  # the invalid lines, and the unknown ones
     outcomes = check_accounting(output, gw, lines, distinct, invalid)
