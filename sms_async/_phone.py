@@ -94,7 +94,6 @@ from phonenumbers import NumberParseException, PhoneMetadata, ValidationResult
 
 from sms_async._exceptions import ConfigurationError, InvalidNumberError
 from sms_async._phone_tables import (
-    TYPE_FIELDS,
     Node,
     Table,
     dropped_tables,
@@ -102,6 +101,7 @@ from sms_async._phone_tables import (
     length_verdict,
     national_prefixes,
     national_table,
+    number_types,
 )
 
 if TYPE_CHECKING:
@@ -281,18 +281,11 @@ class _Plan:
         self.leading = _compile(metadata.leading_digits) if metadata.leading_digits is not None else None
 
         # (pattern, possible lengths or None for "any") for every number type
-        # _number_type_helper accepts. A mobile description identical to the
-        # fixed line's is skipped there, and so here.
-        types: list[tuple[str, frozenset[int] | None]] = []
-        for field in TYPE_FIELDS:
-            if field == "mobile" and metadata.same_mobile_and_fixed_line_pattern:
-                continue
-            desc = getattr(metadata, field)
-            if desc is None or not desc.national_number_pattern:
-                continue
-            lengths = frozenset(desc.possible_length) if desc.possible_length else None
-            types.append((desc.national_number_pattern, lengths))
-        self._types = tuple(types)
+        # _number_type_helper accepts.
+        self._types: tuple[tuple[str, frozenset[int] | None], ...] = tuple(
+            (pattern, frozenset(desc.possible_length) if desc.possible_length else None)
+            for pattern, desc in number_types(metadata)
+        )
         # By length, the test a national significant number must pass: a
         # callable that returns None for "invalid". A length the general
         # description rules out has none; each is compiled on first use.

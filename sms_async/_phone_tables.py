@@ -39,7 +39,7 @@ import functools
 import itertools
 import operator
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Final
 
 import phonenumbers
@@ -66,6 +66,7 @@ __all__ = [
     "length_verdict",
     "national_prefixes",
     "national_table",
+    "number_types",
 ]
 
 # phonenumbers' limits on a national significant number's length (the
@@ -275,6 +276,20 @@ def _metadata(code: int, region: str) -> PhoneMetadata:
     return found
 
 
+def number_types(metadata: PhoneMetadata) -> Iterator[tuple[str, PhoneNumberDesc]]:
+    """(pattern, description) of each number type phonenumbers tries, in :data:`TYPE_FIELDS` order.
+
+    As ``_number_type_helper`` does: a mobile description identical to the
+    fixed line's is skipped, and so is a type with no pattern.
+    """
+    for field in TYPE_FIELDS:
+        if field == "mobile" and metadata.same_mobile_and_fixed_line_pattern:
+            continue
+        desc = getattr(metadata, field)
+        if desc is not None and desc.national_number_pattern:
+            yield desc.national_number_pattern, desc
+
+
 def _general(metadata: PhoneMetadata) -> PhoneNumberDesc:
     general = metadata.general_desc
     if general is None or not general.national_number_pattern or not general.possible_length:
@@ -288,12 +303,7 @@ def _region_valid(automata: Automata, metadata: PhoneMetadata, length: int, shif
     if length not in general.possible_length:
         return False
     types: list[Formula] = []
-    for field in TYPE_FIELDS:
-        if field == "mobile" and metadata.same_mobile_and_fixed_line_pattern:
-            continue
-        desc = getattr(metadata, field)
-        if desc is None or not desc.national_number_pattern:
-            continue
+    for _, desc in number_types(metadata):
         if desc.possible_length and length not in desc.possible_length:
             continue
         types.append(automata.full(f"{shift}(?:{desc.national_number_pattern})"))

@@ -17,7 +17,6 @@ own environment or config file.
 
 from __future__ import annotations
 
-import functools
 import json
 import os
 import sys
@@ -29,13 +28,13 @@ from urllib.parse import urlsplit
 
 import click
 
-from sms_async._exceptions import SmsError, UsageError
+from sms_async._exceptions import UsageError
 from sms_async._models import Entry, Outcome
 from sms_async._redact import keep_secrets, redact
 from sms_async.campaign import COLUMNS
 from sms_async.cli._errors import CliError, ExitCode, run_async
 from sms_async.cli._io import InputFormat, InputReadError, RecipientSource
-from sms_async.cli._options import input_options
+from sms_async.cli._options import guarded_as, input_options
 
 if TYPE_CHECKING:
     from sms_async.cluster import CampaignStatus, CampaignStore, ClusterSettings
@@ -60,39 +59,8 @@ class _Owner:
     """Holds the broker's password for redaction while the command runs."""
 
 
-def _guarded(command: F) -> F:
-    """One clear line and the documented exit status for every failure, never a traceback."""
-
-    @functools.wraps(command)
-    def wrapper(*args: Any, **kwargs: Any) -> None:
-        try:
-            code = command(*args, **kwargs)
-        except CliError as error:
-            click.echo(f"Error: {redact(error.message)}", err=True)
-            code = error.code
-        except UsageError as error:
-            click.echo(f"Error: {redact(error.reason)}", err=True)
-            code = ExitCode.USAGE
-        except SmsError as error:
-            click.echo(f"Error: {type(error).__name__}: {redact(error.reason)}", err=True)
-            code = ExitCode.ABORTED
-        except KeyboardInterrupt:
-            click.echo("Error: interrupted", err=True)
-            code = ExitCode.INTERRUPTED
-        except (click.exceptions.Exit, click.ClickException, click.exceptions.Abort):
-            raise
-        except Exception as error:
-            if os.environ.get("SMS_ASYNC_DEBUG"):
-                raise
-            click.echo(
-                f"Error: internal error, please report it: {type(error).__name__}: {redact(str(error))} "
-                "(set SMS_ASYNC_DEBUG=1 for a traceback)",
-                err=True,
-            )
-            code = ExitCode.ABORTED
-        raise click.exceptions.Exit(int(code or 0))
-
-    return wrapper  # type: ignore[return-value]
+# A store or broker out of reach is no usage error: exit status 3.
+_guarded = guarded_as(ExitCode.ABORTED)
 
 
 def _settings(**overrides: Any) -> ClusterSettings:

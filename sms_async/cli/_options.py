@@ -36,6 +36,7 @@ __all__ = [
     "consoles",
     "gateway_options",
     "guarded",
+    "guarded_as",
     "input_options",
     "say_error",
     "stdin",
@@ -101,41 +102,52 @@ class GatewayChoice(click.ParamType):  # type: ignore[type-arg]
         return [CompletionItem(name) for name in gateway_names() if name.startswith(incomplete)]
 
 
-def guarded(command: F) -> F:
-    """Turn every failure into one clear line and the documented exit status, never a traceback."""
+def guarded_as(other_errors: ExitCode) -> Callable[[F], F]:
+    """A decorator turning every failure into one clear line and the documented exit status.
 
-    @functools.wraps(command)
-    def wrapper(*args: Any, **kwargs: Any) -> None:
-        try:
-            code = command(*args, **kwargs)
-        except CliError as error:
-            say_error(error.message)
-            code = error.code
-        except (AuthenticationError, OutOfCreditError) as error:
-            say_error(f"{type(error).__name__}: {error.reason}")
-            code = ExitCode.ABORTED
-        except (UsageError, UnsupportedOperationError) as error:
-            say_error(error.reason)
-            code = ExitCode.USAGE
-        except SmsError as error:
-            say_error(f"{type(error).__name__}: {error.reason}")
-            code = ExitCode.NOT_ALL_ACCEPTED
-        except KeyboardInterrupt:
-            say_error("interrupted")
-            code = ExitCode.INTERRUPTED
-        except (click.exceptions.Exit, click.ClickException, click.exceptions.Abort):
-            raise
-        except Exception as error:
-            if os.environ.get("SMS_ASYNC_DEBUG"):
+    ``other_errors`` is the status of an error no rule below names (a store
+    out of reach, for the cluster's commands: 3; a failed look-up: 1).
+    """
+
+    def decorate(command: F) -> F:
+        @functools.wraps(command)
+        def wrapper(*args: Any, **kwargs: Any) -> None:
+            try:
+                code = command(*args, **kwargs)
+            except CliError as error:
+                say_error(error.message)
+                code = error.code
+            except (AuthenticationError, OutOfCreditError) as error:
+                say_error(f"{type(error).__name__}: {error.reason}")
+                code = ExitCode.ABORTED
+            except (UsageError, UnsupportedOperationError) as error:
+                say_error(error.reason)
+                code = ExitCode.USAGE
+            except SmsError as error:
+                say_error(f"{type(error).__name__}: {error.reason}")
+                code = other_errors
+            except KeyboardInterrupt:
+                say_error("interrupted")
+                code = ExitCode.INTERRUPTED
+            except (click.exceptions.Exit, click.ClickException, click.exceptions.Abort):
                 raise
-            say_error(
-                f"internal error, please report it: {type(error).__name__}: {error} "
-                "(set SMS_ASYNC_DEBUG=1 for a traceback)"
-            )
-            code = ExitCode.ABORTED
-        raise click.exceptions.Exit(int(code or 0))
+            except Exception as error:
+                if os.environ.get("SMS_ASYNC_DEBUG"):
+                    raise
+                say_error(
+                    f"internal error, please report it: {type(error).__name__}: {error} "
+                    "(set SMS_ASYNC_DEBUG=1 for a traceback)"
+                )
+                code = ExitCode.ABORTED
+            raise click.exceptions.Exit(int(code or 0))
 
-    return wrapper  # type: ignore[return-value]
+        return wrapper  # type: ignore[return-value]
+
+    return decorate
+
+
+#: For commands that reach a gateway: a failure no rule names is exit status 1.
+guarded = guarded_as(ExitCode.NOT_ALL_ACCEPTED)
 
 
 def gateway_options(command: F) -> F:
