@@ -47,7 +47,8 @@ async def test_run_campaign_writes_one_row_per_input_and_tallies_them(tmp_path, 
     async with BulkSender(iton(gw), default_region="IN") as bulk:
         report = await run_campaign(bulk, inputs, "Hello", sender_id="ITONAB", results=results)
     rows = rows_of(results)
-    assert [r["row"] for r in rows] == sorted(r["row"] for r in rows)  # one text, batches in order here
+    # Batches settle in any order (ordered=False): what is promised is one row per input.
+    assert len(rows) == len(inputs)
     assert sorted(r["row"] for r in rows) == list(range(1, len(inputs) + 1))
     by_row = {r["row"]: r for r in rows}
     assert by_row[251]["input"] == " 98 0000 0001 "  # as read, not stripped
