@@ -382,6 +382,7 @@ class _Connection(asyncio.Protocol):
                 self.close()
             return
         stats.requests[call.name] += 1
+        server.router.state.log_request(call.name)
         latency, fault = server.plan.select(call.name, stats)
         stats.in_flight += 1
         stats.max_in_flight = max(stats.max_in_flight, stats.in_flight)
