@@ -32,7 +32,7 @@ import enum
 import heapq
 import itertools
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Final, Protocol, runtime_checkable
 
@@ -529,17 +529,26 @@ class DeliveryTracker:
             )
         return outcomes, lost
 
-    async def run(self, *, until_settled: bool = True, idle: float | None = None) -> None:
+    async def run(
+        self,
+        *,
+        until_settled: bool = True,
+        idle: float | None = None,
+        on_round: Callable[[PollRound], object] | None = None,
+    ) -> None:
         """Poll round after round, sleeping on the clock until the next poll is due.
 
         With ``until_settled`` it returns once no number is pending; without,
         it runs until cancelled (new ids may be added meanwhile), looking
         again every ``idle`` seconds (default: the first backoff step) when
-        nothing is due.
+        nothing is due. ``on_round`` hears of each round that polled
+        something (a progress display, say).
         """
         idle = self.schedule.backoff[0] if idle is None else idle
         while True:
-            await self.poll_due()
+            done = await self.poll_due()
+            if on_round is not None and done.ids:
+                on_round(done)
             upcoming = await self.book.next_due()
             if upcoming is None:
                 if until_settled:

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import anyio
 import pytest
+from delivery_support import drive
 
 from sms_async import (
     AuthenticationError,
@@ -27,6 +28,7 @@ from sms_async.campaign._delivery import (
     MemoryDeliveryBook,
     NumberDelivery,
     PollOutcome,
+    PollRound,
     PollSchedule,
     settle,
 )
@@ -288,23 +290,6 @@ async def test_polls_take_at_most_their_share_of_the_senders_slots_and_rate(sms_
         DeliveryTracker(bulk, book, report_share=0)
 
 
-async def drive(clock: TestClock, work) -> None:
-    """Run ``work()`` to its end, moving the clock on to the next deadline whenever it sleeps on the clock."""
-    async with anyio.create_task_group() as tg:
-        done = anyio.Event()
-
-        async def run() -> None:
-            await work()
-            done.set()
-
-        tg.start_soon(run)
-        while not done.is_set():
-            deadline = clock.next_deadline()
-            if deadline is not None:
-                clock.advance(deadline)
-            await anyio.sleep(0.001)
-
-
 async def test_run_polls_on_the_schedule_until_every_number_is_final_or_given_up(sms_gateway_factory):
     """run() sleeps on the clock between rounds and ends at the give-up age, the undelivered expired."""
     clock = TestClock(START)
@@ -312,10 +297,12 @@ async def test_run_polls_on_the_schedule_until_every_number_is_final_or_given_up
     async with iton(gw) as bulk:
         book = await sent_book(bulk, clock, NUMBERS[:200])
         tracker = DeliveryTracker(bulk, book, clock=clock)
+        rounds: list = []
         with anyio.fail_after(30):
-            await drive(clock, tracker.run)
+            await drive(clock, lambda: tracker.run(on_round=rounds.append))
     expected = PLAN.expected(NUMBERS[:200], 10**6)
     assert book.tally() == DeliveryTally(delivered=expected["delivered"], expired=expected["sent"])
     assert clock.now() == START + timedelta(hours=72)
     polls = 1 + 3 + (72 * 3600 - 4350) // 3600 + 1  # 30 s, 2.5 min, 12.5 min, 72.5 min, hourly, 72 h
     assert gw.stats.requests["iton.message_status"] == polls * 1  # both ids in one request a round
+    assert rounds == [PollRound(ids=2, requests=1, failed=0)] * polls

@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo
 
 import anyio
 import pytest
+from delivery_support import drive
 
 from sms_async import BulkSender, Iton
 from sms_async.campaign._delivery import DeliveryTally, DeliveryTracker, MemoryDeliveryBook
@@ -25,23 +26,6 @@ PLAN = DeliveryPlan(
     ],
     seed=20,
 )
-
-
-async def drive(clock: TestClock, work) -> None:
-    """Run ``work()`` to its end, moving the clock on to the next deadline whenever it sleeps on the clock."""
-    async with anyio.create_task_group() as tg:
-        done = anyio.Event()
-
-        async def run() -> None:
-            await work()
-            done.set()
-
-        tg.start_soon(run)
-        while not done.is_set():
-            deadline = clock.next_deadline()
-            if deadline is not None:
-                clock.advance(deadline)
-            await anyio.sleep(0.001)
 
 
 @pytest.mark.slow
