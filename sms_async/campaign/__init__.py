@@ -47,7 +47,7 @@ from sms_async.campaign._delivery import (
     PollSchedule,
     settle,
 )
-from sms_async.campaign._windows import Schedule, ScheduleError, SendingWindows
+from sms_async.campaign._windows import Schedule, ScheduleError, SendingWindows, wait_to_claim
 
 __all__ = [
     "COLUMNS",
@@ -88,4 +88,5 @@ __all__ += [
     "ScheduleError",
     "SendingWindows",
     "settle",
+    "wait_to_claim",
 ]

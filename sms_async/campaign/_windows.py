@@ -1,6 +1,7 @@
 """When a campaign may send: daily sending windows in a time zone, and a start time.
 
-Pure functions of a time: no I/O, no clock of their own. A store keeps a
+Pure functions of a time (and one coroutine, :func:`wait_to_claim`, that
+sleeps on a given clock until a batch may be claimed). A store keeps a
 schedule as three strings (:attr:`Schedule.windows_spec`, the zone's IANA
 name and the start time in ISO 8601) and a runner asks :meth:`Schedule.may_claim`
 before it claims a batch; delivery polling ignores the schedule (it goes on
@@ -32,6 +33,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import attrs
 
+from sms_async._clock import SYSTEM_CLOCK, Clock
 from sms_async._exceptions import UsageError
 
 __all__ = [
@@ -42,6 +44,7 @@ __all__ = [
     "format_wait",
     "parse_start_at",
     "parse_zone",
+    "wait_to_claim",
 ]
 
 _WINDOW: Final = re.compile(r"\s*(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})\s*")
@@ -394,3 +397,13 @@ class Schedule:
             return f"waiting for its start time ({label}, in {wait})"
         label = self.windows.local_label(opens) if self.windows is not None else opens.isoformat()
         return f"waiting for its window (opens {label}, in {wait})"
+
+
+async def wait_to_claim(schedule: Schedule, clock: Clock = SYSTEM_CLOCK) -> None:
+    """Return once ``schedule`` lets a batch be claimed, sleeping on ``clock`` until then.
+
+    A runner awaits this before each claim: outside a window it sleeps until
+    the window opens (a clock moved meanwhile is read again on waking).
+    """
+    while not schedule.may_claim(now := clock.now()):
+        await clock.sleep((schedule.next_claim(now) - now).total_seconds())

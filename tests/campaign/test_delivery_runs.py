@@ -13,7 +13,7 @@ from delivery_support import drive
 
 from sms_async import BulkSender, Iton
 from sms_async.campaign._delivery import DeliveryTally, DeliveryTracker, MemoryDeliveryBook
-from sms_async.campaign._windows import Schedule
+from sms_async.campaign._windows import Schedule, wait_to_claim
 from sms_async.testing import DeliveryPlan, DeliveryRule, RequestLog, TestClock
 
 HOUR = 3600.0
@@ -91,10 +91,9 @@ async def test_fifty_thousand_numbers_end_exactly_as_the_gateway_says_after_72_s
 async def windowed_send(
     bulk: BulkSender, batches, schedule: Schedule, clock: TestClock, results: list
 ) -> None:
-    """Claim one batch a simulated minute, but only while the schedule says a batch may be claimed."""
+    """Claim one batch a simulated minute, each once the schedule lets it be claimed (the runner's gate)."""
     for batch in batches:
-        while not schedule.may_claim(clock.now()):
-            await clock.sleep((schedule.next_claim(clock.now()) - clock.now()).total_seconds())
+        await wait_to_claim(schedule, clock)
         results.append(await bulk.send(batch, "Hello", sender_id="ITONAB"))
         await clock.sleep(60)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+import anyio
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -17,7 +18,9 @@ from sms_async.campaign._windows import (
     Window,
     format_wait,
     parse_start_at,
+    wait_to_claim,
 )
+from sms_async.testing import TestClock
 
 IST = ZoneInfo("Asia/Kolkata")
 LONDON = ZoneInfo("Europe/London")
@@ -272,3 +275,21 @@ def test_next_close_is_the_first_closed_instant(specs, zone, when):
     while probe < closes:
         assert windows.is_open(probe)
         probe += timedelta(minutes=7)
+
+
+async def test_wait_to_claim_sleeps_on_the_clock_until_the_window_opens():
+    """The gate returns at once inside a window, and outside it wakes exactly when the window opens."""
+    clock = TestClock(ist("2026-12-06T20:59"))
+    schedule = Schedule.create("09:00-21:00", "Asia/Kolkata", now=clock.now())
+    with anyio.fail_after(5):
+        await wait_to_claim(schedule, clock)
+        clock.advance(60)
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(wait_to_claim, schedule, clock)
+            await anyio.wait_all_tasks_blocked()
+            assert clock.next_deadline() == 12 * 3600
+            clock.advance(12 * 3600 - 1)
+            await anyio.wait_all_tasks_blocked()
+            assert clock.sleepers == 1
+            clock.advance(1)
+    assert clock.now() == ist("2026-12-07T09:00")
