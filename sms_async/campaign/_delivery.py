@@ -41,7 +41,7 @@ import attrs
 
 from sms_async._clock import SYSTEM_CLOCK, Clock
 from sms_async._exceptions import ConfigurationError, GatewayError, SmsError
-from sms_async._limits import RateMeter
+from sms_async._limits import Meter, RateMeter
 from sms_async._models import DeliveryReport, DeliveryStatus
 
 if TYPE_CHECKING:
@@ -425,6 +425,11 @@ class DeliveryTracker:
             alongside keep the rest.
         clock: Where time comes from (a :class:`~sms_async.testing.TestClock` in tests).
         round_limit: Ids fetched from the book at a time within a round.
+        meter: The polls' own meter in front of the sender's; default: a
+            :class:`~sms_async._limits.RateMeter` at ``report_share`` of the
+            sender's request rate, if it has one. Processes that share one
+            account's rate pass a meter they share, so that the polls of all
+            of them together keep to the share.
     """
 
     def __init__(
@@ -436,6 +441,7 @@ class DeliveryTracker:
         report_share: float = 0.1,
         clock: Clock = SYSTEM_CLOCK,
         round_limit: int = 10_000,
+        meter: Meter | None = None,
     ) -> None:
         if isinstance(report_share, bool) or not 0 < report_share <= 1:
             raise ConfigurationError(f"report_share must be > 0 and <= 1, got {report_share!r}")
@@ -453,7 +459,9 @@ class DeliveryTracker:
         # The share of the request rate, on a meter of the polls' own, in
         # front of the shared one: polls never hold more than their share of
         # its turns. It paces real requests, so it runs on real time.
-        self.meter: RateMeter | None = RateMeter(rate * report_share) if rate else None
+        self.meter: Meter | None = (
+            meter if meter is not None else RateMeter(rate * report_share) if rate else None
+        )
 
     def __repr__(self) -> str:
         return f"DeliveryTracker({self.sender!r}, report_share={self.report_share:g})"

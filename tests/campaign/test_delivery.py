@@ -20,6 +20,7 @@ from sms_async import (
     Iton,
     RetryPolicy,
 )
+from sms_async._limits import RateMeter
 from sms_async.campaign._delivery import (
     DeliveryBook,
     DeliveryState,
@@ -284,8 +285,10 @@ async def test_polls_take_at_most_their_share_of_the_senders_slots_and_rate(sms_
     assert gw.stats.max_in_flight == 2
     async with iton(gw, concurrency=20, requests_per_second=50) as bulk:
         tracker = DeliveryTracker(bulk, book, clock=clock, report_share=0.1)
-        assert tracker.meter is not None
+        assert isinstance(tracker.meter, RateMeter)
         assert tracker.meter.per_second == pytest.approx(5.0)
+        shared = RateMeter(1.0)
+        assert DeliveryTracker(bulk, book, clock=clock, meter=shared).meter is shared
     with pytest.raises(ConfigurationError, match="report_share"):
         DeliveryTracker(bulk, book, report_share=0)
 
@@ -306,3 +309,23 @@ async def test_run_polls_on_the_schedule_until_every_number_is_final_or_given_up
     polls = 1 + 3 + (72 * 3600 - 4350) // 3600 + 1  # 30 s, 2.5 min, 12.5 min, 72.5 min, hourly, 72 h
     assert gw.stats.requests["iton.message_status"] == polls * 1  # both ids in one request a round
     assert rounds == [PollRound(ids=2, requests=1, failed=0)] * polls
+
+
+async def test_every_poll_request_waits_its_turn_on_the_polls_meter(sms_gateway_factory):
+    """Each status request takes one turn on the polls' meter before it goes, and no more."""
+
+    class CountingMeter:
+        def __init__(self) -> None:
+            self.turns = 0
+
+        async def acquire(self, cost: int = 1) -> None:
+            self.turns += cost
+
+    clock = TestClock(START)
+    gw = sms_gateway_factory(clock=clock, delivery=PLAN, iton_send_form="json")
+    meter = CountingMeter()
+    async with iton(gw) as bulk:
+        book = await sent_book(bulk, clock, NUMBERS[:450])
+        clock.advance(30)
+        done = await DeliveryTracker(bulk, book, clock=clock, meter=meter).poll_due()
+    assert meter.turns == done.requests == gw.stats.requests["iton.message_status"] == 5
