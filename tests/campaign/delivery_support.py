@@ -1,4 +1,4 @@
-"""Helpers for the delivery tests: driving a test clock; the delivery books the book suite runs over."""
+"""Shared by the delivery tests: driving a test clock, and the delivery books their common suite runs over."""
 
 from __future__ import annotations
 
