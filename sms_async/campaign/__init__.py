@@ -32,6 +32,23 @@ from sms_async.campaign._schema import Identity
 from sms_async.campaign._store import CampaignJournal
 from sms_async.campaign._tally import OUTCOMES, Tally
 
+# isort: split
+# Delivery tracking and sending windows: the pieces every store builds on.
+from sms_async.campaign._delivery import (
+    DeliveryBook,
+    DeliveryState,
+    DeliveryTally,
+    DeliveryTracker,
+    DueMessage,
+    MemoryDeliveryBook,
+    NumberDelivery,
+    PollOutcome,
+    PollRound,
+    PollSchedule,
+    settle,
+)
+from sms_async.campaign._windows import Schedule, ScheduleError, SendingWindows, wait_to_claim
+
 __all__ = [
     "COLUMNS",
     "OUTCOMES",
@@ -55,4 +72,21 @@ __all__ = [
     "run_campaign",
     "scan_results",
     "state_of",
+]
+__all__ += [
+    "DeliveryBook",
+    "DeliveryState",
+    "DeliveryTally",
+    "DeliveryTracker",
+    "DueMessage",
+    "MemoryDeliveryBook",
+    "NumberDelivery",
+    "PollOutcome",
+    "PollRound",
+    "PollSchedule",
+    "Schedule",
+    "ScheduleError",
+    "SendingWindows",
+    "settle",
+    "wait_to_claim",
 ]

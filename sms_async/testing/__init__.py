@@ -43,6 +43,11 @@ from sms_async.testing._registry import register_protocol, registered_protocols,
 from sms_async.testing._state import Account, GatewayState, SentMessage
 from sms_async.testing._stats import GatewayStats
 
+# isort: split
+# Delivery over (test) time: a clock tests drive, delivery outcomes, the request log.
+from sms_async.testing._clock import TestClock
+from sms_async.testing._delivery import DeliveryPlan, DeliveryRule, LoggedRequest, RequestLog
+
 __all__ = [
     "Account",
     "Fault",
@@ -65,3 +70,4 @@ __all__ = [
     "text_response",
     "unregister_protocol",
 ]
+__all__ += ["DeliveryPlan", "DeliveryRule", "LoggedRequest", "RequestLog", "TestClock"]

@@ -31,6 +31,9 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Mapping
     from types import TracebackType
 
+    from sms_async._clock import Clock
+    from sms_async.testing._delivery import DeliveryPlan, RequestLog
+
 __all__ = ["DEFAULT_ITON_PATH", "ItecPaySendForm", "ItonSendForm", "SimulatedGateway", "is_loopback"]
 
 ItonSendForm = Literal["text", "json"]
@@ -94,6 +97,14 @@ class SimulatedGateway:
             when installed (None).
         allow_non_loopback: Allow a ``host`` other than loopback.
         backlog: The listening socket's backlog.
+        clock: The clock message ages, delivery delays and the request log
+            are read on (a :class:`~sms_async.testing.TestClock` a test drives);
+            None: the machine's.
+        delivery: How each number's messages end and when
+            (:class:`~sms_async.testing.DeliveryPlan`); None: by
+            ``status_delays``, ``undelivered_rate`` and ``failed_rate``.
+        request_log: A :class:`~sms_async.testing.RequestLog` that records
+            the time of every request received.
     """
 
     def __init__(
@@ -125,6 +136,9 @@ class SimulatedGateway:
         use_uvloop: bool | None = None,
         allow_non_loopback: bool = False,
         backlog: int = 1024,
+        clock: Clock | None = None,
+        delivery: DeliveryPlan | None = None,
+        request_log: RequestLog | None = None,
     ) -> None:
         if not allow_non_loopback and not is_loopback(host):
             raise ValueError(
@@ -168,6 +182,9 @@ class SimulatedGateway:
             store_messages=store_messages,
             track_numbers=track_numbers,
         )
+        self._state.clock = clock
+        self._state.delivery = delivery
+        self._state.request_log = request_log
         self._state.add_account(username, password, token, credits)
         for account in accounts:
             self._state.add_account(*_account_fields(account))

@@ -382,6 +382,8 @@ class _Connection(asyncio.Protocol):
                 self.close()
             return
         stats.requests[call.name] += 1
+        if server.router.state.request_log is not None:
+            server.router.state.log_request(call.name)
         latency, fault = server.plan.select(call.name, stats)
         stats.in_flight += 1
         stats.max_in_flight = max(stats.max_in_flight, stats.in_flight)

@@ -40,6 +40,7 @@ _NUMBERS = re.compile(r"\+[1-9][0-9]{6,14}(?:,\+[1-9][0-9]{6,14})*")
 OWN_FIELDS: Final = frozenset({"username", "password", "recipients", "sender", "message"})
 _LETTERS: Final = {"queued": "Q", "processing": "P", "sent": "S"}
 _FINAL_LETTERS: Final = {"undelivered": "U", "failed": "E"}
+_STAGE_ORDER: Final = ("queued", "processing", "sent")
 
 
 def _number_ok(number: str) -> bool:
@@ -54,16 +55,17 @@ def status_letter(state: GatewayState, message: SentMessage, now: float) -> str:
     """ItecPay's status letter for ``message`` at time ``now``.
 
     Q, then P (the second half of the queued delay), then S, then D, U or E.
-    A message to several numbers is D when all were delivered, else the
+    A message to several numbers shows the letter of its least advanced
+    number while any is on its way; then D when all were delivered, else the
     letter of the first that was not.
     """
-    stage = state.stage(message, now)
-    if stage != "final":
-        return _LETTERS[stage]
-    for number in message.numbers:
-        outcome = state.outcome(message.message_id, number)
-        if outcome != "delivered":
-            return _FINAL_LETTERS[outcome]
+    statuses = [state.number_status(message, number, now) for number in message.numbers]
+    on_the_way = [s for s in statuses if s in _LETTERS]
+    if on_the_way:
+        return _LETTERS[min(on_the_way, key=_STAGE_ORDER.index)]
+    for status in statuses:
+        if status != "delivered":
+            return _FINAL_LETTERS[status]
     return "D"
 
 

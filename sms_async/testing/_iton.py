@@ -279,7 +279,5 @@ class ItonProtocol(SimulatedProtocol):
 
 def status_word(state: GatewayState, message: SentMessage, number: str, now: float) -> str:
     """ITON's status word for ``number`` of ``message`` at time ``now``."""
-    stage = state.stage(message, now)
-    if stage == "final":
-        return _FINAL_WORDS[state.outcome(message.message_id, number)]
-    return _WORDS[stage]
+    status = state.number_status(message, number, now)
+    return _WORDS[status] if status in _WORDS else _FINAL_WORDS[status]

@@ -23,6 +23,8 @@ if TYPE_CHECKING:
     import random
     from collections.abc import Iterable, Mapping
 
+    from sms_async._clock import Clock
+    from sms_async.testing._delivery import DeliveryPlan, RequestLog
     from sms_async.testing._stats import GatewayStats
 
 __all__ = ["Account", "DndAction", "GatewayState", "Outcome", "SentMessage", "Stage"]
@@ -100,6 +102,11 @@ class GatewayState:
         dnd_action: What a send does with one: ``"allow"``, ``"omit"`` or ``"refuse"``.
         messages: Stored messages by id (empty with ``store_messages=False``).
         clock_offset: Seconds added to ``time.monotonic()`` for message ages.
+        clock: The clock message ages and request times are read on (None:
+            the machine's); a test drives a :class:`~sms_async.testing.TestClock`.
+        delivery: How each number's messages end and when (None: by
+            ``status_delays`` and the rates).
+        request_log: Where every request's time is logged, if anywhere.
     """
 
     def __init__(
@@ -132,6 +139,9 @@ class GatewayState:
         self._id_prefix = f"{int(time.time()) & 0xFFFFFFFF:08x}{secrets.token_hex(3)}"
         self._next_id = 1
         self.clock_offset = 0.0
+        self.clock: Clock | None = None
+        self.delivery: DeliveryPlan | None = None
+        self.request_log: RequestLog | None = None
 
     # ---------------------------------------------------------------- accounts and credits
 
@@ -255,7 +265,7 @@ class GatewayState:
             username=account.username,
             unicode=unicode,
             created=self.now(),
-            sent_at=time.time(),
+            sent_at=time.time() if self.clock is None else self.clock.now().timestamp(),
             params=dict(params) if params else {},
         )
 
@@ -270,7 +280,20 @@ class GatewayState:
 
     def now(self) -> float:
         """The clock message ages are measured on."""
-        return time.monotonic() + self.clock_offset
+        clock = self.clock
+        return (time.monotonic() if clock is None else clock.monotonic()) + self.clock_offset
+
+    def log_request(self, operation: str) -> None:
+        """Log the time of a request to ``operation``, when the gateway keeps a request log."""
+        if self.request_log is not None:
+            self.request_log.record(operation, self.clock)
+
+    def number_status(self, message: SentMessage, number: str, now: float) -> Stage | Outcome:
+        """Where ``number`` of ``message`` is at time ``now``: still on its way, or how it ended."""
+        stage = self.stage(message, now)
+        if self.delivery is not None:
+            return self.delivery.status(number, now - message.created, stage)
+        return self.outcome(message.message_id, number) if stage == "final" else stage
 
     def stage(self, message: SentMessage, now: float) -> Stage:
         """Where ``message`` is at time ``now``, by ``status_delays`` (queued, then sent)."""
