@@ -11,7 +11,9 @@ that accounts for every input in it, whatever happens:
   request certainly never reached the gateway, ``unknown`` when it may have,
   ``rejected`` when the gateway refused it;
 * bad credentials or no credit stop the run: later batches are ``unsent``;
-* a cancellation with the request on the wire is ``unknown``.
+* a cancellation once the request's first byte was handed to a connection
+  is ``unknown``; before that (waiting for a slot or a pooled connection,
+  connecting) it is ``unsent``.
 
 The engine never parses a gateway's body: the driver does, here.
 """
@@ -45,7 +47,7 @@ from sms_async.instrumentation import (
 )
 from sms_async.providers._base import Driver, PreparedSend, SendAnswer
 from sms_async.transports import Transport
-from sms_async.transports._base import BeforeWrite
+from sms_async.transports._base import BeforeWrite, OnWrite
 
 if TYPE_CHECKING:
     from sms_async._batching import Batch
@@ -84,7 +86,7 @@ class _Tries:
         self.deadline_at = math.inf
         self.requests = 0
         self.retries = 0
-        #: A request is on the wire right now.
+        #: A request's first byte was handed to a connection, and its answer is not in yet.
         self.in_flight = False
         #: An earlier try may have reached the gateway.
         self.maybe_sent = False
@@ -94,6 +96,10 @@ class _Tries:
         self.started_at = 0.0
         #: How the last answer looked like a wrong address, if it did.
         self.wrong_endpoint: str | None = None
+
+    def written(self) -> None:
+        """The transport handed the request's first byte to a connection."""
+        self.in_flight = True
 
 
 class _NotOurs(Exception):
@@ -152,14 +158,19 @@ class Dispatcher:
     # -- the request itself ------------------------------------------------------------
 
     async def send_request(
-        self, request: WireRequest, deadline_at: float, size: int, before_write: BeforeWrite | None = None
+        self,
+        request: WireRequest,
+        deadline_at: float,
+        size: int,
+        before_write: BeforeWrite | None = None,
+        on_write: OnWrite | None = None,
     ) -> WireResponse:
         """One request on a slot; every gate but the slot was passed already."""
         if not self.instruments.on_request:
-            return await self.transport.send(request, deadline_at, before_write)
+            return await self.transport.send(request, deadline_at, before_write, on_write)
         started = time.perf_counter()
         try:
-            response = await self.transport.send(request, deadline_at, before_write)
+            response = await self.transport.send(request, deadline_at, before_write, on_write)
         except exc.SmsError as failure:
             self._report_request(request, started, None, type(failure).__name__, size)
             raise
@@ -398,16 +409,16 @@ class Run:
             tries.claimed = True
 
         tries.requests += 1
-        tries.in_flight = True
         try:
             response = await self._dispatcher.send_request(
                 request,
                 tries.deadline_at,
                 len(batch.numbers),
                 claim if journal is not None and not tries.claimed else None,
+                tries.written,
             )
         except exc.SmsError as error:
-            # A cancellation leaves in_flight set: the request may be out.
+            # A cancellation leaves in_flight as the transport set it: the request may be out.
             tries.in_flight = False
             if isinstance(error, exc.MaybeSentError):
                 tries.maybe_sent = True
