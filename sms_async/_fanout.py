@@ -3,7 +3,11 @@
 ::
 
     recipients -> read_chunks -> Batcher.feed -> bounded channel (size c)
-      -> c workers: Run.dispatch(batch) -> journal.settle -> hooks -> deliver
+      -> up to c workers: Run.dispatch(batch) -> journal.settle -> hooks -> deliver
+
+Workers are started by the reader as batches wait for them, up to ``c``: a
+one-batch call starts one task whatever the sender's concurrency, and a long
+one reaches ``c`` as soon as its batches outpace the workers it has.
 
 ``deliver`` is a callback (``send`` folds each batch into its result) or a
 memory stream (``stream`` yields from it). Memory is O(concurrency): the
@@ -20,6 +24,7 @@ from collections.abc import Callable
 from typing import TypeVar
 
 import anyio
+import anyio.abc
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from sms_async import _exceptions as exc
@@ -50,9 +55,8 @@ async def execute(
     with jobs_recv:
         try:
             async with anyio.create_task_group() as tg:
-                tg.start_soon(_read, run, batcher, recipients, jobs_send)
-                for _ in range(workers):
-                    tg.start_soon(_work, run, jobs_recv.clone(), deliver)
+                crew = _Crew(tg, run, jobs_recv, deliver, workers)
+                tg.start_soon(_read, run, batcher, recipients, jobs_send, crew)
         except anyio.get_cancelled_exc_class():
             # Batches read but never started: report them, never drop them silently.
             never = Failure(Outcome.UNSENT, "not sent: the run was cancelled before this batch went out")
@@ -68,8 +72,41 @@ async def execute(
             raise
 
 
+class _Crew:
+    """The workers of one call, started as batches wait for them."""
+
+    __slots__ = ("_deliver", "_jobs", "_limit", "_run", "_tg", "started")
+
+    def __init__(
+        self,
+        tg: anyio.abc.TaskGroup,
+        run: Run,
+        jobs: MemoryObjectReceiveStream[Batch],
+        deliver: Deliver,
+        limit: int,
+    ) -> None:
+        self._tg = tg
+        self._run = run
+        self._jobs = jobs
+        self._deliver = deliver
+        self._limit = limit
+        self.started = 0
+
+    def grow(self, jobs: MemoryObjectSendStream[Batch]) -> None:
+        """Start one more worker if a batch waits in the channel and the limit allows."""
+        # A batch handed straight to a waiting worker never sits in the buffer:
+        # one that does found every worker busy.
+        if self.started < self._limit and jobs.statistics().current_buffer_used:
+            self.started += 1
+            self._tg.start_soon(_work, self._run, self._jobs.clone(), self._deliver)
+
+
 async def _read(
-    run: Run, batcher: Batcher, recipients: Recipients, jobs: MemoryObjectSendStream[Batch]
+    run: Run,
+    batcher: Batcher,
+    recipients: Recipients,
+    jobs: MemoryObjectSendStream[Batch],
+    crew: _Crew,
 ) -> None:
     async with jobs, contextlib.aclosing(read_chunks(recipients)) as chunks:
         while True:
@@ -82,9 +119,11 @@ async def _read(
                 break
             for batch in batcher.feed(chunk):
                 await _put(jobs, batch)
+                crew.grow(jobs)
         # Everything read is accounted for, even when reading failed.
         for batch in batcher.finish():
             await _put(jobs, batch)
+            crew.grow(jobs)
 
 
 async def _work(
