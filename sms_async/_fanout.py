@@ -30,10 +30,10 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 from sms_async import _exceptions as exc
 from sms_async._batching import Batch, Batcher, Recipients, read_chunks
 from sms_async._dispatch import Run
-from sms_async._models import BatchResult, Failure, Outcome
+from sms_async._models import BatchResult
 from sms_async._redact import redact
 
-__all__ = ["Deliver", "execute", "run_in_background", "take"]
+__all__ = ["GRACE", "Deliver", "execute", "run_in_background", "take"]
 
 logger = logging.getLogger("sms_async")
 
@@ -43,15 +43,45 @@ T = TypeVar("T")
 Deliver = Callable[[BatchResult], None] | MemoryObjectSendStream[BatchResult]
 
 
+#: How long batches in flight may go on once a call's ``timeout`` has passed.
+GRACE = 1.0
+
+
 async def execute(
     run: Run,
     batcher: Batcher,
     recipients: Recipients,
     workers: int,
     deliver: Deliver,
+    timeout: float | None = None,
 ) -> None:
-    """Read, dispatch and deliver every batch, to the end or to cancellation."""
+    """Read, dispatch and deliver every batch, to the end, to ``timeout`` or to cancellation."""
+    if timeout is None:
+        await _execute(run, batcher, recipients, workers, deliver)
+        return
+    async with anyio.create_task_group() as clock:
+        clock.start_soon(_expire, run, timeout)
+        await _execute(run, batcher, recipients, workers, deliver)
+        clock.cancel_scope.cancel()
+
+
+async def _expire(run: Run, timeout: float) -> None:
+    await anyio.sleep(timeout)
+    run.stop(exc.SendTimeout(f"the call's timeout of {timeout:g} s passed"))
+    await anyio.sleep(GRACE)
+    run.cut()
+
+
+async def _execute(
+    run: Run,
+    batcher: Batcher,
+    recipients: Recipients,
+    workers: int,
+    deliver: Deliver,
+) -> None:
     jobs_send, jobs_recv = anyio.create_memory_object_stream[Batch](workers)
+    if not isinstance(deliver, MemoryObjectSendStream):
+        run.deliver_cut = deliver
     with jobs_recv:
         try:
             async with anyio.create_task_group() as tg:
@@ -59,7 +89,7 @@ async def execute(
                 tg.start_soon(_read, run, batcher, recipients, jobs_send, crew)
         except anyio.get_cancelled_exc_class():
             # Batches read but never started: report them, never drop them silently.
-            never = Failure(Outcome.UNSENT, "not sent: the run was cancelled before this batch went out")
+            never = run.never_sent
             with anyio.CancelScope(shield=True):
                 while True:
                     try:
@@ -172,12 +202,13 @@ async def run_in_background(
     results: MemoryObjectSendStream[BatchResult],
     cancel_scope: anyio.CancelScope,
     finished: anyio.Event,
+    timeout: float | None = None,
 ) -> None:
     try:
         async with results:
             with cancel_scope:
                 try:
-                    await execute(run, batcher, recipients, workers, results)
+                    await execute(run, batcher, recipients, workers, results, timeout)
                 except Exception as error:  # pragma: no cover - a bug; never crash the host task group
                     logger.exception("run failed")
                     run.abort(exc.SmsError(f"internal error: {redact(str(error))}"))

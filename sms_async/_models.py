@@ -266,7 +266,11 @@ class BulkResult:
         self.batches = 0
         #: Seconds from start to finish.
         self.elapsed = 0.0
-        #: ``None``, or the error that stopped the run early (bad credentials, no credit, cancellation).
+        #: ``None``, or the error that stopped the run early: bad credentials or no credit
+        #: (a :class:`~sms_async.GatewayError`), a recipients iterable that raised, the call's
+        #: ``timeout`` (:class:`~sms_async.SendTimeout`), the sender closing
+        #: (:class:`~sms_async.SenderClosed`), or, in a result passed as ``send(into=...)``,
+        #: a cancellation (:class:`~sms_async.SendCancelled`: ``send`` itself raised it on).
         self.aborted: SmsError | None = None
 
     def add(self, batch: BatchResult) -> None:
