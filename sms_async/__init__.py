@@ -37,7 +37,15 @@ from sms_async._exceptions import (
 from sms_async._journal import Journal
 from sms_async._lookups import Estimate
 from sms_async._message import Message, Template
-from sms_async._models import BatchResult, BulkResult, DeliveryReport, DeliveryStatus, Failure, Outcome
+from sms_async._models import (
+    BatchResult,
+    BulkResult,
+    DeliveryReport,
+    DeliveryStatus,
+    Failure,
+    Outcome,
+    SenderStats,
+)
 from sms_async._redact import install_log_filter
 from sms_async._retry import RetryPolicy
 from sms_async._text import Encoding
@@ -82,6 +90,7 @@ __all__ = [
     "SendCancelled",
     "SendTimeout",
     "SenderClosed",
+    "SenderStats",
     "SmsError",
     "Template",
     "Timeouts",

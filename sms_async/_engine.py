@@ -42,10 +42,10 @@ from sms_async._batching import Batcher, Recipients
 from sms_async._dispatch import Dispatcher, Run
 from sms_async._fanout import execute, run_in_background, take
 from sms_async._journal import Journal
-from sms_async._limits import Limits, Meter, Pause
+from sms_async._limits import Limits, Meter, Pause, SharedPause
 from sms_async._lookups import Estimate
 from sms_async._message import Message, Template
-from sms_async._models import BatchResult, BulkResult, DeliveryReport
+from sms_async._models import BatchResult, BulkResult, DeliveryReport, SenderStats
 from sms_async._phone import PhoneNormaliser
 from sms_async._redact import install_log_filter
 from sms_async._retry import RetryPolicy
@@ -164,6 +164,26 @@ class BulkSender:
     def http_backend(self) -> str:
         """The transport in use: ``"fast"`` or ``"httpx"`` (once open)."""
         return self._dispatcher.transport.name if self._dispatcher is not None else "not started"
+
+    def stats(self) -> SenderStats:
+        """What the sender is doing now: slots, calls, connections, the pause (a :class:`SenderStats`)."""
+        dispatcher = self._dispatcher
+        slots = self.limits.slots
+        pause = self.limits.pause
+        pool = dispatcher.transport.connections() if dispatcher is not None else (0, 0)
+        return SenderStats(
+            open=dispatcher is not None and not self._closing,
+            closing=self._closing,
+            concurrency=self.concurrency,
+            slots_in_use=self.concurrency - slots.value
+            if slots is not None and dispatcher is not None
+            else 0,
+            calls_running=len(self._runs),
+            requests_in_flight=sum(run.in_flight for run in self._runs),
+            connections_open=pool[0] if pool is not None else None,
+            connections_idle=pool[1] if pool is not None else None,
+            pause_remaining=pause.remaining if isinstance(pause, SharedPause) else None,
+        )
 
     # -- lifecycle --------------------------------------------------------------------------
 

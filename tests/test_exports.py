@@ -37,6 +37,7 @@ EXPECTED = {
     "SendCancelled",
     "SendTimeout",
     "SenderClosed",
+    "SenderStats",
     "SmsError",
     "Template",
     "Timeouts",

@@ -86,6 +86,9 @@ class Transport(Protocol):
         a cancellation before it left nothing on the wire.
         """
 
+    def connections(self) -> tuple[int, int] | None:
+        """Connections open (connecting, busy or idle) and, of those, idle; ``None`` if not known."""
+
     async def aclose(self) -> None:
         """Close pooled connections (and the client, if this transport owns it)."""
 

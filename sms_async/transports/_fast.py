@@ -407,6 +407,10 @@ class FastTransport:
             self._idle.append(conn)
         self._wake()
 
+    def connections(self) -> tuple[int, int]:
+        """Connections open (connecting, busy or idle) and, of those, idle."""
+        return self._open, len(self._idle)
+
     async def aclose(self) -> None:
         """Close every pooled connection."""
         self._closed = True

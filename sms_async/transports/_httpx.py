@@ -153,6 +153,9 @@ class HttpxTransport:
             b"".join(chunks),
         )
 
+    def connections(self) -> None:
+        """Not known: httpx does not say what its pool holds."""
+
     async def aclose(self) -> None:
         """Close the client if this transport created it."""
         if self._owns_client:

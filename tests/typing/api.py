@@ -17,6 +17,7 @@ from sms_async import (
     RetryPolicy,
     SendCancelled,
     SenderClosed,
+    SenderStats,
     SendTimeout,
 )
 
@@ -58,5 +59,9 @@ async def service_call(bulk: BulkSender, numbers: list[str]) -> None:
     stopped: bool = isinstance(result.aborted, SendTimeout | SenderClosed | SendCancelled | CallStopped)
     async for batch in bulk.stream(numbers, "Hi", sender_id="ACME", timeout=5.0):
         del batch
+    stats: SenderStats = bulk.stats()
+    busy: int = stats.slots_in_use + stats.calls_running + stats.requests_in_flight
+    idle: int | None = stats.connections_idle
+    pause: float | None = stats.pause_remaining
     await bulk.aclose(timeout=2.0)
-    del stopped
+    del stopped, busy, idle, pause
