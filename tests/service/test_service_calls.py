@@ -212,3 +212,19 @@ async def test_leaving_async_with_stops_sends_of_other_tasks(sms_gateway_factory
     (result,) = results
     assert isinstance(result.aborted, SenderClosed)
     assert_accounted(result, sent, gw)
+
+
+def test_timeout_on_trio_returns_the_partial_result(sms_gateway_factory):
+    """On trio (httpx transport) a call's timeout ends it the same way, every number accounted for."""
+    gw = sms_gateway_factory(faults=[Fault("latency", rate=1.0, seconds=0.05)])
+    sent = numbers(3000)
+
+    async def main() -> BulkResult:
+        async with sender(gw, "auto", concurrency=2) as bulk:
+            assert bulk.http_backend == "httpx"
+            return await bulk.send(sent, "Hello", sender_id="ITONAB", timeout=0.2)
+
+    result = anyio.run(main, backend="trio")
+    assert isinstance(result.aborted, SendTimeout)
+    assert result.counts()[Outcome.UNSENT] > 0
+    assert_accounted(result, sent, gw)

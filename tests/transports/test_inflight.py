@@ -102,7 +102,10 @@ class SilentServer:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
+        with contextlib.suppress(OSError):
+            self._listener.shutdown(socket.SHUT_RDWR)  # wakes the thread blocked in accept()
         self._listener.close()
+        self._thread.join(timeout=5)
         with self._lock:
             for conn in self._conns:
                 conn.close()
@@ -285,3 +288,24 @@ async def test_httpx_deadline_before_writing_is_not_sent():
         with pytest.raises(NotSentError, match="nothing was sent"):
             await transport.send(request(0), time.monotonic() + 0.2)
         await transport.aclose()
+
+
+def test_cancelled_while_connecting_on_uvloop_is_unsent():
+    """On uvloop too, a send cancelled while its connections are in SYN-SENT reports every number unsent."""
+    uvloop = pytest.importorskip("uvloop")
+    hooks = Settled()
+    sent = numbers(150)
+
+    async def main() -> None:
+        with syn_sent_port() as port:
+            async with make_sender(port, "fast", hooks, concurrency=2) as bulk:
+                with anyio.move_on_after(0.3):
+                    await bulk.send(sent, "Hello", sender_id="ITONAB")
+
+    loop = uvloop.new_event_loop()
+    try:
+        loop.run_until_complete(main())
+    finally:
+        loop.close()
+    seen = assert_accounted(hooks, sent, Counter())
+    assert set(seen.values()) == {Outcome.UNSENT}
