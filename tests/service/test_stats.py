@@ -7,7 +7,7 @@ import attrs
 import pytest
 from service_support import TRANSPORTS, assert_accounted, numbers, sender
 
-from sms_async import BulkResult, SenderStats
+from sms_async import BulkResult, Outcome, SenderStats
 from sms_async.testing import Fault
 
 
@@ -72,10 +72,14 @@ async def test_stats_while_a_send_runs_and_after(sms_gateway_factory, http):
 async def test_stats_show_the_pause_a_429_imposed(sms_gateway_factory):
     """After a 429 with Retry-After, `pause_remaining` shows the seconds left of the pause."""
     gw = sms_gateway_factory(faults=[Fault("status_429", on_requests={1}, retry_after=30)])
+    holder = BulkResult()
     async with sender(gw) as bulk, anyio.create_task_group() as tg:
-        tg.start_soon(lambda: bulk.send(numbers(1), "Hello", sender_id="ITONAB"))
+        tg.start_soon(lambda: bulk.send(numbers(1), "Hello", sender_id="ITONAB", into=holder))
         await until(lambda: (bulk.stats().pause_remaining or 0.0) > 0)
         remaining = bulk.stats().pause_remaining
         tg.cancel_scope.cancel()
     assert remaining is not None
     assert 0 < remaining <= 30
+    # Cancelled while it waited out the pause: nothing on the wire, so unsent.
+    assert holder.by_outcome(Outcome.UNSENT) == numbers(1)
+    assert_accounted(holder, numbers(1), gw)
