@@ -12,6 +12,7 @@ from sms_async._engine import BulkSender
 from sms_async._exceptions import (
     AmbiguousResponseError,
     AuthenticationError,
+    CallStopped,
     ConfigurationError,
     EndpointError,
     GatewayBusyError,
@@ -25,6 +26,9 @@ from sms_async._exceptions import (
     OutOfCreditError,
     RecipientsError,
     RejectedError,
+    SendCancelled,
+    SenderClosed,
+    SendTimeout,
     SmsError,
     TransportError,
     UnsupportedOperationError,
@@ -33,7 +37,15 @@ from sms_async._exceptions import (
 from sms_async._journal import Journal
 from sms_async._lookups import Estimate
 from sms_async._message import Message, Template
-from sms_async._models import BatchResult, BulkResult, DeliveryReport, DeliveryStatus, Failure, Outcome
+from sms_async._models import (
+    BatchResult,
+    BulkResult,
+    DeliveryReport,
+    DeliveryStatus,
+    Failure,
+    Outcome,
+    SenderStats,
+)
 from sms_async._redact import install_log_filter
 from sms_async._retry import RetryPolicy
 from sms_async._text import Encoding
@@ -49,6 +61,7 @@ __all__ = [
     "BatchResult",
     "BulkResult",
     "BulkSender",
+    "CallStopped",
     "ConfigurationError",
     "DeliveryReport",
     "DeliveryStatus",
@@ -74,6 +87,10 @@ __all__ = [
     "RecipientsError",
     "RejectedError",
     "RetryPolicy",
+    "SendCancelled",
+    "SendTimeout",
+    "SenderClosed",
+    "SenderStats",
     "SmsError",
     "Template",
     "Timeouts",

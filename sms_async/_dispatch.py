@@ -11,7 +11,9 @@ that accounts for every input in it, whatever happens:
   request certainly never reached the gateway, ``unknown`` when it may have,
   ``rejected`` when the gateway refused it;
 * bad credentials or no credit stop the run: later batches are ``unsent``;
-* a cancellation with the request on the wire is ``unknown``.
+* a cancellation once the request's first byte was handed to a connection
+  is ``unknown``; before that (waiting for a slot or a pooled connection,
+  connecting) it is ``unsent``.
 
 The engine never parses a gateway's body: the driver does, here.
 """
@@ -21,7 +23,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Final, TypeVar
 
 import anyio
@@ -45,7 +47,7 @@ from sms_async.instrumentation import (
 )
 from sms_async.providers._base import Driver, PreparedSend, SendAnswer
 from sms_async.transports import Transport
-from sms_async.transports._base import BeforeWrite
+from sms_async.transports._base import BeforeWrite, OnWrite
 
 if TYPE_CHECKING:
     from sms_async._batching import Batch
@@ -74,6 +76,7 @@ class _Tries:
         "maybe_sent",
         "requests",
         "retries",
+        "scope",
         "started_at",
         "wrong_endpoint",
     )
@@ -84,7 +87,7 @@ class _Tries:
         self.deadline_at = math.inf
         self.requests = 0
         self.retries = 0
-        #: A request is on the wire right now.
+        #: A request's first byte was handed to a connection, and its answer is not in yet.
         self.in_flight = False
         #: An earlier try may have reached the gateway.
         self.maybe_sent = False
@@ -94,6 +97,12 @@ class _Tries:
         self.started_at = 0.0
         #: How the last answer looked like a wrong address, if it did.
         self.wrong_endpoint: str | None = None
+        #: Cancelled when the call stops: at once if no request is on the wire, after a grace if one is.
+        self.scope = anyio.CancelScope()
+
+    def written(self) -> None:
+        """The transport handed the request's first byte to a connection."""
+        self.in_flight = True
 
 
 class _NotOurs(Exception):
@@ -152,14 +161,19 @@ class Dispatcher:
     # -- the request itself ------------------------------------------------------------
 
     async def send_request(
-        self, request: WireRequest, deadline_at: float, size: int, before_write: BeforeWrite | None = None
+        self,
+        request: WireRequest,
+        deadline_at: float,
+        size: int,
+        before_write: BeforeWrite | None = None,
+        on_write: OnWrite | None = None,
     ) -> WireResponse:
         """One request on a slot; every gate but the slot was passed already."""
         if not self.instruments.on_request:
-            return await self.transport.send(request, deadline_at, before_write)
+            return await self.transport.send(request, deadline_at, before_write, on_write)
         started = time.perf_counter()
         try:
-            response = await self.transport.send(request, deadline_at, before_write)
+            response = await self.transport.send(request, deadline_at, before_write, on_write)
         except exc.SmsError as failure:
             self._report_request(request, started, None, type(failure).__name__, size)
             raise
@@ -243,6 +257,40 @@ class Run:
         self._abort_failure: Failure | None = None
         # How each of the run's first settled batches looked like a wrong address ("" if it did not).
         self._first_answers: list[str] = []
+        # The batches with a try under way, for stop() and cut().
+        self._active: set[_Tries] = set()
+        #: Where a batch settled by a cancellation goes, besides the journal and the hooks.
+        self.deliver_cut: Callable[[BatchResult], None] | None = None
+
+    def stop(self, error: exc.CallStopped) -> None:
+        """Stop the call: no batch or retry starts; batches with nothing on the wire end ``unsent`` now.
+
+        Batches with a request on the wire go on until they settle or :meth:`cut` is called.
+        """
+        self.abort(error)
+        for tries in tuple(self._active):
+            # No retry after this, even for a request still on the wire: its deadline is past
+            # (the transport already holds the deadline it was sent with).
+            tries.deadline_at = -math.inf
+            if not tries.in_flight:
+                tries.scope.cancel()
+
+    def cut(self) -> None:
+        """End the batches still in flight after :meth:`stop`: they settle ``unknown``."""
+        for tries in tuple(self._active):
+            tries.scope.cancel()
+
+    @property
+    def never_sent(self) -> Failure:
+        """The failure of a batch the call dropped before its turn: the abort's, or a cancellation's."""
+        if self._abort_failure is not None:
+            return self._abort_failure
+        return Failure(Outcome.UNSENT, "not sent: the run was cancelled before this batch went out")
+
+    @property
+    def in_flight(self) -> int:
+        """Batches with a request on the wire right now."""
+        return sum(1 for tries in self._active if tries.in_flight)
 
     def abort(self, error: exc.SmsError) -> None:
         """Stop the run: every batch not yet sent will be ``unsent``."""
@@ -327,6 +375,8 @@ class Run:
                 if self.journal is not None:
                     await self.journal.settle(result)
                 self.report(result, tries.started_at)
+            if self.deliver_cut is not None:
+                self.deliver_cut(result)
             raise
         result.requests = tries.requests
         result.retries = tries.retries
@@ -354,6 +404,9 @@ class Run:
                 slots.acquire_nowait()
             except anyio.WouldBlock:
                 await slots.acquire()
+            if self.aborted is not None:
+                slots.release()  # stopped while it waited: nothing goes out
+                raise _RunStopped
             try:
                 response = await self._write(batch, request, tries)
             finally:
@@ -375,14 +428,38 @@ class Run:
                 tries.claimed = False
             await dispatcher.wait_to_retry(error, seconds)
 
-        try:
-            answer = await call_with_retries(dispatcher.retrying["send"], attempt, tries, wait)
-        except exc.SmsError as error:
-            self._fail(result, numbers, error, maybe_sent=tries.maybe_sent)
-            self._watch_first_answers(tries.wrong_endpoint or "", error)
+        answer, failure = await self._tries(tries, attempt, wait)
+        if tries.scope.cancelled_caught:
+            # stop() or cut() ended this batch (a cancellation from outside would have gone through).
+            self._fail_stopped(result, numbers, tries)
             return
+        if failure is not None:
+            self._fail(result, numbers, failure, maybe_sent=tries.maybe_sent)
+            self._watch_first_answers(tries.wrong_endpoint or "", failure)
+            return
+        assert answer is not None  # noqa: S101 - one of the two is set
         self._watch_first_answers("", None)
         record_answer(result, numbers, answer)
+
+    async def _tries(
+        self,
+        tries: _Tries,
+        attempt: Callable[[], Awaitable[SendAnswer]],
+        wait: Callable[[exc.SmsError, float], Awaitable[None]],
+    ) -> tuple[SendAnswer | None, exc.SmsError | None]:
+        """Every try of one batch, under the scope :meth:`stop` and :meth:`cut` cancel."""
+        answer: SendAnswer | None = None
+        failure: exc.SmsError | None = None
+        self._active.add(tries)
+        try:
+            with tries.scope:
+                try:
+                    answer = await call_with_retries(self._dispatcher.retrying["send"], attempt, tries, wait)
+                except exc.SmsError as error:
+                    failure = error
+        finally:
+            self._active.discard(tries)
+        return answer, failure
 
     async def _write(self, batch: Batch, request: WireRequest, tries: _Tries) -> WireResponse:
         """One try on the wire, the journal's claim made once a connection is ready."""
@@ -398,16 +475,16 @@ class Run:
             tries.claimed = True
 
         tries.requests += 1
-        tries.in_flight = True
         try:
             response = await self._dispatcher.send_request(
                 request,
                 tries.deadline_at,
                 len(batch.numbers),
                 claim if journal is not None and not tries.claimed else None,
+                tries.written,
             )
         except exc.SmsError as error:
-            # A cancellation leaves in_flight set: the request may be out.
+            # A cancellation leaves in_flight as the transport set it: the request may be out.
             tries.in_flight = False
             if isinstance(error, exc.MaybeSentError):
                 tries.maybe_sent = True
@@ -448,6 +525,16 @@ class Run:
         failure = Failure(outcome, error.reason, error)
         result.failed.update(dict.fromkeys(numbers, failure))
         logger.debug("batch %d: %s (%s)", result.index, outcome.value, error.reason)
+
+    def _fail_stopped(self, result: BatchResult, numbers: Sequence[str], tries: _Tries) -> None:
+        if tries.in_flight or tries.maybe_sent:
+            reason = self.aborted.reason if self.aborted is not None else "the call stopped"
+            error = exc.RequestCancelled(f"the request was in flight when the call stopped ({reason})")
+            failure = Failure(Outcome.UNKNOWN, error.reason, error)
+        else:
+            assert self._abort_failure is not None  # noqa: S101 - stop() aborts before it cancels
+            failure = self._abort_failure
+        result.failed.update(dict.fromkeys(numbers, failure))
 
     async def _drop_dnd(self, numbers: list[str], result: BatchResult) -> list[str]:
         driver = self._driver

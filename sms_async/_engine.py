@@ -34,6 +34,7 @@ import anyio
 import anyio.abc
 import attrs
 import httpx
+from anyio.streams.memory import MemoryObjectSendStream
 
 from sms_async import _exceptions as exc
 from sms_async import _lookups as lookups
@@ -41,10 +42,10 @@ from sms_async._batching import Batcher, Recipients
 from sms_async._dispatch import Dispatcher, Run
 from sms_async._fanout import execute, run_in_background, take
 from sms_async._journal import Journal
-from sms_async._limits import Limits, Meter, Pause
+from sms_async._limits import Limits, Meter, Pause, SharedPause
 from sms_async._lookups import Estimate
 from sms_async._message import Message, Template
-from sms_async._models import BatchResult, BulkResult, DeliveryReport
+from sms_async._models import BatchResult, BulkResult, DeliveryReport, SenderStats
 from sms_async._phone import PhoneNormaliser
 from sms_async._redact import install_log_filter
 from sms_async._retry import RetryPolicy
@@ -57,6 +58,14 @@ __all__ = ["BulkSender"]
 logger = logging.getLogger("sms_async")
 
 T = TypeVar("T")
+
+# How long leaving ``async with`` lets requests in flight finish (``aclose`` takes its own).
+_CLOSE_TIMEOUT = 10.0
+
+
+def _check_timeout(timeout: float | None) -> None:
+    if timeout is not None and (isinstance(timeout, bool) or not timeout > 0):
+        raise exc.ConfigurationError(f"timeout must be a number of seconds > 0, or None; got {timeout!r}")
 
 
 @attrs.frozen
@@ -143,6 +152,10 @@ class BulkSender:
         self._hooks = (*default_hooks(), *given)
         self._task_group: anyio.abc.TaskGroup | None = None
         self._exit_stack: contextlib.AsyncExitStack | None = None
+        # The send and stream calls running now, and what closing waits on.
+        self._runs: set[Run] = set()
+        self._runs_done: anyio.Event | None = None
+        self._closing = False
 
     def __repr__(self) -> str:
         return f"BulkSender({self.driver!r}, concurrency={self.concurrency}, http={self.http_backend!r})"
@@ -151,6 +164,26 @@ class BulkSender:
     def http_backend(self) -> str:
         """The transport in use: ``"fast"`` or ``"httpx"`` (once open)."""
         return self._dispatcher.transport.name if self._dispatcher is not None else "not started"
+
+    def stats(self) -> SenderStats:
+        """What the sender is doing now: slots, calls, connections, the pause (a :class:`SenderStats`)."""
+        dispatcher = self._dispatcher
+        slots = self.limits.slots
+        pause = self.limits.pause
+        pool = dispatcher.transport.connections() if dispatcher is not None else (0, 0)
+        return SenderStats(
+            open=dispatcher is not None and not self._closing,
+            closing=self._closing,
+            concurrency=self.concurrency,
+            slots_in_use=self.concurrency - slots.value
+            if slots is not None and dispatcher is not None
+            else 0,
+            calls_running=len(self._runs),
+            requests_in_flight=sum(run.in_flight for run in self._runs),
+            connections_open=pool[0] if pool is not None else None,
+            connections_idle=pool[1] if pool is not None else None,
+            pause_remaining=pause.remaining if isinstance(pause, SharedPause) else None,
+        )
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -168,9 +201,58 @@ class BulkSender:
             self._exit_stack = stack.pop_all()
         return self
 
+    async def aclose(self, timeout: float = 10.0) -> None:
+        """Close the sender: stop its calls, let requests in flight finish for up to ``timeout`` s, close.
+
+        No batch or retry starts once closing begins; running ``send`` calls
+        return with the batches not yet written ``unsent`` and ``aborted`` set
+        to :class:`~sms_async.SenderClosed`; requests still unanswered after
+        ``timeout`` seconds are ``unknown``. Then its connections are closed,
+        and new calls are refused. It may be awaited from any task; leaving
+        ``async with`` does the same (with a ``timeout`` of 10 s), and
+        finishes what ``aclose`` leaves to it.
+        """
+        if self._dispatcher is None:
+            return
+        _check_timeout(timeout)
+        await self._stop_calls(timeout)
+        await self._dispatcher.transport.aclose()
+
+    async def _stop_calls(self, timeout: float) -> None:
+        if self._exit_stack is None or self._closing:
+            return
+        self._closing = True
+        closed = exc.SenderClosed("the sender was closed while this call ran")
+        for run in tuple(self._runs):
+            run.stop(closed)
+        if not self._runs:
+            return
+        # Shielded: a shutdown that is itself being cancelled still settles every call it stopped.
+        with anyio.CancelScope(shield=True):
+            with anyio.move_on_after(timeout):
+                await self._all_runs_done()
+            for run in tuple(self._runs):
+                run.cut()
+            await self._all_runs_done()
+
+    async def _all_runs_done(self) -> None:
+        while self._runs:
+            done = self._runs_done = anyio.Event()
+            await done.wait()
+
+    def _run_started(self, run: Run) -> None:
+        self._runs.add(run)
+
+    def _run_ended(self, run: Run) -> None:
+        self._runs.discard(run)
+        if not self._runs and self._runs_done is not None:
+            self._runs_done.set()
+
     async def __aexit__(
         self, exc_type: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None
     ) -> None:
+        await self._stop_calls(_CLOSE_TIMEOUT)
+        self._closing = False
         stack, self._exit_stack = self._exit_stack, None
         self._task_group = None
         self._dispatcher = None
@@ -185,6 +267,8 @@ class BulkSender:
             raise
 
     def _open(self) -> tuple[Dispatcher, anyio.abc.TaskGroup]:
+        if self._closing:
+            raise exc.ConfigurationError("this BulkSender is closing: it takes no new calls")
         if self._dispatcher is None or self._task_group is None:
             raise exc.ConfigurationError(
                 "use the sender as 'async with BulkSender(...) as bulk:' before sending or looking up"
@@ -204,6 +288,8 @@ class BulkSender:
         check_balance: bool = False,
         journal: Journal | None = None,
         gateway_params: Mapping[str, str] | None = None,
+        timeout: float | None = None,
+        into: BulkResult | None = None,
     ) -> BulkResult:
         """Send ``text`` to every recipient and return what became of each.
 
@@ -215,14 +301,39 @@ class BulkSender:
         unopened sender, an unaffordable campaign with ``check_balance=True``);
         bad credentials or no credit mid-run stop the run and show in
         ``result.aborted``.
+
+        ``timeout`` (seconds) bounds the call: once it passes, no batch or
+        retry starts, batches not yet written are ``unsent``, and requests on
+        the wire get one more second to answer (then they are ``unknown``);
+        the result comes back with ``aborted`` set to
+        :class:`~sms_async.SendTimeout`. ``into`` is a :class:`BulkResult`
+        to fill and return instead of a new one: if the call is cancelled,
+        ``send`` raises the cancellation on, and ``into`` holds every batch
+        settled so far (the cancelled ones included) with ``aborted`` set to
+        :class:`~sms_async.SendCancelled`; a WARNING on the "sms_async"
+        logger gives the counts either way.
         """
         options = _SendOptions(
             text, sender_id, skip_dnd, max_segments, check_balance, journal, gateway_params
         )
-        result = BulkResult()
+        _check_timeout(timeout)
+        result = into if into is not None else BulkResult()
         started = time.perf_counter()
         run, batcher, recipients = await self._prepare(recipients, options)
-        await execute(run, batcher, recipients, self.concurrency, result.add)
+        self._run_started(run)
+        try:
+            await execute(run, batcher, recipients, self.concurrency, result.add, timeout)
+        except anyio.get_cancelled_exc_class():
+            result.aborted = result.aborted or run.aborted or exc.SendCancelled("the call was cancelled")
+            result.elapsed = time.perf_counter() - started
+            logger.warning(
+                "send cancelled after %.1f s: %s",
+                result.elapsed,
+                ", ".join(f"{o.value}={n}" for o, n in result.counts().items() if n) or "nothing settled",
+            )
+            raise
+        finally:
+            self._run_ended(run)
         result.aborted = run.aborted
         result.elapsed = time.perf_counter() - started
         return result
@@ -238,6 +349,7 @@ class BulkSender:
         check_balance: bool = False,
         journal: Journal | None = None,
         gateway_params: Mapping[str, str] | None = None,
+        timeout: float | None = None,
     ) -> AsyncIterator[BatchResult]:
         """Yield a :class:`BatchResult` as each batch is settled (options as for :meth:`send`).
 
@@ -245,32 +357,36 @@ class BulkSender:
         Adding up every batch's ``total`` gives the number of inputs read.
         Breaking out of the loop stops the run; batches still in flight are
         reported to the hooks (and the journal) as ``unknown`` before the
-        generator's ``aclose()`` returns.
+        generator's ``aclose()`` returns. With ``timeout``, the batches left
+        when it passes come as :meth:`send` says, with ``aborted`` set to
+        :class:`~sms_async.SendTimeout`.
         """
         options = _SendOptions(
             text, sender_id, skip_dnd, max_segments, check_balance, journal, gateway_params
         )
-        return self._stream(recipients, options)
+        _check_timeout(timeout)
+        return self._stream(recipients, options, timeout)
 
     async def _stream(
-        self, recipients: Recipients, options: _SendOptions
+        self, recipients: Recipients, options: _SendOptions, timeout: float | None
     ) -> AsyncGenerator[BatchResult, None]:
         run, batcher, recipients = await self._prepare(recipients, options)
         _, task_group = self._open()
+        self._run_started(run)
         results_send, results_recv = anyio.create_memory_object_stream[BatchResult](self.concurrency)
         cancel_scope = anyio.CancelScope()
         # The run lives in the sender's task group, not in this generator:
         # a generator must not yield from inside a task group.
         finished = anyio.Event()
         task_group.start_soon(
-            run_in_background,
+            self._in_background,
             run,
             batcher,
             recipients,
-            self.concurrency,
             results_send,
             cancel_scope,
             finished,
+            timeout,
         )
         try:
             async with results_recv:
@@ -282,6 +398,23 @@ class BulkSender:
             # before the caller goes on: it may close the journal next.
             with anyio.CancelScope(shield=True):
                 await finished.wait()
+
+    async def _in_background(
+        self,
+        run: Run,
+        batcher: Batcher,
+        recipients: Recipients,
+        results: MemoryObjectSendStream[BatchResult],
+        cancel_scope: anyio.CancelScope,
+        finished: anyio.Event,
+        timeout: float | None,
+    ) -> None:
+        try:
+            await run_in_background(
+                run, batcher, recipients, self.concurrency, results, cancel_scope, finished, timeout
+            )
+        finally:
+            self._run_ended(run)
 
     async def _prepare(
         self, recipients: Recipients, options: _SendOptions

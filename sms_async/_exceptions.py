@@ -11,6 +11,10 @@
     ├── UnsupportedOperationError            the gateway has no such command
     ├── RecipientsError               *abort the caller's recipients iterable raised mid-run
     ├── InsufficientCreditError              a pre-flight check found the balance too low
+    ├── CallStopped                          the caller's side stopped a send: the rest is unsent
+    │   ├── SendTimeout                      the call's own ``timeout`` passed
+    │   ├── SenderClosed                     the sender was closed while the call ran
+    │   └── SendCancelled                    the call was cancelled (in ``into=``'s ``aborted``)
     ├── GatewayError                         the gateway answered, and it was not a success
     │   ├── AuthenticationError       *abort the gateway refused the credentials
     │   ├── OutOfCreditError          *abort the account cannot pay
@@ -38,6 +42,7 @@ from __future__ import annotations
 __all__ = [
     "AmbiguousResponseError",
     "AuthenticationError",
+    "CallStopped",
     "ConfigurationError",
     "ConnectError",
     "ConnectTimeout",
@@ -59,6 +64,9 @@ __all__ = [
     "RejectedError",
     "RemoteProtocolError",
     "RequestCancelled",
+    "SendCancelled",
+    "SendTimeout",
+    "SenderClosed",
     "SmsError",
     "TransportError",
     "UnsupportedOperationError",
@@ -122,6 +130,27 @@ class InsufficientCreditError(SmsError):
         super().__init__(message)
         self.needed = needed
         self.available = available
+
+
+class CallStopped(SmsError):
+    """A send stopped early on the caller's side; it is the ``aborted`` of its result.
+
+    No batch or retry starts after it; batches whose request was not yet
+    written are ``unsent``; those in flight had a grace period to finish and
+    are ``unknown`` if they did not.
+    """
+
+
+class SendTimeout(CallStopped):
+    """The ``timeout`` given to ``send`` or ``stream`` passed before the call was done."""
+
+
+class SenderClosed(CallStopped):
+    """The sender was closed (``aclose()`` or leaving its ``async with``) while the call ran."""
+
+
+class SendCancelled(CallStopped):
+    """The call was cancelled; set on the ``BulkResult`` passed as ``into=``, never raised by ``send``."""
 
 
 class GatewayError(SmsError):

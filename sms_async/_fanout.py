@@ -3,7 +3,11 @@
 ::
 
     recipients -> read_chunks -> Batcher.feed -> bounded channel (size c)
-      -> c workers: Run.dispatch(batch) -> journal.settle -> hooks -> deliver
+      -> up to c workers: Run.dispatch(batch) -> journal.settle -> hooks -> deliver
+
+Workers are started by the reader as batches wait for them, up to ``c``: a
+one-batch call starts one task whatever the sender's concurrency, and a long
+one reaches ``c`` as soon as its batches outpace the workers it has.
 
 ``deliver`` is a callback (``send`` folds each batch into its result) or a
 memory stream (``stream`` yields from it). Memory is O(concurrency): the
@@ -20,15 +24,16 @@ from collections.abc import Callable
 from typing import TypeVar
 
 import anyio
+import anyio.abc
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from sms_async import _exceptions as exc
 from sms_async._batching import Batch, Batcher, Recipients, read_chunks
 from sms_async._dispatch import Run
-from sms_async._models import BatchResult, Failure, Outcome
+from sms_async._models import BatchResult
 from sms_async._redact import redact
 
-__all__ = ["Deliver", "execute", "run_in_background", "take"]
+__all__ = ["GRACE", "Deliver", "execute", "run_in_background", "take"]
 
 logger = logging.getLogger("sms_async")
 
@@ -38,24 +43,53 @@ T = TypeVar("T")
 Deliver = Callable[[BatchResult], None] | MemoryObjectSendStream[BatchResult]
 
 
+#: How long batches in flight may go on once a call's ``timeout`` has passed.
+GRACE = 1.0
+
+
 async def execute(
     run: Run,
     batcher: Batcher,
     recipients: Recipients,
     workers: int,
     deliver: Deliver,
+    timeout: float | None = None,
 ) -> None:
-    """Read, dispatch and deliver every batch, to the end or to cancellation."""
+    """Read, dispatch and deliver every batch, to the end, to ``timeout`` or to cancellation."""
+    if timeout is None:
+        await _execute(run, batcher, recipients, workers, deliver)
+        return
+    async with anyio.create_task_group() as clock:
+        clock.start_soon(_expire, run, timeout)
+        await _execute(run, batcher, recipients, workers, deliver)
+        clock.cancel_scope.cancel()
+
+
+async def _expire(run: Run, timeout: float) -> None:
+    await anyio.sleep(timeout)
+    run.stop(exc.SendTimeout(f"the call's timeout of {timeout:g} s passed"))
+    await anyio.sleep(GRACE)
+    run.cut()
+
+
+async def _execute(
+    run: Run,
+    batcher: Batcher,
+    recipients: Recipients,
+    workers: int,
+    deliver: Deliver,
+) -> None:
     jobs_send, jobs_recv = anyio.create_memory_object_stream[Batch](workers)
+    if not isinstance(deliver, MemoryObjectSendStream):
+        run.deliver_cut = deliver
     with jobs_recv:
         try:
             async with anyio.create_task_group() as tg:
-                tg.start_soon(_read, run, batcher, recipients, jobs_send)
-                for _ in range(workers):
-                    tg.start_soon(_work, run, jobs_recv.clone(), deliver)
+                crew = _Crew(tg, run, jobs_recv, deliver, workers)
+                tg.start_soon(_read, run, batcher, recipients, jobs_send, crew)
         except anyio.get_cancelled_exc_class():
             # Batches read but never started: report them, never drop them silently.
-            never = Failure(Outcome.UNSENT, "not sent: the run was cancelled before this batch went out")
+            never = run.never_sent
             with anyio.CancelScope(shield=True):
                 while True:
                     try:
@@ -68,8 +102,41 @@ async def execute(
             raise
 
 
+class _Crew:
+    """The workers of one call, started as batches wait for them."""
+
+    __slots__ = ("_deliver", "_jobs", "_limit", "_run", "_tg", "started")
+
+    def __init__(
+        self,
+        tg: anyio.abc.TaskGroup,
+        run: Run,
+        jobs: MemoryObjectReceiveStream[Batch],
+        deliver: Deliver,
+        limit: int,
+    ) -> None:
+        self._tg = tg
+        self._run = run
+        self._jobs = jobs
+        self._deliver = deliver
+        self._limit = limit
+        self.started = 0
+
+    def grow(self, jobs: MemoryObjectSendStream[Batch]) -> None:
+        """Start one more worker if a batch waits in the channel and the limit allows."""
+        # A batch handed straight to a waiting worker never sits in the buffer:
+        # one that does found every worker busy.
+        if self.started < self._limit and jobs.statistics().current_buffer_used:
+            self.started += 1
+            self._tg.start_soon(_work, self._run, self._jobs.clone(), self._deliver)
+
+
 async def _read(
-    run: Run, batcher: Batcher, recipients: Recipients, jobs: MemoryObjectSendStream[Batch]
+    run: Run,
+    batcher: Batcher,
+    recipients: Recipients,
+    jobs: MemoryObjectSendStream[Batch],
+    crew: _Crew,
 ) -> None:
     async with jobs, contextlib.aclosing(read_chunks(recipients)) as chunks:
         while True:
@@ -82,9 +149,11 @@ async def _read(
                 break
             for batch in batcher.feed(chunk):
                 await _put(jobs, batch)
+                crew.grow(jobs)
         # Everything read is accounted for, even when reading failed.
         for batch in batcher.finish():
             await _put(jobs, batch)
+            crew.grow(jobs)
 
 
 async def _work(
@@ -133,12 +202,13 @@ async def run_in_background(
     results: MemoryObjectSendStream[BatchResult],
     cancel_scope: anyio.CancelScope,
     finished: anyio.Event,
+    timeout: float | None = None,
 ) -> None:
     try:
         async with results:
             with cancel_scope:
                 try:
-                    await execute(run, batcher, recipients, workers, results)
+                    await execute(run, batcher, recipients, workers, results, timeout)
                 except Exception as error:  # pragma: no cover - a bug; never crash the host task group
                     logger.exception("run failed")
                     run.abort(exc.SmsError(f"internal error: {redact(str(error))}"))

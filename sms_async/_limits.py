@@ -108,6 +108,11 @@ class SharedPause:
         """Whether a pause holds requests back right now."""
         return self._until > time.monotonic()
 
+    @property
+    def remaining(self) -> float:
+        """Seconds left of the pause in force (0.0 when none is)."""
+        return max(0.0, self._until - time.monotonic())
+
 
 def _meter(value: float | Meter | None, what: str) -> Meter | None:
     if value is None or isinstance(value, Meter):

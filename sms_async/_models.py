@@ -19,6 +19,7 @@ __all__ = [
     "Failure",
     "LocalInput",
     "Outcome",
+    "SenderStats",
 ]
 
 
@@ -266,7 +267,11 @@ class BulkResult:
         self.batches = 0
         #: Seconds from start to finish.
         self.elapsed = 0.0
-        #: ``None``, or the error that stopped the run early (bad credentials, no credit, cancellation).
+        #: ``None``, or the error that stopped the run early: bad credentials or no credit
+        #: (a :class:`~sms_async.GatewayError`), a recipients iterable that raised, the call's
+        #: ``timeout`` (:class:`~sms_async.SendTimeout`), the sender closing
+        #: (:class:`~sms_async.SenderClosed`), or, in a result passed as ``send(into=...)``,
+        #: a cancellation (:class:`~sms_async.SendCancelled`: ``send`` itself raised it on).
         self.aborted: SmsError | None = None
 
     def add(self, batch: BatchResult) -> None:
@@ -356,3 +361,33 @@ class BulkResult:
         counts = ", ".join(f"{o.value}={n}" for o, n in self._tally.items() if n)
         aborted = f", aborted={type(self.aborted).__name__}" if self.aborted is not None else ""
         return f"BulkResult(total={self.total}, {counts}, requests={self.requests}{aborted})"
+
+
+@attrs.frozen
+class SenderStats:
+    """What a :class:`~sms_async.BulkSender` is doing now (``bulk.stats()``), for health checks and metrics.
+
+    Read from counters the sender keeps anyway: taking one costs a few
+    microseconds, and nothing waits.
+    """
+
+    #: Whether the sender is open (inside ``async with`` and not closed).
+    open: bool
+    #: Whether ``aclose()`` (or leaving ``async with``) has begun: new calls are refused.
+    closing: bool
+    #: The sender's ``concurrency``: requests in flight at most.
+    concurrency: int
+    #: Concurrency slots taken now (by sends and look-ups, waiting for a connection or on the wire).
+    slots_in_use: int
+    #: ``send`` and ``stream`` calls running now.
+    calls_running: int
+    #: Batches whose request is on the wire now (written, answer not yet in).
+    requests_in_flight: int
+    #: Connections the pool holds, busy or idle (connecting included); ``None`` through httpx,
+    #: whose pool does not say.
+    connections_open: int | None
+    #: Of those, connections idle, kept for the next request; ``None`` through httpx.
+    connections_idle: int | None
+    #: Seconds left of the pause a 429 or 503 imposed on every request (0.0: none); ``None``
+    #: for a pause shared through another store (the cluster's), which is not asked.
+    pause_remaining: float | None

@@ -18,10 +18,22 @@ import attrs
 from sms_async._redact import redact
 from sms_async._wire import WireRequest, WireResponse
 
-__all__ = ["MAX_BODY", "MAX_HEAD", "USER_AGENT", "BeforeWrite", "Timeouts", "Transport", "safe_detail"]
+__all__ = [
+    "MAX_BODY",
+    "MAX_HEAD",
+    "USER_AGENT",
+    "BeforeWrite",
+    "OnWrite",
+    "Timeouts",
+    "Transport",
+    "safe_detail",
+]
 
 #: Awaited once a connection is ready, just before the request is written (a journal's claim).
 BeforeWrite = Callable[[], Awaitable[None]]
+#: Called (without a checkpoint) as the request's first byte is handed to a connection: from then
+#: on the request may reach the gateway, and a cancellation leaves it ``unknown``, not ``unsent``.
+OnWrite = Callable[[], None]
 
 USER_AGENT = "sms_async/0.1"
 
@@ -55,16 +67,27 @@ class Transport(Protocol):
     name: str
 
     async def send(
-        self, request: WireRequest, deadline_at: float | None = None, before_write: BeforeWrite | None = None
+        self,
+        request: WireRequest,
+        deadline_at: float | None = None,
+        before_write: BeforeWrite | None = None,
+        on_write: OnWrite | None = None,
     ) -> WireResponse:
         """Send ``request`` and return the answer, whatever its HTTP status.
 
         ``deadline_at`` (a ``time.monotonic()`` value) bounds the whole
-        exchange; past it, :class:`~sms_async._exceptions.DeadlineExceeded` is raised.
+        exchange; past it, :class:`~sms_async._exceptions.DeadlineExceeded` is raised
+        if the request was written, a :class:`~sms_async.NotSentError` if not.
         ``before_write`` is awaited as late as the transport can: once a
         connection is ready, just before the first byte is written; whatever
-        it raises goes through, and nothing is written.
+        it raises goes through, and nothing is written. ``on_write`` is called
+        when the first byte is handed to a connection (or, where the transport
+        cannot tell, when the request is handed to the library that writes it):
+        a cancellation before it left nothing on the wire.
         """
+
+    def connections(self) -> tuple[int, int] | None:
+        """Connections open (connecting, busy or idle) and, of those, idle; ``None`` if not known."""
 
     async def aclose(self) -> None:
         """Close pooled connections (and the client, if this transport owns it)."""

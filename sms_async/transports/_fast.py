@@ -28,7 +28,7 @@ import aiohappyeyeballs
 from sms_async import _exceptions as exc
 from sms_async._wire import Origin, WireRequest, WireResponse
 from sms_async.transports._answer import AnswerError, AnswerReader
-from sms_async.transports._base import USER_AGENT, BeforeWrite, Timeouts, safe_detail
+from sms_async.transports._base import USER_AGENT, BeforeWrite, OnWrite, Timeouts, safe_detail
 from sms_async.transports._env import ssl_context_for
 
 __all__ = ["FastTransport"]
@@ -247,9 +247,17 @@ class FastTransport:
         self.connections_opened = 0
 
     async def send(
-        self, request: WireRequest, deadline_at: float | None = None, before_write: BeforeWrite | None = None
+        self,
+        request: WireRequest,
+        deadline_at: float | None = None,
+        before_write: BeforeWrite | None = None,
+        on_write: OnWrite | None = None,
     ) -> WireResponse:
-        """Send ``request`` on a pooled connection; map every failure exactly."""
+        """Send ``request`` on a pooled connection; map every failure exactly.
+
+        Waiting for a pooled connection, connecting and ``before_write`` come
+        before ``on_write``; the request is written in the same step as it.
+        """
         if self._closed:
             raise exc.ConnectError("the transport is closed")
         data = self._encode(request)
@@ -266,6 +274,8 @@ class FastTransport:
                 self._release(conn)
                 conn = await self._acquire()
         failure: exc.TransportError | None = None
+        if on_write is not None:
+            on_write()  # no checkpoint from here to the write: a cancellation cannot come between
         try:
             waiter = conn.start(data, self._timeouts, deadline_at)
         except Exception as error:  # noqa: BLE001 - whatever a broken transport raises, nothing was read
@@ -396,6 +406,10 @@ class FastTransport:
             conn.expires_at = now + expiry
             self._idle.append(conn)
         self._wake()
+
+    def connections(self) -> tuple[int, int]:
+        """Connections open (connecting, busy or idle) and, of those, idle."""
+        return self._open, len(self._idle)
 
     async def aclose(self) -> None:
         """Close every pooled connection."""

@@ -6,22 +6,58 @@ asks for ``Accept-Encoding: identity`` and an answer in any other
 ``Content-Encoding`` is refused rather than decoded without a bound.
 httpx errors are mapped to the most specific sms_async error, and never
 chained: their text may hold the request URL, password and all.
+
+When the client sends through httpcore (httpx's own transports, proxies
+included), httpcore's ``trace`` request extension tells when the request's
+head starts to be written (``http11.send_request_headers.started``, or
+``http2.``): until then, waiting for a pooled connection or connecting, a
+cancellation or the batch deadline leaves nothing on the wire. Any other
+transport (a mock, a caller's client whose transports we cannot see) is taken
+to write as soon as it is handed the request.
 """
 
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import anyio
 import httpx
 
 from sms_async import _exceptions as exc
 from sms_async._wire import Origin, WireRequest, WireResponse
-from sms_async.transports._base import MAX_BODY, BeforeWrite, safe_detail
+from sms_async.transports._base import MAX_BODY, BeforeWrite, OnWrite, safe_detail
 
 __all__ = ["HttpxTransport", "map_httpx_error"]
 
 _IDENTITY = (("Accept-Encoding", "identity"),)
+# httpcore's trace events for the start of a request's head, over HTTP/1.1 and HTTP/2.
+_HEAD_STARTED = frozenset({"http11.send_request_headers.started", "http2.send_request_headers.started"})
+_CONNECTING = "connection.connect_tcp.started"
+
+
+class _Progress:
+    """How far httpcore got with one request, from its trace events."""
+
+    __slots__ = ("connecting", "on_write", "written")
+
+    def __init__(self, on_write: OnWrite | None) -> None:
+        self.on_write = on_write
+        self.connecting = False
+        self.written = False
+
+    async def trace(self, event: str, info: dict[str, Any]) -> None:
+        # No checkpoint in here: the mark and the write it announces are one step.
+        if event in _HEAD_STARTED:
+            request = info.get("request")
+            if getattr(request, "method", None) == b"CONNECT":
+                return  # a proxy tunnel's own request, not ours
+            if not self.written:
+                self.written = True
+                if self.on_write is not None:
+                    self.on_write()
+        elif event == _CONNECTING:
+            self.connecting = True
 
 
 class HttpxTransport:
@@ -29,13 +65,21 @@ class HttpxTransport:
 
     name = "httpx"
 
-    def __init__(self, client: httpx.AsyncClient, origin: Origin, *, owns_client: bool = False) -> None:
+    def __init__(
+        self, client: httpx.AsyncClient, origin: Origin, *, owns_client: bool = False, traced: bool = False
+    ) -> None:
         self._client = client
         self._base = f"{origin.scheme}://{origin.host_header}"
         self._owns_client = owns_client
+        #: Whether the client's transport is httpcore's, which reports when it writes.
+        self.traced = traced
 
     async def send(
-        self, request: WireRequest, deadline_at: float | None = None, before_write: BeforeWrite | None = None
+        self,
+        request: WireRequest,
+        deadline_at: float | None = None,
+        before_write: BeforeWrite | None = None,
+        on_write: OnWrite | None = None,
     ) -> WireResponse:
         """Send over the client; never follows a redirect.
 
@@ -46,12 +90,14 @@ class HttpxTransport:
         # httpx error (whose text may hold the URL, password and all) is
         # neither the cause nor the context of ours.
         failure: exc.TransportError | None = None
+        progress = _Progress(on_write) if self.traced else None
         try:
             http_request = client.build_request(
                 request.method,
                 self._base + request.target,
                 headers=request.headers + _IDENTITY,
                 content=request.body if request.method != "GET" else None,
+                extensions={"trace": progress.trace} if progress is not None else None,
             )
         except Exception as error:  # noqa: BLE001 - whatever building raised, nothing was sent
             failure = exc.ConnectError(
@@ -61,6 +107,8 @@ class HttpxTransport:
             raise failure
         if before_write is not None:
             await before_write()
+        if progress is None and on_write is not None:
+            on_write()  # whether and when this transport writes is not known: from now on
         budget = None if deadline_at is None else deadline_at - time.monotonic()
         try:
             with anyio.fail_after(budget):
@@ -68,7 +116,7 @@ class HttpxTransport:
         except (httpx.HTTPError, httpx.InvalidURL, httpx.CookieConflict, httpx.StreamError) as error:
             failure = map_httpx_error(error)
         except TimeoutError:
-            failure = exc.DeadlineExceeded("the batch deadline passed with the request in flight")
+            failure = _past_deadline(progress)
         if failure is not None:
             raise failure
         return answer
@@ -105,10 +153,23 @@ class HttpxTransport:
             b"".join(chunks),
         )
 
+    def connections(self) -> None:
+        """Not known: httpx does not say what its pool holds."""
+
     async def aclose(self) -> None:
         """Close the client if this transport created it."""
         if self._owns_client:
             await self._client.aclose()
+
+
+def _past_deadline(progress: _Progress | None) -> exc.TransportError:
+    if progress is None or progress.written:
+        return exc.DeadlineExceeded("the batch deadline passed with the request in flight")
+    if progress.connecting:
+        return exc.ConnectTimeout("the batch deadline passed while connecting; nothing was sent")
+    return exc.PoolTimeout(
+        "the batch deadline passed while waiting for a pooled connection; nothing was sent"
+    )
 
 
 def _refused(headers: httpx.Headers) -> str | None:

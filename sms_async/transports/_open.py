@@ -123,7 +123,9 @@ def open_transport(
     tls = ssl_context_for(verify, trust_env=trust_env) if origin.scheme == "https" else None
     if transport is not None:
         owned = _owned_client(transport=transport, tls=tls, trust_env=trust_env)
-        return HttpxTransport(owned, origin, owns_client=True)
+        return HttpxTransport(
+            owned, origin, owns_client=True, traced=isinstance(transport, httpx.AsyncHTTPTransport)
+        )
     backend = sniffio.current_async_library()
     proxy = environment_proxy(origin) if trust_env else None
     if http == "fast":
@@ -161,7 +163,7 @@ def open_transport(
         tls=tls,
         trust_env=trust_env,
     )
-    return HttpxTransport(owned, origin, owns_client=True)
+    return HttpxTransport(owned, origin, owns_client=True, traced=True)
 
 
 def _owned_client(*, tls: ssl.SSLContext | None, trust_env: bool, **options: Any) -> httpx.AsyncClient:

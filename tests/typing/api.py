@@ -8,12 +8,17 @@ from sms_async import (
     BatchResult,
     BulkResult,
     BulkSender,
+    CallStopped,
     DeliveryReport,
     DeliveryStatus,
     ItecPay,
     Iton,
     Outcome,
     RetryPolicy,
+    SendCancelled,
+    SenderClosed,
+    SenderStats,
+    SendTimeout,
 )
 
 
@@ -45,3 +50,18 @@ async def own_client() -> None:
         BulkSender(ItecPay("u", "p", base_url="https://gateway.example"), client=client) as bulk,
     ):
         await bulk.send(["+919812345678"], "Hi", sender_id="ACME")
+
+
+async def service_call(bulk: BulkSender, numbers: list[str]) -> None:
+    """A call with its own deadline and a result that survives cancellation; a graceful close."""
+    holder = BulkResult()
+    result: BulkResult = await bulk.send(numbers, "Hi", sender_id="ACME", timeout=5.0, into=holder)
+    stopped: bool = isinstance(result.aborted, SendTimeout | SenderClosed | SendCancelled | CallStopped)
+    async for batch in bulk.stream(numbers, "Hi", sender_id="ACME", timeout=5.0):
+        del batch
+    stats: SenderStats = bulk.stats()
+    busy: int = stats.slots_in_use + stats.calls_running + stats.requests_in_flight
+    idle: int | None = stats.connections_idle
+    pause: float | None = stats.pause_remaining
+    await bulk.aclose(timeout=2.0)
+    del stopped, busy, idle, pause
