@@ -1,4 +1,4 @@
-"""Sessions: tests, hostile, lint, typecheck, bench.
+"""Sessions: tests, hostile, lint, typecheck, docs, bench.
 
 The tests install the toy gateway's distribution (tests/toy_gateway_dist) beside
 sms_async: its entry points are what the tests of a third gateway exercise.
@@ -6,7 +6,7 @@ sms_async: its entry points are what the tests of a third gateway exercise.
 
 import nox
 
-nox.options.sessions = ["tests", "lint", "typecheck"]
+nox.options.sessions = ["tests", "lint", "typecheck", "docs"]
 TOY = ("-e", "tests/toy_gateway_dist")
 nox.options.default_venv_backend = "venv"
 # Interpreters a machine does not have are skipped, not failures.
@@ -38,6 +38,20 @@ def typecheck(session: nox.Session) -> None:
     session.run("mypy")
     session.run("mypy", "--strict", "tests/typing/api.py")
     session.run("mypy", "--strict", "tests/toy_gateway_dist/src")
+
+
+@nox.session
+def docs(session: nox.Session) -> None:
+    """Build the manual as CI does: a broken link or a missing API reference fails it."""
+    session.install("-e", ".[docs]")
+    session.run(
+        "mkdocs",
+        "build",
+        "--strict",
+        "-d",
+        str(session.create_tmp() + "/site"),
+        env={"NO_MKDOCS_2_WARNING": "1"},
+    )
 
 
 @nox.session
