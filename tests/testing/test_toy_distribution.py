@@ -16,15 +16,18 @@ import re
 import subprocess
 import sys
 from collections import Counter
+from importlib.metadata import EntryPoint
 from pathlib import Path
 
 import pytest
 from toy_gateway import Toy, ToyProtocol
 
-from sms_async import BulkSender, DeliveryStatus
+from sms_async import BulkSender, ConfigurationError, DeliveryStatus
 from sms_async.campaign import run_campaign
+from sms_async.providers import _registry as providers_registry
 from sms_async.providers import gateway, gateway_names, unregister_gateway
 from sms_async.testing import SimulatedGateway, SimulatorClient, registered_protocols, unregister_protocol
+from sms_async.testing import _registry as testing_registry
 
 DIST = Path(__file__).parents[1] / "toy_gateway_dist"
 
@@ -225,3 +228,32 @@ def test_simulate_checks_answer_forms(args, message):
     )
     assert refused.returncode == 2
     assert message in refused.stderr
+
+
+def _declared_only(monkeypatch, module, *points: EntryPoint) -> None:
+    """Make ``module`` see only ``points`` in its entry-point group."""
+    monkeypatch.setattr(module, "entry_points", lambda group: [p for p in points if p.group == group])
+
+
+def test_a_broken_driver_entry_point_says_which_package_to_look_at(monkeypatch):
+    """A driver entry point that cannot be imported, or names a class of another name, is a clear error."""
+    group = providers_registry.ENTRY_POINT_GROUP
+    _declared_only(
+        monkeypatch,
+        providers_registry,
+        EntryPoint("broken", "no_such_module_anywhere:Driver", group),
+        EntryPoint("misnamed", "toy_gateway.driver:Toy", group),
+    )
+    assert {"broken", "misnamed"} <= set(gateway_names())
+    with pytest.raises(ConfigurationError, match=r"'no_such_module_anywhere:Driver' cannot be loaded"):
+        gateway("broken")
+    with pytest.raises(ConfigurationError, match=r"whose 'name' is 'toy': the two must be the same"):
+        gateway("misnamed")
+
+
+def test_a_broken_protocol_entry_point_says_which_package_to_look_at(monkeypatch):
+    """A simulator entry point that cannot be imported is named in the error, not skipped silently."""
+    group = testing_registry.ENTRY_POINT_GROUP
+    _declared_only(monkeypatch, testing_registry, EntryPoint("broken", "no_such_module_anywhere:P", group))
+    with pytest.raises(ValueError, match=r"'no_such_module_anywhere:P' cannot be loaded"):
+        registered_protocols()
