@@ -194,7 +194,11 @@ def build_parser(prog: str = "python -m sms_async.testing") -> argparse.Argument
 
 def main(argv: Sequence[str] | None = None, *, prog: str = "python -m sms_async.testing") -> int:
     """Run the simulated gateway from the command line; return the exit status."""
-    parser = build_parser(prog)
+    try:
+        parser = build_parser(prog)
+    except ValueError as error:  # an installed protocol that cannot be loaded
+        sys.stderr.write(f"{prog}: {error}\n")
+        return 2
     args = parser.parse_args(argv)
     if not args.allow_non_loopback and not is_loopback(args.host):
         parser.error(f"refusing to listen on {args.host!r}: not a loopback address (--allow-non-loopback)")

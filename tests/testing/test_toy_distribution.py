@@ -28,6 +28,7 @@ from sms_async.providers import _registry as providers_registry
 from sms_async.providers import gateway, gateway_names, unregister_gateway
 from sms_async.testing import SimulatedGateway, SimulatorClient, registered_protocols, unregister_protocol
 from sms_async.testing import _registry as testing_registry
+from sms_async.testing import main as simulator_main
 
 DIST = Path(__file__).parents[1] / "toy_gateway_dist"
 
@@ -257,3 +258,11 @@ def test_a_broken_protocol_entry_point_says_which_package_to_look_at(monkeypatch
     _declared_only(monkeypatch, testing_registry, EntryPoint("broken", "no_such_module_anywhere:P", group))
     with pytest.raises(ValueError, match=r"'no_such_module_anywhere:P' cannot be loaded"):
         registered_protocols()
+
+
+def test_simulate_names_a_broken_protocol_entry_point(monkeypatch, capsys):
+    """The simulator's command line says which installed protocol cannot be loaded, with status 2."""
+    group = testing_registry.ENTRY_POINT_GROUP
+    _declared_only(monkeypatch, testing_registry, EntryPoint("broken", "no_such_module_anywhere:P", group))
+    assert simulator_main(["--port", "0"], prog="sms-async simulate") == 2
+    assert "sms-async simulate: the simulator protocol 'broken'" in capsys.readouterr().err
