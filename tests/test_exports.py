@@ -1,6 +1,8 @@
 """The public names are pinned: adding or removing one is a deliberate change."""
 
 import sms_async
+import sms_async.providers
+import sms_async.testing
 
 EXPECTED = {
     "AmbiguousResponseError",
@@ -61,7 +63,7 @@ def test_every_exported_name_exists_and_says_where_it_lives():
 
 
 def test_delivery_status_members_are_fixed():
-    """DeliveryStatus has exactly the members DESIGN.md names."""
+    """DeliveryStatus has exactly the members the manual names."""
     assert [m.name for m in sms_async.DeliveryStatus] == [
         "QUEUED",
         "PROCESSING",
@@ -79,3 +81,94 @@ def test_every_error_derives_from_the_root():
         obj = getattr(sms_async, name)
         if isinstance(obj, type) and issubclass(obj, BaseException):
             assert issubclass(obj, sms_async.SmsError), name
+
+
+#: What a gateway's driver is written with (the gateway SDK), the registry, and the built-in drivers.
+PROVIDERS = {
+    "ENTRY_POINT_GROUP",
+    "RAW_LIMIT",
+    "REDACTED",
+    "Capabilities",
+    "Driver",
+    "ItecPay",
+    "Iton",
+    "Origin",
+    "PreparedSend",
+    "SendAnswer",
+    "WireRequest",
+    "WireResponse",
+    "body_excerpt",
+    "check_credential",
+    "check_params",
+    "classify_http",
+    "classify_text_error",
+    "gateway",
+    "gateway_names",
+    "keep_secrets",
+    "parse_retry_after",
+    "redact",
+    "register_gateway",
+    "setting",
+    "unregister_gateway",
+}
+
+#: What a simulator protocol is written with, the simulated gateway, and its registry.
+TESTING = {
+    "PROTOCOL_ENTRY_POINT_GROUP",
+    "SENDER_ID",
+    "Account",
+    "DeliveryPlan",
+    "DeliveryRule",
+    "Fault",
+    "FaultKind",
+    "GatewayState",
+    "GatewayStats",
+    "LoggedRequest",
+    "Operation",
+    "Request",
+    "RequestLog",
+    "Response",
+    "SentMessage",
+    "SimulatedGateway",
+    "SimulatedProtocol",
+    "SimulatorClient",
+    "SimulatorStats",
+    "TestClock",
+    "json_response",
+    "main",
+    "parse_query",
+    "phone_digits_ok",
+    "register_protocol",
+    "registered_protocols",
+    "serve",
+    "text_response",
+    "unregister_protocol",
+}
+
+
+def test_gateway_sdk_is_pinned():
+    """``sms_async.providers.__all__`` lists exactly the gateway SDK's names, each importable."""
+    assert set(sms_async.providers.__all__) == PROVIDERS
+    for name in PROVIDERS:
+        assert hasattr(sms_async.providers, name), name
+
+
+def test_simulator_sdk_is_pinned():
+    """``sms_async.testing.__all__`` lists exactly the simulator's public names, each importable."""
+    assert set(sms_async.testing.__all__) == TESTING
+    for name in TESTING:
+        assert hasattr(sms_async.testing, name), name
+
+
+def test_entry_point_groups_are_fixed():
+    """The entry-point groups other packages declare gateways in are part of the API."""
+    assert sms_async.providers.ENTRY_POINT_GROUP == "sms_async.gateways"
+    assert sms_async.testing.PROTOCOL_ENTRY_POINT_GROUP == "sms_async.simulator_protocols"
+
+
+def test_public_sdk_names_live_in_their_modules():
+    """The SDK re-exports the very objects the library uses, not copies."""
+    from sms_async import _redact, _wire  # noqa: PLC0415  (comparing against the private homes)
+
+    assert sms_async.providers.WireRequest is _wire.WireRequest
+    assert sms_async.providers.keep_secrets is _redact.keep_secrets

@@ -15,7 +15,7 @@ from sms_async.transports import HttpxTransport, map_httpx_error
 PASSWORD = "s3cr3t-P@ss&word=1"
 LEAKS = {PASSWORD, quote(PASSWORD, safe=""), quote_plus(PASSWORD), "s3cr3t"}
 
-# The retry policy's table, per httpx class: the sms_async class each maps to.
+# The manual's retry table (docs/reference/retries.md), per httpx class: the class each maps to.
 # Connect, connect timeout and pool timeout never left the machine; reads, writes and
 # a broken answer may have reached the gateway. Classes httpx raises only in ways where
 # we cannot tell (the abstract bases, a close or decoding failure) count as maybe sent.

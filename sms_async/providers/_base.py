@@ -30,14 +30,17 @@ from sms_async._redact import keep_secrets, redact
 from sms_async._wire import Origin, WireRequest, WireResponse, parse_retry_after
 
 __all__ = [
+    "RAW_LIMIT",
     "Capabilities",
     "Driver",
     "PreparedSend",
     "SendAnswer",
     "body_excerpt",
+    "check_credential",
     "check_params",
     "classify_http",
     "classify_text_error",
+    "setting",
 ]
 
 #: The most of a body kept on a result or an error.

@@ -5,26 +5,31 @@ A third gateway is one driver module and one line::
     register_gateway(MyGateway)          # MyGateway.name == "mygateway"
 
 or, from another package, an entry point in the ``sms_async.gateways``
-group naming the driver class. Entry points are read the first time a name
-is looked up that is not registered yet.
+group naming the driver class::
+
+    [project.entry-points."sms_async.gateways"]
+    mygateway = "my_package.driver:MyGateway"
+
+An entry point is loaded the first time its name is looked up and is not
+registered; its name is listed by :func:`gateway_names` without loading it.
 """
 
 from __future__ import annotations
 
 import threading
-from importlib.metadata import entry_points
-from typing import Any
+from importlib.metadata import EntryPoint, entry_points
+from typing import Any, Final
 
 from sms_async._exceptions import ConfigurationError
 from sms_async.providers._base import Driver
 
-__all__ = ["gateway", "gateway_names", "register_gateway"]
+__all__ = ["ENTRY_POINT_GROUP", "gateway", "gateway_names", "register_gateway", "unregister_gateway"]
 
-_ENTRY_POINTS = "sms_async.gateways"
+#: The entry-point group other packages declare their driver classes in.
+ENTRY_POINT_GROUP: Final = "sms_async.gateways"
 
 _lock = threading.Lock()
 _drivers: dict[str, type[Any]] = {}
-_entry_points_read = False
 
 
 def register_gateway(driver: type[Any], *, replace: bool = False) -> type[Any]:
@@ -51,37 +56,61 @@ def register_gateway(driver: type[Any], *, replace: bool = False) -> type[Any]:
 
 
 def unregister_gateway(name: str) -> None:
-    """Forget a registered gateway (for tests that register a toy one)."""
+    """Forget a registered gateway (for tests that register a toy one).
+
+    A gateway declared by an entry point is found again the next time its name is looked up.
+    """
     with _lock:
         _drivers.pop(name, None)
 
 
-def _read_entry_points() -> None:
-    global _entry_points_read  # noqa: PLW0603 - read once per process
-    if _entry_points_read:
-        return
-    _entry_points_read = True
-    for point in entry_points(group=_ENTRY_POINTS):
-        if point.name not in _drivers:
-            register_gateway(point.load())
+def _declared() -> dict[str, EntryPoint]:
+    """The entry points of the group by name (the first wins where two packages declare one name)."""
+    found: dict[str, EntryPoint] = {}
+    for point in entry_points(group=ENTRY_POINT_GROUP):
+        found.setdefault(point.name, point)
+    return found
+
+
+def _load(point: EntryPoint) -> type[Any]:
+    """Load and register the driver an entry point names; a failure says which package to look at."""
+    problem = None
+    try:
+        driver = point.load()
+    except Exception as error:  # noqa: BLE001 - any failure of a third-party import is reported the same way
+        problem = f"{type(error).__name__}: {error}"
+    if problem is not None:
+        raise ConfigurationError(
+            f"the gateway {point.name!r} declared by the entry point {point.value!r} cannot be loaded "
+            f"({problem}): check that its package is installed completely"
+        )
+    if getattr(driver, "name", None) != point.name:
+        raise ConfigurationError(
+            f"the entry point {point.name!r} names {point.value!r}, whose 'name' is "
+            f"{getattr(driver, 'name', None)!r}: the two must be the same"
+        )
+    return register_gateway(driver)
 
 
 def gateway_names() -> tuple[str, ...]:
-    """Every registered gateway name, sorted."""
-    _read_entry_points()
-    return tuple(sorted(_drivers))
+    """Every gateway name, registered or declared by an entry point, sorted."""
+    with _lock:
+        names = set(_drivers)
+    return tuple(sorted(names | _declared().keys()))
 
 
 def gateway(name: str) -> type[Driver]:
-    """The driver class registered as ``name``.
+    """The driver class registered as ``name``, loading its entry point if need be.
 
     Raises:
-        ConfigurationError: no gateway has that name (the message lists those that exist).
+        ConfigurationError: no gateway has that name (the message lists those
+            that exist), or its entry point cannot be loaded.
     """
     driver = _drivers.get(name)
     if driver is None:
-        _read_entry_points()
-        driver = _drivers.get(name)
+        point = _declared().get(name)
+        if point is not None:
+            driver = _load(point)
     if driver is None:
         known = ", ".join(gateway_names()) or "none"
         raise ConfigurationError(f"unknown gateway {name!r}; choose one of: {known}")

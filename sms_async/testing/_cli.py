@@ -7,8 +7,9 @@ import sys
 from typing import TYPE_CHECKING, Any, Final
 
 from sms_async.testing._faults import Fault, parse_fault
-from sms_async.testing._gateway import SimulatedGateway
+from sms_async.testing._gateway import SimulatedGateway, protocol_options
 from sms_async.testing._http import is_loopback
+from sms_async.testing._registry import registered_protocols
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -93,7 +94,8 @@ def build_parser(prog: str = "python -m sms_async.testing") -> argparse.Argument
     """The command line of the simulated gateway."""
     parser = argparse.ArgumentParser(
         prog=prog,
-        description="Serve a simulated ITON and ItecPay SMS gateway on loopback, for tests and benchmarks. "
+        description="Serve simulated SMS gateways (every registered protocol, or those named with --gateway) "
+        "on loopback, for tests and benchmarks. "
         "SIGUSR1 prints the counters (requests, numbers received, accepted, duplicates, refused); "
         "so does stopping it (Ctrl+C or SIGTERM), unless --quiet. Loopback clients can read the counters "
         "as JSON at GET /_simulator/stats and zero them with POST /_simulator/reset.",
@@ -104,7 +106,7 @@ def build_parser(prog: str = "python -m sms_async.testing") -> argparse.Argument
     add("--allow-non-loopback", action="store_true", help="allow listening on an address other than loopback")
     add("--username", default="demo", help="account user name (default demo)")
     add("--password", default="demo-password", help="account password (default demo-password)")
-    add("--token", default="demo-token", help="ITON API token (default demo-token)")
+    add("--token", default="demo-token", help="API token, for gateways that take one (default demo-token)")
     add("--credits", type=int, default=DEFAULT_CREDITS, help="account credits (default 10**9)")
     add(
         "--account",
@@ -114,13 +116,45 @@ def build_parser(prog: str = "python -m sms_async.testing") -> argparse.Argument
         help="another account with its own credits (default 10**9); repeatable. A password that ends in "
         "':DIGITS' must be followed by :CREDITS",
     )
-    add("--iton-send-form", choices=("text", "json"), default="text", help="ITON send answer form")
+    protocols = registered_protocols()
     add(
-        "--itecpay-send-form",
-        choices=("single", "per_recipient"),
-        default="single",
-        help="ItecPay send answer form",
+        "--gateway",
+        action="append",
+        default=[],
+        choices=[protocol.name for protocol in protocols],
+        metavar="NAME",
+        help="serve only this gateway's protocol (repeatable; default every registered one: "
+        + ", ".join(protocol.name for protocol in protocols)
+        + ")",
     )
+    add(
+        "--answer-form",
+        action="append",
+        default=[],
+        metavar="GATEWAY=FORM",
+        help="how a gateway answers a send, one of its protocol's answer forms (repeatable)",
+    )
+    # Each protocol's declared shorthands, as options of their own (such as --iton-send-form).
+    for protocol in protocols:
+        for key, target in protocol.shorthands.items():
+            title = protocol.title or protocol.name
+            if target == "answer_form":
+                add(
+                    "--" + key.replace("_", "-"),
+                    dest=f"shorthand_{key}",
+                    choices=protocol.answer_forms,
+                    default=None,
+                    help=f"{title} send answer form (default {protocol.answer_forms[0]})",
+                )
+            else:
+                role = target.removeprefix("paths.")
+                add(
+                    "--" + key.replace("_", "-"),
+                    dest=f"shorthand_{key}",
+                    default=None,
+                    metavar="PATH",
+                    help=f"{title} {role} path (default {protocol.default_paths[role]})",
+                )
     add("--latency", type=float, default=0.0, help="seconds added to every request")
     add(
         "--fault",
@@ -160,7 +194,11 @@ def build_parser(prog: str = "python -m sms_async.testing") -> argparse.Argument
 
 def main(argv: Sequence[str] | None = None, *, prog: str = "python -m sms_async.testing") -> int:
     """Run the simulated gateway from the command line; return the exit status."""
-    parser = build_parser(prog)
+    try:
+        parser = build_parser(prog)
+    except ValueError as error:  # an installed protocol that cannot be loaded
+        sys.stderr.write(f"{prog}: {error}\n")
+        return 2
     args = parser.parse_args(argv)
     if not args.allow_non_loopback and not is_loopback(args.host):
         parser.error(f"refusing to listen on {args.host!r}: not a loopback address (--allow-non-loopback)")
@@ -172,6 +210,22 @@ def main(argv: Sequence[str] | None = None, *, prog: str = "python -m sms_async.
             faults.append(parse_fault(spec))
         except (TypeError, ValueError) as error:
             parser.error(f"--fault {spec}: {error}")
+    answer_forms: dict[str, str] = {}
+    for spec in args.answer_form:
+        name, sep, form = spec.partition("=")
+        if not sep or not name or not form:
+            parser.error(f"--answer-form {spec}: expected GATEWAY=FORM, such as iton=json")
+        answer_forms[name] = form
+    shorthands = {
+        key.removeprefix("shorthand_"): value
+        for key, value in vars(args).items()
+        if key.startswith("shorthand_") and value is not None
+    }
+    chosen = [p for p in registered_protocols() if p.name in args.gateway] if args.gateway else None
+    try:
+        protocol_options(chosen or registered_protocols(), answer_forms, None, shorthands)
+    except ValueError as error:
+        parser.error(str(error))
     accounts: list[tuple[str, str, int]] = []
     for spec in args.account:
         try:
@@ -189,8 +243,8 @@ def main(argv: Sequence[str] | None = None, *, prog: str = "python -m sms_async.
             token=args.token,
             credits=args.credits,
             accounts=accounts,
-            iton_send_form=args.iton_send_form,
-            itecpay_send_form=args.itecpay_send_form,
+            protocols=chosen,
+            answer_forms=answer_forms,
             faults=faults,
             dnd_numbers=args.dnd,
             dnd_action=args.dnd_action,
@@ -202,6 +256,7 @@ def main(argv: Sequence[str] | None = None, *, prog: str = "python -m sms_async.
             store_messages=not args.no_store_messages,
             track_numbers=not args.no_track_numbers,
             use_uvloop=args.use_uvloop,
+            **shorthands,
         )
     except OSError as error:
         sys.stderr.write(f"{parser.prog}: cannot listen on {args.host}:{args.port}: {error.strerror}\n")

@@ -1,25 +1,27 @@
 """``SimulatedGateway``: the registered gateway protocols on one loopback port, in a thread or the foreground.
 
 The gateway owns the pieces and their life cycle: the shared state
-(``_state.py``), the protocols (``_iton.py``, ``_itecpay.py`` or any
-registered one), the router, the fault plan and the HTTP server. Its
-ITON- and ItecPay-named options and properties are shorthands for those two
-protocols; :meth:`SimulatedGateway.url` and :meth:`SimulatedGateway.protocol`
-work for any. The module is a little over 500 lines because it is the
-simulator's whole public face: every method is a short, documented
-delegation to the pieces above, run on the server's loop by ``_runner.py``.
+(``_state.py``), the protocols (one module per gateway, or any registered
+one), the router, the fault plan and the HTTP server. Options of one
+protocol (its paths, its answer form) are given by gateway name
+(``answer_forms=``, ``paths=``) or by the keyword shorthands a protocol class
+declares; properties named after a built-in gateway live in that gateway's
+module and reach this class through ``_builtin.py``. The module is a little
+over 500 lines because it is the simulator's whole public face: every method
+is a short, documented delegation to the pieces above, run on the server's
+loop by ``_runner.py``.
 """
 
 from __future__ import annotations
 
 import copy
 import random
-from typing import TYPE_CHECKING, Final, Literal, Self, get_args
+from typing import TYPE_CHECKING, Self, get_args
 
 from sms_async.testing._admin import SimulatorAdmin
+from sms_async.testing._builtin import BuiltinShorthands
 from sms_async.testing._faults import Fault, FaultPlan
 from sms_async.testing._http import HttpServer, is_loopback
-from sms_async.testing._iton import ItonProtocol
 from sms_async.testing._protocol import SimulatedProtocol
 from sms_async.testing._registry import check_protocol, registered_protocols
 from sms_async.testing._router import Router
@@ -34,17 +36,14 @@ if TYPE_CHECKING:
     from sms_async._clock import Clock
     from sms_async.testing._delivery import DeliveryPlan, RequestLog
 
-__all__ = ["DEFAULT_ITON_PATH", "ItecPaySendForm", "ItonSendForm", "SimulatedGateway", "is_loopback"]
+__all__ = ["SimulatedGateway", "is_loopback", "protocol_options"]
 
-ItonSendForm = Literal["text", "json"]
-ItecPaySendForm = Literal["single", "per_recipient"]
-DEFAULT_ITON_PATH: Final = ItonProtocol.default_paths["endpoint"]
-DEFAULT_ITECPAY_SEND_PATH: Final = "/api/sms/send"
-DEFAULT_ITECPAY_STATUS_PATH: Final = "/api/sms/status"
+#: A protocol given to the gateway: a class (built here, with its options) or an instance (copied).
+ProtocolSpec = SimulatedProtocol | type[SimulatedProtocol]
 
 
-class SimulatedGateway:
-    """A real HTTP/1.1 server on loopback that speaks ITON's and ItecPay's protocols (and any registered one).
+class SimulatedGateway(BuiltinShorthands):
+    """A real HTTP/1.1 server on loopback that speaks every registered gateway protocol (ITON, ItecPay, ...).
 
     Start it in a background thread with its own event loop (``with``,
     ``async with`` under any async library, or :meth:`start`/:meth:`stop`), or
@@ -56,23 +55,20 @@ class SimulatedGateway:
         port: Port to listen on; 0 picks a free one (see :attr:`port`).
         username: The default account's user name (every gateway).
         password: The default account's password (every gateway).
-        token: The default account's ITON API token (``Authorization: ITON <token>``);
-            None for none.
+        token: The default account's API token, for gateways that take one
+            instead of a password (ITON's ``Authorization: ITON <token>``); None for none.
         credits: The default account's credits; a send costs segments x
             accepted recipients.
         accounts: More accounts, as ``(username, password)`` or
             ``(username, password, credits)`` tuples (credits default to 10**9).
         protocols: The gateway protocols to serve, as :class:`SimulatedProtocol`
             classes or instances; None serves every registered one (see
-            :func:`register_protocol`). The ITON and ItecPay options below
-            configure those protocols when they are given as classes or by default.
-        iton_send_form: ``"text"`` answers a send with ``Success Your MessageId
-            is <id>``; ``"json"`` with a map of one id per accepted number.
-        itecpay_send_form: ``"single"`` answers with one ``messageid``;
-            ``"per_recipient"`` with a ``messages`` list, one entry per recipient.
-        iton_path: ITON's command endpoint path.
-        itecpay_send_path: ItecPay's send path.
-        itecpay_status_path: ItecPay's status path.
+            :func:`register_protocol`). ``answer_forms``, ``paths`` and the
+            shorthands configure those given as classes or by default.
+        answer_forms: How a gateway answers a send, by gateway name (one of
+            its protocol's ``answer_forms``), such as ``{"iton": "json"}``.
+        paths: Paths a gateway serves instead of its defaults, by gateway name
+            and path role, such as ``{"itecpay": {"send": "/v2/send"}}``.
         dnd_numbers: Numbers on the do-not-disturb list (digits; a leading ``+``
             is dropped).
         dnd_action: What a send does with a do-not-disturb number: ``"allow"``
@@ -82,9 +78,9 @@ class SimulatedGateway:
             (the single-id forms refuse the whole request).
         status_delays: Seconds a message stays queued, then sent, before its
             final status.
-        undelivered_rate: Share of numbers that end UNDELIVERED (ITON) or U
-            (ItecPay), fixed per message and number by ``seed``.
-        failed_rate: Share that ends FAILED (ITON) or E (ItecPay).
+        undelivered_rate: Share of numbers that end undelivered (ITON's
+            UNDELIVERED, ItecPay's U), fixed per message and number by ``seed``.
+        failed_rate: Share that ends failed (ITON's FAILED, ItecPay's E).
         faults: The faults in force at start (see :class:`Fault`).
         seed: Seeds fault draws, partial acceptance and final statuses.
         store_messages: Keep accepted messages for status look-ups; False keeps
@@ -105,6 +101,11 @@ class SimulatedGateway:
             ``status_delays``, ``undelivered_rate`` and ``failed_rate``.
         request_log: A :class:`~sms_async.testing.RequestLog` that records
             the time of every request received.
+        shorthands: Keyword shorthands the registered protocols declare
+            (:attr:`SimulatedProtocol.shorthands`): ITON's ``iton_send_form``
+            (``"text"`` or ``"json"``) and ``iton_path``; ItecPay's
+            ``itecpay_send_form`` (``"single"`` or ``"per_recipient"``),
+            ``itecpay_send_path`` and ``itecpay_status_path``.
     """
 
     def __init__(
@@ -117,12 +118,9 @@ class SimulatedGateway:
         token: str | None = "demo-token",  # noqa: S107  (as above)
         credits: int = 10**9,  # noqa: A002  (the gateway's own word for an account's balance)
         accounts: Iterable[tuple[str, str] | tuple[str, str, int]] = (),
-        protocols: Iterable[SimulatedProtocol | type[SimulatedProtocol]] | None = None,
-        iton_send_form: ItonSendForm = "text",
-        itecpay_send_form: ItecPaySendForm = "single",
-        iton_path: str = DEFAULT_ITON_PATH,
-        itecpay_send_path: str = DEFAULT_ITECPAY_SEND_PATH,
-        itecpay_status_path: str = DEFAULT_ITECPAY_STATUS_PATH,
+        protocols: Iterable[ProtocolSpec] | None = None,
+        answer_forms: Mapping[str, str] | None = None,
+        paths: Mapping[str, Mapping[str, str]] | None = None,
         dnd_numbers: Iterable[str] = (),
         dnd_action: DndAction = "allow",
         status_delays: tuple[float, float] = (0.05, 0.2),
@@ -139,13 +137,12 @@ class SimulatedGateway:
         clock: Clock | None = None,
         delivery: DeliveryPlan | None = None,
         request_log: RequestLog | None = None,
+        **shorthands: str,
     ) -> None:
         if not allow_non_loopback and not is_loopback(host):
             raise ValueError(
                 f"refusing to listen on {host!r}: not a loopback address (allow_non_loopback=True)"
             )
-        _check_choice("iton_send_form", iton_send_form, ItonSendForm)
-        _check_choice("itecpay_send_form", itecpay_send_form, ItecPaySendForm)
         _check_choice("dnd_action", dnd_action, DndAction)
         queued, sent = status_delays
         if queued < 0 or sent < 0:
@@ -156,14 +153,8 @@ class SimulatedGateway:
             )
         if not 0 <= port <= 65535:
             raise ValueError(f"port must be between 0 and 65535, got {port!r}")
-        # Options of the two built-in protocols, applied where they are built here from a class.
-        options: dict[str, dict[str, object]] = {
-            "iton": {"paths": {"endpoint": iton_path}, "answer_form": iton_send_form},
-            "itecpay": {
-                "paths": {"send": itecpay_send_path, "status": itecpay_status_path},
-                "answer_form": itecpay_send_form,
-            },
-        }
+        chosen = registered_protocols() if protocols is None else tuple(protocols)
+        options = protocol_options(chosen, answer_forms, paths, shorthands)
         self._host = host
         self._username = username
         self._password = password
@@ -188,7 +179,6 @@ class SimulatedGateway:
         self._state.add_account(username, password, token, credits)
         for account in accounts:
             self._state.add_account(*_account_fields(account))
-        chosen = registered_protocols() if protocols is None else tuple(protocols)
         self._router = Router(
             [_build_protocol(p, options) for p in chosen],
             self._state,
@@ -234,7 +224,7 @@ class SimulatedGateway:
 
     @property
     def protocols(self) -> tuple[str, ...]:
-        """The names of the gateway protocols served, such as ``("iton", "itecpay")``."""
+        """The names of the gateway protocols served, in the order they were given or registered."""
         return tuple(self._router.protocols)
 
     def protocol(self, name: str) -> SimulatedProtocol:
@@ -248,7 +238,7 @@ class SimulatedGateway:
             ) from None
 
     def url(self, name: str) -> str:
-        """The base URL a driver for gateway ``name`` is given (``url("iton") == iton_url``)."""
+        """The base URL a driver for gateway ``name`` is given (such as ``url("iton")``)."""
         return self.protocol(name).base_url(self.origin)
 
     def answer_form(self, name: str) -> str:
@@ -264,26 +254,6 @@ class SimulatedGateway:
             protocol.answer_form = form
 
         self._runner.call(apply)
-
-    @property
-    def iton_url(self) -> str:
-        """ITON's command endpoint, such as ``http://127.0.0.1:PORT/ItonSMSAPI/smsService/api/``."""
-        return self.url("iton")
-
-    @property
-    def itecpay_url(self) -> str:
-        """ItecPay's origin, such as ``http://127.0.0.1:PORT``."""
-        return self.url("itecpay")
-
-    @property
-    def itecpay_send_url(self) -> str:
-        """ItecPay's full send URL."""
-        return self.origin + self.protocol("itecpay").paths["send"]
-
-    @property
-    def itecpay_status_url(self) -> str:
-        """ItecPay's full status URL."""
-        return self.origin + self.protocol("itecpay").paths["status"]
 
     @property
     def username(self) -> str:
@@ -302,7 +272,7 @@ class SimulatedGateway:
 
     @property
     def token(self) -> str | None:
-        """The default account's ITON API token."""
+        """The default account's API token."""
         return self._token
 
     @property
@@ -522,30 +492,53 @@ class SimulatedGateway:
         """The accepted message with that id, if stored."""
         return self._runner.call(lambda: self._state.messages.get(message_id))
 
-    @property
-    def iton_send_form(self) -> ItonSendForm:
-        """How ITON answers a send: ``"text"`` or ``"json"``."""
-        return self.answer_form("iton")  # type: ignore[return-value]  # ITON's forms are exactly these
 
-    @iton_send_form.setter
-    def iton_send_form(self, value: ItonSendForm) -> None:
-        _check_choice("iton_send_form", value, ItonSendForm)
-        self.set_answer_form("iton", value)
+def protocol_options(
+    chosen: Iterable[ProtocolSpec],
+    answer_forms: Mapping[str, str] | None,
+    paths: Mapping[str, Mapping[str, str]] | None,
+    shorthands: Mapping[str, str],
+) -> dict[str, dict[str, object]]:
+    """The constructor options of each protocol to build, by gateway name, checked before anything starts.
 
-    @property
-    def itecpay_send_form(self) -> ItecPaySendForm:
-        """How ItecPay answers a send: ``"single"`` or ``"per_recipient"``."""
-        return self.answer_form("itecpay")  # type: ignore[return-value]  # ItecPay's forms are exactly these
+    ``answer_forms`` and ``paths`` name gateways; each shorthand is resolved
+    through the protocol class that declares it (registered or given).
+    """
+    classes = {p.name: p for p in registered_protocols()}
+    classes.update({p.name: (p if isinstance(p, type) else type(p)) for p in chosen})
+    forms: dict[str, str] = dict(answer_forms or {})
+    roles: dict[str, dict[str, str]] = {name: dict(given) for name, given in (paths or {}).items()}
+    declared = {key: (cls, target) for cls in classes.values() for key, target in cls.shorthands.items()}
+    for key, value in shorthands.items():
+        if key not in declared:
+            known = ", ".join(sorted(declared)) or "none"
+            raise TypeError(
+                f"SimulatedGateway() got an unexpected keyword argument {key!r} "
+                f"(the registered protocols' shorthands: {known})"
+            )
+        cls, target = declared[key]
+        if not isinstance(value, str):
+            raise TypeError(f"{key} must be text, got {value!r}")
+        if target == "answer_form":
+            if value not in cls.answer_forms:
+                raise ValueError(f"{key} must be one of {cls.answer_forms!r}, got {value!r}")
+            forms[cls.name] = value
+        else:
+            roles.setdefault(cls.name, {})[target.removeprefix("paths.")] = value
+    for name in (*forms, *roles):
+        if name not in classes:
+            raise ValueError(
+                f"options were given for the gateway {name!r}, which is neither registered nor given"
+            )
+    for name, form in forms.items():
+        classes[name].check_answer_form(form)
+    options: dict[str, dict[str, object]] = {name: {"answer_form": form} for name, form in forms.items()}
+    for name, given in roles.items():
+        options.setdefault(name, {})["paths"] = given
+    return options
 
-    @itecpay_send_form.setter
-    def itecpay_send_form(self, value: ItecPaySendForm) -> None:
-        _check_choice("itecpay_send_form", value, ItecPaySendForm)
-        self.set_answer_form("itecpay", value)
 
-
-def _build_protocol(
-    protocol: SimulatedProtocol | type[SimulatedProtocol], options: Mapping[str, Mapping[str, object]]
-) -> SimulatedProtocol:
+def _build_protocol(protocol: ProtocolSpec, options: Mapping[str, Mapping[str, object]]) -> SimulatedProtocol:
     """An instance for one gateway: a class is built (with ``options`` under its name), an instance copied."""
     if isinstance(protocol, SimulatedProtocol):
         check_protocol(type(protocol))

@@ -1,7 +1,8 @@
 """The simulated ItecPay gateway: JSON over POST, a send path and a status path.
 
-What it answers follows ``provider-docs/itecpay-sms-http-api.txt`` and the
-assumptions in DESIGN.md (the document shows no response bodies): JSON with a
+What it answers follows ItecPay's published API and the assumptions stated in
+the manual's wire reference (``docs/reference/wire.md``; the API shows no
+response bodies): JSON with a
 ``status`` (200 or 400, which may disagree with the HTTP status), a
 ``description`` and a ``messageid``; a status look-up answers a letter in
 ``sms_status`` (Q, P, S, then D, U or E). A send takes extra JSON fields with
@@ -14,10 +15,11 @@ from __future__ import annotations
 import json
 import re
 from http import HTTPStatus
-from typing import TYPE_CHECKING, ClassVar, Final
+from typing import TYPE_CHECKING, ClassVar, Final, Literal, cast
 
 from sms_async.testing._protocol import (
     SENDER_ID,
+    GatewayView,
     Operation,
     Request,
     Response,
@@ -31,7 +33,10 @@ if TYPE_CHECKING:
 
     from sms_async.testing._state import Account, GatewayState, SentMessage
 
-__all__ = ["AUTH_ERROR", "ItecPayProtocol", "status_letter"]
+__all__ = ["AUTH_ERROR", "ItecPayProtocol", "ItecPaySendForm", "ItecPayShorthands", "status_letter"]
+
+#: How ItecPay answers a send: one ``messageid``, or a ``messages`` list with one entry per recipient.
+ItecPaySendForm = Literal["single", "per_recipient"]
 
 AUTH_ERROR: Final = "Authentication failed: invalid username or password"
 MAX_BATCH: Final = 100
@@ -83,6 +88,11 @@ class ItecPayProtocol(SimulatedProtocol):
     operations = frozenset({"itecpay.send", "itecpay.status"})
     default_paths: ClassVar[Mapping[str, str]] = {"send": "/api/sms/send", "status": "/api/sms/status"}
     answer_forms = ("single", "per_recipient")
+    shorthands: ClassVar[Mapping[str, str]] = {
+        "itecpay_send_form": "answer_form",
+        "itecpay_send_path": "paths.send",
+        "itecpay_status_path": "paths.status",
+    }
 
     # ---------------------------------------------------------------- reading
 
@@ -246,3 +256,33 @@ class ItecPayProtocol(SimulatedProtocol):
                 "sms_status": status_letter(state, message, state.now()),
             },
         )
+
+
+class ItecPayShorthands:
+    """``SimulatedGateway``'s ItecPay properties: its URLs and the send answer form."""
+
+    __slots__ = ()
+
+    @property
+    def itecpay_url(self: GatewayView) -> str:
+        """ItecPay's origin, such as ``http://127.0.0.1:PORT``."""
+        return self.url(ItecPayProtocol.name)
+
+    @property
+    def itecpay_send_url(self: GatewayView) -> str:
+        """ItecPay's full send URL."""
+        return self.origin + self.protocol(ItecPayProtocol.name).paths["send"]
+
+    @property
+    def itecpay_status_url(self: GatewayView) -> str:
+        """ItecPay's full status URL."""
+        return self.origin + self.protocol(ItecPayProtocol.name).paths["status"]
+
+    @property
+    def itecpay_send_form(self: GatewayView) -> ItecPaySendForm:
+        """How ItecPay answers a send: ``"single"`` or ``"per_recipient"``."""
+        return cast("ItecPaySendForm", self.answer_form(ItecPayProtocol.name))
+
+    @itecpay_send_form.setter
+    def itecpay_send_form(self: GatewayView, value: ItecPaySendForm) -> None:
+        self.set_answer_form(ItecPayProtocol.name, value)

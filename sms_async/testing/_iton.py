@@ -1,7 +1,7 @@
 """The simulated ITON gateway: query-string commands on one endpoint (``cmd=sendSMS`` and friends).
 
-What it answers follows ``provider-docs/iton-mobi-api.txt`` and DESIGN.md's
-wire facts: ``sendSMS`` (plain text ``Success Your MessageId is <id>``, or a
+What it answers follows ITON's published API and the wire reference in the
+manual (``docs/reference/wire.md``): ``sendSMS`` (plain text ``Success Your MessageId is <id>``, or a
 JSON map of one id per number), ``account``, ``message_status`` (statuses
 spelled as ITON spells them, ``DELIVIRED`` included) and ``check_DNDnumber``;
 errors are short plain text in an HTTP 200. Credentials come as ``username``
@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import re
 import time
-from typing import TYPE_CHECKING, ClassVar, Final
+from typing import TYPE_CHECKING, ClassVar, Final, Literal, cast
 
 from sms_async.testing._protocol import (
     SENDER_ID,
     TEXT,
+    GatewayView,
     Operation,
     Request,
     Response,
@@ -31,7 +32,17 @@ if TYPE_CHECKING:
 
     from sms_async.testing._state import Account, GatewayState, SentMessage
 
-__all__ = ["AUTH_ERROR", "ItonProtocol", "format_sending_date", "status_word"]
+__all__ = [
+    "AUTH_ERROR",
+    "ItonProtocol",
+    "ItonSendForm",
+    "ItonShorthands",
+    "format_sending_date",
+    "status_word",
+]
+
+#: How ITON answers a send: one id for the request as text, or a JSON map of one id per number.
+ItonSendForm = Literal["text", "json"]
 
 AUTH_ERROR: Final = "Invalid username or password"
 MAX_BATCH: Final = 100
@@ -80,6 +91,7 @@ class ItonProtocol(SimulatedProtocol):
     operations = frozenset({*_COMMANDS.values(), "iton.unknown"})
     default_paths: ClassVar[Mapping[str, str]] = {"endpoint": "/ItonSMSAPI/smsService/api/"}
     answer_forms = ("text", "json")
+    shorthands: ClassVar[Mapping[str, str]] = {"iton_send_form": "answer_form", "iton_path": "paths.endpoint"}
 
     def served_paths(self) -> Iterable[str]:
         """The endpoint, with and without its trailing slash."""
@@ -281,3 +293,23 @@ def status_word(state: GatewayState, message: SentMessage, number: str, now: flo
     """ITON's status word for ``number`` of ``message`` at time ``now``."""
     status = state.number_status(message, number, now)
     return _WORDS[status] if status in _WORDS else _FINAL_WORDS[status]
+
+
+class ItonShorthands:
+    """``SimulatedGateway``'s ITON properties: the endpoint's URL and the send answer form."""
+
+    __slots__ = ()
+
+    @property
+    def iton_url(self: GatewayView) -> str:
+        """ITON's command endpoint, such as ``http://127.0.0.1:PORT/ItonSMSAPI/smsService/api/``."""
+        return self.url(ItonProtocol.name)
+
+    @property
+    def iton_send_form(self: GatewayView) -> ItonSendForm:
+        """How ITON answers a send: ``"text"`` or ``"json"``."""
+        return cast("ItonSendForm", self.answer_form(ItonProtocol.name))
+
+    @iton_send_form.setter
+    def iton_send_form(self: GatewayView, value: ItonSendForm) -> None:
+        self.set_answer_form(ItonProtocol.name, value)

@@ -34,7 +34,7 @@ import json
 import re
 from collections.abc import Iterable, Mapping
 from http import HTTPStatus
-from typing import TYPE_CHECKING, ClassVar, Final, NamedTuple
+from typing import TYPE_CHECKING, ClassVar, Final, NamedTuple, Protocol
 from urllib.parse import unquote
 
 if TYPE_CHECKING:
@@ -44,6 +44,7 @@ __all__ = [
     "JSON",
     "SENDER_ID",
     "TEXT",
+    "GatewayView",
     "Operation",
     "Request",
     "Response",
@@ -56,8 +57,8 @@ __all__ = [
 
 TEXT: Final = "text/plain; charset=utf-8"
 JSON: Final = "application/json"
-#: A sender id as DESIGN.md states it: up to 11 letters, digits and spaces with
-#: at least one letter, or up to 15 digits.
+#: A sender id: up to 11 letters, digits and spaces with at least one letter,
+#: or up to 15 digits.
 SENDER_ID: Final = re.compile(r"(?=[^A-Za-z]*[A-Za-z])[A-Za-z0-9 ]{1,11}|[0-9]{1,15}")
 
 
@@ -194,6 +195,10 @@ class SimulatedProtocol(abc.ABC):
         default_paths: The paths it serves, by role (``{"send": "/api/sms/send"}``).
         answer_forms: The answer forms it can give (for gateways that answer
             one request in more than one documented way); the first is the default.
+        shorthands: Keyword arguments ``SimulatedGateway(...)`` takes for this
+            protocol's options, each naming what it sets: ``"answer_form"`` or
+            ``"paths.<role>"`` (such as ``{"toy_send_form": "answer_form"}``).
+            ``SimulatedGateway(answer_forms=..., paths=...)`` set the same for any protocol.
 
     Args:
         paths: Paths to serve instead of some defaults, by role; each starts with ``/``.
@@ -205,6 +210,7 @@ class SimulatedProtocol(abc.ABC):
     operations: ClassVar[frozenset[str]]
     default_paths: ClassVar[Mapping[str, str]]
     answer_forms: ClassVar[tuple[str, ...]] = ("default",)
+    shorthands: ClassVar[Mapping[str, str]] = {}
 
     def __init__(self, *, paths: Mapping[str, str] | None = None, answer_form: str | None = None) -> None:
         given = dict(paths or {})
@@ -264,6 +270,26 @@ class SimulatedProtocol(abc.ABC):
     def busy(self, operation: Operation, status: int, headers: tuple[tuple[str, str], ...]) -> Response:
         """A 429 or 503 answer given before processing, with ``headers`` (Retry-After)."""
         return text_response(status, HTTPStatus(status).phrase, headers)
+
+
+class GatewayView(Protocol):
+    """What a protocol module's shorthand properties need of the gateway that serves it."""
+
+    @property
+    def origin(self) -> str:
+        """``http://host:port``."""
+
+    def protocol(self, name: str) -> SimulatedProtocol:
+        """The protocol served under ``name``."""
+
+    def url(self, name: str) -> str:
+        """The base URL a driver for gateway ``name`` is given."""
+
+    def answer_form(self, name: str) -> str:
+        """How gateway ``name`` answers a send."""
+
+    def set_answer_form(self, name: str, form: str) -> None:
+        """Change how gateway ``name`` answers from the next request on."""
 
 
 class UnknownPath(SimulatedProtocol):

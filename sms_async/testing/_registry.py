@@ -1,30 +1,38 @@
 """Which gateway protocols the simulator speaks: a registry of :class:`SimulatedProtocol` classes by name.
 
 A ``SimulatedGateway()`` built without ``protocols=`` serves one instance of
-every registered protocol, on one port. ITON and ItecPay are registered here;
-a third gateway registers itself with one call::
+every registered protocol, on one port. The built-in protocols are registered
+by ``_builtin``; a third gateway registers itself with one call::
 
     from sms_async.testing import register_protocol
 
     register_protocol(ToyProtocol)
 
-Fault operation names (``Fault(operations=...)``) are checked against the
+or, from another package, with an entry point in the
+``sms_async.simulator_protocols`` group, as drivers are declared in
+``sms_async.gateways``::
+
+    [project.entry-points."sms_async.simulator_protocols"]
+    toy = "toy_gateway:ToyProtocol"
+
+Declared protocols are loaded when the registered ones are listed. Fault
+operation names (``Fault(operations=...)``) are checked against the
 registered protocols' operations.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from importlib.metadata import EntryPoint, entry_points
 from typing import TYPE_CHECKING, Final, TypeVar
 
-from sms_async.testing._itecpay import ItecPayProtocol
-from sms_async.testing._iton import ItonProtocol
 from sms_async.testing._protocol import SimulatedProtocol, UnknownPath
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
 __all__ = [
+    "ENTRY_POINT_GROUP",
     "check_operation_names",
     "check_protocol",
     "register_protocol",
@@ -37,6 +45,8 @@ _P = TypeVar("_P", bound=type[SimulatedProtocol])
 #: Names that belong to the simulator itself, not to a gateway.
 RESERVED: Final = frozenset({UnknownPath.name, "simulator"})
 _registry: dict[str, type[SimulatedProtocol]] = {}
+#: The entry-point group other packages declare their simulator protocols in.
+ENTRY_POINT_GROUP: Final = "sms_async.simulator_protocols"
 
 
 def check_protocol(protocol: type[SimulatedProtocol]) -> None:
@@ -84,15 +94,49 @@ def register_protocol(protocol: _P, *, replace: bool = False) -> _P:
 
 
 def unregister_protocol(name: str) -> None:
-    """Remove the protocol registered under ``name`` (gateways already built keep serving it)."""
+    """Remove the protocol registered under ``name`` (gateways already built keep serving it).
+
+    A protocol declared by an entry point is registered again the next time the protocols are listed.
+    """
     if _registry.pop(name, None) is None:
         raise ValueError(
             f"no gateway protocol named {name!r} is registered; registered: {sorted(_registry)!r}"
         )
 
 
+def _declared() -> dict[str, EntryPoint]:
+    """The entry points of the group by name (the first wins where two packages declare one name)."""
+    found: dict[str, EntryPoint] = {}
+    for point in entry_points(group=ENTRY_POINT_GROUP):
+        found.setdefault(point.name, point)
+    return found
+
+
+def _load(point: EntryPoint) -> None:
+    """Load and register the protocol an entry point names; a failure says which package to look at."""
+    problem = None
+    try:
+        protocol = point.load()
+    except Exception as error:  # noqa: BLE001 - any failure of a third-party import is reported the same way
+        problem = f"{type(error).__name__}: {error}"
+    if problem is not None:
+        raise ValueError(
+            f"the simulator protocol {point.name!r} declared by the entry point {point.value!r} cannot be "
+            f"loaded ({problem}): check that its package is installed completely"
+        )
+    if getattr(protocol, "name", None) != point.name:
+        raise ValueError(
+            f"the entry point {point.name!r} names {point.value!r}, whose 'name' is "
+            f"{getattr(protocol, 'name', None)!r}: the two must be the same"
+        )
+    register_protocol(protocol)
+
+
 def registered_protocols() -> tuple[type[SimulatedProtocol], ...]:
-    """The registered protocol classes, in registration order."""
+    """The registered protocol classes, in registration order (those declared by entry points last)."""
+    for name, point in _declared().items():
+        if name not in _registry:
+            _load(point)
     return tuple(_registry.values())
 
 
@@ -109,11 +153,11 @@ def check_operation_names(names: Iterable[str]) -> frozenset[str]:
         prefix, dot, rest = op.partition(".") if isinstance(op, str) else ("", "", "")
         if not dot or not rest or not prefix:
             raise ValueError(f"operation names look like 'gateway.operation' ('iton.sendSMS'), got {op!r}")
+        if prefix not in _registry and prefix != UnknownPath.name:
+            point = _declared().get(prefix)
+            if point is not None:
+                _load(point)
         protocol = UnknownPath if prefix == UnknownPath.name else _registry.get(prefix)
         if protocol is not None and op not in protocol.operations:
             raise ValueError(f"unknown operation {op!r}; known: {sorted(protocol.operations)!r}")
     return checked
-
-
-register_protocol(ItonProtocol)
-register_protocol(ItecPayProtocol)

@@ -22,7 +22,7 @@ __all__ = ["sms_gateway", "sms_gateway_factory"]
 
 @pytest.fixture
 def sms_gateway() -> Iterator[SimulatedGateway]:
-    """A simulated ITON + ItecPay gateway on 127.0.0.1, started for this test."""
+    """A simulated gateway on 127.0.0.1 serving every registered protocol, started for this test."""
     # Imported here so that loading the plugin costs nothing in test runs that do not use it.
     from sms_async.testing import SimulatedGateway  # noqa: PLC0415  (loading the plugin must cost nothing in runs that do not use it)
 

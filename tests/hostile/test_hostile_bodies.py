@@ -181,7 +181,7 @@ def answers_twice():
                 reason="transports/_httpx.py HttpxTransport.send: bytes a gateway sends beyond an answer "
                 "(here a second, unasked-for answer) stay in the pooled httpx connection and are read as "
                 "the answer to the next request on it, so every later batch is credited with the id "
-                "answered to the batch before (the fast transport drops them); the outcome rules: accepted "
+                "answered to the batch before (the fast transport drops them); the manual: accepted "
                 "means the gateway issued an id for that request",
                 strict=True,
             ),

@@ -20,6 +20,13 @@ from sms_async.testing import (
 NUMBERS = ["+15550000001", "+15550000002", "+15550000003"]
 
 
+class Unlisted(ToyProtocol):
+    """The toy under a name that nobody registers or declares by entry point."""
+
+    name = "unlisted"
+    operations = frozenset({"unlisted.send", "unlisted.status"})
+
+
 @pytest.fixture
 def toy_registered():
     register_protocol(ToyProtocol)
@@ -33,9 +40,11 @@ def client():
         yield c
 
 
-def toy_send(gw: SimulatedGateway, client: httpx.Client, numbers=NUMBERS, text="Hello") -> httpx.Response:
+def toy_send(
+    gw: SimulatedGateway, client: httpx.Client, numbers=NUMBERS, text="Hello", name="toy"
+) -> httpx.Response:
     body = {"user": gw.username, "key": gw.password, "to": numbers, "text": text}
-    return client.post(gw.url("toy") + "/toy/v1/messages", json=body)
+    return client.post(gw.url(name) + "/toy/v1/messages", json=body)
 
 
 def toy_status(gw: SimulatedGateway, client: httpx.Client, message_id: str) -> httpx.Response:
@@ -77,16 +86,17 @@ def test_toy_gateway_takes_faults_by_operation_name(toy_registered, sms_gateway_
 
 def test_toy_gateway_on_its_own(client):
     """protocols=[...] serves only the given protocols, with no registration at all."""
-    assert ToyProtocol not in registered_protocols()
-    with SimulatedGateway(protocols=[ToyProtocol(answer_form="verbose")]) as gw:
-        assert gw.protocols == ("toy",)
-        assert toy_send(gw, client).json()["to"] == NUMBERS
+    assert Unlisted not in registered_protocols()
+    with SimulatedGateway(protocols=[Unlisted(answer_form="verbose")]) as gw:
+        assert gw.protocols == ("unlisted",)
+        assert toy_send(gw, client, name="unlisted").json()["to"] == NUMBERS
+        assert gw.stats.requests == {"unlisted.send": 1}
         assert client.get(gw.origin + "/ItonSMSAPI/smsService/api/").status_code == 404
         with pytest.raises(ValueError, match="serves no protocol named 'iton'"):
             _ = gw.iton_url
-        gw.set_answer_form("toy", "plain")
-        assert "to" not in toy_send(gw, client).json()
-        assert gw.answer_form("toy") == "plain"
+        gw.set_answer_form("unlisted", "plain")
+        assert "to" not in toy_send(gw, client, name="unlisted").json()
+        assert gw.answer_form("unlisted") == "plain"
 
 
 def test_toy_paths_are_options(client):
@@ -101,8 +111,8 @@ def test_toy_paths_are_options(client):
 
 def test_fault_for_an_unregistered_gateway_is_checked_by_the_gateway():
     """A fault naming an unregistered gateway's operation is accepted, then refused where it is not served."""
-    fault = Fault("status_503", operations={"toy.send"})
-    SimulatedGateway(protocols=[ToyProtocol], faults=[fault])
+    fault = Fault("status_503", operations={"unlisted.send"})
+    SimulatedGateway(protocols=[Unlisted], faults=[fault])
     with pytest.raises(ValueError, match="does not serve"):
         SimulatedGateway(faults=[fault])
     gw = SimulatedGateway()
@@ -177,3 +187,35 @@ def test_protocol_options_are_checked(options, message):
     """Unknown path roles, relative paths and unknown answer forms are refused when a protocol is built."""
     with pytest.raises(ValueError, match=message):
         ToyProtocol(**options)
+
+
+def test_options_by_gateway_name(client):
+    """answer_forms= and paths= configure any protocol by name, as the built-ins' shorthands do."""
+    with SimulatedGateway(
+        protocols=[ToyProtocol, Unlisted],
+        answer_forms={"toy": "verbose"},
+        paths={"unlisted": {"send": "/u/send", "status": "/u/status"}},
+    ) as gw:
+        assert gw.answer_form("toy") == "verbose"
+        assert gw.answer_form("unlisted") == "plain"
+        assert gw.protocol("unlisted").paths["send"] == "/u/send"
+        assert toy_send(gw, client).json()["to"] == NUMBERS
+    shorthand = SimulatedGateway(iton_send_form="json", itecpay_send_path="/v2/send")
+    by_name = SimulatedGateway(answer_forms={"iton": "json"}, paths={"itecpay": {"send": "/v2/send"}})
+    for gw in (shorthand, by_name):
+        assert gw.iton_send_form == "json"
+        assert gw.protocol("itecpay").paths["send"] == "/v2/send"
+
+
+def test_a_protocol_declares_its_own_shorthands():
+    """A protocol's declared shorthand is a keyword of SimulatedGateway; an undeclared one is refused."""
+    gw = SimulatedGateway(protocols=[ToyProtocol], toy_send_form="verbose")
+    assert gw.answer_form("toy") == "verbose"
+    with pytest.raises(TypeError, match="unexpected keyword argument 'toy_colour'"):
+        SimulatedGateway(toy_colour="blue")
+    with pytest.raises(ValueError, match=r"toy_send_form must be one of \('plain', 'verbose'\)"):
+        SimulatedGateway(protocols=[ToyProtocol], toy_send_form="loud")
+    with pytest.raises(ValueError, match="'nope', which is neither registered nor given"):
+        SimulatedGateway(answer_forms={"nope": "json"})
+    with pytest.raises(ValueError, match="answer form must be one of"):
+        SimulatedGateway(protocols=[ToyProtocol], answer_forms={"toy": "loud"})
