@@ -118,6 +118,10 @@ class Batcher:
         sender_id: The sender id (texts per recipient are checked with it).
         max_segments: Refuse a text longer than this many parts (per text).
         template: Renders each mapping's text.
+        compact_keys: Keep the distinct numbers in the compact table from the
+            first one (:class:`~sms_async._keys.SeenNumbers`), never as a set of
+            strings: for runs that hold no results (a stream), where nothing
+            else keeps the strings alive. The batches are the same either way.
     """
 
     def __init__(
@@ -129,6 +133,7 @@ class Batcher:
         sender_id: str = "",
         max_segments: int | None = None,
         template: Template | None = None,
+        compact_keys: bool = False,
     ) -> None:
         if max_batch < 1:
             raise exc.ConfigurationError(f"max_batch must be >= 1, got {max_batch!r}")
@@ -138,7 +143,7 @@ class Batcher:
         self._sender_id = sender_id
         self._max_segments = max_segments
         self._template = template
-        self._seen = SeenNumbers()
+        self._seen = SeenNumbers(compact=compact_keys)
         self._seen_invalid: SeenNumbers | None = None
         self._messages: dict[str, Message | Failure] = {}
         self._read = 0
@@ -153,6 +158,7 @@ class Batcher:
         *,
         sender_id: str,
         max_segments: int | None = None,
+        compact_keys: bool = False,
     ) -> Batcher:
         """The batcher of a call's ``text``: one text, a Template, or None for ``(number, text)`` pairs.
 
@@ -171,6 +177,7 @@ class Batcher:
             sender_id=sender_id,
             max_segments=max_segments,
             template=template,
+            compact_keys=compact_keys,
         )
 
     @property

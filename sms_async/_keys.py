@@ -76,6 +76,11 @@ _MASK64: Final = (1 << 64) - 1
 _STR_BYTES: Final = 64
 # What a pending number costs besides the set's table: its int key.
 _INT_BYTES: Final = 32
+# The smallest table (64 buckets of 8 slots, 4 KiB), which a compact store starts with.
+_MIN_BITS: Final = 6
+# Numbers of one length with at most this many digits are read as one block of bytes.
+_BLOCK_DIGITS: Final = 18
+_PLUS: Final = ord("+")
 _BAD_KEY: Final = "SeenNumbers holds E.164 numbers: their digits must be positive integers below 2**63"
 
 
@@ -247,11 +252,22 @@ class SeenNumbers:
 
     __slots__ = ("_pending", "_small", "_table")
 
-    def __init__(self) -> None:
+    def __init__(self, *, compact: bool = False) -> None:
+        """Make an empty store; ``compact`` uses the table from the first number, never the plain set.
+
+        The plain set is the cheaper choice where something else holds the
+        strings anyway (``send``'s results); where nothing does (a stream
+        from a generator), the set's strings are 60 to 100 bytes a number of
+        pure overhead, and ``compact`` avoids them.
+        """
         # The plain set while it lasts; None once the table has taken over.
         self._small: set[str] | None = set()
         self._table: _Table | None = None
         self._pending: set[int] = set()
+        if compact:
+            _load_numpy()
+            self._small = None
+            self._table = _Table(_MIN_BITS)
 
     def add_new(self, numbers: list[str]) -> bool:
         """Add every number and return True if all are distinct and unseen; else add nothing, return False.
@@ -276,13 +292,9 @@ class SeenNumbers:
         table = self._table
         if table is None:
             raise AssertionError("no table after the plain set")  # set together in _spill
-        keys = _keys_of(numbers)
-        try:
-            chunk = np.array(keys, dtype=np.int64)
-        except OverflowError as error:
-            raise ValueError(_BAD_KEY) from error
-        if len(chunk) == 0:
+        if not numbers:
             return True
+        chunk = _keys_array(numbers)
         if table.full:
             table = self._grow()
         hashes = _hash(chunk)
@@ -295,7 +307,7 @@ class SeenNumbers:
             ordered_keys = np.sort(chunk)
             if (ordered_keys[1:] == ordered_keys[:-1]).any():
                 return False
-        if self._pending and not self._pending.isdisjoint(keys):
+        if self._pending and not self._pending.isdisjoint(chunk.tolist()):
             return False
         return table.add_chunk(hashes, buckets, shared=shared)
 
@@ -390,7 +402,8 @@ class SeenNumbers:
 
 def _key_of(number: str) -> int:
     """The key of an E.164 number: its digits as an integer (``e164_key``, checked)."""
-    if number[:1] != "+" or number[1:2] == "0" or not number[1:].isdigit():
+    digits = number[1:]
+    if number[:1] != "+" or digits[:1] == "0" or not (digits.isdigit() and digits.isascii()):
         raise ValueError(f"{_BAD_KEY}, got {number[:20]!r}")
     key = int(number)  # int() takes the leading '+'
     if key >= 1 << 63:
@@ -398,10 +411,44 @@ def _key_of(number: str) -> int:
     return key
 
 
-def _keys_of(numbers: list[str]) -> list[int]:
+def _keys_array(numbers: list[str]) -> npt.NDArray[np.int64]:
+    """The numbers' keys as an array; numbers of one length are read as one block of bytes."""
+    size = len(numbers)
+    length = len(numbers[0])
+    joined = "".join(numbers)
+    # Up to 18 digits the key fits an int64 whatever the digits: 10**18 < 2**63.
+    if len(joined) == size * length and 2 <= length <= _BLOCK_DIGITS + 1 and joined.isascii():
+        block = np.frombuffer(joined.encode("ascii"), dtype=np.uint8).reshape(size, length)
+        digits = block[:, 1:] - np.uint8(48)  # a non-digit wraps round to above 9
+        if (block[:, 0] == _PLUS).all() and (digits <= 9).all() and digits[:, 0].all():
+            return digits.astype(np.int64) @ _powers(length - 1)
     try:
-        keys = list(map(int, numbers))  # the normaliser's E.164: '+' and digits
-    except ValueError:
+        return np.array(_keys_of(numbers), dtype=np.int64)
+    except OverflowError as error:
+        raise ValueError(_BAD_KEY) from error
+
+
+def _powers(count: int) -> npt.NDArray[np.int64]:
+    """``10**(count-1), ..., 10, 1`` as int64: a row of digits times this is its number."""
+    return 10 ** np.arange(count - 1, -1, -1, dtype=np.int64)
+
+
+def _keys_of(numbers: list[str]) -> list[int]:
+    joined = "".join(numbers)
+    # int() alone would also take "+0...", "-1", " 1", "1_0" and non-ASCII
+    # digits; one "+" a number, then ASCII digits not starting with 0, is
+    # what the normaliser's E.164 is, and int() then reads each exactly.
+    if (
+        joined.isascii()
+        and joined.count("+") == len(numbers)
+        and "+0" not in joined
+        and joined.replace("+", "").isdigit()
+    ):
+        try:
+            keys = list(map(int, numbers))  # a "+" inside a number still raises
+        except ValueError:
+            keys = [_key_of(number) for number in numbers]
+    else:
         keys = [_key_of(number) for number in numbers]
     if keys and (min(keys) <= 0 or max(keys) >= 1 << 63):
         raise ValueError(_BAD_KEY)
@@ -421,4 +468,4 @@ def _split_tables() -> tuple[npt.NDArray[np.intp], npt.NDArray[np.uint8]]:
 
 def _bits_for(count: int) -> int:
     """Return the bucket bits of a table that holds ``count`` keys in at most half its slots."""
-    return max(6, (2 * count - 1).bit_length() - (_SLOTS.bit_length() - 1))
+    return max(_MIN_BITS, (2 * count - 1).bit_length() - (_SLOTS.bit_length() - 1))

@@ -48,23 +48,32 @@ def check_same(store: SeenNumbers, reference: set[int], probes: list[int]) -> No
 
 
 keys = st.one_of(st.integers(1, 3_000), st.integers(TOP - 40, TOP))
+# Twelve digits each, as a chunk of one country's numbers: read as one block of bytes.
+same_length = st.integers(10**11, 10**11 + 2_000)
 operations = st.lists(
     st.one_of(
         st.tuples(st.just("add"), keys),
+        st.tuples(st.just("add"), same_length),
         st.tuples(st.just("add_new"), st.lists(keys, max_size=40)),
         st.tuples(st.just("add_new"), st.lists(keys, max_size=40, unique=True)),
         st.tuples(st.just("add_new"), st.lists(st.integers(3_000, 100_000), max_size=120, unique=True)),
+        st.tuples(st.just("add_new"), st.lists(same_length, max_size=120)),
+        st.tuples(st.just("add_new"), st.lists(same_length, max_size=120, unique=True)),
     ),
     max_size=60,
 )
 
 
 @PROPERTY
-@given(operations, st.sampled_from([(40, 6, 4), (1, 1, 1), (200, 50, 64), (10**9, 6, 4)]))
-def test_behaves_exactly_like_a_set(steps, limits):
-    """Under any sequence of add and add_new, the store answers and holds what a set would."""
+@given(
+    operations,
+    st.sampled_from([(40, 6, 4), (1, 1, 1), (200, 50, 64), (10**9, 6, 4)]),
+    st.booleans(),
+)
+def test_behaves_exactly_like_a_set(steps, limits, compact):
+    """Under any sequence of add and add_new, across spill and growth, the store answers as a set would."""
     with small_limits(*limits):
-        store = SeenNumbers()
+        store = SeenNumbers(compact=compact)
         reference: set[int] = set()
         for name, argument in steps:
             if name == "add":
@@ -79,6 +88,45 @@ def test_behaves_exactly_like_a_set(steps, limits):
                 probes = argument[:5]
             check_same(store, reference, probes)
         check_same(store, reference, [*sorted(reference)[:200], 0, 5_000_000, TOP - 100])
+
+
+@PROPERTY
+@given(st.lists(st.integers(10**11, 10**12 - 1), min_size=1, max_size=300))
+def test_a_block_of_one_length_gives_each_numbers_own_key(keys_in):
+    """Numbers of one length, read as one block of bytes, get the keys int() gives them one by one."""
+    _keys._load_numpy()
+    assert _keys._keys_array(e164s(keys_in)).tolist() == keys_in
+
+
+@pytest.mark.parametrize(
+    "numbers",
+    [
+        ["+919812345678", "+9198123456x8"],  # not a digit
+        ["+919812345678", "-919812345678"],  # no plus
+        ["+919812345678", "+019812345678"],  # a leading zero
+        ["+919812345678", "+91981234567\u0668"],  # a digit, but not an ASCII one
+    ],
+)
+def test_a_block_with_a_bad_number_is_refused_as_one_by_one(numbers):
+    """A block of one length holding something that is not E.164 is refused with the same error as alone."""
+    store = SeenNumbers(compact=True)
+    with pytest.raises(ValueError, match="positive integers below 2\\*\\*63"):
+        store.add_new(numbers)
+    assert len(store) == 0
+
+
+def test_a_compact_store_holds_every_number_in_its_table_from_the_first():
+    """A compact store keeps no strings: its first number goes to the table, and repeats are found."""
+    store = SeenNumbers(compact=True)
+    assert store._small is None
+    assert store._table is not None
+    assert store.add_new(e164s([919812345678, 919812345679]))
+    assert not store.add_new(e164s([919812345679]))
+    assert store.add(e164(442079460018))
+    assert not store.add(e164(442079460018))
+    assert e164(919812345678) in store
+    assert len(store) == 3
+    assert store.nbytes < 10_000
 
 
 def test_a_refused_chunk_adds_nothing():
