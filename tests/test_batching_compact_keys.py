@@ -24,9 +24,9 @@ inputs = st.lists(
 )
 
 
-def cut(batcher: Batcher, items: list[str]) -> list[Batch]:
-    """Every batch the batcher makes of ``items``, fed in lists of 256."""
-    done = [b for start in range(0, len(items), 256) for b in batcher.feed(items[start : start + 256])]
+def cut(batcher: Batcher, items: list[str], size: int = 256) -> list[Batch]:
+    """Every batch the batcher makes of ``items``, fed in lists of ``size``."""
+    done = [b for start in range(0, len(items), size) for b in batcher.feed(items[start : start + size])]
     return done + batcher.finish()
 
 
@@ -48,6 +48,15 @@ def test_compact_keys_cut_the_same_batches(items):
     assert sum(b.size for b in compact) == len(items)
     sent = [n for b in compact for n in b.numbers]
     assert len(sent) == len(set(sent))
+
+
+@settings(deadline=None, suppress_health_check=[HealthCheck.too_slow], max_examples=100)
+@given(inputs, st.sampled_from([1, 7, 256, 1024]), st.booleans())
+def test_the_lists_the_input_is_read_in_change_no_batch(items, size, compact):
+    """Fed in lists of any size, the batcher cuts the same batches as fed in lists of 1024."""
+    expected = cut(Batcher(NORMALISER, 100, message=MESSAGE), items, 1024)
+    found = cut(Batcher(NORMALISER, 100, message=MESSAGE, compact_keys=compact), items, size)
+    assert shape(found) == shape(expected)
 
 
 def test_for_text_passes_compact_keys_on():

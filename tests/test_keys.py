@@ -119,7 +119,7 @@ def test_a_compact_store_holds_every_number_in_its_table_from_the_first():
     """A compact store keeps no strings: its first number goes to the table, and repeats are found."""
     store = SeenNumbers(compact=True)
     assert store._small is None
-    assert store._table is not None
+    assert store._narrow is not None
     assert store.add_new(e164s([919812345678, 919812345679]))
     assert not store.add_new(e164s([919812345679]))
     assert store.add(e164(442079460018))
@@ -149,16 +149,16 @@ def test_boundaries_of_the_spill_the_pending_set_and_growth():
     with small_limits(spill_at=64, pending=8, split_rows=2):
         store = SeenNumbers()
         assert store.add_new(e164s(list(range(1, 64))))
-        assert store._table is None
+        assert store._narrow is None
         assert store.add_new(e164s([64]))  # the 64th key: the set gives way to the table
         assert store._small is None
-        assert store._table is not None
+        assert store._narrow is not None
         for key in range(65, 65 + 8):
             assert store.add(e164(key))
         assert not store._pending  # the eighth single key settled them all
-        bits = store._table.bits
+        bits = store._narrow.bits
         next_key = 73
-        while store._table.bits == bits:
+        while store._narrow.bits == bits:
             assert store.add_new(e164s(list(range(next_key, next_key + 50))))
             next_key += 50
         assert len(store) == next_key - 1
@@ -202,10 +202,10 @@ def test_chunks_whose_keys_share_buckets():
     with small_limits(spill_at=2):
         store = SeenNumbers()
         assert store.add_new(e164s([1, 2]))
-        table = store._table
+        table = store._narrow
         assert table is not None
         candidates = _keys.np.arange(3, 200_000, dtype=_keys.np.int64)
-        buckets = table.bucket_of(_keys._hash(candidates))
+        buckets, _, _ = table.place(_keys._hash50(candidates))
         same = candidates[buckets == buckets[0]][:20].tolist()
         assert len(same) == 20
         assert store.add_new(e164s(same))  # more than one bucket's eight slots
@@ -215,20 +215,50 @@ def test_chunks_whose_keys_share_buckets():
 
 
 def test_memory_per_key_is_a_table_at_its_load():
-    """Past the plain set, memory is the table's: 8 bytes a slot, between 37.5 % and 75 % of them in use."""
+    """Past the plain set, memory is the table's: 5 bytes a slot here, 37.5 % to 75 % of them in use."""
     with small_limits(spill_at=1_000):
         store = SeenNumbers()
         for start in range(1, 200_001, 250):
             assert store.add_new(e164s(list(range(start, start + 250))))
         assert len(store) == 200_000
-        table = store._table
+        table = store._narrow
         assert table is not None
+        assert table.bits == 16  # so fingerprints have 34 bits: 32 in lo, 2 in an 8-bit hi
         slots = _keys._SLOTS << table.bits
         assert 0.375 <= len(store) / slots <= 0.75
         overflow = 100 * len(table.overflow) + 50_000
-        assert 8 * slots <= store.nbytes <= 8 * slots + (1 << table.bits) + overflow
-        assert store.nbytes / len(store) < 22
+        assert 5 * slots <= store.nbytes <= 5 * slots + (1 << table.bits) + overflow
+        assert store.nbytes / len(store) < 16
         assert len(table.overflow) < 0.02 * len(store)
+
+
+@pytest.mark.parametrize("compact", [True, False])
+def test_bytes_a_number_stay_at_most_16_from_ten_thousand_up(compact):
+    """From 10,000 numbers up, through every doubling, the store holds at most 16 bytes a number."""
+    with small_limits(spill_at=10_000 if not compact else 10**9, split_rows=1 << 16):
+        store = SeenNumbers(compact=compact)
+        worst = 0.0
+        for start in range(919_000_000_001, 919_000_000_001 + 2_200_000, 1000):
+            assert store.add_new(e164s(list(range(start, start + 1000))))
+            if len(store) >= 10_000:
+                worst = max(worst, store.nbytes / len(store))
+        assert len(store) == 2_200_000
+        assert worst <= 16
+
+
+def test_numbers_of_sixteen_digits_and_more_are_held_beside_the_others():
+    """Keys of 2**50 and more go to a table of their own; both answer, alone and in mixed chunks."""
+    store = SeenNumbers(compact=True)
+    wide = [2**50, 2**50 + 1, TOP]
+    assert store.add_new(e164s([919812345678, *wide]))
+    assert store._wide is not None
+    assert not store.add_new(e164s([2**50]))
+    assert not store.add_new(e164s([919812345678, 2**50 + 2]))
+    assert e164(2**50 + 2) not in store  # a refused mixed chunk adds nothing
+    assert not store.add(e164(TOP))
+    assert store.add(e164(2**50 + 2))
+    assert all(e164(key) in store for key in [919812345678, *wide, 2**50 + 2])
+    assert len(store) == 5
 
 
 def test_a_small_run_never_imports_numpy():
