@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from sms_async._batching import Batch, Batcher
+from sms_async._batching import Batch, Batcher, iter_chunks
 from sms_async._message import Message
 from sms_async._phone import PhoneNormaliser
 
@@ -65,3 +65,15 @@ def test_for_text_passes_compact_keys_on():
     batcher.feed(["+919812345678", "+919812345678"])
     assert batcher.distinct == 1
     assert batcher._seen._small is None
+
+
+def test_a_list_is_read_in_slices_that_see_items_appended_meanwhile():
+    """iter_chunks on a list gives every item once, in order, including items appended while it reads."""
+    items = [f"+9198123{n:05d}" for n in range(2500)]
+    seen: list[str] = []
+    for chunk in iter_chunks(items):
+        seen.extend(chunk)
+        if len(items) < 3000:
+            items.append(f"+9197123{len(items):05d}")
+    assert seen == items
+    assert [len(c) for c in iter_chunks(list(range(2049)))] == [1024, 1024, 1]
