@@ -266,6 +266,68 @@ class _Table:
             self.insert(extra)
 
 
+class _Overflow:
+    """Hashes a full bucket could not take: a sorted array, and the latest few in a set.
+
+    A Python set would cost 60 to 80 bytes a hash (5 % of a table's keys at
+    its fullest: 4 bytes a key); the array costs 8. New hashes wait in the set
+    and join the array, in one sort, when they are a sixteenth of it (or 4096).
+    """
+
+    __slots__ = ("_recent", "_sorted")
+
+    def __init__(self) -> None:
+        self._sorted: npt.NDArray[np.uint64] = np.zeros(0, dtype=np.uint64)
+        self._recent: set[int] = set()
+
+    def __len__(self) -> int:
+        return len(self._sorted) + len(self._recent)
+
+    def __bool__(self) -> bool:
+        return bool(self._recent) or bool(len(self._sorted))
+
+    def __contains__(self, hashed: int) -> bool:
+        if hashed in self._recent:
+            return True
+        held = self._sorted
+        at = int(held.searchsorted(np.uint64(hashed)))
+        return at < len(held) and int(held[at]) == hashed
+
+    @property
+    def nbytes(self) -> int:
+        return int(self._sorted.nbytes) + sys.getsizeof(self._recent) + _INT_BYTES * len(self._recent)
+
+    def holds_any(self, hashes: npt.NDArray[np.uint64]) -> bool:
+        """Say whether any of ``hashes`` is held."""
+        if self._recent and not self._recent.isdisjoint(hashes.tolist()):
+            return True
+        held = self._sorted
+        if not len(held) or not len(hashes):
+            return False
+        at = held.searchsorted(hashes)
+        at[at == len(held)] = 0
+        return bool(np.count_nonzero(held[at] == hashes))
+
+    def update(self, hashes: npt.NDArray[np.uint64]) -> None:
+        """Add ``hashes`` (none of them held)."""
+        recent = self._recent
+        recent.update(hashes.tolist())
+        if len(recent) >= max(_PENDING_MAX, len(self._sorted) >> 4):
+            fresh = np.fromiter(recent, dtype=np.uint64, count=len(recent))
+            merged = np.concatenate((self._sorted, fresh))
+            merged.sort()
+            self._sorted = merged
+            recent.clear()
+
+    def take_all(self) -> npt.NDArray[np.uint64]:
+        """Every hash held, leaving none."""
+        recent = np.fromiter(self._recent, dtype=np.uint64, count=len(self._recent))
+        found = np.concatenate((self._sorted, recent))
+        self._sorted = np.zeros(0, dtype=np.uint64)
+        self._recent = set()
+        return found
+
+
 class _Compact:
     """Keys below ``2**50`` in ``2**bits`` buckets of ``_SLOTS``, each kept as what its bucket does not say.
 
@@ -290,15 +352,14 @@ class _Compact:
             None if dtype is None else np.zeros((1 << bits, _SLOTS), dtype=dtype)
         )
         self._fill: npt.NDArray[np.uint8] = np.zeros(1 << bits, dtype=np.uint8)
-        self.overflow: set[int] = set()
+        self.overflow = _Overflow()
         self.count = 0
 
     @property
     def nbytes(self) -> int:
-        """Bytes held: the fingerprints, the fill counts and the overflow set."""
-        overflow = sys.getsizeof(self.overflow) + _INT_BYTES * len(self.overflow)
+        """Bytes held: the fingerprints, the fill counts and the overflow."""
         hi = 0 if self.hi is None else int(self.hi.nbytes)
-        return int(self.lo.nbytes + self._fill.nbytes) + hi + overflow
+        return int(self.lo.nbytes + self._fill.nbytes) + hi + self.overflow.nbytes
 
     @property
     def full(self) -> bool:
@@ -350,11 +411,7 @@ class _Compact:
         if self._matches(buckets, lo, hi, fills):
             return True
         full = fills == _SLOTS
-        return (
-            bool(self.overflow)
-            and bool(np.count_nonzero(full))
-            and not self.overflow.isdisjoint(hashes[full].tolist())
-        )
+        return bool(self.overflow) and bool(np.count_nonzero(full)) and self.overflow.holds_any(hashes[full])
 
     def add_chunk(self, hashes: npt.NDArray[np.uint64], later: npt.NDArray[np.intp] | None) -> bool:
         """Add ``hashes`` (distinct) unless one is held; say whether they were added.
@@ -369,7 +426,7 @@ class _Compact:
             return False
         full = fills == _SLOTS
         any_full = bool(np.count_nonzero(full))
-        if any_full and self.overflow and not self.overflow.isdisjoint(hashes[full].tolist()):
+        if any_full and self.overflow and self.overflow.holds_any(hashes[full]):
             return False
         if later is not None:
             # The first of each bucket go in at once; the few others after them.
@@ -398,7 +455,7 @@ class _Compact:
         if any_full:
             full = fills == _SLOTS
             if np.count_nonzero(full):
-                self.overflow.update(hashes[full].tolist())
+                self.overflow.update(hashes[full])
                 fits = ~full
                 buckets, lo, fills = buckets[fits], lo[fits], fills[fits]
                 hi = None if hi is None else hi[fits]
@@ -436,7 +493,7 @@ class _Compact:
             fills = self._fill[buckets]
             full = fills == _SLOTS
             if np.count_nonzero(full):
-                self.overflow.update(hashes[full].tolist())
+                self.overflow.update(hashes[full])
                 fits = ~full
                 hashes, buckets, lo, fills = hashes[fits], buckets[fits], lo[fits], fills[fits]
                 hi = None if hi is None else hi[fits]
@@ -506,11 +563,12 @@ class _Compact:
             if dtype is not None and dtype != self.hi.dtype:
                 self.hi = self.hi.astype(dtype)
         if self.overflow:
-            # Hashes that overflowed may fit now.
-            extra = np.fromiter(self.overflow, dtype=np.uint64, count=len(self.overflow))
-            self.overflow = set()
+            # Hashes that overflowed may fit now; a block at a time, so that
+            # the insertion's temporary arrays stay small at the peak.
+            extra = self.overflow.take_all()
             self.count -= len(extra)
-            self.insert(extra)
+            for start in range(0, len(extra), _SPLIT_ROWS):
+                self.insert(extra[start : start + _SPLIT_ROWS])
 
 
 def _hi_dtype(width: int) -> type[np.unsignedinteger[Any]] | None:

@@ -279,3 +279,26 @@ def test_repr_says_how_many_keys_and_bytes():
     store = SeenNumbers()
     store.add_new(e164s([919812345678, 442079460018]))
     assert repr(store).startswith("SeenNumbers(2 keys, about ")
+
+
+@PROPERTY
+@given(st.lists(st.lists(st.integers(1, 2**50 - 1), max_size=30, unique=True), max_size=20))
+def test_the_overflow_holds_what_it_was_given_in_its_array_and_its_set(batches):
+    """The overflow answers as a set would, whether a hash waits in its set or was merged into its array."""
+    _keys._load_numpy()
+    with small_limits(pending=4):
+        overflow = _keys._Overflow()
+        reference: set[int] = set()
+        for batch in batches:
+            fresh = [h for h in batch if h not in reference]
+            overflow.update(_keys.np.array(fresh, dtype=_keys.np.uint64))
+            reference.update(fresh)
+            assert len(overflow) == len(reference)
+            probes = [*batch[:3], 2**50 + 7, 0]
+            for probe in probes:
+                assert (probe in overflow) == (probe in reference)
+            assert overflow.holds_any(_keys.np.array(probes, dtype=_keys.np.uint64)) == any(
+                p in reference for p in probes
+            )
+        assert sorted(overflow.take_all().tolist()) == sorted(reference)
+        assert len(overflow) == 0
