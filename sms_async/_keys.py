@@ -2,7 +2,7 @@
 
 A run de-duplicates its recipients by their E.164 form. :class:`SeenNumbers`
 takes the E.164 strings themselves and, in its table, answers the same
-questions in 5 to 14 bytes a number from 10,000 numbers up (8 at 10 million)
+questions in 5 to 14 bytes a number from 10,000 numbers up (7 at 10 million)
 instead of a set's 65 to 100, by keeping :func:`sms_async._phone.e164_key`
 (an integer below ``2**63``) in a hash table.
 
@@ -23,9 +23,9 @@ How
       the lookup read. When 75 % of the slots are taken the table doubles in
       place: each bucket splits in two by its fingerprints' top bit, so
       nothing moves anywhere else and memory peaks at the new table, not at
-      the old and the new together. A key whose bucket is full waits in a
-      small overflow set (up to 5 % of them) and gets its chance at the next
-      doubling.
+      the old and the new together. A key whose bucket is full waits in
+      the overflow, a sorted array of hashes (up to 5 % of them, 8 bytes
+      each), and gets its chance at the next doubling.
     * ``_Table``, for longer keys (and the 63-bit digests of invalid
       inputs), the same with whole 64-bit hashes; made when the first comes.
 
