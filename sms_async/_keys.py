@@ -20,12 +20,13 @@ How
       bits) and its fingerprint (the rest), of which only the fingerprint is
       stored: 4 to 6 bytes a slot. Looking up a chunk is a handful of
       vectorised steps with one row read a key, and adding it reuses what
-      the lookup read. When 75 % of the slots are taken the table doubles in
-      place: each bucket splits in two by its fingerprints' top bit, so
+      the lookup read. When it holds as many keys as it has slots the
+      table doubles in place: each bucket splits in two by its fingerprints' top bit, so
       nothing moves anywhere else and memory peaks at the new table, not at
       the old and the new together. A key whose bucket is full waits in
-      the overflow, a sorted array of hashes (up to 5 % of them, 8 bytes
-      each), and gets its chance at the next doubling.
+      the overflow, a sorted array of hashes (up to 12 % of them, at 8 bytes
+      each still less than the slots a lower load would leave empty), and
+      gets its chance at the next doubling.
     * ``_Table``, for longer keys (and the 63-bit digests of invalid
       inputs), the same with whole 64-bit hashes; made when the first comes.
 
@@ -69,9 +70,14 @@ __all__ = ["SeenNumbers"]
 _SPILL_AT: Final = 1 << 20
 # Keys a bucket holds: eight 64-bit keys are one 64-byte cache line.
 _SLOTS: Final = 8
-# The table doubles once this share of its slots is taken: a 10-million-key
-# table then holds its keys in 60 % of 2**24 slots (13.4 B a key).
+# The 64-bit table doubles once this share of its slots is taken.
 _MAX_LOAD: Final = 0.75
+# The compact table doubles once it holds as many keys as slots: at 8 bytes an
+# overflowed key (about 12 % of them then) costs less than a lower load's
+# empty 4- to 6-byte slots, so a million keys fit in 2**17 buckets (7 B a key).
+_COMPACT_LOAD: Final = 1.0
+# Overflowed hashes wait in a set at least up to this many before joining the array.
+_RECENT_MIN: Final = 256
 # Rows split at a time when the table doubles: bounds the temporary arrays.
 _SPLIT_ROWS: Final = 1 << 12
 # Single keys (add) wait in a set up to this many, then join the table at once.
@@ -271,7 +277,7 @@ class _Overflow:
 
     A Python set would cost 60 to 80 bytes a hash (5 % of a table's keys at
     its fullest: 4 bytes a key); the array costs 8. New hashes wait in the set
-    and join the array, in one sort, when they are a sixteenth of it (or 4096).
+    and join the array, in one sort, when they are a sixteenth of it (or 256).
     """
 
     __slots__ = ("_recent", "_sorted")
@@ -312,10 +318,12 @@ class _Overflow:
         """Add ``hashes`` (none of them held)."""
         recent = self._recent
         recent.update(hashes.tolist())
-        if len(recent) >= max(_PENDING_MAX, len(self._sorted) >> 4):
+        if len(recent) >= max(_RECENT_MIN, len(self._sorted) >> 4):
             fresh = np.fromiter(recent, dtype=np.uint64, count=len(recent))
+            fresh.sort()
             merged = np.concatenate((self._sorted, fresh))
-            merged.sort()
+            # Two sorted runs: the stable sort (a merge sort) joins them in one pass.
+            merged.sort(kind="stable")
             self._sorted = merged
             recent.clear()
 
@@ -364,7 +372,7 @@ class _Compact:
     @property
     def full(self) -> bool:
         """Whether the table should grow before it takes more keys."""
-        return self.count >= _MAX_LOAD * _SLOTS * (1 << self.bits)
+        return self.count >= _COMPACT_LOAD * _SLOTS * (1 << self.bits)
 
     def place(
         self, hashes: npt.NDArray[np.uint64]

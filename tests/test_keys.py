@@ -36,6 +36,7 @@ def small_limits(spill_at: int = 40, pending: int = 6, split_rows: int = 4) -> I
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(_keys, "_SPILL_AT", spill_at)
         patch.setattr(_keys, "_PENDING_MAX", pending)
+        patch.setattr(_keys, "_RECENT_MIN", pending)
         patch.setattr(_keys, "_SPLIT_ROWS", split_rows)
         yield
 
@@ -215,7 +216,7 @@ def test_chunks_whose_keys_share_buckets():
 
 
 def test_memory_per_key_is_a_table_at_its_load():
-    """Past the plain set, memory is the table's: 5 bytes a slot here, 37.5 % to 75 % of them in use."""
+    """Past the plain set, memory is the table's: 5 bytes a slot here, and 8 for each overflowed key."""
     with small_limits(spill_at=1_000):
         store = SeenNumbers()
         for start in range(1, 200_001, 250):
@@ -223,13 +224,13 @@ def test_memory_per_key_is_a_table_at_its_load():
         assert len(store) == 200_000
         table = store._narrow
         assert table is not None
-        assert table.bits == 16  # so fingerprints have 34 bits: 32 in lo, 2 in an 8-bit hi
+        assert table.bits == 15  # so fingerprints have 35 bits: 32 in lo, 3 in an 8-bit hi
         slots = _keys._SLOTS << table.bits
-        assert 0.375 <= len(store) / slots <= 0.75
-        overflow = 100 * len(table.overflow) + 50_000
+        assert 0.5 <= len(store) / slots <= 1.0
+        overflow = 8 * len(table.overflow) + 100 * _keys._RECENT_MIN + 50_000
         assert 5 * slots <= store.nbytes <= 5 * slots + (1 << table.bits) + overflow
-        assert store.nbytes / len(store) < 16
-        assert len(table.overflow) < 0.02 * len(store)
+        assert store.nbytes / len(store) < 8
+        assert len(table.overflow) < 0.08 * len(store)
 
 
 @pytest.mark.parametrize("compact", [True, False])
