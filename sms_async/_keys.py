@@ -50,6 +50,7 @@ anything else is refused with ValueError.
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, Final
 
 if TYPE_CHECKING:
@@ -327,13 +328,13 @@ class _Overflow:
             self._sorted = merged
             recent.clear()
 
-    def take_all(self) -> npt.NDArray[np.uint64]:
-        """Every hash held, leaving none."""
-        recent = np.fromiter(self._recent, dtype=np.uint64, count=len(self._recent))
-        found = np.concatenate((self._sorted, recent))
-        self._sorted = np.zeros(0, dtype=np.uint64)
-        self._recent = set()
-        return found
+    def blocks(self, size: int) -> Iterator[npt.NDArray[np.uint64]]:
+        """Every hash held, ``size`` at a time (no copy of the whole array)."""
+        held = self._sorted
+        for start in range(0, len(held), size):
+            yield held[start : start + size]
+        if self._recent:
+            yield np.fromiter(self._recent, dtype=np.uint64, count=len(self._recent))
 
 
 class _Compact:
@@ -573,10 +574,10 @@ class _Compact:
         if self.overflow:
             # Hashes that overflowed may fit now; a block at a time, so that
             # the insertion's temporary arrays stay small at the peak.
-            extra = self.overflow.take_all()
-            self.count -= len(extra)
-            for start in range(0, len(extra), _SPLIT_ROWS):
-                self.insert(extra[start : start + _SPLIT_ROWS])
+            waiting, self.overflow = self.overflow, _Overflow()
+            self.count -= len(waiting)
+            for block in waiting.blocks(_SPLIT_ROWS):
+                self.insert(block)
 
 
 def _hi_dtype(width: int) -> type[np.unsignedinteger[Any]] | None:
