@@ -2,7 +2,7 @@
 
 A run de-duplicates its recipients by their E.164 form. :class:`SeenNumbers`
 takes the E.164 strings themselves and, in its table, answers the same
-questions in 5 to 14 bytes a number from 10,000 numbers up (7 at 10 million)
+questions in 7 to 11 bytes a number from 10,000 numbers up (7 at 10 million)
 instead of a set's 65 to 100, by keeping :func:`sms_async._phone.e164_key`
 (an integer below ``2**63``) in a hash table.
 
@@ -36,10 +36,11 @@ How
 
 What it costs
     Measured in ``benchmarks/bench_keys.py`` and ``benchmarks/run.py``: the
-    plain set about 5 us of CPU for 100 numbers; the compact table about 12 us
-    for 100 in lists of 1024 (about 19 in lists of 256: its array steps cost
-    the same for either, so the batcher reads lists of 1024), the doublings
-    included. :meth:`SeenNumbers.add` costs about 1 us past the spill,
+    plain set about 5 us of CPU for 100 numbers in a tight loop; the compact
+    table about 18 us for 100 in lists of 1024 (about 26 in lists of 256: its
+    array steps cost the same for either, so the batcher reads lists of
+    1024), the doublings included. In a ``stream`` run, where the set's
+    probes of new strings miss the cache, both cost about the same. :meth:`SeenNumbers.add` costs about 1 us past the spill,
     against a set's 0.1 to 0.2 us.
 
 Numbers must be E.164 as the normaliser makes them (``+`` and ASCII digits,
@@ -605,7 +606,7 @@ def _hash50_int(key: int) -> int:
 
 
 class SeenNumbers:
-    """Distinct E.164 numbers seen so far, compact: 5 to 14 B a number past 10,000 in the table.
+    """Distinct E.164 numbers seen so far, compact: 7 to 11 B a number past 10,000 in the table.
 
     Up to about a million numbers this is a plain ``set`` of the strings,
     unless ``compact``; past that, numpy hash tables of their keys (see the
