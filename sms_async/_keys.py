@@ -40,8 +40,9 @@ What it costs
     table about 18 us for 100 in lists of 1024 (about 26 in lists of 256: its
     array steps cost the same for either, so the batcher reads lists of
     1024), the doublings included. In a ``stream`` run, where the set's
-    probes of new strings miss the cache, both cost about the same. :meth:`SeenNumbers.add` costs about 1 us past the spill,
-    against a set's 0.1 to 0.2 us.
+    probes of new strings miss the cache, both cost about the same.
+    :meth:`SeenNumbers.add` costs about 1 us past the spill, against a set's
+    0.1 to 0.2 us.
 
 Numbers must be E.164 as the normaliser makes them (``+`` and ASCII digits,
 no leading 0), so that their keys are positive integers below ``2**63``;
