@@ -203,19 +203,25 @@ def cluster_once(services: Services, numbers_file: Path) -> float:
     return anyio.run(run)
 
 
-def throughput(services: Services, recipients: int, rounds: int) -> dict[str, Any]:
+KINDS = (
+    "BulkSender.send",
+    "sms-async send",
+    "cluster, 1 worker",
+    "cluster, 2 workers",
+    "cluster, 4 workers",
+)
+
+
+def throughput(
+    services: Services, recipients: int, rounds: int, kinds: tuple[str, ...] = KINDS
+) -> dict[str, Any]:
+    """Each kind's recipients/s and median per-round ratio to ``BulkSender.send`` (which must be first)."""
     numbers_file = services.tmp / "numbers.txt"
     numbers_file.write_text("".join(f"+9198{n:08d}\n" for n in range(recipients)))
-    kinds = [
-        "BulkSender.send",
-        "sms-async send",
-        "cluster, 1 worker",
-        "cluster, 2 workers",
-        "cluster, 4 workers",
-    ]
     samples: dict[str, list[float]] = {kind: [] for kind in kinds}
     for round_ in range(rounds):
-        order = kinds[round_ % len(kinds) :] + kinds[: round_ % len(kinds)]
+        shift = round_ % len(kinds)
+        order = kinds[shift:] + kinds[:shift]
         for kind in order:
             if kind == "BulkSender.send":
                 elapsed = send_once(services, numbers_file)

@@ -63,6 +63,7 @@ from harness.clients import (  # noqa: E402
 from harness.report import (  # noqa: E402
     REFERENCE_CLIENTS,
     Config,
+    KeysRow,
     NormRow,
     Report,
     Row,
@@ -71,11 +72,17 @@ from harness.report import (  # noqa: E402
     render,
     write_json,
 )
+from harness.services import cluster_missing, run_campaign_create, run_cluster, store_missing  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
 GATEWAYS = ("iton", "itecpay")
 SCALE_SIZES = (10_000, 100_000, 1_000_000, 10_000_000)
 PERSONAL_COUNT = 20_000
+#: The rows a run can measure (``--rows``); ``--quick`` measures the first six.
+ROWS = ("send", "national", "personal", "stream", "keys", "normalise", "latency", "campaign", "cluster")
+QUICK_ROWS = ROWS[:6]
+CAMPAIGN_SIZE = 10_000_000
+CLUSTER_RECIPIENTS = 200_000
 
 
 # ---------------------------------------------------------------------------- the gateway process
@@ -208,17 +215,31 @@ def run_matrix(configs: list[Config], ports: dict[int, int], rounds: int, repeat
 
 
 def run_scaling(sizes: Sequence[int], port: int, rounds: int) -> list[ScaleRow]:
-    rows = [ScaleRow(size) for size in sizes]
+    rows = [ScaleRow(size, compact) for compact in (False, True) for size in sizes]
     for number in range(1, rounds + 1):
         for row in rows:
-            sample = run_sample(Job("scale", port, "stream", "iton", 64, "uvloop", recipients=row.size))
+            job = Job("scale", port, "stream", "iton", 64, "uvloop", recipients=row.size, compact=row.compact)
+            sample = run_sample(job)
             row.samples.append(sample)
+            keys = "compact keys" if row.compact else "keys as wired"
             print(
-                f"[{number}/{rounds}] stream of {row.size:>10,} from a generator: {sample.seconds:.1f} s, "
-                f"{sample.seconds / sample.recipients * 1e6:.2f} µs/recipient, "
+                f"[{number}/{rounds}] stream of {row.size:>10,} from a generator, {keys}: "
+                f"{sample.seconds:.1f} s, {sample.seconds / sample.recipients * 1e6:.2f} µs/recipient, "
                 f"RSS {sample.rss_start_kb / 1024:.1f} -> {sample.rss_peak_kb / 1024:.1f} MB",
                 flush=True,
             )
+    return rows
+
+
+def run_keys(sizes: Sequence[int]) -> list[KeysRow]:
+    data = run_job(Job("keys", recipients=max(sizes)))
+    rows = [KeysRow(int(size), data["bytes"][size], data["worst"][size]) for size in data["bytes"]]
+    for row in rows:
+        print(
+            f"key store at {row.size:>10,}: {row.bytes_per_number:.1f} B a number "
+            f"(at most {row.worst_bytes_per_number:.1f} on the way)",
+            flush=True,
+        )
     return rows
 
 
@@ -232,22 +253,43 @@ def run_normalisation(count: int, rounds: int) -> list[NormRow]:
 
 def run_all(args: argparse.Namespace, configs: list[Config]) -> Report:
     report = Report()
-    latencies = sorted({c.latency_ms for c in configs} | ({0} if args.scale else set()))
+    latencies = sorted(
+        {c.latency_ms for c in configs} | ({0} if args.scale and "stream" in args.rows else set())
+    )
     gateways: list[Gateway] = []
     try:
         gateways.extend(Gateway(latency) for latency in latencies)  # each one kept as soon as it runs
         ports = {g.latency_ms: g.port for g in gateways}
         if args.calibrate:
-            configs = calibrate(configs, ports, args.round_seconds)
+            configs = list(dict.fromkeys(calibrate(configs, ports, args.round_seconds)))
         if configs:
             report.rows = run_matrix(configs, ports, args.rounds, args.repeat)
-        if args.scale:
+        if args.scale and "stream" in args.rows:
             report.scale = run_scaling(args.scale, ports[0], args.scale_rounds)
     finally:
         for gateway in gateways:
             gateway.stop()
+    if "keys" in args.rows and args.scale:
+        report.keys = run_keys(args.scale)
     if args.normalise_count:
         report.norm = run_normalisation(args.normalise_count, args.rounds)
+    if "campaign" in args.rows:
+        report.campaign_missing = store_missing()
+        if report.campaign_missing is None:
+            report.campaign = run_campaign_create(args.campaign_size)
+            print(
+                f"campaign create of {report.campaign.inputs:,}: {report.campaign.seconds:.1f} s, "
+                f"peak RSS {report.campaign.rss_peak_kb / 1024:.0f} MB",
+                flush=True,
+            )
+        else:
+            print(f"campaign create: {report.campaign_missing}", flush=True)
+    if "cluster" in args.rows:
+        report.cluster_missing = cluster_missing()
+        if report.cluster_missing is None:
+            report.cluster = run_cluster(args.cluster_recipients, args.rounds)
+        else:
+            print(f"cluster: {report.cluster_missing}", flush=True)
     return report
 
 
@@ -305,7 +347,8 @@ def build_configs(args: argparse.Namespace) -> list[Config]:
     if not args.matrix:
         return []
     configs = [
-        Config(gateway, concurrency, latency, loop, recipients=args.recipients)
+        Config(gateway, concurrency, latency, loop, recipients=size)
+        for size in args.recipients
         for latency in args.latency
         for loop in args.loops
         for concurrency in args.concurrency
@@ -313,7 +356,8 @@ def build_configs(args: argparse.Namespace) -> list[Config]:
     ]
     if args.national:
         configs += [
-            Config(gateway, 64, 0, "uvloop", "national", args.recipients, REFERENCE_CLIENTS)
+            Config(gateway, 64, 0, "uvloop", "national", size, REFERENCE_CLIENTS)
+            for size in args.recipients
             for gateway in args.gateways
         ]
     if args.personal_count:
@@ -332,16 +376,33 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     preset.add_argument(
         "--quick", action="store_true", help="c=64, 0 ms, uvloop, 100k recipients a round (the default)"
     )
-    preset.add_argument("--full", action="store_true", help="every configuration, calibrated round sizes")
+    preset.add_argument(
+        "--full", action="store_true", help="every row and configuration, at 100k and 500k recipients a round"
+    )
     add = parser.add_argument
+    add(
+        "--rows",
+        nargs="+",
+        choices=(*ROWS, "all"),
+        help=f"what to measure (default {' '.join(QUICK_ROWS)}; --full: all). send: E.164 at 0 ms "
+        "(throughput and CPU); latency: the same at 20 ms too; stream: peak RSS from a generator; keys: "
+        "the key store's bytes a number; campaign: `campaign create` (PostgreSQL); cluster: one worker "
+        "beside one `send` process (PostgreSQL, RabbitMQ)",
+    )
     add("--gateways", nargs="+", choices=GATEWAYS, default=list(GATEWAYS))
     add("--concurrency", nargs="+", type=int, help="default 64 (--full: 16 64 256)")
     add("--latency", nargs="+", type=int, help="simulated gateway latency in ms (default 0; --full: 0 20)")
     add("--loops", nargs="+", choices=("uvloop", "asyncio"), help="default uvloop (--full: both)")
     add("--rounds", type=int, default=3, help="alternating rounds (default 3)")
-    add("--recipients", type=int, help="recipients a round (default 100k; --full: calibrated)")
+    add(
+        "--recipients",
+        nargs="+",
+        type=int,
+        help="recipients a round, each size its own configurations (default 100k; --full: 100k 500k)",
+    )
+    add("--calibrate", action="store_true", help="size rounds so that raw aiohttp takes --round-seconds")
     add("--repeat", type=int, default=3, help="timed runs in each client process; the fastest is kept")
-    add("--round-seconds", type=float, default=0.7, help="--full: size runs for the raw aiohttp loop")
+    add("--round-seconds", type=float, default=0.7, help="--calibrate: size runs for the raw aiohttp loop")
     add("--no-matrix", dest="matrix", action="store_false", help="skip every client comparison")
     add("--no-national", dest="national", action="store_false", help="skip the national-spelling case")
     add(
@@ -352,14 +413,28 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     )
     add("--scale", nargs="*", type=int, help="stream sizes (default 10k 100k 1M 10M; give none to skip)")
     add("--normalise-count", type=int, default=20_000, help="numbers a spelling (0 skips)")
+    add("--campaign-size", type=int, default=CAMPAIGN_SIZE, help="lines `campaign create` loads (10M)")
+    add("--cluster-recipients", type=int, default=CLUSTER_RECIPIENTS, help="recipients of the worker row")
     add("--output", type=Path, default=RESULTS / "latest.md")
     args = parser.parse_args(argv)
     args.argv = argv
+    rows = set(args.rows or (ROWS if args.full else QUICK_ROWS))
+    args.rows = set(ROWS) if "all" in rows else rows
+    args.matrix = args.matrix and bool(args.rows & {"send", "national", "personal", "latency"})
+    args.national = args.national and "national" in args.rows
+    if "personal" not in args.rows:
+        args.personal_count = 0
+    if "normalise" not in args.rows:
+        args.normalise_count = 0
     args.concurrency = args.concurrency or ([16, 64, 256] if args.full else [64])
-    args.latency = args.latency if args.latency is not None else ([0, 20] if args.full else [0])
+    if args.latency is None:
+        args.latency = [0, 20] if args.full or "latency" in args.rows else [0]
+    if "send" not in args.rows:
+        args.latency = [latency for latency in args.latency if latency] or (
+            [20] if "latency" in args.rows else []
+        )
     args.loops = args.loops or (["uvloop", "asyncio"] if args.full else ["uvloop"])
-    args.calibrate = args.full and args.recipients is None
-    args.recipients = args.recipients or 100_000
+    args.recipients = args.recipients or ([100_000, 500_000] if args.full else [100_000])
     args.scale = list(SCALE_SIZES) if args.scale is None else args.scale
     args.scale_rounds = args.rounds if args.full else 1
     args.load_start = _load()

@@ -1,54 +1,70 @@
 """The distinct E.164 numbers a run has seen, kept compactly.
 
 A run de-duplicates its recipients by their E.164 form. :class:`SeenNumbers`
-takes the E.164 strings themselves and, once it is large, answers the same
-questions in 11 to 23 bytes a number (15 at 10 million) instead of a set's
-65 or more, by keeping :func:`sms_async._phone.e164_key` (an integer below
-``2**63``) in a table.
+takes the E.164 strings themselves and, in its table, answers the same
+questions in 7 to 11 bytes a number from 10,000 numbers up (7 at 10 million)
+instead of a set's 65 to 100, by keeping :func:`sms_async._phone.e164_key`
+(an integer below ``2**63``) in a hash table.
 
 How
     Up to ``_SPILL_AT`` numbers (about a million) the store *is* a Python set
-    of the E.164 strings: the strings are the ones the batches and the
-    results hold anyway, so ``send`` pays only the set's slots, nothing is
-    converted, and numpy is never imported. Then the keys move into
-    ``_Table``, a hash table in numpy
-    of the keys' 64-bit hashes (a one-to-one hash, so a hash stands for its
-    key): ``2**bits`` buckets of eight slots (one cache line), a hash's
-    bucket being its top bits. Looking up a chunk is a handful of vectorised
-    steps with one memory access a key, and adding it reuses what the lookup
-    read. When 75 % of the slots are taken the table doubles in place: each
-    bucket splits in two by the next bit of its hashes, so nothing moves
-    anywhere else and memory peaks at the new table, not at the old and the
-    new together. A hash whose bucket is full waits in a small overflow set
-    (2 to 5 % of them) and gets its chance at the next doubling. Single keys
-    added with :meth:`SeenNumbers.add` wait in a small set and join the table
-    in batches.
+    of the E.164 strings, unless it was made ``compact``: the strings are the
+    ones ``send``'s batches and results hold anyway, so ``send`` pays only the
+    set's slots, nothing is converted, and numpy is never imported. A
+    ``compact`` store (a stream holds no results, so there the set's strings
+    would be pure overhead) and a store past the spill keep keys in tables:
+
+    * ``_Compact``, for keys below ``2**50`` (every number of 15 digits or
+      fewer, which is every number E.164 allows): ``2**bits`` buckets of
+      eight slots, a key's 50-bit one-to-one hash giving its bucket (the top
+      bits) and its fingerprint (the rest), of which only the fingerprint is
+      stored: 4 to 6 bytes a slot. Looking up a chunk is a handful of
+      vectorised steps with one row read a key, and adding it reuses what
+      the lookup read. When it holds as many keys as it has slots the
+      table doubles in place: each bucket splits in two by its fingerprints' top bit, so
+      nothing moves anywhere else and memory peaks at the new table, not at
+      the old and the new together. A key whose bucket is full waits in
+      the overflow, a sorted array of hashes (up to 12 % of them, at 8 bytes
+      each still less than the slots a lower load would leave empty), and
+      gets its chance at the next doubling.
+    * ``_Table``, for longer keys (and the 63-bit digests of invalid
+      inputs), the same with whole 64-bit hashes; made when the first comes.
+
+    Numbers of one length (a chunk of one country's numbers) are read into
+    keys as one block of bytes. Single keys added with :meth:`SeenNumbers.add`
+    wait in a small set and join the tables in batches.
 
 What it costs
-    Measured in ``benchmarks/bench_keys.py``, side by side with the set: the
-    same CPU up to the spill; there, a one-off 0.3 to 0.4 s (importing numpy,
-    converting the set's ints, freeing them); past it, about 25 us a chunk
-    of 256 plus the doublings (about 0.35 s in all up to ten million keys).
-    All told, at ten million keys, 1.5 to 2.5 times the set's CPU per key
-    for a quarter of its memory. :meth:`SeenNumbers.add` costs about 1 us
-    past the spill, against a set's 0.1 to 0.2 us.
+    Measured in ``benchmarks/bench_keys.py`` and ``benchmarks/run.py``: the
+    plain set about 5 us of CPU for 100 numbers in a tight loop; the compact
+    table about 18 us for 100 in lists of 1024 (about 26 in lists of 256: its
+    array steps cost the same for either, so the batcher reads lists of
+    1024), the doublings included. In a ``stream`` run, where the set's
+    probes of new strings miss the cache, both cost about the same.
+    :meth:`SeenNumbers.add` costs about 1 us past the spill, against a set's
+    0.1 to 0.2 us.
 
-Numbers must be E.164 as the normaliser makes them (``+`` and digits, no
-leading 0), so that their keys are positive integers below ``2**63``: the
-table marks an empty slot with 0.
+Numbers must be E.164 as the normaliser makes them (``+`` and ASCII digits,
+no leading 0), so that their keys are positive integers below ``2**63``;
+anything else is refused with ValueError.
 """
 
 from __future__ import annotations
 
 import sys
-from typing import TYPE_CHECKING, Final
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any, Final
 
 if TYPE_CHECKING:
     import numpy as np
     import numpy.typing as npt
+
+    _USED: npt.NDArray[np.bool_]
+    _HASH50: tuple[np.uint64, np.uint64, np.uint64, np.uint64]
 else:
     # Bound by _load_numpy when the first store outgrows its plain set.
     np = None
+    _USED = _HASH50 = None
 
 __all__ = ["SeenNumbers"]
 
@@ -57,11 +73,16 @@ __all__ = ["SeenNumbers"]
 _SPILL_AT: Final = 1 << 20
 # Keys a bucket holds: eight 64-bit keys are one 64-byte cache line.
 _SLOTS: Final = 8
-# The table doubles once this share of its slots is taken: a 10-million-key
-# table then holds its keys in 60 % of 2**24 slots (13.4 B a key).
+# The 64-bit table doubles once this share of its slots is taken.
 _MAX_LOAD: Final = 0.75
+# The compact table doubles once it holds as many keys as slots: at 8 bytes an
+# overflowed key (about 12 % of them then) costs less than a lower load's
+# empty 4- to 6-byte slots, so a million keys fit in 2**17 buckets (7 B a key).
+_COMPACT_LOAD: Final = 1.0
+# Overflowed hashes wait in a set at least up to this many before joining the array.
+_RECENT_MIN: Final = 256
 # Rows split at a time when the table doubles: bounds the temporary arrays.
-_SPLIT_ROWS: Final = 1 << 16
+_SPLIT_ROWS: Final = 1 << 12
 # Single keys (add) wait in a set up to this many, then join the table at once.
 _PENDING_MAX: Final = 4096
 # The hash: multiply, fold the high half into the low, multiply again (the
@@ -76,13 +97,30 @@ _MASK64: Final = (1 << 64) - 1
 _STR_BYTES: Final = 64
 # What a pending number costs besides the set's table: its int key.
 _INT_BYTES: Final = 32
+# The smallest table (64 buckets of 8 slots, 4 KiB), which a compact store starts with.
+_MIN_BITS: Final = 6
+# Numbers of one length with at most this many digits are read as one block of bytes.
+_BLOCK_DIGITS: Final = 18
+_FLOAT_DIGITS: Final = 15
+_DIGITS: Final = b"0123456789"
+_PLUS: Final = ord("+")
+# Keys below 2**50 (15 digits or fewer: every number E.164 allows) go to the
+# compact table; longer ones (and 63-bit digests) to the 64-bit one.
+_NARROW_BITS: Final = 50
+_MASK50: Final = (1 << _NARROW_BITS) - 1
+_MASK32: Final = (1 << 32) - 1
 _BAD_KEY: Final = "SeenNumbers holds E.164 numbers: their digits must be positive integers below 2**63"
 
 
 def _load_numpy() -> None:
-    """Import numpy: only a run that outgrows the plain set pays for it."""
-    global np  # noqa: PLW0603 - the lazily imported module, bound once
+    """Import numpy: only a run that outgrows the plain set (or a compact store) pays for it."""
+    global np, _USED, _HASH50  # noqa: PLW0603 - the lazily imported module and constants of it, bound once
     import numpy as np  # noqa: PLC0415 - imported lazily on purpose
+
+    # Row f: the slots in use in a bucket that holds f keys.
+    _USED = np.arange(_SLOTS)[None, :] < np.arange(_SLOTS + 1)[:, None]
+    # numpy scalars made once: making them costs more than a step on a chunk.
+    _HASH50 = (np.uint64(_MIX1), np.uint64(_MIX2), np.uint64(_MASK50), np.uint64(_NARROW_BITS // 2))
 
 
 def _hash(keys: npt.NDArray[np.int64]) -> npt.NDArray[np.uint64]:
@@ -237,21 +275,367 @@ class _Table:
             self.insert(extra)
 
 
-class SeenNumbers:
-    """Distinct E.164 numbers seen so far, compact: <= 16 B a number at 10M numbers.
+class _Overflow:
+    """Hashes a full bucket could not take: a sorted array, and the latest few in a set.
 
-    Up to about a million numbers this is a plain ``set`` of the strings;
-    past that, a numpy hash table of their keys (see the module's
-    docstring). One run uses one store: it is not safe to share between threads.
+    A Python set would cost 60 to 80 bytes a hash (5 % of a table's keys at
+    its fullest: 4 bytes a key); the array costs 8. New hashes wait in the set
+    and join the array, in one sort, when they are a sixteenth of it (or 256).
     """
 
-    __slots__ = ("_pending", "_small", "_table")
+    __slots__ = ("_recent", "_sorted")
 
     def __init__(self) -> None:
-        # The plain set while it lasts; None once the table has taken over.
+        self._sorted: npt.NDArray[np.uint64] = np.zeros(0, dtype=np.uint64)
+        self._recent: set[int] = set()
+
+    def __len__(self) -> int:
+        return len(self._sorted) + len(self._recent)
+
+    def __bool__(self) -> bool:
+        return bool(self._recent) or bool(len(self._sorted))
+
+    def __contains__(self, hashed: int) -> bool:
+        if hashed in self._recent:
+            return True
+        held = self._sorted
+        at = int(held.searchsorted(np.uint64(hashed)))
+        return at < len(held) and int(held[at]) == hashed
+
+    @property
+    def nbytes(self) -> int:
+        return int(self._sorted.nbytes) + sys.getsizeof(self._recent) + _INT_BYTES * len(self._recent)
+
+    def holds_any(self, hashes: npt.NDArray[np.uint64]) -> bool:
+        """Say whether any of ``hashes`` is held."""
+        if self._recent and not self._recent.isdisjoint(hashes.tolist()):
+            return True
+        held = self._sorted
+        if not len(held) or not len(hashes):
+            return False
+        at = held.searchsorted(hashes)
+        at[at == len(held)] = 0
+        return bool(np.count_nonzero(held[at] == hashes))
+
+    def update(self, hashes: npt.NDArray[np.uint64]) -> None:
+        """Add ``hashes`` (none of them held)."""
+        recent = self._recent
+        recent.update(hashes.tolist())
+        if len(recent) >= max(_RECENT_MIN, len(self._sorted) >> 4):
+            fresh = np.fromiter(recent, dtype=np.uint64, count=len(recent))
+            fresh.sort()
+            merged = np.concatenate((self._sorted, fresh))
+            # Two sorted runs: the stable sort (a merge sort) joins them in one pass.
+            merged.sort(kind="stable")
+            self._sorted = merged
+            recent.clear()
+
+    def blocks(self, size: int) -> Iterator[npt.NDArray[np.uint64]]:
+        """Every hash held, ``size`` at a time (no copy of the whole array)."""
+        held = self._sorted
+        for start in range(0, len(held), size):
+            yield held[start : start + size]
+        if self._recent:
+            yield np.fromiter(self._recent, dtype=np.uint64, count=len(self._recent))
+
+
+class _Compact:
+    """Keys below ``2**50`` in ``2**bits`` buckets of ``_SLOTS``, each kept as what its bucket does not say.
+
+    A key's 50-bit hash (one-to-one, :func:`_hash50`) is its bucket (the top
+    ``bits`` bits) and its fingerprint (the other ``50 - bits``): a bucket and
+    a fingerprint stand for exactly one key. Fingerprints are stored in 4 to
+    6 bytes: the low 32 bits in ``lo``, the rest (at most 16 bits, none from
+    ``2**18`` buckets up) in ``hi``. A bucket's first ``fill`` slots are in
+    use. What a full bucket cannot hold waits, as its hash, in ``overflow``
+    (2 to 5 % of keys) and gets its chance at the next doubling, which splits
+    each bucket in two by its fingerprints' top bit, in place, as
+    :meth:`_Table.double` does.
+    """
+
+    __slots__ = ("_fill", "bits", "count", "hi", "lo", "overflow")
+
+    def __init__(self, bits: int) -> None:
+        self.bits = bits
+        self.lo: npt.NDArray[np.uint32] = np.zeros((1 << bits, _SLOTS), dtype=np.uint32)
+        dtype = _hi_dtype(_NARROW_BITS - bits)
+        self.hi: npt.NDArray[np.unsignedinteger[Any]] | None = (
+            None if dtype is None else np.zeros((1 << bits, _SLOTS), dtype=dtype)
+        )
+        self._fill: npt.NDArray[np.uint8] = np.zeros(1 << bits, dtype=np.uint8)
+        self.overflow = _Overflow()
+        self.count = 0
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes held: the fingerprints, the fill counts and the overflow."""
+        hi = 0 if self.hi is None else int(self.hi.nbytes)
+        return int(self.lo.nbytes + self._fill.nbytes) + hi + self.overflow.nbytes
+
+    @property
+    def full(self) -> bool:
+        """Whether the table should grow before it takes more keys."""
+        return self.count >= _COMPACT_LOAD * _SLOTS * (1 << self.bits)
+
+    def place(
+        self, hashes: npt.NDArray[np.uint64]
+    ) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.uint32], npt.NDArray[Any] | None]:
+        """Return each hash's bucket and its fingerprint's two parts."""
+        width = _NARROW_BITS - self.bits
+        buckets = (hashes >> np.uint64(width)).astype(np.intp)
+        fingerprints = hashes & np.uint64((1 << width) - 1)
+        lo = fingerprints.astype(np.uint32)  # the low 32 bits
+        hi = None if self.hi is None else (fingerprints >> np.uint64(32)).astype(self.hi.dtype)
+        return buckets, lo, hi
+
+    def _matches(
+        self,
+        buckets: npt.NDArray[np.intp],
+        lo: npt.NDArray[np.uint32],
+        hi: npt.NDArray[Any] | None,
+        fills: npt.NDArray[np.uint8],
+    ) -> bool:
+        """Say whether any fingerprint is in its bucket's used slots (one row read a key)."""
+        # take() gathers whole rows several times quicker than fancy indexing.
+        match = self.lo.take(buckets, axis=0) == lo[:, None]
+        if hi is not None and self.hi is not None:
+            match &= self.hi.take(buckets, axis=0) == hi[:, None]
+        match &= _USED.take(fills, axis=0)
+        # count_nonzero is a plain C call; .any() goes through Python first.
+        return bool(np.count_nonzero(match))
+
+    def holds(self, hashed: int) -> bool:
+        """Say whether one hash is held."""
+        width = _NARROW_BITS - self.bits
+        bucket, fingerprint = hashed >> width, hashed & ((1 << width) - 1)
+        used = int(self._fill[bucket])
+        los = self.lo[bucket, :used].tolist()
+        his = self.hi[bucket, :used].tolist() if self.hi is not None else [0] * used
+        return (fingerprint & _MASK32, fingerprint >> 32) in zip(los, his, strict=True) or (
+            hashed in self.overflow
+        )
+
+    def holds_any(self, hashes: npt.NDArray[np.uint64]) -> bool:
+        """Say whether any of ``hashes`` is held."""
+        buckets, lo, hi = self.place(hashes)
+        fills = self._fill[buckets]
+        if self._matches(buckets, lo, hi, fills):
+            return True
+        full = fills == _SLOTS
+        return bool(self.overflow) and bool(np.count_nonzero(full)) and self.overflow.holds_any(hashes[full])
+
+    def add_chunk(self, hashes: npt.NDArray[np.uint64], later: npt.NDArray[np.intp] | None) -> bool:
+        """Add ``hashes`` (distinct) unless one is held; say whether they were added.
+
+        ``later`` are the positions of hashes whose bucket an earlier one of
+        them shares (``None``: none does). Lookup and insertion share their
+        reads: the rows, then the buckets' fill counts.
+        """
+        buckets, lo, hi = self.place(hashes)
+        fills = self._fill[buckets]
+        if self._matches(buckets, lo, hi, fills):
+            return False
+        full = fills == _SLOTS
+        any_full = bool(np.count_nonzero(full))
+        if any_full and self.overflow and self.overflow.holds_any(hashes[full]):
+            return False
+        if later is not None:
+            # The first of each bucket go in at once; the few others after them.
+            first = np.ones(len(hashes), dtype=bool)
+            first[later] = False
+            self._put(
+                hashes[first], buckets[first], lo[first], None if hi is None else hi[first], fills[first]
+            )
+            self._insert_sharing(hashes[later], buckets[later], lo[later], None if hi is None else hi[later])
+        else:
+            self._put(hashes, buckets, lo, hi, fills, any_full=any_full)
+        self.count += len(hashes)
+        return True
+
+    def _put(
+        self,
+        hashes: npt.NDArray[np.uint64],
+        buckets: npt.NDArray[np.intp],
+        lo: npt.NDArray[np.uint32],
+        hi: npt.NDArray[Any] | None,
+        fills: npt.NDArray[np.uint8],
+        *,
+        any_full: bool = True,
+    ) -> None:
+        """Add hashes in distinct buckets, at each one's next free slot (or in the overflow)."""
+        if any_full:
+            full = fills == _SLOTS
+            if np.count_nonzero(full):
+                self.overflow.update(hashes[full])
+                fits = ~full
+                buckets, lo, fills = buckets[fits], lo[fits], fills[fits]
+                hi = None if hi is None else hi[fits]
+        # put() writes by flat index, quicker than a two-axis assignment.
+        flat = buckets * _SLOTS + fills
+        self.lo.put(flat, lo)
+        if hi is not None and self.hi is not None:
+            self.hi.put(flat, hi)
+        self._fill[buckets] = fills + 1
+
+    def insert(self, hashes: npt.NDArray[np.uint64]) -> None:
+        """Add ``hashes``: distinct, and none of them held."""
+        if len(hashes):
+            buckets, lo, hi = self.place(hashes)
+            self._insert_sharing(hashes, buckets, lo, hi)
+            self.count += len(hashes)
+
+    def _insert_sharing(
+        self,
+        hashes: npt.NDArray[np.uint64],
+        buckets: npt.NDArray[np.intp],
+        lo: npt.NDArray[np.uint32],
+        hi: npt.NDArray[Any] | None,
+    ) -> None:
+        """Add hashes some of which may share a bucket, in rounds.
+
+        Each round writes every hash to its bucket's next free slot; where
+        several wrote to one slot, the last write stays, and the others (read
+        back: a fingerprint in its bucket stands for one key) try again at
+        the next slot. Rounds are as many as the most keys a bucket gets at
+        once: two or three, the last ones on a handful of keys.
+        """
+        lo_table, hi_table = self.lo, self.hi
+        while len(hashes):
+            fills = self._fill[buckets]
+            full = fills == _SLOTS
+            if np.count_nonzero(full):
+                self.overflow.update(hashes[full])
+                fits = ~full
+                hashes, buckets, lo, fills = hashes[fits], buckets[fits], lo[fits], fills[fits]
+                hi = None if hi is None else hi[fits]
+            flat = buckets * _SLOTS + fills
+            # put() writes by flat index, quicker than a two-axis assignment.
+            lo_table.put(flat, lo)
+            landed = lo_table.take(flat) == lo
+            if hi is not None and hi_table is not None:
+                hi_table.put(flat, hi)
+                landed &= hi_table.take(flat) == hi
+            self._fill[buckets] = fills + 1
+            if np.count_nonzero(landed) == len(landed):
+                return
+            again = ~landed
+            hashes, buckets, lo = hashes[again], buckets[again], lo[again]
+            hi = None if hi is None else hi[again]
+
+    def double(self) -> None:
+        """Double the buckets, in place, keeping every key (see :meth:`_Table.double`).
+
+        Bucket ``b`` splits into ``2b`` and ``2b + 1`` by the top bit of its
+        fingerprints, which the bucket then says: it is cleared, and the
+        fingerprints' ``hi`` part narrows (or goes) when it can.
+        """
+        old_rows = 1 << self.bits
+        width = _NARROW_BITS - self.bits  # the fingerprints' bits before the split
+        top = width - 1
+        # A hi part the split empties is only read (for its one bit), never grown.
+        keep_hi = self.hi is not None and _hi_dtype(top) is not None
+        parts = [self.lo, self.hi] if keep_hi and self.hi is not None else [self.lo]
+        for part in parts:
+            part.resize((2 * old_rows, _SLOTS), refcheck=False)  # the new rows are zeros
+        fill = np.zeros(2 * old_rows, dtype=np.uint8)
+        order, count = _split_tables()
+        source = self.lo if top < 32 else self.hi
+        if source is None:
+            raise AssertionError("a fingerprint wider than 32 bits without its hi part")
+        shift = source.dtype.type(top if top < 32 else top - 32)
+        for start in reversed(range(0, old_rows, _SPLIT_ROWS)):
+            stop = min(start + _SPLIT_ROWS, old_rows)
+            held = _USED.take(self._fill[start:stop], axis=0)
+            upper = ((source[start:stop] >> shift) & 1).astype(bool) & held
+            upper_mask = np.packbits(upper, axis=1, bitorder="little").ravel()
+            lower_mask = np.packbits(held ^ upper, axis=1, bitorder="little").ravel()
+            base = ((_SLOTS + 1) * np.arange(stop - start, dtype=np.intp))[:, None]
+            lower_at = base + order.take(lower_mask, axis=0)
+            upper_at = base + order.take(upper_mask, axis=0)
+            for part in parts:
+                # Padded with a zero column, which the tables' padding points at;
+                # this also copies the rows, which the first block's new rows cover.
+                padded = np.zeros((stop - start, _SLOTS + 1), dtype=part.dtype)
+                padded[:, :_SLOTS] = part[start:stop]
+                new_rows = part[2 * start : 2 * stop]
+                new_rows[0::2] = padded.take(lower_at)
+                new_rows[1::2] = padded.take(upper_at)
+            fill[2 * start : 2 * stop : 2] = count.take(lower_mask)
+            fill[2 * start + 1 : 2 * stop : 2] = count.take(upper_mask)
+        self._fill = fill
+        self.bits += 1
+        if top < 32:
+            self.lo &= np.uint32((1 << top) - 1)
+        elif not keep_hi:
+            self.hi = None  # the fingerprints now fit their 32 low bits
+        elif self.hi is not None:
+            self.hi &= self.hi.dtype.type((1 << (top - 32)) - 1)
+            dtype = _hi_dtype(top)
+            if dtype is not None and dtype != self.hi.dtype:
+                self.hi = self.hi.astype(dtype)
+        if self.overflow:
+            # Hashes that overflowed may fit now; a block at a time, so that
+            # the insertion's temporary arrays stay small at the peak.
+            waiting, self.overflow = self.overflow, _Overflow()
+            self.count -= len(waiting)
+            for block in waiting.blocks(_SPLIT_ROWS):
+                self.insert(block)
+
+
+def _hi_dtype(width: int) -> type[np.unsignedinteger[Any]] | None:
+    """The type of a fingerprint's part above its low 32 bits, for fingerprints of ``width`` bits."""
+    if width <= 32:
+        return None
+    return np.uint8 if width <= 40 else np.uint16
+
+
+def _hash50(keys: npt.NDArray[np.int64]) -> npt.NDArray[np.uint64]:
+    """Return keys' 50-bit hashes (keys below ``2**50``): one-to-one on ``0 .. 2**50 - 1``."""
+    mix1, mix2, mask, half = _HASH50
+    hashed = keys.view(np.uint64) * mix1  # an odd multiplier, modulo 2**50 (the mask)
+    hashed &= mask
+    hashed ^= hashed >> half
+    hashed *= mix2
+    hashed &= mask
+    return hashed
+
+
+def _hash50_int(key: int) -> int:
+    """Return one key's hash, as :func:`_hash50` makes it."""
+    hashed = (key * _MIX1) & _MASK50
+    return ((hashed ^ (hashed >> (_NARROW_BITS // 2))) * _MIX2) & _MASK50
+
+
+class SeenNumbers:
+    """Distinct E.164 numbers seen so far, compact: 7 to 11 B a number past 10,000 in the table.
+
+    Up to about a million numbers this is a plain ``set`` of the strings,
+    unless ``compact``; past that, numpy hash tables of their keys (see the
+    module's docstring). One run uses one store: it is not safe to share
+    between threads.
+    """
+
+    __slots__ = ("_narrow", "_pending", "_small", "_wide")
+
+    def __init__(self, *, compact: bool = False) -> None:
+        """Make an empty store; ``compact`` uses the table from the first number, never the plain set.
+
+        The plain set is the cheaper choice where something else holds the
+        strings anyway (``send``'s results); where nothing does (a stream
+        from a generator), the set's strings are 60 to 100 bytes a number of
+        pure overhead, and ``compact`` avoids them.
+        """
+        # The plain set while it lasts; None once the tables have taken over.
         self._small: set[str] | None = set()
-        self._table: _Table | None = None
+        # Keys below 2**50 (every E.164 number of 15 digits or fewer) ...
+        self._narrow: _Compact | None = None
+        # ... and the others, made when the first one comes.
+        self._wide: _Table | None = None
         self._pending: set[int] = set()
+        if compact:
+            _load_numpy()
+            self._small = None
+            self._narrow = _Compact(_MIN_BITS)
 
     def add_new(self, numbers: list[str]) -> bool:
         """Add every number and return True if all are distinct and unseen; else add nothing, return False.
@@ -273,31 +657,45 @@ class SeenNumbers:
             if len(small) >= _SPILL_AT:
                 self._spill()
             return True
-        table = self._table
-        if table is None:
-            raise AssertionError("no table after the plain set")  # set together in _spill
-        keys = _keys_of(numbers)
-        try:
-            chunk = np.array(keys, dtype=np.int64)
-        except OverflowError as error:
-            raise ValueError(_BAD_KEY) from error
-        if len(chunk) == 0:
+        if not numbers:
             return True
-        if table.full:
-            table = self._grow()
-        hashes = _hash(chunk)
-        buckets = table.bucket_of(hashes)
-        # Keys in distinct buckets are distinct: only a chunk with a shared
-        # bucket (rare once the table is large) needs its keys compared.
-        ordered = np.sort(buckets)
-        shared = bool((ordered[1:] == ordered[:-1]).any())
-        if shared:
-            ordered_keys = np.sort(chunk)
-            if (ordered_keys[1:] == ordered_keys[:-1]).any():
-                return False
-        if self._pending and not self._pending.isdisjoint(keys):
+        narrow = self._narrow_table()
+        chunk = _keys_array(numbers)
+        if narrow.full:
+            narrow.double()
+        if int(chunk.max()) >> _NARROW_BITS:
+            return self._add_new_mixed(chunk)
+        hashes = _hash50(chunk)
+        # One sort of the hashes (one-to-one with the keys) finds repeats and,
+        # by their top bits, keys that share a bucket with the one before.
+        order = hashes.argsort()
+        ordered = hashes.take(order)
+        if np.count_nonzero(ordered[1:] == ordered[:-1]):
             return False
-        return table.add_chunk(hashes, buckets, shared=shared)
+        ordered >>= np.uint64(_NARROW_BITS - narrow.bits)
+        same = ordered[1:] == ordered[:-1]
+        later = order[1:][same] if np.count_nonzero(same) else None
+        if self._pending and not self._pending.isdisjoint(chunk.tolist()):
+            return False
+        return narrow.add_chunk(hashes, later)
+
+    def _add_new_mixed(self, chunk: npt.NDArray[np.int64]) -> bool:
+        """add_new for a chunk with keys of 2**50 and more: each part checked before either is added."""
+        if _repeats(chunk) or (self._pending and not self._pending.isdisjoint(chunk.tolist())):
+            return False
+        is_wide = chunk >= _MASK50 + 1
+        narrow_hashes = _hash50(chunk[~is_wide])
+        narrow = self._narrow_table()
+        if len(narrow_hashes) and narrow.holds_any(narrow_hashes):
+            return False
+        wide = self._wide_table()
+        if wide.full:
+            wide.double()
+        hashes = _hash(chunk[is_wide])
+        if not wide.add_chunk(hashes, wide.bucket_of(hashes), shared=True):
+            return False
+        narrow.insert(narrow_hashes)
+        return True
 
     def add(self, number: str) -> bool:
         """Add one number; True when it was new."""
@@ -338,19 +736,32 @@ class SeenNumbers:
         pending = sys.getsizeof(self._pending) + _INT_BYTES * len(self._pending)
         if self._small is not None:
             return sys.getsizeof(self._small) + _STR_BYTES * len(self._small) + pending
-        return (self._table.nbytes if self._table is not None else 0) + pending
+        tables = sum(t.nbytes for t in (self._narrow, self._wide) if t is not None)
+        return tables + pending
 
     def __repr__(self) -> str:
         return f"SeenNumbers({len(self):,} keys, about {self.nbytes:,} bytes)"
 
     def _held(self, key: int) -> bool:
-        return self._table is not None and self._table.holds(_hash_int(key))
+        if key >> _NARROW_BITS:
+            return self._wide is not None and self._wide.holds(_hash_int(key))
+        return self._narrow is not None and self._narrow.holds(_hash50_int(key))
 
     def _count(self) -> int:
-        return self._table.count if self._table is not None else 0
+        return sum(t.count for t in (self._narrow, self._wide) if t is not None)
+
+    def _narrow_table(self) -> _Compact:
+        if self._narrow is None:
+            raise AssertionError("no table after the plain set")  # set together in _spill
+        return self._narrow
+
+    def _wide_table(self) -> _Table:
+        if self._wide is None:
+            self._wide = _Table(_MIN_BITS)
+        return self._wide
 
     def _spill(self) -> None:
-        """Move the plain set's numbers into a table, and use the table from now on."""
+        """Move the plain set's numbers into the tables, and use the tables from now on."""
         small = self._small
         if small is None:
             return
@@ -359,38 +770,44 @@ class SeenNumbers:
             keys = np.fromiter(map(_key_of, small), dtype=np.int64, count=len(small))
         except OverflowError as error:
             raise ValueError(_BAD_KEY) from error
-        table = _Table(_bits_for(len(keys)))
+        self._narrow = _Compact(_bits_for(len(keys)))
         # A block at a time, so that the insertion's temporary arrays stay
         # small beside the set and the table.
         for start in range(0, len(keys), _SPLIT_ROWS):
-            block = keys[start : start + _SPLIT_ROWS]
-            table.insert(_hash(block))
-        self._table = table
+            self._insert(keys[start : start + _SPLIT_ROWS])
         self._small = None
         small.clear()
 
     def _settle(self) -> None:
-        """Move the single keys waiting in the pending set into the table."""
-        if self._table is not None and self._table.full:
-            self._grow()
-        table = self._table
-        if table is None:
-            raise AssertionError("no table after the plain set")  # set together in _spill
-        table.insert(_hash(np.fromiter(self._pending, dtype=np.int64, count=len(self._pending))))
+        """Move the single keys waiting in the pending set into the tables."""
+        self._insert(np.fromiter(self._pending, dtype=np.int64, count=len(self._pending)))
         self._pending.clear()
 
-    def _grow(self) -> _Table:
-        """Double the table's buckets; return it."""
-        table = self._table
-        if table is None:
-            raise AssertionError("no table to grow")  # only called once the table exists
-        table.double()
-        return table
+    def _insert(self, keys: npt.NDArray[np.int64]) -> None:
+        """Add ``keys``: distinct, and none of them held."""
+        narrow = self._narrow_table()
+        is_wide = keys >> _NARROW_BITS != 0
+        if is_wide.any():
+            wide = self._wide_table()
+            if wide.full:
+                wide.double()
+            wide.insert(_hash(keys[is_wide]))
+            keys = keys[~is_wide]
+        if narrow.full:
+            narrow.double()
+        narrow.insert(_hash50(keys))
+
+
+def _repeats(keys: npt.NDArray[np.int64]) -> bool:
+    """Say whether a key comes twice."""
+    ordered = np.sort(keys)
+    return bool((ordered[1:] == ordered[:-1]).any())
 
 
 def _key_of(number: str) -> int:
     """The key of an E.164 number: its digits as an integer (``e164_key``, checked)."""
-    if number[:1] != "+" or number[1:2] == "0" or not number[1:].isdigit():
+    digits = number[1:]
+    if number[:1] != "+" or digits[:1] == "0" or not (digits.isdigit() and digits.isascii()):
         raise ValueError(f"{_BAD_KEY}, got {number[:20]!r}")
     key = int(number)  # int() takes the leading '+'
     if key >= 1 << 63:
@@ -398,10 +815,62 @@ def _key_of(number: str) -> int:
     return key
 
 
-def _keys_of(numbers: list[str]) -> list[int]:
+def _keys_array(numbers: list[str]) -> npt.NDArray[np.int64]:
+    """The numbers' keys as an array; numbers of one length are read as one block of bytes."""
+    size = len(numbers)
+    length = len(numbers[0])
+    joined = "".join(numbers)
+    if len(joined) == size * length and 2 <= length <= _BLOCK_DIGITS + 1 and joined.isascii():
+        blob = joined.encode("ascii")
+        plus = b"+" * size
+        # Each number starts with "+", then a digit other than 0, then only
+        # digits: without its digits the block is one "+" a number.
+        if blob[::length] == plus and b"0" not in blob[1::length] and blob.translate(None, _DIGITS) == plus:
+            block = np.frombuffer(blob, dtype=np.uint8).reshape(size, length)[:, 1:]
+            weights, offset = _weights(length - 1)
+            # Digits' bytes times powers of ten, less what the bytes' 48s add:
+            # exact in float64 while everything stays below 2**53.
+            keys: npt.NDArray[np.int64] = (block @ weights).astype(np.int64) - offset
+            return keys
     try:
-        keys = list(map(int, numbers))  # the normaliser's E.164: '+' and digits
-    except ValueError:
+        return np.array(_keys_of(numbers), dtype=np.int64)
+    except OverflowError as error:
+        raise ValueError(_BAD_KEY) from error
+
+
+_WEIGHTS: dict[int, tuple[npt.NDArray[Any], int]] = {}
+
+
+def _weights(count: int) -> tuple[npt.NDArray[Any], int]:
+    """``10**(count-1), ..., 10, 1``, and what 48 in every place adds up to (the digit bytes' offset).
+
+    Float64 for up to 15 digits, where a row's products and their sum stay
+    exact (57 * (10**15 - 1) / 9 < 2**53); int64 beyond, up to 18 digits.
+    """
+    found = _WEIGHTS.get(count)
+    if found is None:
+        dtype = np.float64 if count <= _FLOAT_DIGITS else np.int64
+        powers = 10 ** np.arange(count - 1, -1, -1, dtype=np.int64)
+        found = _WEIGHTS[count] = (powers.astype(dtype), 48 * int(powers.sum()))
+    return found
+
+
+def _keys_of(numbers: list[str]) -> list[int]:
+    joined = "".join(numbers)
+    # int() alone would also take "+0...", "-1", " 1", "1_0" and non-ASCII
+    # digits; one "+" a number, then ASCII digits not starting with 0, is
+    # what the normaliser's E.164 is, and int() then reads each exactly.
+    if (
+        joined.isascii()
+        and joined.count("+") == len(numbers)
+        and "+0" not in joined
+        and joined.replace("+", "").isdigit()
+    ):
+        try:
+            keys = list(map(int, numbers))  # a "+" inside a number still raises
+        except ValueError:
+            keys = [_key_of(number) for number in numbers]
+    else:
         keys = [_key_of(number) for number in numbers]
     if keys and (min(keys) <= 0 or max(keys) >= 1 << 63):
         raise ValueError(_BAD_KEY)
@@ -420,5 +889,9 @@ def _split_tables() -> tuple[npt.NDArray[np.intp], npt.NDArray[np.uint8]]:
 
 
 def _bits_for(count: int) -> int:
-    """Return the bucket bits of a table that holds ``count`` keys in at most half its slots."""
-    return max(6, (2 * count - 1).bit_length() - (_SLOTS.bit_length() - 1))
+    """Return the bucket bits of the smallest table that holds ``count`` keys in at most 75 % of its slots.
+
+    So that it starts at the load a table has between doublings (37.5 to 75 %).
+    """
+    buckets = -(-count * 4 // (3 * _SLOTS))  # count / (0.75 * _SLOTS), rounded up
+    return max(_MIN_BITS, (buckets - 1).bit_length())

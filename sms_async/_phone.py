@@ -122,6 +122,7 @@ _LENGTH_TABLE_SIZE: Final = 512
 # Separators that phonenumbers removes without any other effect: they are all
 # in its ``_VALID_PUNCTUATION`` and none starts an extension or a second number.
 _SEPARATORS: Final = b" -./()"
+_DIGITS: Final = b"0123456789"
 
 _LETTERS_REASON: Final = "it contains letters (vanity numbers and extensions are not accepted)"
 _NO_REGION_REASON: Final = (
@@ -501,25 +502,53 @@ def _e164_table(country: _Country, length: int) -> Table | None:
     return e164_table(country.calling_code, nsn_length)
 
 
-def _plus_and_digits(raws: list[str]) -> bool:
+def _plus_and_digits(raws: list[str]) -> int | None:
     """Say whether the inputs hold one "+" each, and otherwise only ASCII digits.
 
     With the tables' keys, which start with "+" and a country code, that
     means each input is "+" and digits: all a table needs to decide it.
+
+    Returns:
+        ``None`` when they do not; else the length they all have, or 0 when
+        their lengths differ.
     """
     joined = "".join(raws)
     if not joined.isascii():
-        return False
+        return None
     blob = joined.encode("ascii")
-    return blob.count(b"+") == len(raws) and blob.replace(b"+", b"").isdigit()
+    plus = b"+" * len(raws)
+    if blob.translate(None, _DIGITS) != plus:
+        return None
+    # One "+" a number; if every L-th byte is one, each number is L long.
+    length = len(raws[0])
+    return length if blob[::length] == plus and len(blob) == length * len(raws) else 0
 
 
-def _all_valid_e164(raws: list[str], country: _Country) -> bool:
-    """Say whether every input ("+" and digits) is accepted by the country's tables."""
-    lengths = set(map(len, raws))
-    if len(lengths) == 1:
-        table = _e164_table(country, len(raws[0]))
+def _one_length(joined: str, lines: list[str]) -> int:
+    """The length every line has, or 0 if they differ; ``joined`` is the lines joined by newlines.
+
+    They are all as long as the first when every (length + 1)-th character
+    is a newline and the whole is as long as that makes it: two C-level steps.
+    """
+    length = len(lines[0])
+    ends = joined[length :: length + 1]
+    return length if len(joined) == (length + 1) * len(lines) - 1 and ends == "\n" * len(ends) else 0
+
+
+def _longest(joined: str, lines: list[str]) -> int:
+    """The length of the longest line (``joined`` is the lines joined by newlines)."""
+    return _one_length(joined, lines) or max(map(len, lines))
+
+
+def _all_valid_e164(raws: list[str], country: _Country, length: int) -> bool:
+    """Say whether every input ("+" and digits) is accepted by the country's tables.
+
+    ``length`` is the length every input has, or 0 when their lengths differ.
+    """
+    if length:
+        table = _e164_table(country, length)
         return table is not None and table.accepts_all(raws)
+    lengths = set(map(len, raws))
     return _all_accepted(raws, {length: _e164_table(country, length) for length in lengths})
 
 
@@ -659,14 +688,15 @@ class PhoneNormaliser:
         if raws:
             first = raws[0]
             if first[:1] == "+":
-                if _plus_and_digits(raws):
+                length = _plus_and_digits(raws)
+                if length is not None:
                     country = _COUNTRY_BY_PREFIX.get(first[1:4]) or _country_for_prefix(first[1:4])
                     # A list whose last number is of another country is not
                     # worth a try of the one-country path.
                     if (
                         country is not None
                         and _COUNTRY_BY_PREFIX.get(raws[-1][1:4]) is country
-                        and _all_valid_e164(raws, country)
+                        and _all_valid_e164(raws, country, length)
                     ):
                         return list(raws)
                     return self._e164_each(raws)
@@ -711,22 +741,24 @@ class PhoneNormaliser:
         # number, each at most 17), so only separators can make one that long:
         # count them before measuring each input.
         if len(joined) - len(blob) > _MAX_INPUT_LENGTH - 2 * _MAX_NSN_LENGTH and (
-            max(map(len, raws)) > _MAX_INPUT_LENGTH
+            _longest(joined, raws) > _MAX_INPUT_LENGTH
         ):
             return None
         prefix = self._national_prefix(blob[:_MAX_NSN_LENGTH].decode())
         # The E.164 forms if every input starts with the first one's national
         # prefix (or, like it, with none); the tables accept nothing else.
         plus_code = self._plus_code
-        numbers = ("\n" + blob.decode()).replace("\n" + prefix, "\n" + plus_code)[1:].split("\n")
-        lengths = set(map(len, numbers))
+        spelled = ("\n" + blob.decode()).replace("\n" + prefix, "\n" + plus_code)[1:]
+        numbers = spelled.split("\n")
         shift = len(prefix) - len(plus_code)
-        if len(lengths) == 1:
-            table = self._national_table(len(numbers[0]) + shift, prefix)
+        length = _one_length(spelled, numbers)
+        if length:
+            table = self._national_table(length + shift, prefix)
             valid = table is not None and table.accepts_all(numbers)
         else:
+            lengths = set(map(len, numbers))
             valid = _all_accepted(
-                numbers, {length: self._national_table(length + shift, prefix) for length in lengths}
+                numbers, {size: self._national_table(size + shift, prefix) for size in lengths}
             )
         return cast("list[str | None]", numbers) if valid else None
 

@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import gc
 import http.client
+import itertools
 import json
 import math
 import os
@@ -81,7 +82,7 @@ def recipient_stream(count: int) -> Iterator[str]:
 class Job:
     """One measurement, run in a fresh client process."""
 
-    kind: str  # "matrix", "scale" or "normalise"
+    kind: str  # "matrix", "scale", "keys" or "normalise"
     port: int = 0
     client: str = "aiohttp"  # "bare", "httpx", "aiohttp", "send" or "stream"
     gateway: str = "iton"
@@ -92,6 +93,7 @@ class Job:
     recipients: int = 100_000
     repeat: int = 3  # timed runs in the process; the fastest is kept
     rounds: int = 3  # "normalise" only
+    compact: bool = False  # "scale" only: the batcher keeps compact keys from the first number
 
 
 @dataclass(frozen=True)
@@ -463,8 +465,26 @@ def count_stream(counts: tuple[int, int, int], expected: int) -> tuple[int, int]
     return accepted, requests
 
 
+def use_compact_keys() -> None:
+    """Make every batcher of this process keep compact keys, as ``stream``'s will once the engine asks.
+
+    ``Batcher.for_text(..., compact_keys=True)`` is what ``stream`` is to
+    pass; until it does, this measures what it will do, in this process only.
+    """
+    from sms_async._batching import Batcher  # noqa: PLC0415
+
+    original = Batcher.for_text.__func__  # type: ignore[attr-defined]
+
+    def for_text(cls: type[Batcher], *args: Any, **kwargs: Any) -> Batcher:
+        return original(cls, *args, **{**kwargs, "compact_keys": True})  # type: ignore[no-any-return]
+
+    Batcher.for_text = classmethod(for_text)  # type: ignore[method-assign, assignment]
+
+
 async def measure_scale(job: Job) -> Sample:
     """``stream`` over a generator of ``job.recipients`` numbers: peak memory, time per recipient."""
+    if job.compact:
+        use_compact_keys()
     driver = make_driver(job.gateway, job.port)
     async with BulkSender(driver, concurrency=job.concurrency) as bulk:
         warmed, _, _ = await consume_stream(bulk, recipients(warm_count(job), start=WARM_OFFSET), TEXT)
@@ -480,9 +500,42 @@ async def measure_scale(job: Job) -> Sample:
     return Sample(timing.seconds, timing.cpu, timing.requests, timing.accepted, rss_kb(), rss_start)
 
 
+def measure_keys(job: Job) -> dict[str, Any]:
+    """The compact de-duplication key store (``stream``'s), fed the scale rows' numbers: its bytes a number.
+
+    Fed as a stream's batcher feeds it (chunks of 256, each checked and added
+    at once). Reported at each power of ten, and the most it held a number on
+    the way from 10,000 up (sampled at every chunk), since a table's share
+    per number jumps when it grows.
+    """
+    from sms_async._keys import SeenNumbers  # noqa: PLC0415
+
+    seen = SeenNumbers(compact=True)
+    sizes: dict[str, float] = {}
+    worst: dict[str, float] = {}
+    most = 0.0
+    numbers = recipient_stream(job.recipients)
+    done = 0
+    mark = 10_000
+    while done < job.recipients:
+        chunk = list(itertools.islice(numbers, 256))
+        check(seen.add_new(chunk), "keys: a chunk of distinct numbers was refused")
+        done += len(chunk)
+        if done >= 10_000:
+            most = max(most, seen.nbytes / len(seen))
+        if done >= mark:
+            sizes[str(mark)] = seen.nbytes / len(seen)
+            worst[str(mark)] = most
+            mark *= 10
+    check(len(seen) == job.recipients, f"keys: {len(seen)} of {job.recipients} held")
+    return {"bytes": sizes, "worst": worst}
+
+
 def client_main(job: Job) -> dict[str, Any]:
     """Entry point of a client process: run ``job``, return what to print as JSON."""
     pinned = pin(CLIENT_CPU)
+    if job.kind == "keys":
+        return {**measure_keys(job), "pinned": pinned}
     if job.kind == "normalise":
         from harness.normalise import measure_normalise  # noqa: PLC0415  (phonenumbers only where needed)
 
