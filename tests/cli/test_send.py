@@ -282,6 +282,7 @@ def test_bad_password_aborts_with_exit_3(sms_gateway_factory, tmp_path):
     assert result.exit_code == 3, result.output
     assert "AuthenticationError" in result.stderr
     assert Counter(r["outcome"] for r in read_rows(output)) == {"unsent": 300}
+    assert "this run: 0 batches sent" in result.stdout
     assert wrong not in result.output
     assert quote(wrong, safe="") not in result.output
     assert wrong.encode() not in output.read_bytes()
