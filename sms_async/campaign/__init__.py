@@ -18,7 +18,13 @@ per campaign), :mod:`._results` (the results file, written and read back),
 """
 
 from sms_async._journal import Admission, BatchState, Journal, numbers_digest, state_of
-from sms_async.campaign._errors import PYTHON_NAMES, CampaignError, OptionNames, StorageError
+from sms_async.campaign._errors import (
+    PYTHON_NAMES,
+    CampaignError,
+    OptionNames,
+    StorageError,
+    no_input_message,
+)
 from sms_async.campaign._results import (
     COLUMNS,
     InputRows,
@@ -50,6 +56,7 @@ __all__ = [
     "ResultsScan",
     "StorageError",
     "Tally",
+    "no_input_message",
     "numbers_digest",
     "results_format",
     "run_campaign",

@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import hashlib
+import itertools
 import os
 import time
 from collections.abc import (
@@ -44,7 +45,7 @@ from sms_async._engine import BulkSender
 from sms_async._message import Message, Template, check_sender_id
 from sms_async._models import BatchResult, Outcome
 from sms_async._redact import redact
-from sms_async.campaign._errors import PYTHON_NAMES, CampaignError, OptionNames
+from sms_async.campaign._errors import PYTHON_NAMES, CampaignError, OptionNames, no_input_message
 from sms_async.campaign._results import InputRows, ResultsEncoder, results_format
 from sms_async.campaign._schema import Identity
 from sms_async.campaign._store import CampaignJournal
@@ -214,6 +215,7 @@ class Campaign:
             raise exc.ConfigurationError("a Campaign runs once: make a new one (with resume=True) to go on")
         self._started = True
         identity = self._check(bulk, recipients, text, sender_id, skip_dnd, max_segments, gateway_params)
+        recipients = await _unless_empty(recipients, self._input_name)
         encoder = ResultsEncoder(results_format(self.results), self._rows)
         opening = functools.partial(
             CampaignJournal.open,
@@ -328,6 +330,47 @@ class Campaign:
         if isinstance(recipients, AsyncIterable):
             return _read_async(recipients, journal)
         return _read(recipients, journal)
+
+
+async def _unless_empty(recipients: Recipients, input_name: str) -> Recipients:
+    """``recipients`` as they were, once one is known to exist; for none, :func:`no_input_message`.
+
+    The first item is read ahead (a failure to read it is raised again where
+    the run reads it, as any read failure is).
+    """
+    if isinstance(recipients, AsyncIterable):
+        iterator = aiter(recipients)
+        try:
+            first = await anext(iterator)
+        except StopAsyncIteration:
+            raise CampaignError(no_input_message(input_name)) from None
+        except Exception as error:  # noqa: BLE001 - raised again where the run reads it
+            return _raising_async(error)
+        return _chain_async(first, iterator)
+    items = iter(recipients)
+    try:
+        first = next(items)
+    except StopIteration:
+        raise CampaignError(no_input_message(input_name)) from None
+    except Exception as error:  # noqa: BLE001 - as above
+        return _raising(error)
+    return itertools.chain((first,), items)
+
+
+def _raising(error: Exception) -> Iterator[Any]:
+    raise error
+    yield  # pragma: no cover - makes this a generator
+
+
+async def _raising_async(error: Exception) -> AsyncIterator[Any]:
+    raise error
+    yield  # pragma: no cover - makes this a generator
+
+
+async def _chain_async(first: Any, rest: AsyncIterator[Any]) -> AsyncIterator[Any]:
+    yield first
+    async for item in rest:
+        yield item
 
 
 def _read(items: Iterable[Any], journal: CampaignJournal) -> Iterator[Any]:

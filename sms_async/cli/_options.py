@@ -129,6 +129,10 @@ def guarded_as(other_errors: ExitCode) -> Callable[[F], F]:
             except KeyboardInterrupt:
                 say_error("interrupted")
                 code = ExitCode.INTERRUPTED
+            except BrokenPipeError:
+                # The reader went away (``| head -1``): the rest of the output has nowhere to go.
+                _silence_stdout()
+                code = ExitCode.NOT_ALL_ACCEPTED
             except (click.exceptions.Exit, click.ClickException, click.exceptions.Abort):
                 raise
             except Exception as error:
@@ -144,6 +148,19 @@ def guarded_as(other_errors: ExitCode) -> Callable[[F], F]:
         return wrapper  # type: ignore[return-value]
 
     return decorate
+
+
+def _silence_stdout() -> None:
+    """Point standard output at the null device, so that flushing it at exit raises nothing more."""
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):
+        return  # not a file (a test runner's buffer): nothing is flushed to a pipe
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, fd)
+    finally:
+        os.close(devnull)
 
 
 #: For commands that reach a gateway: a failure no rule names is exit status 1.

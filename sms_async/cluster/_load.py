@@ -27,7 +27,7 @@ from sms_async._message import Message
 from sms_async._models import Outcome
 from sms_async._phone import PhoneNormaliser
 from sms_async._redact import redact
-from sms_async.campaign import InputRows
+from sms_async.campaign import InputRows, no_input_message
 from sms_async.cluster._store import (
     Campaign,
     CampaignError,
@@ -252,7 +252,7 @@ async def _load(
             await writer.add(batch)
         await writer.flush()
         if not batcher.read:
-            raise CampaignError("the recipients hold no input: nothing to send")
+            raise CampaignError(no_input_message(spec.input_name if spec.input_name != "-" else ""))
         await conn.execute(
             store.sql["loaded"],
             {

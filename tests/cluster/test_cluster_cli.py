@@ -213,3 +213,39 @@ def test_the_shard_task_runs_on_a_celery_app_of_ones_own(env, tmp_path, monkeypa
         assert gw.stats.accepted == 250
     status = json.loads(run(["campaign", "status", str(campaign), "--json"], env).stdout)
     assert (status["state"], status["outcomes"]["accepted"]) == ("done", 250)
+
+
+@pytest.mark.parametrize(("name", "content"), [("numbers.txt", "\n\n"), ("people.csv", "phone,name\n")])
+def test_create_of_an_input_without_recipients_is_refused_as_send_refuses_it(env, tmp_path, name, content):
+    """An empty input: exit 2 with the line send prints, and no campaign stored."""
+    source = tmp_path / name
+    source.write_text(content)
+    done = run(["campaign", "create", str(source), "-t", "Hello", "-s", "ITONAB"], env)
+    assert done.exit_code == 2, done.output
+    assert f"{source} holds no input" in done.stderr
+    schema = env["SMS_ASYNC_DATABASE_SCHEMA"]
+    assert query(f'SELECT count(*) FROM "{schema}".campaigns')[0][0] == 0  # noqa: S608
+
+
+def test_status_into_a_closed_pipe_ends_quietly(env, tmp_path):
+    """``status | head -1``: a reader gone away is no internal error and no traceback."""
+    import os  # noqa: PLC0415
+    import subprocess  # noqa: PLC0415
+    import sys  # noqa: PLC0415
+
+    campaign = created(env, tmp_path, numbers(5))
+    environment = {k: v for k, v in os.environ.items() if k not in env}
+    environment.update({k: v for k, v in env.items() if v is not None})
+    process = subprocess.Popen(  # noqa: S603 - our own command line
+        [sys.executable, "-m", "sms_async", "campaign", "status", str(campaign)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=environment,
+    )
+    assert process.stdout is not None
+    process.stdout.close()  # the reader is gone before the first line is written
+    _, errors = process.communicate(timeout=60)
+    assert process.returncode == 1
+    assert b"internal error" not in errors
+    assert b"Traceback" not in errors
+    assert b"BrokenPipeError" not in errors
