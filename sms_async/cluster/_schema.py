@@ -257,12 +257,15 @@ _SQL: Final = {
         "SELECT position, e164 FROM {s}.inputs WHERE campaign = %(campaign)s "
         "AND position BETWEEN %(first)s AND %(last)s AND outcome IS NULL ORDER BY position"
     ),
-    # The one statement a batch is won with: pending (or already ours, when the
-    # commit's answer was lost) in a running campaign.
+    # The one statement a batch is won with: pending and not given up (or already
+    # ours, when the commit's answer was lost) in a running campaign. "Not given
+    # up" is checked on the batch's own row: a claim that queued behind a
+    # cancel's give-up reads the row again once the cancel commits, but not the
+    # campaign's state, so without it the batch would be sent while counted unsent.
     "claim": (
         "UPDATE {s}.batches b SET state = 'sending', owner = %(runner)s, claimed_at = now() "
         "WHERE b.campaign = %(campaign)s AND b.idx = %(idx)s "
-        "AND (b.state = 'pending' OR (b.state = 'sending' AND b.owner = %(runner)s)) "
+        "AND ((b.state = 'pending' AND NOT b.settled) OR (b.state = 'sending' AND b.owner = %(runner)s)) "
         f"AND {_RUNNING} RETURNING b.idx"
     ),
     "release": (
