@@ -27,19 +27,23 @@ from sms_async.campaign._errors import (
 )
 from sms_async.campaign._results import (
     COLUMNS,
+    NOT_SETTLED,
     InputRows,
     ResultsEncoder,
     ResultsScan,
+    Unsettled,
+    encode_row,
     results_format,
     scan_results,
 )
-from sms_async.campaign._runner import Campaign, CampaignReport, run_campaign
+from sms_async.campaign._runner import Campaign, CampaignReport, default_journal, run_campaign
 from sms_async.campaign._schema import Identity
 from sms_async.campaign._store import CampaignJournal
 from sms_async.campaign._tally import OUTCOMES, Tally
 
 __all__ = [
     "COLUMNS",
+    "NOT_SETTLED",
     "OUTCOMES",
     "PYTHON_NAMES",
     "Admission",
@@ -56,6 +60,9 @@ __all__ = [
     "ResultsScan",
     "StorageError",
     "Tally",
+    "Unsettled",
+    "default_journal",
+    "encode_row",
     "no_input_message",
     "numbers_digest",
     "results_format",

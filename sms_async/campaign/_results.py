@@ -20,21 +20,24 @@ import json
 from collections.abc import Sequence
 from json.encoder import encode_basestring
 from pathlib import Path
-from typing import Final, Literal, Protocol
+from typing import Final, Literal, NamedTuple, Protocol
 
 import attrs
 
-from sms_async._models import BatchResult, Outcome
+from sms_async._models import BatchResult, Entry, Outcome
 from sms_async._redact import redact
 from sms_async.campaign._errors import CampaignError, StorageError
 from sms_async.campaign._tally import Tally
 
 __all__ = [
     "COLUMNS",
+    "NOT_SETTLED",
     "InputRows",
     "ResultsEncoder",
     "ResultsFormat",
     "ResultsScan",
+    "Unsettled",
+    "encode_row",
     "results_format",
     "scan_results",
 ]
@@ -43,6 +46,20 @@ ResultsFormat = Literal["jsonl", "csv"]
 
 #: The columns of every results row, in order.
 COLUMNS: Final = ("row", "input", "e164", "outcome", "message_id", "reason")
+
+#: The outcome column of a row exported before its input was settled (a partial export).
+#: Not ``unknown``: nothing was lost, the campaign still sends it (or gives it up as unsent).
+NOT_SETTLED: Final = "pending"
+_NOT_SETTLED_REASON: Final = "not settled yet when exported: the campaign was still running"
+
+
+class Unsettled(NamedTuple):
+    """An input exported before it was settled: its row says ``pending``, never an outcome it has not had."""
+
+    #: Where the input came from (its line or CSV row), as a results row shows it.
+    position: int
+    input: str
+    e164: str
 
 
 class InputRows(Protocol):
@@ -170,6 +187,28 @@ class ResultsEncoder:
         return "".join(lines).encode("utf-8"), tally
 
 
+def encode_row(entry: Entry | Unsettled, results_format: ResultsFormat) -> str:
+    """One results row, for a row already numbered (``entry.position`` is its ``row``).
+
+    The same text :class:`ResultsEncoder` writes for the same input, with no
+    kept columns: what a campaign's export writes.
+    """
+    if isinstance(entry, Unsettled):
+        outcome, message_id, reason = NOT_SETTLED, "", _NOT_SETTLED_REASON
+    else:
+        outcome, message_id, reason = _VALUES[entry.outcome], entry.message_id, redact(entry.reason)
+    if results_format == "csv":
+        return _csv_bytes(
+            [(str(entry.position), entry.input, entry.e164, outcome, message_id, reason)]
+        ).decode()
+    e164 = f"{_QUOTE}{entry.e164}{_QUOTE}" if entry.e164 else "null"
+    return (
+        f'{{"row": {entry.position}, "input": {_json_string(entry.input)}, "e164": {e164}, '
+        f'"outcome": "{outcome}", "message_id": {_json_string(message_id) if message_id else "null"}, '
+        f'"reason": {_json_string(reason) if reason else "null"}}}\n'
+    )
+
+
 def _csv_bytes(rows: Sequence[Sequence[str]]) -> bytes:
     buffer = io.StringIO()
     csv.writer(buffer, lineterminator="\n").writerows(rows)
@@ -187,6 +226,8 @@ class ResultsScan:
     message_ids: tuple[str, ...]
     #: Rows per outcome (rows that are not results rows are not counted).
     counts: dict[Outcome, int]
+    #: Rows exported before their input was settled (``pending``: a partial export).
+    unsettled: int = 0
 
 
 def scan_results(path: Path) -> ResultsScan:
@@ -201,10 +242,14 @@ def scan_results(path: Path) -> ResultsScan:
     ids: dict[str, None] = {}
     counts = dict.fromkeys(Outcome, 0)
     known = {outcome.value: outcome for outcome in Outcome}
+    unsettled = 0
 
     def note(message_id: object, outcome: object) -> None:
+        nonlocal unsettled
         if isinstance(outcome, str) and outcome in known:
             counts[known[outcome]] += 1
+        elif outcome == NOT_SETTLED:
+            unsettled += 1
         if isinstance(message_id, str) and message_id.strip():
             ids[message_id.strip()] = None
 
@@ -238,4 +283,4 @@ def scan_results(path: Path) -> ResultsScan:
         raise CampaignError(f"cannot read {path}: it is a directory") from None
     except OSError as error:
         raise StorageError(f"cannot read {path}: {error.strerror or error}") from None
-    return ResultsScan(tuple(ids), counts)
+    return ResultsScan(tuple(ids), counts, unsettled)

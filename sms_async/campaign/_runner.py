@@ -51,9 +51,19 @@ from sms_async.campaign._schema import Identity
 from sms_async.campaign._store import CampaignJournal
 from sms_async.campaign._tally import Tally
 
-__all__ = ["Campaign", "CampaignReport", "run_campaign"]
+__all__ = ["Campaign", "CampaignReport", "default_journal", "run_campaign"]
 
 _STOPPED = "stopped"
+
+
+def default_journal(results: str | os.PathLike[str]) -> Path:
+    """Where a campaign keeps a results file's journal unless told otherwise: beside it, plus ``.journal``.
+
+    A results file with no journal there was not written by a campaign that
+    can be resumed from it (an export of a stored campaign, or a moved journal).
+    """
+    path = Path(results)
+    return path.with_name(path.name + ".journal")
 
 
 @attrs.frozen
@@ -139,9 +149,7 @@ class Campaign:
     ) -> None:
         self.results = Path(results).expanduser().resolve()
         self.journal_path = (
-            (Path(journal) if journal is not None else self.results.with_name(self.results.name + ".journal"))
-            .expanduser()
-            .resolve()
+            (Path(journal) if journal is not None else default_journal(self.results)).expanduser().resolve()
         )
         self._resume = resume
         self._resend_unknown = resend_unknown

@@ -23,15 +23,15 @@ import sys
 import time
 from collections.abc import Callable, Coroutine, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
 
 import click
 
 from sms_async._exceptions import UsageError
-from sms_async._models import Entry, Outcome
+from sms_async._models import Outcome
 from sms_async._redact import keep_secrets, redact
-from sms_async.campaign import COLUMNS
+from sms_async.campaign import COLUMNS, CampaignError, ResultsEncoder, encode_row, results_format
 from sms_async.cli._errors import CliError, ExitCode, run_async
 from sms_async.cli._io import InputFormat, InputReadError, RecipientSource
 from sms_async.cli._options import guarded_as, input_options
@@ -43,8 +43,6 @@ __all__ = ["COLUMNS", "campaign", "encode_row", "register", "worker"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 T = TypeVar("T")
-
-_LINE_BREAKS: Final = str.maketrans({"\x85": "\\u0085", "\u2028": "\\u2028", "\u2029": "\\u2029"})
 
 _EXIT_CODES = """\b
 Exit codes:
@@ -321,14 +319,19 @@ def _print_status(found: CampaignStatus) -> None:
     help="Results file: *.jsonl (JSON Lines) or *.csv.",
 )
 @click.option(
-    "--partial", is_flag=True, help="Export a campaign still running (rows not settled yet show as unknown)."
+    "--partial",
+    is_flag=True,
+    help="Export a campaign still running (rows not settled yet show as pending).",
 )
 @_guarded
 def export(campaign_id: int, output: Path, partial: bool) -> ExitCode:
     """Write one row per input of campaign ID to --output, in input order, with the columns row, input, e164,
     outcome, message_id and reason: the rows 'send' writes.
     """  # noqa: D205
-    kind = _format_for(output)
+    try:
+        kind = results_format(output)
+    except CampaignError as error:
+        raise CliError(error.reason) from None
 
     async def write(store: CampaignStore) -> CampaignStatus:
         found = await store.status(campaign_id)
@@ -339,8 +342,7 @@ def export(campaign_id: int, output: Path, partial: bool) -> ExitCode:
             )
         try:
             with output.open("w", encoding="utf-8", newline="") as file:
-                if kind == "csv":
-                    file.write(",".join(COLUMNS) + "\n")
+                file.write(ResultsEncoder(kind).header.decode())
                 async for entry in store.export(campaign_id):
                     file.write(encode_row(entry, kind))
         except OSError as error:
@@ -350,40 +352,6 @@ def export(campaign_id: int, output: Path, partial: bool) -> ExitCode:
     found = _with_store(write)
     click.echo(f"{found.campaign.inputs:,} rows: {output}", err=True)
     return ExitCode.OK
-
-
-def _format_for(path: Path) -> str:
-    suffix = path.suffix.lower()
-    if suffix == ".csv":
-        return "csv"
-    if suffix in {".jsonl", ".ndjson", ".json"}:
-        return "jsonl"
-    raise CliError(f"cannot tell the results format from {path.name!r}: name the file *.jsonl or *.csv")
-
-
-def encode_row(entry: Entry, kind: str) -> str:
-    """One results row as ``send`` writes it: a JSON Lines object, or a CSV line (the reason redacted)."""
-    reason = redact(entry.reason) if entry.reason else ""
-    if kind == "csv":
-        import csv  # noqa: PLC0415
-        import io  # noqa: PLC0415
-
-        buffer = io.StringIO()
-        csv.writer(buffer, lineterminator="\n").writerow(
-            (entry.position, entry.input, entry.e164, entry.outcome.value, entry.message_id, reason)
-        )
-        return buffer.getvalue()
-    record = {
-        "row": entry.position,
-        "input": entry.input,
-        "e164": entry.e164 or None,
-        "outcome": entry.outcome.value,
-        "message_id": entry.message_id or None,
-        "reason": reason or None,
-    }
-    # Line separators that JSON leaves as they are but some line readers split on are escaped,
-    # as the single-machine results writer does.
-    return json.dumps(record, ensure_ascii=False).translate(_LINE_BREAKS) + "\n"
 
 
 @campaign.command(

@@ -29,6 +29,7 @@ from psycopg_pool import AsyncConnectionPool
 from sms_async._exceptions import UsageError
 from sms_async._models import Entry, Outcome
 from sms_async._redact import keep_secrets, redact
+from sms_async.campaign import Unsettled
 from sms_async.cluster._schema import OUTCOMES, SCHEMA_VERSION, ddl, sql
 from sms_async.cluster._settings import DEFAULT_SCHEMA, ClusterSettings, check_schema
 
@@ -49,7 +50,6 @@ T = TypeVar("T")
 STOPPED: Final = ("done", "cancelled", "aborted")
 _EVERY_BATCH: Final = (0, 2**31 - 1)
 _COUNT_NAMES: Final = tuple(outcome.value for outcome in OUTCOMES)
-_NOT_YET: Final = "not settled yet: the campaign is still running"
 
 
 class StoreUnavailableError(RuntimeError):
@@ -452,12 +452,12 @@ class CampaignStore:
         requests, retries = values[-2:]
         return CampaignStatus(found, outcomes, batches, requests, retries)
 
-    async def export(self, campaign: int) -> AsyncIterator[Entry]:
+    async def export(self, campaign: int) -> AsyncIterator[Entry | Unsettled]:
         """Every input's row, in input order, as ``BatchResult.entries()`` gives them.
 
         ``position`` is the input's row as its reader numbered it (its line or
         CSV row: see :func:`create_campaign`), as a results file shows it. An
-        input still waiting to be sent shows as unknown, with a reason saying so.
+        input not settled yet is :class:`~sms_async.campaign.Unsettled`.
         """
         await self.campaign(campaign)
         async with (
@@ -469,7 +469,7 @@ class CampaignStore:
             await cursor.execute(self.sql["export"], {"campaign": campaign})
             async for position, raw, e164, outcome, message_id, reason in cursor:
                 if outcome is None:
-                    yield Entry(int(position), raw, e164, Outcome.UNKNOWN, "", _NOT_YET)
+                    yield Unsettled(int(position), raw, e164)
                 else:
                     yield Entry(int(position), raw, e164, Outcome(outcome), message_id, reason)
 

@@ -249,3 +249,19 @@ def test_status_into_a_closed_pipe_ends_quietly(env, tmp_path):
     assert b"internal error" not in errors
     assert b"Traceback" not in errors
     assert b"BrokenPipeError" not in errors
+
+
+def test_a_partial_export_labels_unsettled_rows_pending_and_status_says_so(env, tmp_path):
+    """Unsettled rows are exported as pending, never unknown; status on the file advises a later export."""
+    campaign = created(env, tmp_path, [*numbers(120), "bad"])
+    output = tmp_path / "out.csv"
+    assert run(["campaign", "export", str(campaign), "-o", str(output), "--partial"], env).exit_code == 0
+    rows = list(csv.DictReader(io.StringIO(output.read_text())))
+    assert [row["outcome"] for row in rows] == ["pending"] * 120 + ["invalid"]
+    status = run(["status", str(output)], env)
+    assert status.exit_code == 1, status.output
+    text = " ".join(status.stdout.split())
+    assert "120 rows are pending" in text
+    assert "sms-async campaign status ID --wait" in text
+    assert "unknown" not in text
+    assert "--resend-unknown" not in text
