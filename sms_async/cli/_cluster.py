@@ -84,6 +84,8 @@ def _with_store(action: Callable[[CampaignStore], Coroutine[Any, Any, T]]) -> T:
 
         try:
             async with CampaignStore.from_settings(settings) as store:
+                # A person waits: a store out of reach is said at once, not after the store's patience.
+                await store.probe()
                 return await action(store)
         except StoreUnavailableError as error:
             raise CliError(str(error), ExitCode.ABORTED) from None

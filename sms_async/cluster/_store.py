@@ -24,7 +24,7 @@ import attrs
 import psycopg
 from psycopg import errors as pg_errors
 from psycopg.conninfo import conninfo_to_dict
-from psycopg_pool import AsyncConnectionPool
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from sms_async._exceptions import UsageError
 from sms_async._models import Entry, Outcome
@@ -139,7 +139,48 @@ class CampaignStatus:
 def is_transient(error: BaseException) -> bool:
     # Connection losses, a server shutting down, serialization failures and
     # deadlocks are OperationalErrors; a closed connection is an InterfaceError.
-    return isinstance(error, psycopg.OperationalError | psycopg.InterfaceError)
+    return isinstance(error, psycopg.OperationalError | psycopg.InterfaceError) and not is_permanent(error)
+
+
+# What libpq says when a connection is refused for a reason that waiting does
+# not cure. A refused connection carries no SQLSTATE (libpq gives none before
+# a session exists), so its words are all there is to tell by.
+_PERMANENT: Final = (
+    "does not exist",  # the database, or the role
+    "authentication failed",
+    "no password supplied",
+    "no pg_hba.conf entry",
+    "password is required",
+    "failed to resolve host",
+    "invalid connection option",
+    "invalid dsn",
+    "invalid uri",
+    "invalid port",
+    "invalid integer value",
+)
+
+
+def is_permanent(error: BaseException) -> bool:
+    """Whether connecting failed for a reason waiting cannot cure (a wrong database, user or password)."""
+    if not isinstance(error, psycopg.OperationalError):
+        return False
+    text = str(error).lower()
+    return any(words in text for words in _PERMANENT)
+
+
+def _connect_failure(error: BaseException) -> str:
+    """The one line that says why the store could not be reached, and what to check."""
+    reason = redact(str(error)).strip().replace("\n", " ").replace("\t", " ")
+    reason = reason.removeprefix("connection failed: ")
+    if is_permanent(error):
+        return (
+            f"the campaign store refuses the connection, which trying again cannot cure: {reason[:300]} "
+            "(check the database, user and password in SMS_ASYNC_DATABASE_URL)"
+        )
+    return (
+        f"the campaign store cannot be reached: {reason[:300]} "
+        "(check the host and port in SMS_ASYNC_DATABASE_URL)"
+    )
 
 
 class CampaignStore:
@@ -182,7 +223,14 @@ class CampaignStore:
             ) from None
         keep_secrets(self, password if isinstance(password, str) else None)
         self.sql = sql(self.schema)
+        self._url = url
         self._warm = warm
+        # Every connection's options, for the pools and for the probe that opens the store.
+        self._connect_options: dict[str, Any] = {
+            "autocommit": True,
+            "application_name": application_name,
+            "connect_timeout": 10,
+        }
         self._pool = self._new_pool(url, max_connections, application_name)
         self._claims = self._new_pool(url, claim_connections, application_name) if claim_connections else None
         self._pools = [pool for pool in (self._pool, self._claims) if pool is not None]
@@ -192,7 +240,7 @@ class CampaignStore:
             url,
             min_size=size if self._warm else 1,
             max_size=size,
-            kwargs={"autocommit": True, "application_name": application_name, "connect_timeout": 10},
+            kwargs=self._connect_options,
             open=False,
             timeout=min(self.patience, 10.0),
             name=application_name,
@@ -208,16 +256,37 @@ class CampaignStore:
         return f"<CampaignStore schema={self.schema!r}>"
 
     async def __aenter__(self) -> Self:
+        if self._warm:
+            # Waiting for a warm pool would retry a wrong database or password for the whole patience.
+            await self.probe()
         try:
             for pool in self._pools:
                 await pool.open(wait=self._warm, timeout=self.patience)
         except psycopg.OperationalError as error:
             for pool in self._pools:
                 await pool.close()
-            raise StoreUnavailableError(
-                f"the campaign store cannot be reached: {redact(str(error))[:300]}"
-            ) from None
+            raise StoreUnavailableError(_connect_failure(error)) from None
         return self
+
+    async def probe(self) -> None:
+        """Connect once, now: a wrong address, database, user or password is one clear error at once.
+
+        Raises:
+            StoreUnavailableError: the connection failed (the message says
+                whether trying again can help); nothing was retried.
+        """
+        error = await self._connect_error()
+        if error is not None:
+            raise StoreUnavailableError(_connect_failure(error))
+
+    async def _connect_error(self) -> psycopg.OperationalError | None:
+        """Why a new connection fails now, if it does."""
+        try:
+            conn = await psycopg.AsyncConnection.connect(self._url, **self._connect_options)
+        except psycopg.OperationalError as error:
+            return error
+        await conn.close()
+        return None
 
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
@@ -284,7 +353,11 @@ class CampaignStore:
                     "SMS_ASYNC_DATABASE_SCHEMA"
                 ) from None
             except Exception as error:
-                if not is_transient(error):
+                # The pool says only that no connection came: a new one says why.
+                cause = (await self._connect_error() or error) if isinstance(error, PoolTimeout) else error
+                if is_permanent(cause):
+                    raise StoreUnavailableError(_connect_failure(cause)) from None
+                if not is_transient(cause):
                     raise
                 if time.monotonic() + wait > give_up:
                     raise StoreUnavailableError(

@@ -265,3 +265,46 @@ def test_a_partial_export_labels_unsettled_rows_pending_and_status_says_so(env, 
     assert "sms-async campaign status ID --wait" in text
     assert "unknown" not in text
     assert "--resend-unknown" not in text
+
+
+@pytest.mark.parametrize(
+    ("path", "words"),
+    [
+        (
+            "postgres@127.0.0.1:5432/sms_async_no_such_database",
+            'database "sms_async_no_such_database" does not exist',
+        ),
+        (
+            "sms_async_no_such_user:Pw-Secret-88@127.0.0.1:5432/test",
+            'role "sms_async_no_such_user" does not exist',
+        ),
+    ],
+)
+def test_a_store_that_refuses_the_connection_is_one_line_at_once(env, path, words):
+    """A missing database or user is permanent: one line saying so, status 3, no retries, no password."""
+    env = {**env, "SMS_ASYNC_DATABASE_URL": f"postgresql://{path}", "SMS_ASYNC_PATIENCE": "3600"}
+    done = run(["campaign", "status", "1"], env)
+    assert done.exit_code == 3, done.output
+    assert done.stderr.count("\n") == 1, done.stderr
+    assert words in done.stderr
+    assert "trying again cannot cure" in done.stderr
+    assert "Pw-Secret-88" not in done.output
+
+
+def test_a_store_on_a_dead_port_is_one_line_at_once(env):
+    """Nothing listens on the port: one line naming host and port, status 3, no minute of retries."""
+    import socket  # noqa: PLC0415
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {
+        **env,
+        "SMS_ASYNC_DATABASE_URL": f"postgresql://postgres@127.0.0.1:{port}/test",
+        "SMS_ASYNC_PATIENCE": "3600",
+    }
+    done = run(["campaign", "status", "1"], env)
+    assert done.exit_code == 3, done.output
+    assert done.stderr.count("\n") == 1, done.stderr
+    assert f"port {port} failed: Connection refused" in done.stderr
+    assert "check the host and port" in done.stderr

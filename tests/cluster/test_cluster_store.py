@@ -303,3 +303,17 @@ async def test_a_claim_racing_a_cancel_loses_and_the_cancel_counts_each_input_on
     assert status.batches["sending"] == 0
     assert status.outcomes[Outcome.UNSENT] == 200
     assert status.finished
+
+
+async def test_a_missing_database_is_permanent_however_patient_the_store():
+    """A store whose database does not exist says so on its first operation, whatever its patience."""
+    require_postgres()
+    url = DATABASE_URL.rsplit("/", 1)[0] + "/sms_async_no_such_database"
+    lazy = CampaignStore(url, patience=3600)
+    async with lazy:
+        with pytest.raises(StoreUnavailableError, match="trying again cannot cure") as caught:
+            await lazy.campaign(1)
+    assert 'database "sms_async_no_such_database" does not exist' in str(caught.value)
+    with pytest.raises(StoreUnavailableError, match="trying again cannot cure"):
+        async with CampaignStore(url, patience=3600, warm=True):
+            pass
