@@ -18,6 +18,7 @@ per campaign), :mod:`._results` (the results file, written and read back),
 """
 
 from sms_async._journal import Admission, BatchState, Journal, numbers_digest, state_of
+from sms_async.campaign._defaults import DEFAULT_GATEWAY, DEFAULT_REGION
 from sms_async.campaign._errors import (
     PYTHON_NAMES,
     CampaignError,
@@ -43,6 +44,8 @@ from sms_async.campaign._tally import OUTCOMES, Tally
 
 __all__ = [
     "COLUMNS",
+    "DEFAULT_GATEWAY",
+    "DEFAULT_REGION",
     "NOT_SETTLED",
     "OUTCOMES",
     "PYTHON_NAMES",

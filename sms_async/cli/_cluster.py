@@ -23,7 +23,7 @@ import sys
 import time
 from collections.abc import Callable, Coroutine, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 from urllib.parse import urlsplit
 
 import click
@@ -31,7 +31,16 @@ import click
 from sms_async._exceptions import UsageError
 from sms_async._models import Outcome
 from sms_async._redact import keep_secrets, redact
-from sms_async.campaign import COLUMNS, CampaignError, ResultsEncoder, encode_row, results_format
+from sms_async.campaign import (
+    COLUMNS,
+    DEFAULT_GATEWAY,
+    DEFAULT_REGION,
+    CampaignError,
+    ResultsEncoder,
+    encode_row,
+    results_format,
+)
+from sms_async.cli._config import ENV_GATEWAY
 from sms_async.cli._errors import CliError, ExitCode, run_async
 from sms_async.cli._io import InputFormat, InputReadError, RecipientSource
 from sms_async.cli._options import guarded_as, input_options
@@ -106,13 +115,17 @@ def campaign() -> None:
 @click.option("-s", "--sender-id", required=True, metavar="ID", help="Sender id.")
 @input_options
 @click.option(
-    "--region", default="IN", show_default=True, metavar="CODE", help="Region of national spellings."
+    "--region",
+    default=DEFAULT_REGION,
+    show_default=True,
+    metavar="CODE",
+    help="Region of national spellings.",
 )
 @click.option(
     "--gateway",
     default=None,
     metavar="NAME",
-    help="Gateway the workers send through (default: SMS_ASYNC_GATEWAY, else iton).",
+    help=f"Gateway the workers send through (default: SMS_ASYNC_GATEWAY, else {DEFAULT_GATEWAY}).",
 )
 @click.option(
     "--rate",
@@ -158,7 +171,7 @@ def create(
     spec = CampaignSpec(
         text,
         sender_id,
-        gateway=gateway or os.environ.get("SMS_ASYNC_GATEWAY") or "iton",
+        gateway=gateway or os.environ.get(ENV_GATEWAY) or DEFAULT_GATEWAY,
         region=region.upper(),
         rate=rate,
         skip_dnd=skip_dnd,
@@ -403,20 +416,33 @@ def cancel(campaign_id: int) -> ExitCode:
     default="info",
     show_default=True,
 )
-def worker(concurrency: int, queues: str, shards: int, loglevel: str) -> None:
+@click.option(
+    "--gateway",
+    default=None,
+    metavar="NAME",
+    help=f"Gateway whose account is checked on start (default: SMS_ASYNC_GATEWAY, else {DEFAULT_GATEWAY}).",
+)
+def worker(concurrency: int, queues: str, shards: int, loglevel: str, gateway: str | None) -> None:
     """Run a Celery worker that sends campaign shards. It needs SMS_ASYNC_DATABASE_URL, SMS_ASYNC_BROKER_URL
     and the gateway account in its own environment (SMS_ASYNC_USERNAME, SMS_ASYNC_PASSWORD, ...) or config
     file.
     """  # noqa: D205
     try:
         settings = _settings(concurrency=concurrency)
+        from sms_async.cluster import StoreUnavailableError  # noqa: PLC0415
         from sms_async.cluster.celery import app, configure, prepare  # noqa: PLC0415
     except (CliError, UsageError, ImportError) as error:
         message = error.message if isinstance(error, CliError) else str(error)
         click.echo(f"Error: {redact(message)}", err=True)
         raise click.exceptions.Exit(int(ExitCode.USAGE)) from None
+    _check_worker_account(gateway or os.environ.get(ENV_GATEWAY) or DEFAULT_GATEWAY)
     try:
         prepare(settings)
+    except StoreUnavailableError as error:
+        if error.permanent:
+            click.echo(f"Error: {redact(str(error))}", err=True)
+            raise click.exceptions.Exit(int(ExitCode.ABORTED)) from None
+        click.echo(f"warning: {redact(str(error))}; the worker starts anyway", err=True)
     except Exception as error:  # noqa: BLE001 - the store may come back: the tasks retry it
         click.echo(f"warning: {redact(str(error))}; the worker starts anyway", err=True)
     # Every shard task of this process reads its settings from the environment.
@@ -435,6 +461,34 @@ def worker(concurrency: int, queues: str, shards: int, loglevel: str) -> None:
             f"--loglevel={loglevel.upper()}",
         ]
     )
+
+
+def _check_worker_account(gateway_name: str) -> None:
+    """Refuse to start (exit 3) a worker whose account is missing or refused; warn when it cannot be asked."""
+    from sms_async._exceptions import AuthenticationError, ConfigurationError, SmsError  # noqa: PLC0415
+    from sms_async.cluster import check_account, driver_from_environment  # noqa: PLC0415
+
+    def refuse(message: str) -> NoReturn:
+        click.echo(f"Error: {redact(message)}; the worker does not start", err=True)
+        raise click.exceptions.Exit(int(ExitCode.ABORTED))
+
+    try:
+        driver = driver_from_environment(gateway_name)
+    except ConfigurationError as error:
+        refuse(error.reason)
+    try:
+        run_async(check_account, driver)
+    except AuthenticationError as error:
+        refuse(
+            f"the {gateway_name} gateway refuses this worker's credentials ({error.reason}): fix "
+            "SMS_ASYNC_USERNAME and SMS_ASYNC_PASSWORD (or the config file's section) and start it again"
+        )
+    except SmsError as error:
+        click.echo(
+            f"warning: could not check the {gateway_name} account ({redact(error.reason)}); "
+            "the worker starts anyway",
+            err=True,
+        )
 
 
 def register(group: click.Group) -> None:

@@ -56,6 +56,7 @@ import attrs
 
 from sms_async._exceptions import ConfigurationError
 from sms_async._redact import keep_secrets, redact
+from sms_async.campaign import DEFAULT_GATEWAY, DEFAULT_REGION
 from sms_async.cli._errors import CliError
 from sms_async.providers import Driver, gateway, gateway_names
 
@@ -84,9 +85,6 @@ ENV_BASE_URL = "SMS_ASYNC_BASE_URL"
 ENV_GATEWAY = "SMS_ASYNC_GATEWAY"
 ENV_CONFIG = "SMS_ASYNC_CONFIG"
 
-#: The gateway used when nothing names one (the command line's documented default).
-DEFAULT_GATEWAY: Final = "iton"
-DEFAULT_REGION: Final = "IN"
 
 # Settings the environment can give, by settings key.
 _ENVIRONMENT: Final = {

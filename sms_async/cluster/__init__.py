@@ -34,7 +34,12 @@ except ImportError as error:  # pragma: no cover - depends on what is installed
 from sms_async.cluster._load import DEFAULT_QUEUE, DEFAULT_SHARD_SIZE, CampaignSpec, create_campaign
 from sms_async.cluster._rate import StoreMeter, StorePause
 from sms_async.cluster._runner import ShardReport, run_shard
-from sms_async.cluster._settings import ClusterSettings, account_key, driver_from_environment
+from sms_async.cluster._settings import (
+    ClusterSettings,
+    account_key,
+    check_account,
+    driver_from_environment,
+)
 from sms_async.cluster._store import (
     Campaign,
     CampaignError,
@@ -57,6 +62,7 @@ __all__ = [
     "StorePause",
     "StoreUnavailableError",
     "account_key",
+    "check_account",
     "create_campaign",
     "driver_from_environment",
     "run_shard",

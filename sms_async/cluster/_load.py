@@ -27,7 +27,7 @@ from sms_async._message import Message
 from sms_async._models import Outcome
 from sms_async._phone import PhoneNormaliser
 from sms_async._redact import redact
-from sms_async.campaign import InputRows, no_input_message
+from sms_async.campaign import DEFAULT_GATEWAY, DEFAULT_REGION, InputRows, no_input_message
 from sms_async.cluster._store import (
     Campaign,
     CampaignError,
@@ -81,8 +81,8 @@ class CampaignSpec:
 
     text: str
     sender_id: str
-    gateway: str = "iton"
-    region: str = "IN"
+    gateway: str = DEFAULT_GATEWAY
+    region: str = DEFAULT_REGION
     rate: float | None = attrs.field(default=None, validator=_rate)
     skip_dnd: bool = False
     max_segments: int | None = None

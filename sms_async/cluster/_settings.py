@@ -38,6 +38,7 @@ __all__ = [
     "ENV_DATABASE_URL",
     "ClusterSettings",
     "account_key",
+    "check_account",
     "check_schema",
     "driver_from_environment",
 ]
@@ -199,6 +200,26 @@ def driver_from_environment(gateway_name: str, env: Mapping[str, str] | None = N
             f"SMS_ASYNC_PASSWORD (and SMS_ASYNC_BASE_URL where needed) in its environment, or fill the "
             f"[{gateway_name}] section of its config file"
         ) from None
+
+
+async def check_account(driver: Driver) -> None:
+    """Ask the gateway whether it knows ``driver``'s account, where it has a look-up that needs one.
+
+    A worker does so before it takes a shard, so that a wrong password stops
+    that worker at once instead of aborting the first campaign it touches.
+    Gateways without a balance look-up are not asked (nothing else they offer
+    reads an account without sending).
+
+    Raises:
+        AuthenticationError: the gateway refused the credentials.
+        SmsError: the look-up failed otherwise (the gateway out of reach).
+    """
+    if not driver.capabilities.balance:
+        return
+    from sms_async._engine import BulkSender  # noqa: PLC0415 - the engine, only when a worker starts
+
+    async with BulkSender(driver) as bulk:
+        await bulk.balance()
 
 
 def account_key(driver: Driver, env: Mapping[str, str] | None = None) -> str:

@@ -60,6 +60,12 @@ class StoreUnavailableError(RuntimeError):
     batch; it stops the shard, whose task is tried again later.
     """
 
+    def __init__(self, message: str, *, permanent: bool = False) -> None:
+        super().__init__(message)
+        #: Whether the store refused the connection for a reason waiting cannot cure
+        #: (a missing database, a wrong user or password).
+        self.permanent = permanent
+
 
 class CampaignError(UsageError):
     """A campaign that does not exist, or cannot do what was asked in its state."""
@@ -168,6 +174,10 @@ def is_permanent(error: BaseException) -> bool:
     return any(words in text for words in _PERMANENT)
 
 
+def _unavailable(error: BaseException) -> StoreUnavailableError:
+    return StoreUnavailableError(_connect_failure(error), permanent=is_permanent(error))
+
+
 def _connect_failure(error: BaseException) -> str:
     """The one line that says why the store could not be reached, and what to check."""
     reason = redact(str(error)).strip().replace("\n", " ").replace("\t", " ")
@@ -265,7 +275,7 @@ class CampaignStore:
         except psycopg.OperationalError as error:
             for pool in self._pools:
                 await pool.close()
-            raise StoreUnavailableError(_connect_failure(error)) from None
+            raise _unavailable(error) from None
         return self
 
     async def probe(self) -> None:
@@ -277,7 +287,7 @@ class CampaignStore:
         """
         error = await self._connect_error()
         if error is not None:
-            raise StoreUnavailableError(_connect_failure(error))
+            raise _unavailable(error)
 
     async def _connect_error(self) -> psycopg.OperationalError | None:
         """Why a new connection fails now, if it does."""
@@ -356,7 +366,7 @@ class CampaignStore:
                 # The pool says only that no connection came: a new one says why.
                 cause = (await self._connect_error() or error) if isinstance(error, PoolTimeout) else error
                 if is_permanent(cause):
-                    raise StoreUnavailableError(_connect_failure(cause)) from None
+                    raise _unavailable(cause) from None
                 if not is_transient(cause):
                     raise
                 if time.monotonic() + wait > give_up:

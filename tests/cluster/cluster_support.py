@@ -101,10 +101,12 @@ def rabbitmqctl(*args: str) -> None:
 class Simulator:
     """The simulated gateway in a process of its own (``python -m sms_async.testing``)."""
 
-    def __init__(self, accounts: Iterable[str], latency: float = 0.0) -> None:
+    def __init__(self, accounts: Iterable[str], latency: float = 0.0, faults: Iterable[str] = ()) -> None:
         args = [sys.executable, "-m", "sms_async.testing", "--port", "0", "--no-store-messages"]
         for account in accounts:
             args += ["--account", account]
+        for fault in faults:
+            args += ["--fault", fault]
         if latency:
             args += ["--latency", str(latency)]
         self.process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # noqa: S603

@@ -199,24 +199,60 @@ def test_two_accounts_side_by_side_each_within_its_own_rate(cluster, fresh, tmp_
     assert c_times[0] < b_times[-1]
 
 
-def test_bad_credentials_abort_the_campaign_across_workers(cluster, fresh, tmp_path):
-    """Two workers with a wrong password: the campaign aborts, both stop after their requests; all unsent."""
-    path = write_numbers(tmp_path / "bad.txt", numbers(20_000, prefix="+9193"))
-    campaign = cluster.create(path, "--queue", "qbad", "--shard-size", "20")
-    with workers(cluster, fresh, "qbad", "acct:wrong-password-9", 2, concurrency=4):
-        cluster.cli("campaign", "start", str(campaign))
-        code, status = cluster.status(campaign, "--wait", "--interval", "0.5", "--timeout", "120")
+def test_credentials_refused_mid_campaign_abort_it_across_workers(cluster, tmp_path):
+    """The gateway refuses the account's sends (a password revoked after the workers started): the campaign
+    aborts, both workers stop after their requests; all unsent.
+    """  # noqa: D205
+    revoked = Simulator(["acct:revoked-password-9"], faults=["auth_failure:1:ops=iton.sendSMS"])
+    try:
+        path = write_numbers(tmp_path / "bad.txt", numbers(20_000, prefix="+9193"))
+        campaign = cluster.create(path, "--queue", "qbad", "--shard-size", "20")
+        with workers(cluster, revoked, "qbad", "acct:revoked-password-9", 2, concurrency=4):
+            cluster.cli("campaign", "start", str(campaign))
+            code, status = cluster.status(campaign, "--wait", "--interval", "0.5", "--timeout", "120")
+        stats = revoked.stats()
+    finally:
+        revoked.stop()
     assert code == 3
     assert status["state"] == "aborted"
     assert "AuthenticationError" in status["stop_reason"]
-    assert "wrong-password-9" not in status["stop_reason"]
+    assert "revoked-password-9" not in status["stop_reason"]
     assert status["outcomes"]["unsent"] == 20_000
-    stats = fresh.stats()
     assert stats.accepted == 0
     assert stats.requests.get("iton.sendSMS", 0) <= 2 * 4 + 2
     rows = cluster.export(campaign)
     assert {row["outcome"] for row in rows} == {"unsent"}
-    assert "wrong-password-9" not in Path(cluster.tmp / f"export-{campaign}.jsonl").read_text()
+    assert "revoked-password-9" not in Path(cluster.tmp / f"export-{campaign}.jsonl").read_text()
+
+
+@pytest.mark.parametrize(
+    ("credentials", "words"),
+    [
+        ({"SMS_ASYNC_USERNAME": "acct", "SMS_ASYNC_PASSWORD": "wrong-password-9"}, "refuses this worker's"),
+        ({}, "has no usable iton account"),
+    ],
+)
+def test_a_worker_without_a_usable_account_refuses_to_start(cluster, sim, credentials, words):
+    """A wrong or missing password: the worker says so and exits 3 before taking any shard."""
+    import subprocess  # noqa: PLC0415
+    import sys  # noqa: PLC0415
+
+    env = {k: v for k, v in cluster.env.items() if k not in {"SMS_ASYNC_USERNAME", "SMS_ASYNC_PASSWORD"}}
+    env.update({"SMS_ASYNC_BASE_URL": sim.iton_url, "HOME": str(cluster.tmp), **credentials})
+    env.pop("SMS_ASYNC_CONFIG", None)
+    done = subprocess.run(
+        [sys.executable, "-m", "sms_async", "worker", "-Q", "nobody"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 3, done.stderr
+    assert words in done.stderr
+    assert "the worker does not start" in done.stderr
+    assert "wrong-password-9" not in done.stderr + done.stdout
+    assert " ready." not in done.stderr + done.stdout
 
 
 def test_cancel_stops_a_running_campaign(cluster, pool, fresh, tmp_path):
