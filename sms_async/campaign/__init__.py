@@ -18,7 +18,7 @@ per campaign), :mod:`._results` (the results file, written and read back),
 """
 
 from sms_async._journal import Admission, BatchState, Journal, numbers_digest, state_of
-from sms_async.campaign._defaults import DEFAULT_GATEWAY, DEFAULT_REGION
+from sms_async.campaign._defaults import DEFAULT_GATEWAY, DEFAULT_REGION, PARTS_WARNING, parts_warning
 from sms_async.campaign._errors import (
     PYTHON_NAMES,
     CampaignError,
@@ -35,6 +35,7 @@ from sms_async.campaign._results import (
     Unsettled,
     encode_row,
     results_format,
+    results_header,
     scan_results,
 )
 from sms_async.campaign._runner import Campaign, CampaignReport, default_journal, run_campaign
@@ -48,6 +49,7 @@ __all__ = [
     "DEFAULT_REGION",
     "NOT_SETTLED",
     "OUTCOMES",
+    "PARTS_WARNING",
     "PYTHON_NAMES",
     "Admission",
     "BatchState",
@@ -68,7 +70,9 @@ __all__ = [
     "encode_row",
     "no_input_message",
     "numbers_digest",
+    "parts_warning",
     "results_format",
+    "results_header",
     "run_campaign",
     "scan_results",
     "state_of",

@@ -39,6 +39,7 @@ __all__ = [
     "Unsettled",
     "encode_row",
     "results_format",
+    "results_header",
     "scan_results",
 ]
 
@@ -137,12 +138,7 @@ class ResultsEncoder:
     @property
     def header(self) -> bytes:
         """What a new results file starts with (the CSV header; nothing for JSON Lines)."""
-        if self.format != "csv":
-            return b""
-        taken = set(COLUMNS)
-        # A kept column named like one of ours is told apart by a suffix.
-        extra = [name if name not in taken else f"{name} (input)" for name in self.columns]
-        return _csv_bytes([(*COLUMNS, *extra)])
+        return results_header(self.format, self.columns)
 
     def encode(self, result: BatchResult, parts: int = 0) -> tuple[bytes, Tally]:
         """The rows of one batch, and their tally (``parts``: the parts of the text its numbers got)."""
@@ -179,34 +175,53 @@ class ResultsEncoder:
                 f'"message_id": {_json_string(message_id) if message_id else "null"}, "reason": {reason}'
             )
             if names:
-                pairs = ", ".join(
-                    f"{name}: {_json_string(value)}" for name, value in zip(names, kept, strict=False)
-                )
-                line += ', "columns": {' + pairs + "}"
+                line += ', "columns": {' + _kept_pairs(names, kept) + "}"
             lines.append(line + "}\n")
         return "".join(lines).encode("utf-8"), tally
 
 
-def encode_row(entry: Entry | Unsettled, results_format: ResultsFormat) -> str:
+def results_header(results_format: ResultsFormat, columns: Sequence[str] = ()) -> bytes:
+    """What a new results file starts with (the CSV header; nothing for JSON Lines)."""
+    if results_format != "csv":
+        return b""
+    taken = set(COLUMNS)
+    # A kept column named like one of ours is told apart by a suffix.
+    extra = [name if name not in taken else f"{name} (input)" for name in columns]
+    return _csv_bytes([(*COLUMNS, *extra)])
+
+
+def encode_row(
+    entry: Entry | Unsettled,
+    results_format: ResultsFormat,
+    columns: Sequence[str] = (),
+    kept: Sequence[str] = (),
+) -> str:
     """One results row, for a row already numbered (``entry.position`` is its ``row``).
 
-    The same text :class:`ResultsEncoder` writes for the same input, with no
-    kept columns: what a campaign's export writes.
+    The same text :class:`ResultsEncoder` writes for the same input with the
+    same kept ``columns`` (their values: ``kept``): what a campaign's export writes.
     """
     if isinstance(entry, Unsettled):
         outcome, message_id, reason = NOT_SETTLED, "", _NOT_SETTLED_REASON
     else:
         outcome, message_id, reason = _VALUES[entry.outcome], entry.message_id, redact(entry.reason)
     if results_format == "csv":
-        return _csv_bytes(
-            [(str(entry.position), entry.input, entry.e164, outcome, message_id, reason)]
-        ).decode()
+        record = (str(entry.position), entry.input, entry.e164, outcome, message_id, reason)
+        return _csv_bytes([(*record, *kept) if columns else record]).decode()
     e164 = f"{_QUOTE}{entry.e164}{_QUOTE}" if entry.e164 else "null"
-    return (
+    line = (
         f'{{"row": {entry.position}, "input": {_json_string(entry.input)}, "e164": {e164}, '
         f'"outcome": "{outcome}", "message_id": {_json_string(message_id) if message_id else "null"}, '
-        f'"reason": {_json_string(reason) if reason else "null"}}}\n'
+        f'"reason": {_json_string(reason) if reason else "null"}'
     )
+    if columns:
+        line += ', "columns": {' + _kept_pairs([_json_string(name) for name in columns], kept) + "}"
+    return line + "}\n"
+
+
+def _kept_pairs(names: Sequence[str], kept: Sequence[str]) -> str:
+    """The JSON members of kept columns (``names`` already JSON-encoded)."""
+    return ", ".join(f"{name}: {_json_string(value)}" for name, value in zip(names, kept, strict=False))
 
 
 def _csv_bytes(rows: Sequence[Sequence[str]]) -> bytes:

@@ -35,12 +35,15 @@ from sms_async.campaign import (
     COLUMNS,
     DEFAULT_GATEWAY,
     DEFAULT_REGION,
+    PARTS_WARNING,
     CampaignError,
-    ResultsEncoder,
     encode_row,
+    parts_warning,
     results_format,
+    results_header,
 )
-from sms_async.cli._config import ENV_GATEWAY
+from sms_async.cli._campaign import make_message, personal_template, template_fields
+from sms_async.cli._config import ENV_GATEWAY, parse_params
 from sms_async.cli._errors import CliError, ExitCode, run_async
 from sms_async.cli._io import InputFormat, InputReadError, RecipientSource
 from sms_async.cli._options import guarded_as, input_options
@@ -134,7 +137,24 @@ def campaign() -> None:
     help="At most N messages a second at the gateway, across every worker of the account.",
 )
 @click.option("--skip-dnd", is_flag=True, help="Look up the do-not-disturb list first; skip listed numbers.")
-@click.option("--max-segments", type=click.IntRange(min=1), metavar="N", help="Refuse a text of more parts.")
+@click.option(
+    "--max-segments",
+    type=click.IntRange(min=1, max=255),
+    metavar="N",
+    help=f"Refuse a text that needs more than N SMS parts (without it, above {PARTS_WARNING} parts warns).",
+)
+@click.option(
+    "--param",
+    "params",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="Extra request parameter of every send (such as a DLT templateid), stored with the campaign.",
+)
+@click.option(
+    "--keep-columns",
+    is_flag=True,
+    help="Keep the CSV's other columns with each row; the export writes them after the results columns.",
+)
 @click.option(
     "--queue",
     default="sms_async",
@@ -157,32 +177,49 @@ def create(
     rate: float | None,
     skip_dnd: bool,
     max_segments: int | None,
+    params: tuple[str, ...],
+    keep_columns: bool,
     queue: str,
     shard_size: int,
     as_json: bool,
 ) -> ExitCode:
     """Read RECIPIENTS (a CSV file, one number per line, or - for standard input) into a new campaign in the
-    store, cut into the same batches as 'send' would cut them, and print its id. Nothing is sent until
-    'campaign start'. No credential is needed or stored.
+    store, cut into the same batches as 'send' would cut them, and print its id. A --text with {column}
+    fields gives each recipient a text of their own from their CSV row, as 'send' does. Nothing is sent
+    until 'campaign start' (or 'campaign run'). No credential is needed or stored.
     """  # noqa: D205
     from sms_async.cluster import CampaignSpec, create_campaign  # noqa: PLC0415
 
     how: InputFormat = "csv" if input_format == "csv" else "lines" if input_format == "lines" else "auto"
-    spec = CampaignSpec(
-        text,
-        sender_id,
-        gateway=gateway or os.environ.get(ENV_GATEWAY) or DEFAULT_GATEWAY,
-        region=region.upper(),
-        rate=rate,
-        skip_dnd=skip_dnd,
-        max_segments=max_segments,
-        queue=queue,
-        input_name=recipients,
-        shard_size=shard_size,
+    fields = template_fields(text)
+    if not fields:
+        message = make_message(text, sender_id, max_segments)
+        warning = parts_warning(message.segments, max_segments, "--max-segments")
+        if warning is not None:
+            click.echo(f"warning: {warning}", err=True)
+    source = RecipientSource(
+        recipients,
+        column=column,
+        input_format=how,
+        stdin=sys.stdin.buffer,
+        keep_columns=keep_columns,
+        as_rows=bool(fields),
     )
-    source = RecipientSource(recipients, column=column, input_format=how, stdin=sys.stdin.buffer)
     started = time.perf_counter()
     try:
+        spec = CampaignSpec(
+            personal_template(text, source) if fields else text,
+            sender_id,
+            gateway=gateway or os.environ.get(ENV_GATEWAY) or DEFAULT_GATEWAY,
+            params=parse_params(params),
+            region=region.upper(),
+            rate=rate,
+            skip_dnd=skip_dnd,
+            max_segments=max_segments,
+            queue=queue,
+            input_name=recipients,
+            shard_size=shard_size,
+        )
 
         def numbers() -> Iterator[Any]:
             try:
@@ -289,9 +326,12 @@ def _status_document(found: CampaignStatus) -> dict[str, Any]:
         "outcomes": {outcome.value: count for outcome, count in found.outcomes.items()},
         "not_settled": c.inputs - found.settled,
         "batches": found.batches,
+        "parts": {"fewest": found.fewest_parts, "most": found.most_parts},
+        "credits": found.credits,
         "requests": found.requests,
         "retries": found.retries,
         "gateway": c.gateway,
+        "params": c.params,
         "rate": c.rate,
         "queue": c.queue,
         "created_at": c.created_at.isoformat(),
@@ -312,6 +352,13 @@ def _print_status(found: CampaignStatus) -> None:
         click.echo(f"  {'not yet':<11} {c.inputs - found.settled:,}")
     shown = ", ".join(f"{state} {count:,}" for state, count in found.batches.items())
     click.echo(f"  batches     {shown}")
+    fewest, most = found.fewest_parts, found.most_parts
+    parts = "none" if not most else f"{most}" if fewest == most else f"{fewest} to {most}"
+    click.echo(
+        f"  parts       {parts} per text; credits spent: {found.credits:,} (the parts of each accepted text)"
+    )
+    if c.params:
+        click.echo(f"  parameters  {', '.join(f'{name}={value}' for name, value in c.params.items())}")
     if c.stop_reason:
         click.echo(f"  stopped: {c.stop_reason}")
     unknown = found.outcomes[Outcome.UNKNOWN]
@@ -357,9 +404,10 @@ def export(campaign_id: int, output: Path, partial: bool) -> ExitCode:
             )
         try:
             with output.open("w", encoding="utf-8", newline="") as file:
-                file.write(ResultsEncoder(kind).header.decode())
-                async for entry in store.export(campaign_id):
-                    file.write(encode_row(entry, kind))
+                columns = found.campaign.columns
+                file.write(results_header(kind, columns).decode())
+                async for entry, kept in store.export_rows(campaign_id):
+                    file.write(encode_row(entry, kind, columns, kept))
         except OSError as error:
             raise CliError(f"cannot write {output}: {error.strerror}", ExitCode.ABORTED) from None
         return found

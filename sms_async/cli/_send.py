@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from sms_async.campaign import parts_warning
 from sms_async.cli._campaign import (
     PARTS_WARNING,
     SendOptions,
@@ -173,14 +174,9 @@ def send(
     fields = template_fields(message_text)
     if not fields:
         message = make_message(message_text, chosen_sender, max_segments)
-        if message.segments > PARTS_WARNING and max_segments is None:
-            err_console.print(
-                f"warning: the text needs {message.segments} SMS parts per recipient, and each part is "
-                f"charged; pass --max-segments {message.segments} to confirm, or shorten it",
-                style="yellow",
-                markup=False,
-                highlight=False,
-            )
+        warning = parts_warning(message.segments, max_segments, "--max-segments")
+        if warning is not None:
+            err_console.print(f"warning: {warning}", style="yellow", markup=False, highlight=False)
     if dry_run:
         make_normaliser(settings.region)
         source = RecipientSource(

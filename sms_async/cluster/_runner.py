@@ -35,8 +35,9 @@ import anyio
 import attrs
 
 from sms_async._engine import BulkSender
-from sms_async._exceptions import GatewayError, SmsError
+from sms_async._exceptions import ConfigurationError, GatewayError, SmsError
 from sms_async._journal import Admission, numbers_digest, state_of
+from sms_async._message import Message
 from sms_async._models import BatchResult, Outcome
 from sms_async._redact import redact
 from sms_async._retry import RetryPolicy
@@ -85,6 +86,8 @@ class _Stored:
 
     idx: int
     digest: str
+    #: The batch's own text, for a campaign with a text per recipient.
+    text: str | None = None
     numbers: list[str] = attrs.Factory(list)
     positions: list[int] = attrs.Factory(list)
 
@@ -100,7 +103,9 @@ class _ShardJournal:
         index = batch.index
         if 0 <= index < len(self._group):
             stored = self._group[index]
-            if numbers_digest(batch.numbers) == stored.digest:
+            if numbers_digest(batch.numbers, stored.text) == stored.digest and (
+                stored.text is None or (isinstance(batch, BatchResult) or _text_of(batch) == stored.text)
+            ):
                 return stored
         return None
 
@@ -158,6 +163,10 @@ class _ShardJournal:
         error = _abort_error(result)
         if error is not None:
             await run.abort_campaign(f"{type(error).__name__}: {error.reason}")
+
+
+def _text_of(batch: Batch) -> str | None:
+    return batch.message.text if batch.message is not None else None
 
 
 def _abort_error(result: BatchResult) -> SmsError | None:
@@ -227,9 +236,9 @@ class _Run:
         rows = await self.store.fetchall("unfinished", campaign=campaign, first=first, last=last)
         pending: list[tuple[int, int, _Stored]] = []
         elsewhere = 0
-        for idx, first_position, size, numbers, digest, state, _owner in rows:
+        for idx, first_position, size, numbers, digest, state, _owner, text in rows:
             if state == "pending" and numbers:
-                pending.append((first_position, first_position + size - 1, _Stored(idx, digest)))
+                pending.append((first_position, first_position + size - 1, _Stored(idx, digest, text)))
             else:
                 elsewhere += 1
         if pending:
@@ -300,22 +309,28 @@ class _Run:
         async with limiter:
             stream = bulk.stream(
                 self.feed(group, give_up),
-                campaign.text,
+                None if campaign.personal else campaign.text,
                 sender_id=campaign.sender_id,
                 skip_dnd=campaign.skip_dnd,
                 max_segments=campaign.max_segments,
                 journal=_ShardJournal(self, group),
+                gateway_params=campaign.params or None,
             )
             async with contextlib.aclosing(cast("AsyncGenerator[BatchResult, None]", stream)) as results:
                 async for _ in results:
                     pass
 
-    def feed(self, group: list[_Stored], give_up: float) -> Iterator[str]:
-        """The group's numbers, batch by batch, stopping at a batch boundary when the run must stop."""
+    def feed(self, group: list[_Stored], give_up: float) -> Iterator[str | tuple[str, str]]:
+        """The group's numbers (with their batch's text, for texts per recipient), batch by batch,
+        stopping at a batch boundary when the run must stop.
+        """  # noqa: D205
         for stored in group:
             if self.stopped is not None or time.monotonic() >= give_up:
                 return
-            yield from stored.numbers
+            if stored.text is None:
+                yield from stored.numbers
+            else:
+                yield from ((number, stored.text) for number in stored.numbers)
 
 
 def _leaf(group: BaseExceptionGroup[BaseException]) -> BaseException:
@@ -384,6 +399,12 @@ async def run_shard(
     if found.state != "running":
         return ShardReport(campaign, shard, found.queue, stopped=found.state)
     run = _Run(store, found, shard, lease=lease, heartbeat=heartbeat)
+    try:
+        # The campaign's parameters meet this worker's driver (and its own ones) here, before any request.
+        driver.prepare_send(Message.create("-", found.sender_id), found.params or None)
+    except ConfigurationError as error:
+        await run.abort_campaign(f"a worker ({socket.gethostname()}) cannot send it: {error.reason}")
+        return ShardReport(campaign, shard, found.queue, stopped="aborted")
     key = account or account_key(driver)
     meter = StoreMeter(store, key, found.rate, interrupt=run.stopping) if found.rate else None
     sender = BulkSender(

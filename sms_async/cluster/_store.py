@@ -80,7 +80,14 @@ class Campaign:
     gateway: str
     region: str
     sender_id: str
+    #: The one text, or with ``personal`` the template each recipient's text was made from.
     text: str
+    #: Whether each recipient has a text of their own (kept with their batch).
+    personal: bool
+    #: Extra request parameters of every send (such as India's DLT ids); never a credential.
+    params: dict[str, str]
+    #: The input's other columns kept with each row, by name.
+    columns: list[str]
     max_segments: int | None
     skip_dnd: bool
     #: Messages a second for the whole campaign, across every worker; ``None``: no limit.
@@ -120,6 +127,10 @@ class CampaignStatus:
     outcomes: dict[Outcome, int]
     #: Batches per state: pending, unsent (settled, every number unsent), sending, sent, rejected, unknown.
     batches: dict[str, int]
+    #: Parts paid for (each accepted number's parts), and the fewest and most parts of a text.
+    credits: int
+    fewest_parts: int
+    most_parts: int
     requests: int
     retries: int
 
@@ -532,11 +543,16 @@ class CampaignStore:
         outcomes = dict(zip(OUTCOMES, values[: len(OUTCOMES)], strict=True))
         names = ("pending", "unsent", "sending", "sent", "rejected", "unknown")
         batches = dict(zip(names, values[len(OUTCOMES) : len(OUTCOMES) + len(names)], strict=True))
-        requests, retries = values[-2:]
-        return CampaignStatus(found, outcomes, batches, requests, retries)
+        paid, fewest, most, requests, retries = values[-5:]
+        return CampaignStatus(found, outcomes, batches, paid, fewest, most, requests, retries)
 
     async def export(self, campaign: int) -> AsyncIterator[Entry | Unsettled]:
-        """Every input's row, in input order, as ``BatchResult.entries()`` gives them.
+        """Every input's row, in input order (see :meth:`export_rows`, which adds the kept columns)."""
+        async for row, _kept in self.export_rows(campaign):
+            yield row
+
+    async def export_rows(self, campaign: int) -> AsyncIterator[tuple[Entry | Unsettled, list[str]]]:
+        """Every input's row, in input order, as ``BatchResult.entries()`` gives them, with its kept columns.
 
         ``position`` is the input's row as its reader numbered it (its line or
         CSV row: see :func:`create_campaign`), as a results file shows it. An
@@ -550,11 +566,11 @@ class CampaignStore:
         ):
             cursor.itersize = 5000
             await cursor.execute(self.sql["export"], {"campaign": campaign})
-            async for position, raw, e164, outcome, message_id, reason in cursor:
+            async for position, raw, e164, outcome, message_id, reason, kept in cursor:
                 if outcome is None:
-                    yield Unsettled(int(position), raw, e164)
+                    yield Unsettled(int(position), raw, e164), kept or []
                 else:
-                    yield Entry(int(position), raw, e164, Outcome(outcome), message_id, reason)
+                    yield Entry(int(position), raw, e164, Outcome(outcome), message_id, reason), kept or []
 
     # -- one batch ----------------------------------------------------------------------
 

@@ -308,3 +308,92 @@ def test_a_store_on_a_dead_port_is_one_line_at_once(env):
     assert done.stderr.count("\n") == 1, done.stderr
     assert f"port {port} failed: Connection refused" in done.stderr
     assert "check the host and port" in done.stderr
+
+
+def _run_campaign_here(env, campaign, gw, monkeypatch):
+    """Send every shard of ``campaign`` in this process, through the shard task on an app of its own."""
+    theirs = configure(Celery("here"), "memory://")
+    task = register(theirs)
+    for name, value in env.items():
+        if value is None:
+            monkeypatch.delenv(name, raising=False)
+        else:
+            monkeypatch.setenv(name, value)
+    monkeypatch.setenv("SMS_ASYNC_USERNAME", gw.username)
+    monkeypatch.setenv("SMS_ASYNC_PASSWORD", gw.password)
+    monkeypatch.setenv("SMS_ASYNC_BASE_URL", gw.iton_url)
+    schema = env["SMS_ASYNC_DATABASE_SCHEMA"]
+    query(f"UPDATE \"{schema}\".campaigns SET state = 'running' WHERE id = %s", campaign)  # noqa: S608
+    try:
+        task.apply(args=(campaign, 0)).get()
+    finally:
+        shutdown()
+
+
+def test_create_personalises_texts_stores_parameters_and_keeps_columns(env, tmp_path, monkeypatch):
+    """--text with {fields}, --param and --keep-columns: each row gets its own text and the parameter,
+    and the export carries the kept columns, as send's results do.
+    """  # noqa: D205
+    path = tmp_path / "people.csv"
+    people = numbers(30)
+    path.write_text(
+        "phone,name,city\n"
+        + "".join(f"{n},Name{i},City{i % 3}\n" for i, n in enumerate(people))
+        + "bad,X,Y\n"
+    )
+    done = run(
+        [
+            *("campaign", "create", str(path), "--text", "Hi {name} of {city}", "-s", "ITONAB"),
+            *("--param", "templateid=1107-dlt", "--keep-columns", "--json"),
+        ],
+        env,
+    )
+    assert done.exit_code == 0, done.output
+    campaign = json.loads(done.stdout)["id"]
+    with SimulatedGateway() as gw:
+        _run_campaign_here(env, campaign, gw, monkeypatch)
+        texts = {number: message.text for message in gw.messages.values() for number in message.numbers}
+        assert gw.stats.params["templateid=1107-dlt"] == len(gw.messages)
+        assert gw.stats.duplicate_numbers() == {}
+    assert texts == {n[1:]: f"Hi Name{i} of City{i % 3}" for i, n in enumerate(people)}
+    status = json.loads(run(["campaign", "status", str(campaign), "--json"], env).stdout)
+    assert status["state"] == "done"
+    assert status["params"] == {"templateid": "1107-dlt"}
+    assert (status["parts"], status["credits"]) == ({"fewest": 1, "most": 1}, 30)
+    output = tmp_path / "out.jsonl"
+    assert run(["campaign", "export", str(campaign), "-o", str(output)], env).exit_code == 0
+    rows = [json.loads(line) for line in output.read_text().splitlines()]
+    assert [row["columns"] for row in rows] == [
+        *({"name": f"Name{i}", "city": f"City{i % 3}"} for i in range(30)),
+        {"name": "X", "city": "Y"},
+    ]
+    assert [row["outcome"] for row in rows] == ["accepted"] * 30 + ["invalid"]
+
+
+def test_create_warns_of_a_long_text_and_status_shows_parts_and_credits(env, tmp_path):
+    """A text of 14 parts is created with the warning send gives; status shows its parts per text."""
+    campaign_text = "x" * 2000
+    path = tmp_path / "numbers.txt"
+    path.write_text("\n".join(numbers(3)) + "\n")
+    done = run(["campaign", "create", str(path), "-t", campaign_text, "-s", "ITONAB"], env)
+    assert done.exit_code == 0, done.output
+    assert "warning: the text needs 14 SMS parts per recipient, and each part is charged" in done.stderr
+    assert "--max-segments 14" in done.stderr
+    campaign = done.stdout.strip()
+    status = run(["campaign", "status", campaign], env)
+    assert "parts       14 per text; credits spent: 0" in status.stdout
+    quiet = run(
+        ["campaign", "create", str(path), "-t", campaign_text, "-s", "ITONAB", "--max-segments", "14"], env
+    )
+    assert quiet.exit_code == 0
+    assert "warning" not in quiet.stderr
+
+
+def test_create_refuses_a_parameter_that_sounds_like_a_credential(env, tmp_path):
+    """The store holds no credential: --param apikey=... is refused with where to put it instead."""
+    path = tmp_path / "numbers.txt"
+    path.write_text("\n".join(numbers(3)) + "\n")
+    done = run(["campaign", "create", str(path), "-t", "Hi", "-s", "ITONAB", "--param", "apikey=Zz-99"], env)
+    assert done.exit_code == 2
+    assert "sounds like a credential" in done.stderr
+    assert "Zz-99" not in done.output
