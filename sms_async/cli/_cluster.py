@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 from urllib.parse import urlsplit
 
 import click
+from rich.console import Console
 
 from sms_async._exceptions import UsageError
 from sms_async._models import Outcome
@@ -46,10 +47,10 @@ from sms_async.cli._campaign import make_message, personal_template, template_fi
 from sms_async.cli._config import ENV_GATEWAY, parse_params
 from sms_async.cli._errors import CliError, ExitCode, run_async
 from sms_async.cli._io import InputFormat, InputReadError, RecipientSource
-from sms_async.cli._options import guarded_as, input_options
+from sms_async.cli._options import consoles, guarded_as, input_options, say_error
 
 if TYPE_CHECKING:
-    from sms_async.cluster import CampaignStatus, CampaignStore, ClusterSettings
+    from sms_async.cluster import Campaign, CampaignStatus, CampaignStore, ClusterSettings
 
 __all__ = ["COLUMNS", "campaign", "encode_row", "register", "worker"]
 
@@ -249,7 +250,14 @@ def start(campaign_id: int) -> ExitCode:
     that ran before resumes it: unsent batches are sent, batches already sent are not.
     """  # noqa: D205
     settings = _settings()
-    found, shards = _with_store(lambda store: store.start(campaign_id))
+
+    async def go(store: CampaignStore) -> tuple[Campaign, Campaign, list[int]]:
+        before = await store.campaign(campaign_id)
+        return before, *await store.start(campaign_id)
+
+    before, found, shards = _with_store(go)
+    if before.started_at is not None:
+        click.echo(_started_before(before))
     if not shards:
         click.echo(f"campaign {campaign_id}: nothing left to send ({found.state})")
         return ExitCode.OK
@@ -271,6 +279,20 @@ def start(campaign_id: int) -> ExitCode:
     return ExitCode.OK
 
 
+def _started_before(before: Campaign) -> str:
+    """What a start found: the campaign had been started, and how that went."""
+    assert before.started_at is not None  # noqa: S101 - only called for a started campaign
+    since = f"campaign {before.id} was started at {before.started_at:%Y-%m-%d %H:%M:%S %Z}"
+    if before.state == "running":
+        return (
+            f"{since} and is running: its unfinished shards are queued again (a batch is never sent twice; "
+            "workers already on a shard carry on)"
+        )
+    if before.state == "aborted":
+        return f"{since} and was aborted ({before.stop_reason}): its unsent batches are sent now"
+    return f"{since} and is {before.state}: its unsent batches, if any, are sent now"
+
+
 @campaign.command("status", epilog=_EXIT_CODES, short_help="Counts per outcome and per batch state.")
 @click.argument("campaign_id", metavar="ID", type=int)
 @click.option("--wait", is_flag=True, help="Block until the campaign is done (or stopped and settled).")
@@ -284,35 +306,97 @@ def start(campaign_id: int) -> ExitCode:
 @click.option(
     "--timeout", type=click.FloatRange(min=0, min_open=True), help="With --wait: give up after this."
 )
+@click.option(
+    "--idle",
+    type=click.FloatRange(min=0, min_open=True),
+    default=60.0,
+    show_default=True,
+    help="With --wait: stop waiting once no worker has worked on the campaign for this many seconds.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
 @_guarded
-def status(campaign_id: int, wait: bool, interval: float, timeout: float | None, as_json: bool) -> ExitCode:
-    """Show how campaign ID stands: inputs per outcome and batches per state."""
+def status(
+    campaign_id: int, wait: bool, interval: float, timeout: float | None, idle: float, as_json: bool
+) -> ExitCode:
+    """Show how campaign ID stands: inputs per outcome and batches per state. With --wait, a line on a
+    terminal shows the progress until the campaign is done, and waiting stops when nobody works on it.
+    """  # noqa: D205
     settings = _settings()
+    _, err_console = consoles()
+    why_not: list[str] = []
 
     async def look(store: CampaignStore) -> CampaignStatus:
         import anyio  # noqa: PLC0415
 
         give_up = None if timeout is None else time.monotonic() + timeout
-        while True:
-            found = await store.status(campaign_id)
-            if not wait or found.finished or (give_up is not None and time.monotonic() >= give_up):
-                return found
-            if found.campaign.state != "running":
-                # Nobody runs a stopped campaign's shards: settle the batches of dead workers here.
-                await store.reap(campaign_id, settings.lease)
-            await anyio.sleep(interval)
+        with _Progress(err_console, enabled=wait) as progress:
+            while True:
+                found = await store.status(campaign_id)
+                progress.show(found)
+                if not wait or found.finished or (give_up is not None and time.monotonic() >= give_up):
+                    return found
+                if found.campaign.state != "running":
+                    # Nobody runs a stopped campaign's shards: settle the batches of dead workers here.
+                    await store.reap(campaign_id, settings.lease)
+                reason = await _nobody_works_on(store, found, idle)
+                if reason is not None:
+                    why_not.append(reason)
+                    return found
+                await anyio.sleep(interval)
 
     found = _with_store(look)
     if as_json:
         click.echo(json.dumps(_status_document(found)))
     else:
         _print_status(found)
+    for reason in why_not:
+        say_error(f"stopped waiting: {reason}")
     if found.campaign.state == "aborted":
         return ExitCode.ABORTED
     if found.campaign.state == "done" and found.all_accepted:
         return ExitCode.OK
     return ExitCode.NOT_ALL_ACCEPTED
+
+
+async def _nobody_works_on(store: CampaignStore, found: CampaignStatus, idle: float) -> str | None:
+    """Why waiting is pointless (the campaign never started, or no worker for ``idle`` seconds), if it is."""
+    c = found.campaign
+    if c.state == "ready":
+        return f"campaign {c.id} has not been started: start it with 'sms-async campaign start {c.id}'"
+    if c.state != "running":
+        return None
+    quiet = await store.idle_for(c.id)
+    if quiet is None or quiet < idle:
+        return None
+    return (
+        f"no worker has worked on campaign {c.id} for {quiet:.0f} s: is 'sms-async worker' running on queue "
+        f"{c.queue!r} with the broker of SMS_ASYNC_BROKER_URL? Once it is, 'sms-async campaign start {c.id}' "
+        "queues the shards again (a batch is never sent twice)"
+    )
+
+
+class _Progress:
+    """One line on a terminal's standard error while ``status --wait`` waits: inputs settled of all."""
+
+    def __init__(self, console: Console, *, enabled: bool) -> None:
+        self._status = console.status("") if enabled and console.is_terminal else None
+
+    def __enter__(self) -> _Progress:
+        if self._status is not None:
+            self._status.__enter__()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self._status is not None:
+            self._status.__exit__(None, None, None)
+
+    def show(self, found: CampaignStatus) -> None:
+        if self._status is not None:
+            c = found.campaign
+            self._status.update(
+                f"campaign {c.id} {c.state}: {found.settled:,} of {c.inputs:,} inputs settled, "
+                f"{found.outcomes[Outcome.ACCEPTED]:,} accepted"
+            )
 
 
 def _status_document(found: CampaignStatus) -> dict[str, Any]:

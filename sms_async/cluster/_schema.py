@@ -250,6 +250,14 @@ _SQL: Final = {
         "ON r.campaign = i.campaign AND r.position = i.position "
         "WHERE i.campaign = %(campaign)s ORDER BY i.position"
     ),
+    # Seconds since anyone last worked on the campaign: a run's heartbeat, a claim, a
+    # settle, or its start (on the database's clock, the one every process shares).
+    "idle_for": (
+        "SELECT extract(epoch FROM now() - greatest(c.started_at, "
+        "(SELECT max(r.seen_at) FROM {s}.runners r WHERE r.campaign = c.id), "
+        "(SELECT max(greatest(b.claimed_at, b.settled_at)) FROM {s}.batches b WHERE b.campaign = c.id))) "
+        "FROM {s}.campaigns c WHERE c.id = %(campaign)s"
+    ),
     # -- a shard run --------------------------------------------------------------------
     "register_runner": (
         "INSERT INTO {s}.runners (id, campaign, shard, host, pid) VALUES "

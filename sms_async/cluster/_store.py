@@ -534,6 +534,11 @@ class CampaignStore:
         )
         return int(row[0]) if row else 0
 
+    async def idle_for(self, campaign: int) -> float | None:
+        """Seconds since any worker last worked on the campaign (``None`` if it never started)."""
+        row = await self.fetchone("idle_for", campaign=campaign)
+        return None if row is None or row[0] is None else float(row[0])
+
     async def status(self, campaign: int) -> CampaignStatus:
         """Inputs per outcome and batches per state."""
         found = await self.campaign(campaign)

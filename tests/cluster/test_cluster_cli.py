@@ -397,3 +397,31 @@ def test_create_refuses_a_parameter_that_sounds_like_a_credential(env, tmp_path)
     assert done.exit_code == 2
     assert "sounds like a credential" in done.stderr
     assert "Zz-99" not in done.output
+
+
+def test_waiting_on_a_campaign_nobody_works_on_stops_with_the_reason(env, tmp_path):
+    """Waiting stops at once on a campaign never started, and once no worker has touched a started one."""
+    campaign = created(env, tmp_path, numbers(10))
+    never = run(["campaign", "status", str(campaign), "--wait", "--interval", "0.1"], env)
+    assert never.exit_code == 1
+    assert f"stopped waiting: campaign {campaign} has not been started" in never.stderr
+    # Started, but its shards never reached a worker (the broker is down).
+    failed = run(["campaign", "start", str(campaign)], env)
+    assert failed.exit_code == 3
+    idle = run(["campaign", "status", str(campaign), "--wait", "--interval", "0.1", "--idle", "0.3"], env)
+    assert idle.exit_code == 1
+    assert f"no worker has worked on campaign {campaign} for" in idle.stderr
+    assert f"sms-async campaign start {campaign}" in idle.stderr
+    assert "running" in idle.stdout
+
+
+def test_starting_twice_says_what_happened_the_first_time(env, tmp_path):
+    """A second start names the first one and that the campaign is running; nothing is sent twice."""
+    campaign = created(env, tmp_path, numbers(10))
+    first = run(["campaign", "start", str(campaign)], env)
+    assert first.exit_code == 3
+    assert "was started at" not in first.output
+    again = run(["campaign", "start", str(campaign)], env)
+    assert again.exit_code == 3  # the broker is still down
+    assert f"campaign {campaign} was started at" in again.stdout
+    assert "is running: its unfinished shards are queued again" in again.stdout
