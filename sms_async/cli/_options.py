@@ -21,6 +21,7 @@ from sms_async._exceptions import (
     UsageError,
 )
 from sms_async._redact import redact
+from sms_async.campaign import CampaignError, StorageError
 from sms_async.cli._config import (
     ENV_PASSWORD,
     ENV_TOKEN,
@@ -121,6 +122,13 @@ def guarded_as(other_errors: ExitCode) -> Callable[[F], F]:
                 say_error(f"{type(error).__name__}: {error.reason}")
                 code = ExitCode.ABORTED
             except (UsageError, UnsupportedOperationError) as error:
+                say_error(error.reason)
+                code = ExitCode.USAGE
+            except StorageError as error:
+                say_error(error.reason)
+                code = ExitCode.ABORTED
+            except CampaignError as error:
+                # A campaign that cannot do what was asked (none such, cancelled, no input): usage.
                 say_error(error.reason)
                 code = ExitCode.USAGE
             except SmsError as error:

@@ -59,7 +59,12 @@ class StoreMeter:
 
     async def acquire(self, cost: int = 1) -> None:
         """Reserve the account's next slot for ``cost`` units, then wait for it."""
-        row = await self._store.fetchone("reserve", key=self.key, seconds=cost / self.per_second)
+        try:
+            row = await self._store.fetchone("reserve", key=self.key, seconds=cost / self.per_second)
+        except StoreUnavailableError:
+            # Never into the engine (it would make it a batch's outcome): keep this process's
+            # own pace; the claim that follows finds the store lost and stops the run.
+            row = (cost / self.per_second,)
         delay = float(row[0]) if row else 0.0
         if delay <= 0:
             return
@@ -99,11 +104,13 @@ class StorePause:
             self._checking = True
             try:
                 row = await self._store.fetchone("paused_for", key=self.key)
-                if row is not None and row[0] > 0:
-                    self._until = max(self._until, time.monotonic() + float(row[0]))
-                self._checked = now
+            except StoreUnavailableError:
+                row = None  # this process's own pause still holds; the run's next claim stops it
             finally:
                 self._checking = False
+            if row is not None and row[0] > 0:
+                self._until = max(self._until, time.monotonic() + float(row[0]))
+            self._checked = now
         # A loop, not an Event: another 429 may extend the pause while we sleep.
         while (delay := self._until - time.monotonic()) > 0:  # noqa: ASYNC110
             await anyio.sleep(delay)

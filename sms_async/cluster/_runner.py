@@ -43,7 +43,7 @@ from sms_async._redact import redact
 from sms_async._retry import RetryPolicy
 from sms_async.cluster._rate import StoreMeter, StorePause
 from sms_async.cluster._settings import account_key
-from sms_async.cluster._store import Campaign, CampaignStore
+from sms_async.cluster._store import Campaign, CampaignStore, StoreUnavailableError
 from sms_async.providers import Driver
 from sms_async.transports import HttpBackend, Timeouts
 
@@ -110,6 +110,15 @@ class _ShardJournal:
         return None
 
     async def admit(self, batch: Batch) -> Admission:
+        """As :meth:`_admit`; once the store is lost, nothing more (see :meth:`_Run.lose`)."""
+        if self._run.lost is None:
+            try:
+                return await self._admit(batch)
+            except StoreUnavailableError as error:
+                self._run.lose(error)
+        return Admission.SKIP
+
+    async def _admit(self, batch: Batch) -> Admission:
         """Send it, unless the campaign stopped, the run's time is up, or the batch is not the stored one."""
         if self._run.stopped is not None or time.monotonic() >= self._run.give_up:
             return Admission.SKIP  # left pending: the next run sends it
@@ -122,6 +131,15 @@ class _ShardJournal:
         return Admission.SEND
 
     async def claim(self, batch: Batch) -> bool:
+        """As :meth:`_claim`; once the store is lost, nothing more (see :meth:`_Run.lose`)."""
+        if self._run.lost is None:
+            try:
+                return await self._claim(batch)
+            except StoreUnavailableError as error:
+                self._run.lose(error)
+        return False
+
+    async def _claim(self, batch: Batch) -> bool:
         """Win the batch in the store (one statement, durable when it returns)."""
         stored = self._stored(batch)
         if stored is None or self._run.stopped is not None:
@@ -129,12 +147,30 @@ class _ShardJournal:
         return await self._run.store.claim(self._run.campaign.id, stored.idx, self._run.id)
 
     async def release(self, batch: Batch) -> None:
+        """As :meth:`_release`; once the store is lost, nothing more (see :meth:`_Run.lose`)."""
+        if self._run.lost is None:
+            try:
+                return await self._release(batch)
+            except StoreUnavailableError as error:
+                self._run.lose(error)
+        return None
+
+    async def _release(self, batch: Batch) -> None:
         """The last try never reached the gateway: pending again while it waits to retry."""
         stored = self._stored(batch)
         if stored is not None:
             await self._run.store.release(self._run.campaign.id, stored.idx, self._run.id)
 
     async def settle(self, result: BatchResult) -> None:
+        """As :meth:`_settle`; once the store is lost, nothing more (see :meth:`_Run.lose`)."""
+        if self._run.lost is None:
+            try:
+                return await self._settle(result)
+            except StoreUnavailableError as error:
+                self._run.lose(error)
+        return None
+
+    async def _settle(self, result: BatchResult) -> None:
         """Record the batch's state, counts and one row per number; stop the campaign on an abort."""
         stored = self._stored(result)
         if stored is None:
@@ -199,6 +235,19 @@ class _Run:
         self.give_up = math.inf
         self.settled = 0
         self.reaped = 0
+        #: The store error that stopped this run, raised when it ends.
+        self.lost: StoreUnavailableError | None = None
+
+    def lose(self, error: StoreUnavailableError) -> None:
+        """The store is out of reach: take no more batches, and raise ``error`` when the run ends.
+
+        The engine never hears of it (it would make it a batch's outcome, or
+        an abort of the campaign): batches not claimed stay pending, and one
+        caught while being sent is settled by whoever runs the shard next.
+        """
+        if self.lost is None:
+            self.lost = error
+            self.stopping.set()
 
     def stop(self, state: str) -> None:
         """The campaign is no longer running: take no more batches."""
@@ -259,7 +308,7 @@ class _Run:
         """Send until the shard is settled, the campaign stops, or ``budget`` seconds have passed."""
         give_up = self.give_up = time.monotonic() + budget
         complete = more = False
-        while self.stopped is None:
+        while self.stopped is None and self.lost is None:
             self.reaped += await self.store.reap(self.campaign.id, self.lease, self.batches)
             pending, elsewhere = await self.load()
             if not pending and not elsewhere:
@@ -283,7 +332,7 @@ class _Run:
         if self.stopped == "done":
             # Another run settled the last batch of the campaign (this shard's included).
             complete, self.stopped = True, None
-        elif complete:
+        elif complete and self.lost is None:
             await self.store.finish(self.campaign.id)
         return ShardReport(
             self.campaign.id,
@@ -325,7 +374,7 @@ class _Run:
         stopping at a batch boundary when the run must stop.
         """  # noqa: D205
         for stored in group:
-            if self.stopped is not None or time.monotonic() >= give_up:
+            if self.stopped is not None or self.lost is not None or time.monotonic() >= give_up:
                 return
             if stored.text is None:
                 yield from stored.numbers
@@ -432,6 +481,8 @@ async def run_shard(
             async with sender as bulk:
                 report = await run.work(bulk, budget)
             task_group.cancel_scope.cancel()
+        if run.lost is not None:
+            raise run.lost
     except BaseExceptionGroup as group:
         # Task groups wrap what failed; the caller gets the one error itself.
         raise _leaf(group) from None

@@ -26,10 +26,9 @@ from psycopg import errors as pg_errors
 from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
-from sms_async._exceptions import UsageError
 from sms_async._models import Entry, Outcome
 from sms_async._redact import keep_secrets, redact
-from sms_async.campaign import Unsettled
+from sms_async.campaign import CampaignError, StorageError, Unsettled
 from sms_async.cluster._schema import OUTCOMES, SCHEMA_VERSION, ddl, sql
 from sms_async.cluster._settings import DEFAULT_SCHEMA, ClusterSettings, check_schema
 
@@ -52,12 +51,16 @@ _EVERY_BATCH: Final = (0, 2**31 - 1)
 _COUNT_NAMES: Final = tuple(outcome.value for outcome in OUTCOMES)
 
 
-class StoreUnavailableError(RuntimeError):
+class StoreUnavailableError(StorageError):
     """The campaign store could not be reached for longer than the store's patience.
 
-    Deliberately not an :class:`~sms_async.SmsError`: the engine turns those
-    into outcomes of a batch, and an unreachable store says nothing about a
-    batch; it stops the shard, whose task is tried again later.
+    A :class:`~sms_async.campaign.StorageError`, as a journal that cannot be
+    written is on one machine. The engine turns every
+    :class:`~sms_async.SmsError` raised while a batch is sent into that batch's
+    outcome, and an unreachable store says nothing about a batch: what the
+    engine calls (the journal, the shared meter and pause) keeps it from the
+    engine: the shard run stops taking batches and raises it at its end, and
+    its task is tried again later.
     """
 
     def __init__(self, message: str, *, permanent: bool = False) -> None:
@@ -65,10 +68,6 @@ class StoreUnavailableError(RuntimeError):
         #: Whether the store refused the connection for a reason waiting cannot cure
         #: (a missing database, a wrong user or password).
         self.permanent = permanent
-
-
-class CampaignError(UsageError):
-    """A campaign that does not exist, or cannot do what was asked in its state."""
 
 
 @attrs.frozen
