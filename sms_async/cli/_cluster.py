@@ -50,7 +50,7 @@ from sms_async.cli._io import InputFormat, InputReadError, RecipientSource
 from sms_async.cli._options import consoles, guarded_as, input_options, say_error
 
 if TYPE_CHECKING:
-    from sms_async.cluster import Campaign, CampaignStatus, CampaignStore, ClusterSettings
+    from sms_async.cluster import CampaignStatus, CampaignStore, ClusterSettings, StoredCampaign
 
 __all__ = ["COLUMNS", "campaign", "encode_row", "register", "worker"]
 
@@ -251,7 +251,7 @@ def start(campaign_id: int) -> ExitCode:
     """  # noqa: D205
     settings = _settings()
 
-    async def go(store: CampaignStore) -> tuple[Campaign, Campaign, list[int]]:
+    async def go(store: CampaignStore) -> tuple[StoredCampaign, StoredCampaign, list[int]]:
         before = await store.campaign(campaign_id)
         return before, *await store.start(campaign_id)
 
@@ -279,7 +279,7 @@ def start(campaign_id: int) -> ExitCode:
     return ExitCode.OK
 
 
-def _started_before(before: Campaign) -> str:
+def _started_before(before: StoredCampaign) -> str:
     """What a start found: the campaign had been started, and how that went."""
     assert before.started_at is not None  # noqa: S101 - only called for a started campaign
     since = f"campaign {before.id} was started at {before.started_at:%Y-%m-%d %H:%M:%S %Z}"

@@ -41,17 +41,16 @@ from sms_async.cluster._settings import (
     driver_from_environment,
 )
 from sms_async.cluster._store import (
-    Campaign,
     CampaignError,
     CampaignStatus,
     CampaignStore,
+    StoredCampaign,
     StoreUnavailableError,
 )
 
 __all__ = [
     "DEFAULT_QUEUE",
     "DEFAULT_SHARD_SIZE",
-    "Campaign",
     "CampaignError",
     "CampaignSpec",
     "CampaignStatus",
@@ -61,6 +60,7 @@ __all__ = [
     "StoreMeter",
     "StorePause",
     "StoreUnavailableError",
+    "StoredCampaign",
     "account_key",
     "check_account",
     "create_campaign",

@@ -31,9 +31,9 @@ from sms_async._phone import PhoneNormaliser
 from sms_async._redact import redact
 from sms_async.campaign import DEFAULT_GATEWAY, DEFAULT_REGION, InputRows, no_input_message
 from sms_async.cluster._store import (
-    Campaign,
     CampaignError,
     CampaignStore,
+    StoredCampaign,
     StoreUnavailableError,
     is_transient,
 )
@@ -244,7 +244,7 @@ def _checked(spec: CampaignSpec) -> tuple[Batcher, int]:
 
 async def create_campaign(
     store: CampaignStore, spec: CampaignSpec, recipients: Recipients, *, rows: InputRows | None = None
-) -> Campaign:
+) -> StoredCampaign:
     """Load ``recipients`` (numbers, from any iterable or async iterable) as a new campaign, ready to start.
 
     ``rows`` says where each input came from (its line, or its CSV row), for

@@ -43,7 +43,7 @@ from sms_async._redact import redact
 from sms_async._retry import RetryPolicy
 from sms_async.cluster._rate import StoreMeter, StorePause
 from sms_async.cluster._settings import account_key
-from sms_async.cluster._store import Campaign, CampaignStore, StoreUnavailableError
+from sms_async.cluster._store import CampaignStore, StoredCampaign, StoreUnavailableError
 from sms_async.providers import Driver
 from sms_async.transports import HttpBackend, Timeouts
 
@@ -218,7 +218,7 @@ class _Run:
     """One run of one shard: its identity, heartbeat, and the loop that sends what is left."""
 
     def __init__(
-        self, store: CampaignStore, campaign: Campaign, shard: int, *, lease: float, heartbeat: float
+        self, store: CampaignStore, campaign: StoredCampaign, shard: int, *, lease: float, heartbeat: float
     ) -> None:
         self.store = store
         self.campaign = campaign

@@ -33,11 +33,11 @@ from sms_async.cluster._schema import OUTCOMES, SCHEMA_VERSION, ddl, sql
 from sms_async.cluster._settings import DEFAULT_SCHEMA, ClusterSettings, check_schema
 
 __all__ = [
-    "Campaign",
     "CampaignError",
     "CampaignStatus",
     "CampaignStore",
     "StoreUnavailableError",
+    "StoredCampaign",
     "is_transient",
 ]
 
@@ -71,7 +71,7 @@ class StoreUnavailableError(StorageError):
 
 
 @attrs.frozen
-class Campaign:
+class StoredCampaign:
     """One campaign as the store keeps it (no credential: workers bring their own)."""
 
     id: int
@@ -121,7 +121,7 @@ class Campaign:
 class CampaignStatus:
     """How a campaign stands: inputs per outcome and batches per state."""
 
-    campaign: Campaign
+    campaign: StoredCampaign
     #: Inputs per outcome so far (inputs not yet settled are in none).
     outcomes: dict[Outcome, int]
     #: Batches per state: pending, unsent (settled, every number unsent), sending, sent, rejected, unknown.
@@ -446,14 +446,14 @@ class CampaignStore:
 
     # -- campaigns ----------------------------------------------------------------------
 
-    async def campaign(self, campaign: int) -> Campaign:
+    async def campaign(self, campaign: int) -> StoredCampaign:
         """The campaign with id ``campaign``; CampaignError if there is none."""
         row = await self.fetchone("campaign", campaign=campaign)
         if row is None:
             raise CampaignError(f"there is no campaign {campaign} in the store (schema {self.schema!r})")
-        return Campaign(*row)
+        return StoredCampaign(*row)
 
-    async def start(self, campaign: int) -> tuple[Campaign, list[int]]:
+    async def start(self, campaign: int) -> tuple[StoredCampaign, list[int]]:
         """Mark the campaign running and return it with the shards that have work left.
 
         A campaign that ran before (done, aborted, or running with lost

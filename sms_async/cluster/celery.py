@@ -50,7 +50,7 @@ from sms_async.cluster._settings import (
     ClusterSettings,
     driver_from_environment,
 )
-from sms_async.cluster._store import Campaign, CampaignStore, StoreUnavailableError
+from sms_async.cluster._store import CampaignStore, StoredCampaign, StoreUnavailableError
 
 __all__ = [
     "TASK_NAME",
@@ -272,7 +272,7 @@ def register(target: Celery) -> Task:
     return task
 
 
-def enqueue(campaign: Campaign, shards: list[int], target: Celery | None = None) -> None:
+def enqueue(campaign: StoredCampaign, shards: list[int], target: Celery | None = None) -> None:
     """Queue a task for each of ``shards`` of ``campaign`` on its queue, through ``target`` (default: app)."""
     sender = target or app
     for shard in shards:
