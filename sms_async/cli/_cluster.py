@@ -3,7 +3,8 @@
 A thin shell over :mod:`sms_async.cluster` (``pip install 'sms_async[cluster]'``)::
 
     sms-async campaign create numbers.csv --text "Hello" --sender-id ITONAB --rate 2000   # prints the id
-    sms-async campaign start ID
+    sms-async campaign start ID                 # Celery workers send it, or:
+    sms-async campaign run ID                   # this process sends it (no broker, no worker)
     sms-async campaign status ID [--wait] [--json]
     sms-async campaign export ID --output results.jsonl
     sms-async campaign cancel ID
@@ -18,6 +19,7 @@ own environment or config file.
 from __future__ import annotations
 
 import json
+import math
 import os
 import sys
 import time
@@ -109,7 +111,7 @@ def _with_store(action: Callable[[CampaignStore], Coroutine[Any, Any, T]]) -> T:
 @click.group(short_help="Campaigns across machines: a PostgreSQL store and Celery workers.")
 def campaign() -> None:
     """Load a campaign into the PostgreSQL store (SMS_ASYNC_DATABASE_URL), start it on Celery workers
-    (SMS_ASYNC_BROKER_URL), follow it, export its results, or cancel it.
+    (SMS_ASYNC_BROKER_URL) or run it in this process, follow it, export its results, or cancel it.
     """  # noqa: D205 - click shows this text as the group's help
 
 
@@ -251,13 +253,7 @@ def start(campaign_id: int) -> ExitCode:
     """  # noqa: D205
     settings = _settings()
 
-    async def go(store: CampaignStore) -> tuple[StoredCampaign, StoredCampaign, list[int]]:
-        before = await store.campaign(campaign_id)
-        return before, *await store.start(campaign_id)
-
-    before, found, shards = _with_store(go)
-    if before.started_at is not None:
-        click.echo(_started_before(before))
+    found, shards = _with_store(lambda store: _start(store, campaign_id))
     if not shards:
         click.echo(f"campaign {campaign_id}: nothing left to send ({found.state})")
         return ExitCode.OK
@@ -279,6 +275,14 @@ def start(campaign_id: int) -> ExitCode:
     return ExitCode.OK
 
 
+async def _start(store: CampaignStore, campaign_id: int) -> tuple[StoredCampaign, list[int]]:
+    """Start the campaign, saying first what became of an earlier start."""
+    before = await store.campaign(campaign_id)
+    if before.started_at is not None:
+        click.echo(_started_before(before))
+    return await store.start(campaign_id)
+
+
 def _started_before(before: StoredCampaign) -> str:
     """What a start found: the campaign had been started, and how that went."""
     assert before.started_at is not None  # noqa: S101 - only called for a started campaign
@@ -291,6 +295,50 @@ def _started_before(before: StoredCampaign) -> str:
     if before.state == "aborted":
         return f"{since} and was aborted ({before.stop_reason}): its unsent batches are sent now"
     return f"{since} and is {before.state}: its unsent batches, if any, are sent now"
+
+
+@campaign.command(
+    "run", epilog=_EXIT_CODES, short_help="Send a campaign from this process: no broker, no worker."
+)
+@click.argument("campaign_id", metavar="ID", type=int)
+@click.option(
+    "--concurrency",
+    type=click.IntRange(min=1, max=1024),
+    default=32,
+    show_default=True,
+    help="Requests in flight.",
+)
+@_guarded
+def run_here(campaign_id: int, concurrency: int) -> ExitCode:
+    """Send what is left of campaign ID from this process, shard after shard, with the gateway account of
+    this process's environment or config file (as a worker has it), then show its status. Workers may run
+    it at the same time: no batch is ever sent twice. Interrupted, it is resumed by 'campaign run' or
+    'campaign start' again.
+    """  # noqa: D205
+    settings = _settings(concurrency=concurrency)
+    from sms_async.cluster import driver_from_environment, run_shard  # noqa: PLC0415
+
+    async def go(store: CampaignStore) -> CampaignStatus:
+        found, shards = await _start(store, campaign_id)
+        driver = driver_from_environment(found.gateway)
+        for shard in shards:
+            report = await run_shard(
+                store,
+                campaign_id,
+                shard,
+                driver=driver,
+                concurrency=settings.concurrency,
+                budget=math.inf,
+                lease=settings.lease,
+                heartbeat=settings.heartbeat,
+            )
+            if report.stopped is not None:
+                break
+        return await store.status(campaign_id)
+
+    found = _with_store(go)
+    _print_status(found)
+    return _status_code(found)
 
 
 @campaign.command("status", epilog=_EXIT_CODES, short_help="Counts per outcome and per batch state.")
@@ -351,6 +399,10 @@ def status(
         _print_status(found)
     for reason in why_not:
         say_error(f"stopped waiting: {reason}")
+    return _status_code(found)
+
+
+def _status_code(found: CampaignStatus) -> ExitCode:
     if found.campaign.state == "aborted":
         return ExitCode.ABORTED
     if found.campaign.state == "done" and found.all_accepted:

@@ -425,3 +425,25 @@ def test_starting_twice_says_what_happened_the_first_time(env, tmp_path):
     assert again.exit_code == 3  # the broker is still down
     assert f"campaign {campaign} was started at" in again.stdout
     assert "is running: its unfinished shards are queued again" in again.stdout
+
+
+def test_run_sends_a_campaign_from_this_process_without_a_broker(env, tmp_path):
+    """Campaign run: every shard sent here, the status printed, exit 0; nothing twice at the gateway."""
+    campaign = created(env, tmp_path, [*numbers(450), "bad"], "--shard-size", "2")
+    with SimulatedGateway() as gw:
+        here = {
+            **env,
+            "SMS_ASYNC_USERNAME": gw.username,
+            "SMS_ASYNC_PASSWORD": gw.password,
+            "SMS_ASYNC_BASE_URL": gw.iton_url,
+        }
+        done = run(["campaign", "run", str(campaign)], here)
+        assert gw.stats.accepted == 450
+        assert gw.stats.duplicate_numbers() == {}
+    assert done.exit_code == 1, done.output  # the invalid input
+    assert f"campaign {campaign}: done" in done.stdout
+    status = json.loads(run(["campaign", "status", str(campaign), "--json"], env).stdout)
+    assert (status["outcomes"]["accepted"], status["outcomes"]["invalid"]) == (450, 1)
+    again = run(["campaign", "run", str(campaign)], here)
+    assert "nothing" not in again.stderr
+    assert f"campaign {campaign} was started at" in again.stdout
