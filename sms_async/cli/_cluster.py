@@ -38,7 +38,6 @@ from sms_async.campaign import (
     COLUMNS,
     DEFAULT_GATEWAY,
     DEFAULT_REGION,
-    PARTS_WARNING,
     CampaignError,
     encode_row,
     parts_warning,
@@ -49,7 +48,7 @@ from sms_async.cli._campaign import make_message, personal_template, template_fi
 from sms_async.cli._config import ENV_GATEWAY, parse_params
 from sms_async.cli._errors import CliError, ExitCode, run_async
 from sms_async.cli._io import InputFormat, InputReadError, RecipientSource
-from sms_async.cli._options import consoles, guarded_as, input_options, say_error
+from sms_async.cli._options import consoles, guarded_as, input_options, say_error, text_options
 
 if TYPE_CHECKING:
     from sms_async.cluster import CampaignStatus, CampaignStore, ClusterSettings, StoredCampaign
@@ -71,6 +70,15 @@ Exit codes:
 class _Owner:
     """Holds the broker's password for redaction while the command runs."""
 
+
+#: Requests in flight per shard run (``campaign run`` and ``worker``).
+_concurrency_option = click.option(
+    "--concurrency",
+    type=click.IntRange(min=1, max=1024),
+    default=32,
+    show_default=True,
+    help="Requests in flight per shard.",
+)
 
 # A store or broker out of reach is no usage error: exit status 3.
 _guarded = guarded_as(ExitCode.ABORTED)
@@ -139,13 +147,7 @@ def campaign() -> None:
     metavar="N",
     help="At most N messages a second at the gateway, across every worker of the account.",
 )
-@click.option("--skip-dnd", is_flag=True, help="Look up the do-not-disturb list first; skip listed numbers.")
-@click.option(
-    "--max-segments",
-    type=click.IntRange(min=1, max=255),
-    metavar="N",
-    help=f"Refuse a text that needs more than N SMS parts (without it, above {PARTS_WARNING} parts warns).",
-)
+@text_options
 @click.option(
     "--param",
     "params",
@@ -301,13 +303,7 @@ def _started_before(before: StoredCampaign) -> str:
     "run", epilog=_EXIT_CODES, short_help="Send a campaign from this process: no broker, no worker."
 )
 @click.argument("campaign_id", metavar="ID", type=int)
-@click.option(
-    "--concurrency",
-    type=click.IntRange(min=1, max=1024),
-    default=32,
-    show_default=True,
-    help="Requests in flight.",
-)
+@_concurrency_option
 @_guarded
 def run_here(campaign_id: int, concurrency: int) -> ExitCode:
     """Send what is left of campaign ID from this process, shard after shard, with the gateway account of
@@ -322,16 +318,9 @@ def run_here(campaign_id: int, concurrency: int) -> ExitCode:
         found, shards = await _start(store, campaign_id)
         driver = driver_from_environment(found.gateway)
         for shard in shards:
-            report = await run_shard(
-                store,
-                campaign_id,
-                shard,
-                driver=driver,
-                concurrency=settings.concurrency,
-                budget=math.inf,
-                lease=settings.lease,
-                heartbeat=settings.heartbeat,
-            )
+            # No time budget: nothing here hands the rest of a shard to a new task.
+            options = {**settings.shard_options(), "budget": math.inf}
+            report = await run_shard(store, campaign_id, shard, driver=driver, **options)
             if report.stopped is not None:
                 break
         return await store.status(campaign_id)
@@ -577,13 +566,7 @@ def cancel(campaign_id: int) -> ExitCode:
 
 
 @click.command(short_help="A Celery worker that sends campaign shards.")
-@click.option(
-    "--concurrency",
-    type=click.IntRange(min=1, max=1024),
-    default=32,
-    show_default=True,
-    help="Requests in flight per shard.",
-)
+@_concurrency_option
 @click.option(
     "-Q",
     "--queues",

@@ -21,7 +21,7 @@ from sms_async._exceptions import (
     UsageError,
 )
 from sms_async._redact import redact
-from sms_async.campaign import CampaignError, StorageError
+from sms_async.campaign import PARTS_WARNING, CampaignError, StorageError
 from sms_async.cli._config import (
     ENV_PASSWORD,
     ENV_TOKEN,
@@ -41,6 +41,7 @@ __all__ = [
     "input_options",
     "say_error",
     "stdin",
+    "text_options",
 ]
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -60,6 +61,19 @@ def input_options(command: F) -> F:
     )(command)
     return click.option(
         "-c", "--column", metavar="NAME", help="CSV column holding the numbers (implies CSV input)."
+    )(command)
+
+
+def text_options(command: F) -> F:
+    """``--skip-dnd`` and ``--max-segments``: what is sent to whom (send and campaign create)."""
+    command = click.option(
+        "--max-segments",
+        type=click.IntRange(min=1, max=255),
+        metavar="N",
+        help=f"Refuse a text of more than N SMS parts (without it, above {PARTS_WARNING} parts warns).",
+    )(command)
+    return click.option(
+        "--skip-dnd", is_flag=True, help="Look up the do-not-disturb list first and skip listed numbers."
     )(command)
 
 

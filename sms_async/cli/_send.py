@@ -8,7 +8,6 @@ import click
 
 from sms_async.campaign import parts_warning
 from sms_async.cli._campaign import (
-    PARTS_WARNING,
     SendOptions,
     make_message,
     make_normaliser,
@@ -28,6 +27,7 @@ from sms_async.cli._options import (
     input_options,
     say_error,
     stdin,
+    text_options,
 )
 from sms_async.cli._summary import describe_aborted, print_send_summary, send_summary_json
 
@@ -100,15 +100,7 @@ __all__ = ["send"]
     metavar="N",
     help="Send at most N messages (recipients) per second.",
 )
-@click.option(
-    "--skip-dnd", is_flag=True, help="Look up the do-not-disturb list first and skip listed numbers."
-)
-@click.option(
-    "--max-segments",
-    type=click.IntRange(min=1, max=255),
-    metavar="N",
-    help=f"Refuse a text that needs more than N SMS parts (without it, above {PARTS_WARNING} parts warns).",
-)
+@text_options
 @click.option(
     "--dry-run",
     is_flag=True,

@@ -28,8 +28,8 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import AsyncGenerator, Iterator, Sequence
-from typing import TYPE_CHECKING, Final, cast
+from collections.abc import AsyncGenerator, Coroutine, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Final, TypeVar, cast
 
 import anyio
 import attrs
@@ -53,6 +53,8 @@ if TYPE_CHECKING:
 __all__ = ["ShardReport", "run_shard"]
 
 logger = logging.getLogger("sms_async.cluster")
+
+T = TypeVar("T")
 
 # Groups of batches streamed at once by one run (normally a shard is one group).
 _GROUPS_AT_ONCE: Final = 8
@@ -111,12 +113,7 @@ class _ShardJournal:
 
     async def admit(self, batch: Batch) -> Admission:
         """As :meth:`_admit`; once the store is lost, nothing more (see :meth:`_Run.lose`)."""
-        if self._run.lost is None:
-            try:
-                return await self._admit(batch)
-            except StoreUnavailableError as error:
-                self._run.lose(error)
-        return Admission.SKIP
+        return await self._run.unless_lost(self._admit(batch), Admission.SKIP)
 
     async def _admit(self, batch: Batch) -> Admission:
         """Send it, unless the campaign stopped, the run's time is up, or the batch is not the stored one."""
@@ -132,12 +129,7 @@ class _ShardJournal:
 
     async def claim(self, batch: Batch) -> bool:
         """As :meth:`_claim`; once the store is lost, nothing more (see :meth:`_Run.lose`)."""
-        if self._run.lost is None:
-            try:
-                return await self._claim(batch)
-            except StoreUnavailableError as error:
-                self._run.lose(error)
-        return False
+        return await self._run.unless_lost(self._claim(batch), False)
 
     async def _claim(self, batch: Batch) -> bool:
         """Win the batch in the store (one statement, durable when it returns)."""
@@ -148,12 +140,7 @@ class _ShardJournal:
 
     async def release(self, batch: Batch) -> None:
         """As :meth:`_release`; once the store is lost, nothing more (see :meth:`_Run.lose`)."""
-        if self._run.lost is None:
-            try:
-                return await self._release(batch)
-            except StoreUnavailableError as error:
-                self._run.lose(error)
-        return None
+        return await self._run.unless_lost(self._release(batch), None)
 
     async def _release(self, batch: Batch) -> None:
         """The last try never reached the gateway: pending again while it waits to retry."""
@@ -163,12 +150,7 @@ class _ShardJournal:
 
     async def settle(self, result: BatchResult) -> None:
         """As :meth:`_settle`; once the store is lost, nothing more (see :meth:`_Run.lose`)."""
-        if self._run.lost is None:
-            try:
-                return await self._settle(result)
-            except StoreUnavailableError as error:
-                self._run.lose(error)
-        return None
+        return await self._run.unless_lost(self._settle(result), None)
 
     async def _settle(self, result: BatchResult) -> None:
         """Record the batch's state, counts and one row per number; stop the campaign on an abort."""
@@ -237,6 +219,17 @@ class _Run:
         self.reaped = 0
         #: The store error that stopped this run, raised when it ends.
         self.lost: StoreUnavailableError | None = None
+
+    async def unless_lost(self, call: Coroutine[Any, Any, T], neutral: T) -> T:
+        """``await call``, unless the store was lost (then ``neutral``); a store lost now is kept."""
+        if self.lost is not None:
+            call.close()
+            return neutral
+        try:
+            return await call
+        except StoreUnavailableError as error:
+            self.lose(error)
+            return neutral
 
     def lose(self, error: StoreUnavailableError) -> None:
         """The store is out of reach: take no more batches, and raise ``error`` when the run ends.

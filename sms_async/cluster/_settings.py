@@ -102,6 +102,15 @@ class ClusterSettings:
     patience: float = attrs.field(default=60.0, validator=_positive)
     concurrency: int = 32
 
+    def shard_options(self) -> dict[str, Any]:
+        """What :func:`~sms_async.cluster.run_shard` takes from these settings."""
+        return {
+            "concurrency": self.concurrency,
+            "budget": self.shard_seconds,
+            "lease": self.lease,
+            "heartbeat": self.heartbeat,
+        }
+
     def __attrs_post_init__(self) -> None:
         if self.heartbeat * 2 > self.lease:
             raise ConfigurationError(

@@ -249,16 +249,7 @@ async def _run_from_environment(
         await store.stop(campaign, "aborted", reason)
         logger.error("campaign %d aborted: %s", campaign, reason)  # noqa: TRY400 - the reason is the message
         return ShardReport(campaign, shard, found.queue, stopped="aborted")
-    return await run_shard(
-        store,
-        campaign,
-        shard,
-        driver=driver,
-        concurrency=settings.concurrency,
-        budget=settings.shard_seconds,
-        lease=settings.lease,
-        heartbeat=settings.heartbeat,
-    )
+    return await run_shard(store, campaign, shard, driver=driver, **settings.shard_options())
 
 
 def register(target: Celery) -> Task:
