@@ -40,6 +40,7 @@ from sms_async.campaign._results import (
 )
 from sms_async.campaign._runner import Campaign, CampaignReport, default_journal, run_campaign
 from sms_async.campaign._schema import Identity
+from sms_async.campaign._settings import ENV_PREFIX, environment_settings, setting_variable
 from sms_async.campaign._store import CampaignJournal
 from sms_async.campaign._tally import OUTCOMES, Tally
 
@@ -47,6 +48,7 @@ __all__ = [
     "COLUMNS",
     "DEFAULT_GATEWAY",
     "DEFAULT_REGION",
+    "ENV_PREFIX",
     "NOT_SETTLED",
     "OUTCOMES",
     "PARTS_WARNING",
@@ -68,6 +70,7 @@ __all__ = [
     "Unsettled",
     "default_journal",
     "encode_row",
+    "environment_settings",
     "no_input_message",
     "numbers_digest",
     "parts_warning",
@@ -75,5 +78,6 @@ __all__ = [
     "results_header",
     "run_campaign",
     "scan_results",
+    "setting_variable",
     "state_of",
 ]

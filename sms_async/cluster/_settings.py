@@ -29,6 +29,7 @@ from typing import Any, Final
 import attrs
 
 from sms_async._exceptions import ConfigurationError
+from sms_async.campaign import environment_settings
 from sms_async.providers import Driver, gateway
 
 __all__ = [
@@ -54,9 +55,6 @@ DEFAULT_BROKER_URL: Final = "amqp://127.0.0.1:5672//"
 DEFAULT_SCHEMA: Final = "sms_async"
 
 _SCHEMA_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
-# Driver settings a worker reads from its environment: SMS_ASYNC_<KEY>. Extra
-# request parameters are not among them: they belong in the driver's own config.
-_FROM_ENVIRONMENT: Final = ("username", "password", "token", "base_url", "send_path", "status_path")
 
 
 def check_schema(name: str) -> str:
@@ -197,10 +195,7 @@ def driver_from_environment(gateway_name: str, env: Mapping[str, str] | None = N
         for key, value in _config_section(gateway_name, env).items()
         if key in driver_class.settings_keys
     }
-    for key in _FROM_ENVIRONMENT:
-        value = env.get(f"SMS_ASYNC_{key.upper()}")
-        if value and key in driver_class.settings_keys:
-            settings[key] = value
+    settings.update(environment_settings(driver_class.settings_keys, env))
     try:
         return driver_class.from_settings(settings)
     except ConfigurationError as error:
