@@ -33,6 +33,7 @@ from sms_async.campaign import DEFAULT_GATEWAY, DEFAULT_REGION, InputRows, no_in
 from sms_async.cluster._store import (
     CampaignError,
     CampaignStore,
+    Loading,
     StoredCampaign,
     StoreUnavailableError,
     is_transient,
@@ -130,17 +131,14 @@ class _Writer:
 
     def __init__(
         self,
-        store: CampaignStore,
-        conn: Any,
-        campaign: int,
+        loading: Loading,
         shard_size: int,
         rows: InputRows | None,
         *,
         personal: bool,
     ) -> None:
-        self._store = store
-        self._conn = conn
-        self._campaign = campaign
+        self._loading = loading
+        self._campaign = loading.campaign
         self._shard_size = shard_size
         self._personal = personal
         # Asked once for each position, in order, so that a reader forgets as it goes.
@@ -215,13 +213,9 @@ class _Writer:
             await self.flush()
 
     async def flush(self) -> None:
-        cursor = self._conn.cursor()
-        for statement, rows in (("copy_inputs", self._inputs), ("copy_batches", self._batches)):
-            if rows:
-                async with cursor.copy(self._store.sql[statement]) as copy:
-                    for row in rows:
-                        await copy.write_row(row)
-                rows.clear()
+        await self._loading.write(self._inputs, self._batches)
+        self._inputs.clear()
+        self._batches.clear()
 
 
 def _checked(spec: CampaignSpec) -> tuple[Batcher, int]:
@@ -295,13 +289,8 @@ async def _load(
     recipients: Recipients,
     rows: InputRows | None,
 ) -> int:
-    async with store.connection() as conn, conn.transaction():
-        row = await (await conn.execute(store.sql["insert_campaign"], params)).fetchone()
-        assert row is not None  # noqa: S101 - INSERT ... RETURNING answers one row
-        campaign = int(row[0])
-        writer = _Writer(
-            store, conn, campaign, spec.shard_size, rows, personal=isinstance(spec.text, Template)
-        )
+    async with store.loading(params) as loading:
+        writer = _Writer(loading, spec.shard_size, rows, personal=isinstance(spec.text, Template))
         async with contextlib.aclosing(read_chunks(recipients)) as chunks:
             async for chunk in chunks:
                 for batch in batcher.feed(chunk):
@@ -311,13 +300,5 @@ async def _load(
         await writer.flush()
         if not batcher.read:
             raise CampaignError(no_input_message(spec.input_name if spec.input_name != "-" else ""))
-        await conn.execute(
-            store.sql["loaded"],
-            {
-                "campaign": campaign,
-                "inputs": batcher.read,
-                "recipients": batcher.distinct,
-                "batches": writer.batches,
-            },
-        )
-    return campaign
+        await loading.loaded(batcher.read, batcher.distinct, writer.batches)
+    return loading.campaign

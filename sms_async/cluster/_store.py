@@ -17,7 +17,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from types import TracebackType
-from typing import Any, Final, Self, TypeVar
+from typing import Any, Final, Protocol, Self, TypeVar
 
 import anyio
 import attrs
@@ -36,6 +36,7 @@ __all__ = [
     "CampaignError",
     "CampaignStatus",
     "CampaignStore",
+    "Loading",
     "StoreUnavailableError",
     "StoredCampaign",
     "is_transient",
@@ -149,6 +150,40 @@ class CampaignStatus:
         fine = {Outcome.ACCEPTED, Outcome.DUPLICATE, Outcome.SKIPPED}
         return self.settled == self.campaign.inputs and not any(
             count for outcome, count in self.outcomes.items() if outcome not in fine
+        )
+
+
+class Loading(Protocol):
+    """One campaign being loaded, inside a store's transaction."""
+
+    #: The new campaign's id.
+    campaign: int
+
+    async def write(self, inputs: Sequence[tuple[Any, ...]], batches: Sequence[tuple[Any, ...]]) -> None:
+        """Store rows of ``inputs`` and ``batches`` (in their tables' loading order of columns)."""
+
+    async def loaded(self, inputs: int, recipients: int, batches: int) -> None:
+        """Mark the campaign loaded (ready to start) with what it holds."""
+
+
+class _PgLoading:
+    def __init__(self, store: CampaignStore, conn: psycopg.AsyncConnection[Any], campaign: int) -> None:
+        self._store = store
+        self._conn = conn
+        self.campaign = campaign
+
+    async def write(self, inputs: Sequence[tuple[Any, ...]], batches: Sequence[tuple[Any, ...]]) -> None:
+        cursor = self._conn.cursor()
+        for statement, rows in (("copy_inputs", inputs), ("copy_batches", batches)):
+            if rows:
+                async with cursor.copy(self._store.sql[statement]) as copy:
+                    for row in rows:
+                        await copy.write_row(row)
+
+    async def loaded(self, inputs: int, recipients: int, batches: int) -> None:
+        await self._conn.execute(
+            self._store.sql["loaded"],
+            {"campaign": self.campaign, "inputs": inputs, "recipients": recipients, "batches": batches},
         )
 
 
@@ -410,6 +445,14 @@ class CampaignStore:
             return (await conn.execute(self.sql[name], params)).rowcount
 
         return await self.run(name, go)
+
+    @contextlib.asynccontextmanager
+    async def loading(self, params: dict[str, Any]) -> AsyncIterator[Loading]:
+        """A new campaign of ``params``, loaded in one transaction: all of it, or nothing."""
+        async with self._pool.connection() as conn, conn.transaction():
+            row = await (await conn.execute(self.sql["insert_campaign"], params)).fetchone()
+            assert row is not None  # noqa: S101 - INSERT ... RETURNING answers one row
+            yield _PgLoading(self, conn, int(row[0]))
 
     # -- the schema ---------------------------------------------------------------------
 
