@@ -41,31 +41,40 @@ from sms_async.campaign._results import (
 from sms_async.campaign._runner import Campaign, CampaignReport, default_journal, run_campaign
 from sms_async.campaign._schema import Identity
 from sms_async.campaign._settings import ENV_PREFIX, environment_settings, setting_variable
+from sms_async.campaign._sqlite_store import DEFAULT_STORE_FILE, SqliteStore, sqlite_path
 from sms_async.campaign._store import CampaignJournal
+from sms_async.campaign._stored import STOPPED, CampaignStatus, Loading, Store, StoredCampaign
 from sms_async.campaign._tally import OUTCOMES, Tally
 
 __all__ = [
     "COLUMNS",
     "DEFAULT_GATEWAY",
     "DEFAULT_REGION",
+    "DEFAULT_STORE_FILE",
     "ENV_PREFIX",
     "NOT_SETTLED",
     "OUTCOMES",
     "PARTS_WARNING",
     "PYTHON_NAMES",
+    "STOPPED",
     "Admission",
     "BatchState",
     "Campaign",
     "CampaignError",
     "CampaignJournal",
     "CampaignReport",
+    "CampaignStatus",
     "Identity",
     "InputRows",
     "Journal",
+    "Loading",
     "OptionNames",
     "ResultsEncoder",
     "ResultsScan",
+    "SqliteStore",
     "StorageError",
+    "Store",
+    "StoredCampaign",
     "Tally",
     "Unsettled",
     "default_journal",
@@ -79,5 +88,6 @@ __all__ = [
     "run_campaign",
     "scan_results",
     "setting_variable",
+    "sqlite_path",
     "state_of",
 ]

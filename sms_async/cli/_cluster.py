@@ -39,10 +39,14 @@ from sms_async.campaign import (
     DEFAULT_GATEWAY,
     DEFAULT_REGION,
     CampaignError,
+    CampaignStatus,
+    Store,
+    StoredCampaign,
     encode_row,
     parts_warning,
     results_format,
     results_header,
+    sqlite_path,
 )
 from sms_async.cli._campaign import make_message, personal_template, template_fields
 from sms_async.cli._config import ENV_GATEWAY, parse_params
@@ -51,7 +55,7 @@ from sms_async.cli._io import InputFormat, InputReadError, RecipientSource
 from sms_async.cli._options import consoles, guarded_as, input_options, say_error, text_options
 
 if TYPE_CHECKING:
-    from sms_async.cluster import CampaignStatus, CampaignStore, ClusterSettings, StoredCampaign
+    from sms_async.cluster import ClusterSettings
 
 __all__ = ["COLUMNS", "campaign", "encode_row", "register", "worker"]
 
@@ -89,6 +93,10 @@ def _settings(**overrides: Any) -> ClusterSettings:
         from sms_async.cluster import ClusterSettings  # noqa: PLC0415 - the cluster extra loads only when used
     except ImportError as error:
         raise CliError(str(error)) from None
+    context = click.get_current_context(silent=True)
+    chosen = context.meta.get(_STORE_KEY) if context is not None else None
+    if chosen:
+        overrides = {"database_url": chosen, **overrides}
     settings = ClusterSettings.from_env(**overrides)
     password = urlsplit(settings.broker_url).password
     keep_secrets(_OWNER, password)
@@ -96,17 +104,49 @@ def _settings(**overrides: Any) -> ClusterSettings:
 
 
 _OWNER = _Owner()
+_STORE_KEY = "sms_async.store"
+ENV_DATABASE_URL = "SMS_ASYNC_DATABASE_URL"
 
 
-def _with_store(action: Callable[[CampaignStore], Coroutine[Any, Any, T]]) -> T:
-    """Run ``action(store)`` with the store of ``SMS_ASYNC_DATABASE_URL`` open."""
+def _remember_store(context: click.Context, _param: click.Parameter, value: str | None) -> None:
+    if value:
+        context.meta[_STORE_KEY] = value
+
+
+#: ``--store URL`` on every campaign command: the campaign store, as SMS_ASYNC_DATABASE_URL names it.
+_store_option = click.option(
+    "--store",
+    metavar="URL",
+    expose_value=False,
+    callback=_remember_store,
+    help="The campaign store: sqlite:///campaigns.db (this machine) or postgresql://... (shared); "
+    "default: SMS_ASYNC_DATABASE_URL, else sqlite:///sms-async-campaigns.db here.",
+)
+
+
+def _with_store(action: Callable[[Store], Coroutine[Any, Any, T]], *, creating: bool = False) -> T:
+    """Run ``action(store)`` with the store of ``--store`` or ``SMS_ASYNC_DATABASE_URL`` open.
+
+    Without either, the store is a SQLite file of the working directory
+    (``sms-async-campaigns.db``), made by ``create`` only.
+    """
     settings = _settings()
+    if not settings.shared and not creating:
+        try:
+            path = sqlite_path(settings.database_url)
+        except CampaignError as error:
+            raise CliError(error.reason) from None
+        if not path.exists():
+            raise CliError(
+                f"there is no campaign store {path} here: create a campaign first (sms-async campaign "
+                f"create), or name the store with --store or {ENV_DATABASE_URL}"
+            )
 
     async def go() -> T:
-        from sms_async.cluster import CampaignStore, StoreUnavailableError  # noqa: PLC0415 - as above
+        from sms_async.cluster import StoreUnavailableError, open_store  # noqa: PLC0415 - as above
 
         try:
-            async with CampaignStore.from_settings(settings) as store:
+            async with open_store(settings) as store:
                 # A person waits: a store out of reach is said at once, not after the store's patience.
                 await store.probe()
                 return await action(store)
@@ -170,6 +210,7 @@ def campaign() -> None:
     "--shard-size", type=click.IntRange(min=1), default=200, show_default=True, help="Batches per shard."
 )
 @click.option("--json", "as_json", is_flag=True, help='Print {"id": ...}.')
+@_store_option
 @_guarded
 def create(
     recipients: str,
@@ -233,14 +274,19 @@ def create(
                 # Raised inside the loading transaction: nothing is stored.
                 raise CliError(str(error)) from None
 
-        created = _with_store(lambda store: create_campaign(store, spec, numbers(), rows=source))
+        created = _with_store(
+            lambda store: create_campaign(store, spec, numbers(), rows=source), creating=True
+        )
     finally:
         source.close()
     click.echo(json.dumps({"id": created.id}) if as_json else str(created.id))
+    next_step = f"sms-async campaign run {created.id}"
+    if _settings().shared:
+        next_step = f"sms-async campaign start {created.id} (workers), or {next_step} (this process)"
     click.echo(
         f"campaign {created.id}: {created.inputs:,} inputs, {created.recipients:,} recipients, "
         f"{created.batches:,} batches in {created.shards:,} shards ({time.perf_counter() - started:.1f} s); "
-        f"start it with: sms-async campaign start {created.id}",
+        f"send it with: {next_step}",
         err=True,
     )
     return ExitCode.OK
@@ -248,13 +294,19 @@ def create(
 
 @campaign.command("start", epilog=_EXIT_CODES, short_help="Queue a campaign's shards for the workers.")
 @click.argument("campaign_id", metavar="ID", type=int)
+@_store_option
 @_guarded
 def start(campaign_id: int) -> ExitCode:
     """Queue a task for every shard of campaign ID that has something left to send. Starting a campaign
     that ran before resumes it: unsent batches are sent, batches already sent are not.
     """  # noqa: D205
     settings = _settings()
-
+    if not settings.shared:
+        raise CliError(
+            f"the store {settings.database_url} is a file of this machine, which Celery workers elsewhere "
+            f"cannot reach: send the campaign from here with 'sms-async campaign run {campaign_id}', or keep "
+            f"campaigns in a PostgreSQL store (--store or {ENV_DATABASE_URL}=postgresql://...)"
+        )
     found, shards = _with_store(lambda store: _start(store, campaign_id))
     if not shards:
         click.echo(f"campaign {campaign_id}: nothing left to send ({found.state})")
@@ -277,7 +329,7 @@ def start(campaign_id: int) -> ExitCode:
     return ExitCode.OK
 
 
-async def _start(store: CampaignStore, campaign_id: int) -> tuple[StoredCampaign, list[int]]:
+async def _start(store: Store, campaign_id: int) -> tuple[StoredCampaign, list[int]]:
     """Start the campaign, saying first what became of an earlier start."""
     before = await store.campaign(campaign_id)
     if before.started_at is not None:
@@ -304,6 +356,7 @@ def _started_before(before: StoredCampaign) -> str:
 )
 @click.argument("campaign_id", metavar="ID", type=int)
 @_concurrency_option
+@_store_option
 @_guarded
 def run_here(campaign_id: int, concurrency: int) -> ExitCode:
     """Send what is left of campaign ID from this process, shard after shard, with the gateway account of
@@ -314,7 +367,7 @@ def run_here(campaign_id: int, concurrency: int) -> ExitCode:
     settings = _settings(concurrency=concurrency)
     from sms_async.cluster import driver_from_environment, run_shard  # noqa: PLC0415
 
-    async def go(store: CampaignStore) -> CampaignStatus:
+    async def go(store: Store) -> CampaignStatus:
         found, shards = await _start(store, campaign_id)
         driver = driver_from_environment(found.gateway)
         for shard in shards:
@@ -351,6 +404,7 @@ def run_here(campaign_id: int, concurrency: int) -> ExitCode:
     help="With --wait: stop waiting once no worker has worked on the campaign for this many seconds.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
+@_store_option
 @_guarded
 def status(
     campaign_id: int, wait: bool, interval: float, timeout: float | None, idle: float, as_json: bool
@@ -362,7 +416,7 @@ def status(
     _, err_console = consoles()
     why_not: list[str] = []
 
-    async def look(store: CampaignStore) -> CampaignStatus:
+    async def look(store: Store) -> CampaignStatus:
         import anyio  # noqa: PLC0415
 
         give_up = None if timeout is None else time.monotonic() + timeout
@@ -399,7 +453,7 @@ def _status_code(found: CampaignStatus) -> ExitCode:
     return ExitCode.NOT_ALL_ACCEPTED
 
 
-async def _nobody_works_on(store: CampaignStore, found: CampaignStatus, idle: float) -> str | None:
+async def _nobody_works_on(store: Store, found: CampaignStatus, idle: float) -> str | None:
     """Why waiting is pointless (the campaign never started, or no worker for ``idle`` seconds), if it is."""
     c = found.campaign
     if c.state == "ready":
@@ -510,6 +564,7 @@ def _print_status(found: CampaignStatus) -> None:
     is_flag=True,
     help="Export a campaign still running (rows not settled yet show as pending).",
 )
+@_store_option
 @_guarded
 def export(campaign_id: int, output: Path, partial: bool) -> ExitCode:
     """Write one row per input of campaign ID to --output, in input order, with the columns row, input, e164,
@@ -520,7 +575,7 @@ def export(campaign_id: int, output: Path, partial: bool) -> ExitCode:
     except CampaignError as error:
         raise CliError(error.reason) from None
 
-    async def write(store: CampaignStore) -> CampaignStatus:
+    async def write(store: Store) -> CampaignStatus:
         found = await store.status(campaign_id)
         if not found.finished and not partial:
             raise CliError(
@@ -546,11 +601,12 @@ def export(campaign_id: int, output: Path, partial: bool) -> ExitCode:
     "cancel", epilog=_EXIT_CODES, short_help="Stop a campaign: its pending batches become unsent."
 )
 @click.argument("campaign_id", metavar="ID", type=int)
+@_store_option
 @_guarded
 def cancel(campaign_id: int) -> ExitCode:
     """Cancel campaign ID: batches not sent yet become unsent (and are never sent); those in flight finish."""
 
-    async def stop(store: CampaignStore) -> tuple[bool, CampaignStatus]:
+    async def stop(store: Store) -> tuple[bool, CampaignStatus]:
         stopped = await store.stop(campaign_id, "cancelled", "the campaign was cancelled")
         return stopped, await store.status(campaign_id)
 
@@ -595,7 +651,7 @@ def worker(concurrency: int, queues: str, shards: int, loglevel: str, gateway: s
     file.
     """  # noqa: D205
     try:
-        settings = _settings(concurrency=concurrency)
+        settings = _worker_settings(concurrency)
         from sms_async.cluster import StoreUnavailableError  # noqa: PLC0415
         from sms_async.cluster.celery import app, configure, prepare  # noqa: PLC0415
     except (CliError, UsageError, ImportError) as error:
@@ -628,6 +684,18 @@ def worker(concurrency: int, queues: str, shards: int, loglevel: str, gateway: s
             f"--loglevel={loglevel.upper()}",
         ]
     )
+
+
+def _worker_settings(concurrency: int) -> ClusterSettings:
+    """A worker's settings; a store that is no shared one is refused."""
+    settings = _settings(concurrency=concurrency)
+    if not settings.shared:
+        raise CliError(
+            f"workers share a PostgreSQL campaign store: set {ENV_DATABASE_URL} to one, such as "
+            "postgresql://sms@db-host:5432/sms (a SQLite store is sent from its machine with "
+            "'sms-async campaign run ID')"
+        )
+    return settings
 
 
 def _check_worker_account(gateway_name: str) -> None:

@@ -46,6 +46,7 @@ from sms_async.cluster._store import (
     CampaignStore,
     StoredCampaign,
     StoreUnavailableError,
+    open_store,
 )
 
 __all__ = [
@@ -65,5 +66,6 @@ __all__ = [
     "check_account",
     "create_campaign",
     "driver_from_environment",
+    "open_store",
     "run_shard",
 ]

@@ -29,10 +29,9 @@ from sms_async._message import Template
 from sms_async._models import Outcome
 from sms_async._phone import PhoneNormaliser
 from sms_async._redact import redact
-from sms_async.campaign import DEFAULT_GATEWAY, DEFAULT_REGION, InputRows, no_input_message
+from sms_async.campaign import DEFAULT_GATEWAY, DEFAULT_REGION, InputRows, Store, no_input_message
 from sms_async.cluster._store import (
     CampaignError,
-    CampaignStore,
     Loading,
     StoredCampaign,
     StoreUnavailableError,
@@ -237,7 +236,7 @@ def _checked(spec: CampaignSpec) -> tuple[Batcher, int]:
 
 
 async def create_campaign(
-    store: CampaignStore, spec: CampaignSpec, recipients: Recipients, *, rows: InputRows | None = None
+    store: Store, spec: CampaignSpec, recipients: Recipients, *, rows: InputRows | None = None
 ) -> StoredCampaign:
     """Load ``recipients`` (numbers, from any iterable or async iterable) as a new campaign, ready to start.
 
@@ -282,7 +281,7 @@ async def create_campaign(
 
 
 async def _load(
-    store: CampaignStore,
+    store: Store,
     spec: CampaignSpec,
     batcher: Batcher,
     params: dict[str, Any],

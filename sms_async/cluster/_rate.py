@@ -26,7 +26,8 @@ from typing import Final
 import anyio
 
 from sms_async._exceptions import ConfigurationError
-from sms_async.cluster._store import CampaignStore, StoreUnavailableError
+from sms_async.campaign import Store
+from sms_async.cluster._store import StoreUnavailableError
 
 __all__ = ["StoreMeter", "StorePause"]
 
@@ -48,7 +49,7 @@ class StoreMeter:
     """
 
     def __init__(
-        self, store: CampaignStore, key: str, per_second: float, *, interrupt: anyio.Event | None = None
+        self, store: Store, key: str, per_second: float, *, interrupt: anyio.Event | None = None
     ) -> None:
         if isinstance(per_second, bool) or not per_second > 0 or math.isinf(per_second):
             raise ConfigurationError(f"a rate limit must be a number > 0 per second, got {per_second!r}")
@@ -81,7 +82,7 @@ class StoreMeter:
 class StorePause:
     """The pause of account ``key``, shared by every process using the store."""
 
-    def __init__(self, store: CampaignStore, key: str) -> None:
+    def __init__(self, store: Store, key: str) -> None:
         self._store = store
         self.key = key
         self._until = 0.0

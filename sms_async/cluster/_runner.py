@@ -41,9 +41,10 @@ from sms_async._message import Message
 from sms_async._models import BatchResult, Outcome
 from sms_async._redact import redact
 from sms_async._retry import RetryPolicy
+from sms_async.campaign import Store
 from sms_async.cluster._rate import StoreMeter, StorePause
 from sms_async.cluster._settings import account_key
-from sms_async.cluster._store import CampaignStore, StoredCampaign, StoreUnavailableError
+from sms_async.cluster._store import StoredCampaign, StoreUnavailableError
 from sms_async.providers import Driver
 from sms_async.transports import HttpBackend, Timeouts
 
@@ -200,7 +201,7 @@ class _Run:
     """One run of one shard: its identity, heartbeat, and the loop that sends what is left."""
 
     def __init__(
-        self, store: CampaignStore, campaign: StoredCampaign, shard: int, *, lease: float, heartbeat: float
+        self, store: Store, campaign: StoredCampaign, shard: int, *, lease: float, heartbeat: float
     ) -> None:
         self.store = store
         self.campaign = campaign
@@ -398,7 +399,7 @@ def _groups(pending: list[_Stored], max_batch: int) -> Iterator[list[_Stored]]:
 
 
 async def run_shard(
-    store: CampaignStore,
+    store: Store,
     campaign: int,
     shard: int,
     *,

@@ -5,7 +5,9 @@ campaign (text, sender id, gateway name, region, rate) and each worker brings
 its own gateway credentials, from the same variables and config file the
 command line uses::
 
-    SMS_ASYNC_DATABASE_URL     postgresql://user@db-host:5432/sms   (required)
+    SMS_ASYNC_DATABASE_URL     postgresql://user@db-host:5432/sms (shared by many machines), or
+                               sqlite:///campaigns.db (this machine only; the default is
+                               sqlite:///sms-async-campaigns.db in the working directory)
     SMS_ASYNC_DATABASE_SCHEMA  the schema holding the store's tables (default sms_async)
     SMS_ASYNC_BROKER_URL       amqp://user:password@rabbit-host:5672//   (default: RabbitMQ on 127.0.0.1)
     SMS_ASYNC_USERNAME, SMS_ASYNC_PASSWORD, SMS_ASYNC_TOKEN, SMS_ASYNC_BASE_URL
@@ -29,11 +31,12 @@ from typing import Any, Final
 import attrs
 
 from sms_async._exceptions import ConfigurationError
-from sms_async.campaign import environment_settings
+from sms_async.campaign import DEFAULT_STORE_FILE, environment_settings
 from sms_async.providers import Driver, gateway
 
 __all__ = [
     "DEFAULT_BROKER_URL",
+    "DEFAULT_STORE_URL",
     "ENV_BROKER_URL",
     "ENV_DATABASE_SCHEMA",
     "ENV_DATABASE_URL",
@@ -53,6 +56,8 @@ ENV_CONFIG: Final = "SMS_ASYNC_CONFIG"
 #: RabbitMQ on this machine, with its default account (kombu's default user).
 DEFAULT_BROKER_URL: Final = "amqp://127.0.0.1:5672//"
 DEFAULT_SCHEMA: Final = "sms_async"
+#: The campaign commands' store when SMS_ASYNC_DATABASE_URL names none: a SQLite file here.
+DEFAULT_STORE_URL: Final = f"sqlite:///{DEFAULT_STORE_FILE}"
 
 _SCHEMA_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
 
@@ -121,7 +126,7 @@ class ClusterSettings:
         """Read ``SMS_ASYNC_*`` variables (see the module docstring); ``overrides`` win.
 
         Raises:
-            ConfigurationError: the database URL is missing, or a number is not one.
+            ConfigurationError: a number is not one.
         """
         env = os.environ if env is None else env
         values: dict[str, Any] = {}
@@ -145,13 +150,14 @@ class ClusterSettings:
                     values[name] = kind(env[variable])
                 except ValueError:
                     raise ConfigurationError(f"{variable} must be a number, got {env[variable]!r}") from None
-        values.update(overrides)
-        if not values.get("database_url"):
-            raise ConfigurationError(
-                f"no campaign store: set {ENV_DATABASE_URL} to a PostgreSQL database, "
-                "for example postgresql://sms@db-host:5432/sms"
-            )
+        values.update({name: value for name, value in overrides.items() if value is not None})
+        values.setdefault("database_url", DEFAULT_STORE_URL)
         return cls(**values)
+
+    @property
+    def shared(self) -> bool:
+        """Whether the store is one many machines share (PostgreSQL), not a file of this machine's."""
+        return not self.database_url.startswith("sqlite:")
 
 
 def _config_section(name: str, env: Mapping[str, str]) -> dict[str, Any]:

@@ -11,16 +11,14 @@ longer), because a lost answer does not tell whether the commit happened.
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import json
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from types import TracebackType
-from typing import Any, Final, Protocol, Self, TypeVar
+from typing import Any, Final, Self, TypeVar
 
 import anyio
-import attrs
 import psycopg
 from psycopg import errors as pg_errors
 from psycopg.conninfo import conninfo_to_dict
@@ -28,7 +26,16 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from sms_async._models import Entry, Outcome
 from sms_async._redact import keep_secrets, redact
-from sms_async.campaign import CampaignError, StorageError, Unsettled
+from sms_async.campaign import (
+    CampaignError,
+    CampaignStatus,
+    Loading,
+    SqliteStore,
+    StorageError,
+    Store,
+    StoredCampaign,
+    Unsettled,
+)
 from sms_async.cluster._schema import OUTCOMES, SCHEMA_VERSION, ddl, sql
 from sms_async.cluster._settings import DEFAULT_SCHEMA, ClusterSettings, check_schema
 
@@ -40,14 +47,13 @@ __all__ = [
     "StoreUnavailableError",
     "StoredCampaign",
     "is_transient",
+    "open_store",
 ]
 
 logger = logging.getLogger("sms_async.cluster")
 
 T = TypeVar("T")
 
-#: Campaign states in which nothing more is sent.
-STOPPED: Final = ("done", "cancelled", "aborted")
 _EVERY_BATCH: Final = (0, 2**31 - 1)
 _COUNT_NAMES: Final = tuple(outcome.value for outcome in OUTCOMES)
 
@@ -69,101 +75,6 @@ class StoreUnavailableError(StorageError):
         #: Whether the store refused the connection for a reason waiting cannot cure
         #: (a missing database, a wrong user or password).
         self.permanent = permanent
-
-
-@attrs.frozen
-class StoredCampaign:
-    """One campaign as the store keeps it (no credential: workers bring their own)."""
-
-    id: int
-    state: str
-    gateway: str
-    region: str
-    sender_id: str
-    #: The one text, or with ``personal`` the template each recipient's text was made from.
-    text: str
-    #: Whether each recipient has a text of their own (kept with their batch).
-    personal: bool
-    #: Extra request parameters of every send (such as India's DLT ids); never a credential.
-    params: dict[str, str]
-    #: The input's other columns kept with each row, by name.
-    columns: list[str]
-    max_segments: int | None
-    skip_dnd: bool
-    #: Messages a second for the whole campaign, across every worker; ``None``: no limit.
-    rate: float | None
-    #: The Celery queue its shards go to.
-    queue: str
-    input_name: str
-    max_batch: int
-    shard_size: int
-    #: Inputs read, distinct valid numbers among them, and batches cut.
-    inputs: int
-    recipients: int
-    batches: int
-    created_at: dt.datetime
-    started_at: dt.datetime | None
-    finished_at: dt.datetime | None
-    #: Why it stopped early (cancelled, or the gateway refused the credentials or has no credit).
-    stop_reason: str | None
-
-    @property
-    def shards(self) -> int:
-        """How many shards its batches make."""
-        return -(-self.batches // self.shard_size)
-
-    def shard_range(self, shard: int) -> tuple[int, int]:
-        """The first and last batch index of ``shard``."""
-        first = shard * self.shard_size
-        return first, min(first + self.shard_size, self.batches) - 1
-
-
-@attrs.frozen
-class CampaignStatus:
-    """How a campaign stands: inputs per outcome and batches per state."""
-
-    campaign: StoredCampaign
-    #: Inputs per outcome so far (inputs not yet settled are in none).
-    outcomes: dict[Outcome, int]
-    #: Batches per state: pending, unsent (settled, every number unsent), sending, sent, rejected, unknown.
-    batches: dict[str, int]
-    #: Parts paid for (each accepted number's parts), and the fewest and most parts of a text.
-    credits: int
-    fewest_parts: int
-    most_parts: int
-    requests: int
-    retries: int
-
-    @property
-    def settled(self) -> int:
-        """Inputs with an outcome."""
-        return sum(self.outcomes.values())
-
-    @property
-    def finished(self) -> bool:
-        """Whether nothing more will happen: done, or stopped with no batch in flight."""
-        return self.campaign.state in STOPPED and not self.batches["sending"]
-
-    @property
-    def all_accepted(self) -> bool:
-        """Whether every input was accepted (duplicates and do-not-disturb skips aside)."""
-        fine = {Outcome.ACCEPTED, Outcome.DUPLICATE, Outcome.SKIPPED}
-        return self.settled == self.campaign.inputs and not any(
-            count for outcome, count in self.outcomes.items() if outcome not in fine
-        )
-
-
-class Loading(Protocol):
-    """One campaign being loaded, inside a store's transaction."""
-
-    #: The new campaign's id.
-    campaign: int
-
-    async def write(self, inputs: Sequence[tuple[Any, ...]], batches: Sequence[tuple[Any, ...]]) -> None:
-        """Store rows of ``inputs`` and ``batches`` (in their tables' loading order of columns)."""
-
-    async def loaded(self, inputs: int, recipients: int, batches: int) -> None:
-        """Mark the campaign loaded (ready to start) with what it holds."""
 
 
 class _PgLoading:
@@ -679,3 +590,10 @@ class CampaignStore:
             return bool(done and done[0])
 
         return await self.run("settle", go)
+
+
+def open_store(settings: ClusterSettings, **options: Any) -> Store:
+    """The store ``settings`` name: SQLite for a ``sqlite:`` URL, else PostgreSQL (``options`` are its)."""
+    if not settings.shared:
+        return SqliteStore.from_url(settings.database_url, patience=settings.patience)
+    return CampaignStore.from_settings(settings, **options)

@@ -452,7 +452,8 @@ def test_run_sends_a_campaign_from_this_process_without_a_broker(env, tmp_path):
 @pytest.mark.parametrize("kind", ["csv", "jsonl"])
 def test_send_and_a_stored_campaign_write_the_same_results(env, tmp_path, kind):
     """The same CSV with a personalised text, a DLT parameter and kept columns, sent by `send` and by
-    `campaign create` + `campaign run`: the results are byte for byte equal apart from message ids.
+    `campaign create` + `campaign run` on SQLite and on PostgreSQL: the results are byte for byte equal
+    apart from message ids.
     """  # noqa: D205
     import re  # noqa: PLC0415
 
@@ -466,7 +467,8 @@ def test_send_and_a_stored_campaign_write_the_same_results(env, tmp_path, kind):
     )
     options = ["--text", "Hi {name}, your {plan} is ready", "-s", "ITONAB", "--param", "templateid=1107-77"]
     results: dict[str, str] = {}
-    for way in ("send", "campaign"):
+    stores = {"sqlite": ["--store", f"sqlite:///{tmp_path / 'campaigns.db'}"], "postgresql": []}
+    for way in ("send", "sqlite", "postgresql"):
         with SimulatedGateway() as gw:
             here = {
                 **env,
@@ -480,10 +482,14 @@ def test_send_and_a_stored_campaign_write_the_same_results(env, tmp_path, kind):
                     ["send", str(source), *options, "--keep-columns", "--ordered", "-o", str(output)], here
                 )
             else:
-                made = run(["campaign", "create", str(source), *options, "--keep-columns", "--json"], here)
+                store = stores[way]
+                made = run(
+                    ["campaign", "create", str(source), *options, "--keep-columns", "--json", *store], here
+                )
                 campaign = json.loads(made.stdout)["id"]
-                done = run(["campaign", "run", str(campaign)], here)
-                assert run(["campaign", "export", str(campaign), "-o", str(output)], here).exit_code == 0
+                done = run(["campaign", "run", str(campaign), *store], here)
+                exported = run(["campaign", "export", str(campaign), "-o", str(output), *store], here)
+                assert exported.exit_code == 0
             assert done.exit_code == 1, done.output  # the invalid row
             assert gw.stats.duplicate_numbers() == {}
             assert gw.stats.params["templateid=1107-77"] == len(gw.messages) == 250
@@ -495,4 +501,27 @@ def test_send_and_a_stored_campaign_write_the_same_results(env, tmp_path, kind):
             text = text.replace(message_id, "ID")
         results[way] = text
     assert re.search("ID", results["send"])
-    assert results["send"] == results["campaign"]
+    assert results["send"] == results["sqlite"] == results["postgresql"]
+
+
+def test_a_campaign_in_a_sqlite_store_runs_here_and_is_refused_to_workers(env, tmp_path):
+    """A SQLite store: create, run and status work here; start and workers are refused, saying why."""
+    store = ["--store", f"sqlite:///{tmp_path / 'here.db'}"]
+    campaign = created(env, tmp_path, numbers(120), *store)
+    with SimulatedGateway() as gw:
+        here = {**env, "SMS_ASYNC_USERNAME": gw.username, "SMS_ASYNC_PASSWORD": gw.password}
+        done = run(["campaign", "run", str(campaign), *store], {**here, "SMS_ASYNC_BASE_URL": gw.iton_url})
+        assert gw.stats.accepted == 120
+    assert done.exit_code == 0, done.output
+    status = json.loads(run(["campaign", "status", str(campaign), "--json", *store], env).stdout)
+    assert (status["state"], status["outcomes"]["accepted"]) == ("done", 120)
+    refused = run(["campaign", "start", str(campaign), *store], env)
+    assert refused.exit_code == 2
+    assert f"sms-async campaign run {campaign}" in refused.stderr
+    worker = run(["worker"], {**env, "SMS_ASYNC_DATABASE_URL": f"sqlite:///{tmp_path / 'here.db'}"})
+    assert worker.exit_code == 2
+    assert "workers share a PostgreSQL campaign store" in worker.stderr
+    missing = run(["campaign", "status", "1", "--store", f"sqlite:///{tmp_path / 'nowhere.db'}"], env)
+    assert missing.exit_code == 2
+    assert "there is no campaign store" in missing.stderr
+    assert not (tmp_path / "nowhere.db").exists()
