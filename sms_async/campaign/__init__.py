@@ -43,10 +43,21 @@ from sms_async.campaign._schema import Identity
 from sms_async.campaign._settings import ENV_PREFIX, environment_settings, setting_variable
 from sms_async.campaign._sqlite_store import DEFAULT_STORE_FILE, SqliteStore, sqlite_path
 from sms_async.campaign._store import CampaignJournal
-from sms_async.campaign._stored import STOPPED, CampaignStatus, Loading, Store, StoredCampaign
+from sms_async.campaign._stored import (
+    BATCH_STATES,
+    STOPPED,
+    CampaignStatus,
+    Loading,
+    Store,
+    StoredCampaign,
+    given_up_counts,
+    settled_counts,
+    status_from_totals,
+)
 from sms_async.campaign._tally import OUTCOMES, Tally
 
 __all__ = [
+    "BATCH_STATES",
     "COLUMNS",
     "DEFAULT_GATEWAY",
     "DEFAULT_REGION",
@@ -80,6 +91,7 @@ __all__ = [
     "default_journal",
     "encode_row",
     "environment_settings",
+    "given_up_counts",
     "no_input_message",
     "numbers_digest",
     "parts_warning",
@@ -88,6 +100,8 @@ __all__ = [
     "run_campaign",
     "scan_results",
     "setting_variable",
+    "settled_counts",
     "sqlite_path",
     "state_of",
+    "status_from_totals",
 ]

@@ -35,7 +35,14 @@ import anyio
 from sms_async._models import Entry, Outcome
 from sms_async.campaign._errors import CampaignError, StorageError
 from sms_async.campaign._results import Unsettled
-from sms_async.campaign._stored import EVERY_BATCH, CampaignStatus, StoredCampaign
+from sms_async.campaign._stored import (
+    EVERY_BATCH,
+    CampaignStatus,
+    StoredCampaign,
+    given_up_counts,
+    settled_counts,
+    status_from_totals,
+)
 
 __all__ = ["DEFAULT_STORE_FILE", "SqliteStore", "sqlite_path"]
 
@@ -92,18 +99,8 @@ _CAMPAIGN: Final = (
 )
 _UNFINISHED: Final = "(state = 'sending' OR (state = 'pending' AND NOT settled))"
 _RUNNING: Final = "EXISTS (SELECT 1 FROM campaigns c WHERE c.id = :campaign AND c.state = 'running')"
-# What a batch given up (unsent or unknown) counts: its settled inputs, and none sent.
-_ZERO_NUMBERS: Final = ", ".join(
-    f"{o.value} = local_{o.value}" if o in {Outcome.INVALID, Outcome.DUPLICATE} else f"{o.value} = 0"
-    for o in _OUTCOMES
-    if o not in {Outcome.UNSENT, Outcome.UNKNOWN, Outcome.SKIPPED}
-)
-_SET_COUNTS: Final = ", ".join(
-    f"{o.value} = :{o.value} + local_{o.value}"
-    if o in {Outcome.INVALID, Outcome.DUPLICATE}
-    else f"{o.value} = :{o.value}"
-    for o in _OUTCOMES
-)
+_ZERO_NUMBERS: Final = given_up_counts()
+_SET_COUNTS: Final = settled_counts(":{}")
 _GIVE_UP_ROWS: Final = (
     "INSERT INTO results (campaign, position, outcome, message_id, reason) "
     "SELECT :campaign, position, :outcome, NULL, :reason FROM inputs WHERE campaign = :campaign "
@@ -439,12 +436,7 @@ class SqliteStore:
         """Inputs per outcome and batches per state."""
         found = await self.campaign(campaign)
         row = await self.in_thread(lambda conn: conn.execute(_TOTALS, (campaign,)).fetchone())
-        values = [int(value) for value in row]
-        outcomes = dict(zip(_OUTCOMES, values[: len(_OUTCOMES)], strict=True))
-        names = ("pending", "unsent", "sending", "sent", "rejected", "unknown")
-        batches = dict(zip(names, values[len(_OUTCOMES) : len(_OUTCOMES) + len(names)], strict=True))
-        paid, fewest, most, requests, retries = values[-5:]
-        return CampaignStatus(found, outcomes, batches, paid, fewest, most, requests, retries)
+        return status_from_totals(found, [int(value) for value in row])
 
     async def export(self, campaign: int) -> AsyncIterator[Entry | Unsettled]:
         """Every input's row, in input order (see :meth:`export_rows`)."""

@@ -20,12 +20,61 @@ import attrs
 from sms_async._models import Entry, Outcome
 from sms_async.campaign._results import Unsettled
 
-__all__ = ["STOPPED", "CampaignStatus", "Loading", "Store", "StoredCampaign"]
+__all__ = [
+    "BATCH_STATES",
+    "STOPPED",
+    "CampaignStatus",
+    "Loading",
+    "Store",
+    "StoredCampaign",
+    "given_up_counts",
+    "settled_counts",
+    "status_from_totals",
+]
 
 #: Campaign states in which nothing more is sent.
 STOPPED: Final = ("done", "cancelled", "aborted")
 #: Every batch of a campaign, as a range of indexes.
 EVERY_BATCH: Final = (0, 2**31 - 1)
+#: Batches per state, in the order a store's totals give them (``unsent``: pending, settled as never sent).
+BATCH_STATES: Final = ("pending", "unsent", "sending", "sent", "rejected", "unknown")
+# Inputs settled when the campaign was loaded (invalid, repeated): counted with their batch, whatever.
+_LOCAL: Final = frozenset({Outcome.INVALID, Outcome.DUPLICATE})
+
+
+def settled_counts(param: str, prefix: str = "") -> str:
+    """SQL assigning a settled batch's counts: the run's own (``param`` names each), plus the loaded ones.
+
+    ``param`` is the placeholder pattern with ``{}`` for the outcome's name
+    (``%({})s`` or ``:{}``); ``prefix`` qualifies the batch's columns.
+    """
+    return ", ".join(
+        f"{o.value} = {param.format(o.value)} + {prefix}local_{o.value}"
+        if o in _LOCAL
+        else f"{o.value} = {param.format(o.value)}"
+        for o in Outcome
+    )
+
+
+def given_up_counts(prefix: str = "") -> str:
+    """SQL zeroing a given-up batch's counts but the loaded ones (unsent, unknown, skipped set apart)."""
+    return ", ".join(
+        f"{o.value} = {prefix}local_{o.value}" if o in _LOCAL else f"{o.value} = 0"
+        for o in Outcome
+        if o not in {Outcome.UNSENT, Outcome.UNKNOWN, Outcome.SKIPPED}
+    )
+
+
+def status_from_totals(found: StoredCampaign, values: Sequence[int]) -> CampaignStatus:
+    """How a campaign stands, from a store's totals: a count per outcome, per batch state, then
+    credits, fewest and most parts, requests and retries.
+    """  # noqa: D205
+    outcomes = dict(zip(Outcome, values[: len(Outcome)], strict=True))
+    states = values[len(Outcome) : len(Outcome) + len(BATCH_STATES)]
+    paid, fewest, most, requests, retries = values[-5:]
+    return CampaignStatus(
+        found, outcomes, dict(zip(BATCH_STATES, states, strict=True)), paid, fewest, most, requests, retries
+    )
 
 
 @attrs.frozen

@@ -38,6 +38,7 @@ from __future__ import annotations
 from typing import Final
 
 from sms_async._models import Outcome
+from sms_async.campaign import given_up_counts, settled_counts
 
 __all__ = ["OUTCOMES", "ddl", "sql"]
 
@@ -146,12 +147,7 @@ _LIVE_OWNER: Final = (
     "AND r.seen_at > now() - make_interval(secs => %(lease)s))"
 )
 _RUNNING: Final = "EXISTS (SELECT 1 FROM {s}.campaigns c WHERE c.id = %(campaign)s AND c.state = 'running')"
-_SET_COUNTS: Final = ", ".join(
-    f"{o.value} = %({o.value})s + b.local_{o.value}"
-    if o in {Outcome.INVALID, Outcome.DUPLICATE}
-    else f"{o.value} = %({o.value})s"
-    for o in OUTCOMES
-)
+_SET_COUNTS: Final = settled_counts("%({})s", "b.")
 # Every number of the selected batches, given up with one outcome and reason.
 _GIVE_UP_ROWS: Final = (
     "INSERT INTO {s}.results (campaign, position, outcome, message_id, reason) "
@@ -162,11 +158,7 @@ _GIVE_UP_ROWS: Final = (
     "ON CONFLICT (campaign, position) DO UPDATE SET outcome = excluded.outcome, message_id = NULL, "
     "reason = excluded.reason WHERE {s}.results.outcome <> 'skipped'"
 )
-_ZERO_NUMBERS: Final = ", ".join(
-    f"{o.value} = b.local_{o.value}" if o in {Outcome.INVALID, Outcome.DUPLICATE} else f"{o.value} = 0"
-    for o in OUTCOMES
-    if o not in {Outcome.UNSENT, Outcome.UNKNOWN, Outcome.SKIPPED}
-)
+_ZERO_NUMBERS: Final = given_up_counts("b.")
 
 _SQL: Final = {
     # -- loading -------------------------------------------------------------------------

@@ -35,6 +35,7 @@ from sms_async.campaign import (
     Store,
     StoredCampaign,
     Unsettled,
+    status_from_totals,
 )
 from sms_async.cluster._schema import OUTCOMES, SCHEMA_VERSION, ddl, sql
 from sms_async.cluster._settings import DEFAULT_SCHEMA, ClusterSettings, check_schema
@@ -497,12 +498,7 @@ class CampaignStore:
         found = await self.campaign(campaign)
         row = await self.fetchone("totals", campaign=campaign)
         assert row is not None  # noqa: S101 - an aggregate always answers one row
-        values = [int(value) for value in row]
-        outcomes = dict(zip(OUTCOMES, values[: len(OUTCOMES)], strict=True))
-        names = ("pending", "unsent", "sending", "sent", "rejected", "unknown")
-        batches = dict(zip(names, values[len(OUTCOMES) : len(OUTCOMES) + len(names)], strict=True))
-        paid, fewest, most, requests, retries = values[-5:]
-        return CampaignStatus(found, outcomes, batches, paid, fewest, most, requests, retries)
+        return status_from_totals(found, [int(value) for value in row])
 
     async def export(self, campaign: int) -> AsyncIterator[Entry | Unsettled]:
         """Every input's row, in input order (see :meth:`export_rows`, which adds the kept columns)."""
