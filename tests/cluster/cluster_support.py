@@ -162,11 +162,13 @@ class Cluster:
             self.env.pop(name, None)
         self.workers: list[Worker] = []
 
-    def cli(self, *args: str, check: bool = True, timeout: float = 180) -> subprocess.CompletedProcess[str]:
-        """Run ``sms-async ARGS`` in a process with the cluster's environment."""
+    def cli(
+        self, *args: str, check: bool = True, timeout: float = 180, env: dict[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        """Run ``sms-async ARGS`` in a process with the cluster's environment (and ``env`` over it)."""
         done = subprocess.run(  # noqa: S603
             [sys.executable, "-m", "sms_async", *args],
-            env=self.env,
+            env={**self.env, **(env or {})},
             capture_output=True,
             text=True,
             timeout=timeout,
