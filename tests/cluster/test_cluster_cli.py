@@ -525,3 +525,16 @@ def test_a_campaign_in_a_sqlite_store_runs_here_and_is_refused_to_workers(env, t
     assert missing.exit_code == 2
     assert "there is no campaign store" in missing.stderr
     assert not (tmp_path / "nowhere.db").exists()
+
+
+def test_status_wait_shows_its_progress_on_a_terminal(tmp_path):
+    """On a terminal, status --wait keeps a line saying how many inputs are settled of how many."""
+    env = {"SMS_ASYNC_DATABASE_URL": f"sqlite:///{tmp_path / 'c.db'}", "HOME": str(tmp_path)}
+    campaign = created(env, tmp_path, [*numbers(10), "bad"])
+    done = run(
+        ["campaign", "status", str(campaign), "--wait", "--interval", "0.1"], {**env, "FORCE_COLOR": "1"}
+    )
+    assert done.exit_code == 1
+    assert f"campaign {campaign} ready: 1 of 11 inputs settled, 0 accepted" in done.stderr
+    quiet = run(["campaign", "status", str(campaign), "--wait", "--interval", "0.1"], env)
+    assert "inputs settled" not in quiet.stderr
