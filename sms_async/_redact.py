@@ -45,7 +45,10 @@ _pattern: re.Pattern[str] | None = None
 _stale = False
 
 _PARAM = re.compile(
-    r"((?:password|passwd|token|api_key|apikey|secret)=)[^&\s\"'#]*|(Authorization:\s*\w+\s+)\S+|"
+    # A bare "password=" followed by punctuation and a space (or the end) names the
+    # parameter in prose, as a hint does ("needs password=, or token="): it holds no value.
+    r"((?:password|passwd|token|api_key|apikey|secret)=)(?![,.;:)]*(?:\s|$))[^&\s\"'#]*|"
+    r"(Authorization:\s*\w+\s+)\S+|"
     r"(\"(?:password|token)\"\s*:\s*\")(?:[^\"\\]|\\.)*",
     re.IGNORECASE,
 )

@@ -209,3 +209,22 @@ def test_owners_dying_while_the_pattern_is_rebuilt_do_not_deadlock():
         _redact.redact("cycle-secret")  # rebuilds the pattern, allocating as it goes
     gc.collect()
     assert _redact.redact("cycle-secret-7 cycle-secret-299") == "cycle-secret-7 cycle-secret-299"
+
+
+@pytest.mark.parametrize(
+    "hint",
+    [
+        "Iton needs username= and password=, or token= (the Web API token)",
+        "set password= or token=.",
+        "password=",
+    ],
+)
+def test_a_hint_naming_a_parameter_is_left_as_it_is(hint):
+    """A parameter named in prose, with no value after it, is not a secret to redact."""
+    assert _redact.redact(hint) == hint
+
+
+def test_a_parameter_with_a_value_is_still_redacted_beside_punctuation():
+    """A value that starts or ends with punctuation is still a value."""
+    assert "s3cr" not in _redact.redact("password=s3cr, or token=,s3cr&x=1")
+    assert _redact.redact("password=s3cr, next") == "password=[REDACTED] next"

@@ -18,18 +18,42 @@ per campaign), :mod:`._results` (the results file, written and read back),
 """
 
 from sms_async._journal import Admission, BatchState, Journal, numbers_digest, state_of
-from sms_async.campaign._errors import PYTHON_NAMES, CampaignError, OptionNames, StorageError
+from sms_async.campaign._defaults import DEFAULT_GATEWAY, DEFAULT_REGION, PARTS_WARNING, parts_warning
+from sms_async.campaign._errors import (
+    PYTHON_NAMES,
+    CampaignError,
+    OptionNames,
+    StorageError,
+    no_input_message,
+)
 from sms_async.campaign._results import (
     COLUMNS,
+    NOT_SETTLED,
     InputRows,
     ResultsEncoder,
     ResultsScan,
+    Unsettled,
+    encode_row,
     results_format,
+    results_header,
     scan_results,
 )
-from sms_async.campaign._runner import Campaign, CampaignReport, run_campaign
+from sms_async.campaign._runner import Campaign, CampaignReport, default_journal, run_campaign
 from sms_async.campaign._schema import Identity
+from sms_async.campaign._settings import ENV_PREFIX, environment_settings, setting_variable
+from sms_async.campaign._sqlite_store import DEFAULT_STORE_FILE, SqliteStore, sqlite_path
 from sms_async.campaign._store import CampaignJournal
+from sms_async.campaign._stored import (
+    BATCH_STATES,
+    STOPPED,
+    CampaignStatus,
+    Loading,
+    Store,
+    StoredCampaign,
+    given_up_counts,
+    settled_counts,
+    status_from_totals,
+)
 from sms_async.campaign._tally import OUTCOMES, Tally
 
 # isort: split
@@ -50,28 +74,53 @@ from sms_async.campaign._delivery import (
 from sms_async.campaign._windows import Schedule, ScheduleError, SendingWindows, wait_to_claim
 
 __all__ = [
+    "BATCH_STATES",
     "COLUMNS",
+    "DEFAULT_GATEWAY",
+    "DEFAULT_REGION",
+    "DEFAULT_STORE_FILE",
+    "ENV_PREFIX",
+    "NOT_SETTLED",
     "OUTCOMES",
+    "PARTS_WARNING",
     "PYTHON_NAMES",
+    "STOPPED",
     "Admission",
     "BatchState",
     "Campaign",
     "CampaignError",
     "CampaignJournal",
     "CampaignReport",
+    "CampaignStatus",
     "Identity",
     "InputRows",
     "Journal",
+    "Loading",
     "OptionNames",
     "ResultsEncoder",
     "ResultsScan",
+    "SqliteStore",
     "StorageError",
+    "Store",
+    "StoredCampaign",
     "Tally",
+    "Unsettled",
+    "default_journal",
+    "encode_row",
+    "environment_settings",
+    "given_up_counts",
+    "no_input_message",
     "numbers_digest",
+    "parts_warning",
     "results_format",
+    "results_header",
     "run_campaign",
     "scan_results",
+    "setting_variable",
+    "settled_counts",
+    "sqlite_path",
     "state_of",
+    "status_from_totals",
 ]
 __all__ += [
     "DeliveryBook",

@@ -6,7 +6,7 @@ import attrs
 
 from sms_async._exceptions import SmsError
 
-__all__ = ["PYTHON_NAMES", "CampaignError", "OptionNames", "StorageError"]
+__all__ = ["PYTHON_NAMES", "CampaignError", "OptionNames", "StorageError", "no_input_message"]
 
 
 class CampaignError(SmsError):
@@ -40,3 +40,13 @@ class OptionNames:
 
 #: The names a Python caller uses.
 PYTHON_NAMES = OptionNames()
+
+
+def no_input_message(input_name: str = "") -> str:
+    """The one rule for an input without a single recipient, whichever store the campaign goes to.
+
+    Refused before anything is stored or written: an empty file is far more
+    often the wrong file than a campaign of nobody.
+    """
+    where = input_name or "the recipients"
+    return f"{where} holds no input (no number, no row): nothing to send, nothing was written"

@@ -20,22 +20,26 @@ import json
 from collections.abc import Sequence
 from json.encoder import encode_basestring
 from pathlib import Path
-from typing import Final, Literal, Protocol
+from typing import Final, Literal, NamedTuple, Protocol
 
 import attrs
 
-from sms_async._models import BatchResult, Outcome
+from sms_async._models import BatchResult, Entry, Outcome
 from sms_async._redact import redact
 from sms_async.campaign._errors import CampaignError, StorageError
 from sms_async.campaign._tally import Tally
 
 __all__ = [
     "COLUMNS",
+    "NOT_SETTLED",
     "InputRows",
     "ResultsEncoder",
     "ResultsFormat",
     "ResultsScan",
+    "Unsettled",
+    "encode_row",
     "results_format",
+    "results_header",
     "scan_results",
 ]
 
@@ -43,6 +47,20 @@ ResultsFormat = Literal["jsonl", "csv"]
 
 #: The columns of every results row, in order.
 COLUMNS: Final = ("row", "input", "e164", "outcome", "message_id", "reason")
+
+#: The outcome column of a row exported before its input was settled (a partial export).
+#: Not ``unknown``: nothing was lost, the campaign still sends it (or gives it up as unsent).
+NOT_SETTLED: Final = "pending"
+_NOT_SETTLED_REASON: Final = "not settled yet when exported: the campaign was still running"
+
+
+class Unsettled(NamedTuple):
+    """An input exported before it was settled: its row says ``pending``, never an outcome it has not had."""
+
+    #: Where the input came from (its line or CSV row), as a results row shows it.
+    position: int
+    input: str
+    e164: str
 
 
 class InputRows(Protocol):
@@ -120,12 +138,7 @@ class ResultsEncoder:
     @property
     def header(self) -> bytes:
         """What a new results file starts with (the CSV header; nothing for JSON Lines)."""
-        if self.format != "csv":
-            return b""
-        taken = set(COLUMNS)
-        # A kept column named like one of ours is told apart by a suffix.
-        extra = [name if name not in taken else f"{name} (input)" for name in self.columns]
-        return _csv_bytes([(*COLUMNS, *extra)])
+        return results_header(self.format, self.columns)
 
     def encode(self, result: BatchResult, parts: int = 0) -> tuple[bytes, Tally]:
         """The rows of one batch, and their tally (``parts``: the parts of the text its numbers got)."""
@@ -162,12 +175,53 @@ class ResultsEncoder:
                 f'"message_id": {_json_string(message_id) if message_id else "null"}, "reason": {reason}'
             )
             if names:
-                pairs = ", ".join(
-                    f"{name}: {_json_string(value)}" for name, value in zip(names, kept, strict=False)
-                )
-                line += ', "columns": {' + pairs + "}"
+                line += ', "columns": {' + _kept_pairs(names, kept) + "}"
             lines.append(line + "}\n")
         return "".join(lines).encode("utf-8"), tally
+
+
+def results_header(results_format: ResultsFormat, columns: Sequence[str] = ()) -> bytes:
+    """What a new results file starts with (the CSV header; nothing for JSON Lines)."""
+    if results_format != "csv":
+        return b""
+    taken = set(COLUMNS)
+    # A kept column named like one of ours is told apart by a suffix.
+    extra = [name if name not in taken else f"{name} (input)" for name in columns]
+    return _csv_bytes([(*COLUMNS, *extra)])
+
+
+def encode_row(
+    entry: Entry | Unsettled,
+    results_format: ResultsFormat,
+    columns: Sequence[str] = (),
+    kept: Sequence[str] = (),
+) -> str:
+    """One results row, for a row already numbered (``entry.position`` is its ``row``).
+
+    The same text :class:`ResultsEncoder` writes for the same input with the
+    same kept ``columns`` (their values: ``kept``): what a campaign's export writes.
+    """
+    if isinstance(entry, Unsettled):
+        outcome, message_id, reason = NOT_SETTLED, "", _NOT_SETTLED_REASON
+    else:
+        outcome, message_id, reason = _VALUES[entry.outcome], entry.message_id, redact(entry.reason)
+    if results_format == "csv":
+        record = (str(entry.position), entry.input, entry.e164, outcome, message_id, reason)
+        return _csv_bytes([(*record, *kept) if columns else record]).decode()
+    e164 = f"{_QUOTE}{entry.e164}{_QUOTE}" if entry.e164 else "null"
+    line = (
+        f'{{"row": {entry.position}, "input": {_json_string(entry.input)}, "e164": {e164}, '
+        f'"outcome": "{outcome}", "message_id": {_json_string(message_id) if message_id else "null"}, '
+        f'"reason": {_json_string(reason) if reason else "null"}'
+    )
+    if columns:
+        line += ', "columns": {' + _kept_pairs([_json_string(name) for name in columns], kept) + "}"
+    return line + "}\n"
+
+
+def _kept_pairs(names: Sequence[str], kept: Sequence[str]) -> str:
+    """The JSON members of kept columns (``names`` already JSON-encoded)."""
+    return ", ".join(f"{name}: {_json_string(value)}" for name, value in zip(names, kept, strict=False))
 
 
 def _csv_bytes(rows: Sequence[Sequence[str]]) -> bytes:
@@ -187,6 +241,8 @@ class ResultsScan:
     message_ids: tuple[str, ...]
     #: Rows per outcome (rows that are not results rows are not counted).
     counts: dict[Outcome, int]
+    #: Rows exported before their input was settled (``pending``: a partial export).
+    unsettled: int = 0
 
 
 def scan_results(path: Path) -> ResultsScan:
@@ -201,10 +257,14 @@ def scan_results(path: Path) -> ResultsScan:
     ids: dict[str, None] = {}
     counts = dict.fromkeys(Outcome, 0)
     known = {outcome.value: outcome for outcome in Outcome}
+    unsettled = 0
 
     def note(message_id: object, outcome: object) -> None:
+        nonlocal unsettled
         if isinstance(outcome, str) and outcome in known:
             counts[known[outcome]] += 1
+        elif outcome == NOT_SETTLED:
+            unsettled += 1
         if isinstance(message_id, str) and message_id.strip():
             ids[message_id.strip()] = None
 
@@ -238,4 +298,4 @@ def scan_results(path: Path) -> ResultsScan:
         raise CampaignError(f"cannot read {path}: it is a directory") from None
     except OSError as error:
         raise StorageError(f"cannot read {path}: {error.strerror or error}") from None
-    return ResultsScan(tuple(ids), counts)
+    return ResultsScan(tuple(ids), counts, unsettled)

@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import hashlib
+import itertools
 import os
 import time
 from collections.abc import (
@@ -44,15 +45,25 @@ from sms_async._engine import BulkSender
 from sms_async._message import Message, Template, check_sender_id
 from sms_async._models import BatchResult, Outcome
 from sms_async._redact import redact
-from sms_async.campaign._errors import PYTHON_NAMES, CampaignError, OptionNames
+from sms_async.campaign._errors import PYTHON_NAMES, CampaignError, OptionNames, no_input_message
 from sms_async.campaign._results import InputRows, ResultsEncoder, results_format
 from sms_async.campaign._schema import Identity
 from sms_async.campaign._store import CampaignJournal
 from sms_async.campaign._tally import Tally
 
-__all__ = ["Campaign", "CampaignReport", "run_campaign"]
+__all__ = ["Campaign", "CampaignReport", "default_journal", "run_campaign"]
 
 _STOPPED = "stopped"
+
+
+def default_journal(results: str | os.PathLike[str]) -> Path:
+    """Where a campaign keeps a results file's journal unless told otherwise: beside it, plus ``.journal``.
+
+    A results file with no journal there was not written by a campaign that
+    can be resumed from it (an export of a stored campaign, or a moved journal).
+    """
+    path = Path(results)
+    return path.with_name(path.name + ".journal")
 
 
 @attrs.frozen
@@ -138,9 +149,7 @@ class Campaign:
     ) -> None:
         self.results = Path(results).expanduser().resolve()
         self.journal_path = (
-            (Path(journal) if journal is not None else self.results.with_name(self.results.name + ".journal"))
-            .expanduser()
-            .resolve()
+            (Path(journal) if journal is not None else default_journal(self.results)).expanduser().resolve()
         )
         self._resume = resume
         self._resend_unknown = resend_unknown
@@ -214,6 +223,7 @@ class Campaign:
             raise exc.ConfigurationError("a Campaign runs once: make a new one (with resume=True) to go on")
         self._started = True
         identity = self._check(bulk, recipients, text, sender_id, skip_dnd, max_segments, gateway_params)
+        recipients = await _unless_empty(recipients, self._input_name)
         encoder = ResultsEncoder(results_format(self.results), self._rows)
         opening = functools.partial(
             CampaignJournal.open,
@@ -328,6 +338,47 @@ class Campaign:
         if isinstance(recipients, AsyncIterable):
             return _read_async(recipients, journal)
         return _read(recipients, journal)
+
+
+async def _unless_empty(recipients: Recipients, input_name: str) -> Recipients:
+    """``recipients`` as they were, once one is known to exist; for none, :func:`no_input_message`.
+
+    The first item is read ahead (a failure to read it is raised again where
+    the run reads it, as any read failure is).
+    """
+    if isinstance(recipients, AsyncIterable):
+        iterator = aiter(recipients)
+        try:
+            first = await anext(iterator)
+        except StopAsyncIteration:
+            raise CampaignError(no_input_message(input_name)) from None
+        except Exception as error:  # noqa: BLE001 - raised again where the run reads it
+            return _raising_async(error)
+        return _chain_async(first, iterator)
+    items = iter(recipients)
+    try:
+        first = next(items)
+    except StopIteration:
+        raise CampaignError(no_input_message(input_name)) from None
+    except Exception as error:  # noqa: BLE001 - as above
+        return _raising(error)
+    return itertools.chain((first,), items)
+
+
+def _raising(error: Exception) -> Iterator[Any]:
+    raise error
+    yield  # pragma: no cover - makes this a generator
+
+
+async def _raising_async(error: Exception) -> AsyncIterator[Any]:
+    raise error
+    yield  # pragma: no cover - makes this a generator
+
+
+async def _chain_async(first: Any, rest: AsyncIterator[Any]) -> AsyncIterator[Any]:
+    yield first
+    async for item in rest:
+        yield item
 
 
 def _read(items: Iterable[Any], journal: CampaignJournal) -> Iterator[Any]:

@@ -323,14 +323,17 @@ class CampaignJournal:
         else:
             self.requests += result.requests
             self.retries += result.retries
-            if result.numbers and result.requests:
+            state = state_of(result)
+            # Sent means it reached the gateway (or may have): a batch whose every try was
+            # refused before it left (a dead port) or that a bad password stopped is left to send.
+            if result.numbers and state is not BatchState.PENDING:
                 self.batches_sent += 1
             op = Op(
                 "settle",
                 result.index,
                 digest=digest,
                 size=len(result.numbers),
-                state=state_of(result).value,
+                state=state.value,
                 parts=parts,
                 tally=tally,
                 rows=rows,

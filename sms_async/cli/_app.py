@@ -12,6 +12,7 @@ from pathlib import Path
 import click
 
 from sms_async import __version__
+from sms_async.campaign import DEFAULT_GATEWAY
 from sms_async.cli._cluster import register as register_cluster_commands
 from sms_async.cli._errors import EXIT_CODES_HELP, ExitCode
 from sms_async.cli._lookups import balance, dnd
@@ -89,7 +90,7 @@ def simulate(args: tuple[str, ...]) -> None:
 @click.option(
     "--gateway",
     type=GatewayChoice(),
-    default="iton",
+    default=DEFAULT_GATEWAY,
     show_default=True,
     help="Which of the simulator's gateways to send through.",
 )

@@ -34,7 +34,14 @@ from sms_async._models import BatchResult, Outcome
 from sms_async._phone import PhoneNormaliser
 from sms_async._redact import redact
 from sms_async._retry import RetryPolicy
-from sms_async.campaign import Campaign, CampaignError, CampaignReport, OptionNames, StorageError
+from sms_async.campaign import (
+    PARTS_WARNING,
+    Campaign,
+    CampaignError,
+    CampaignReport,
+    OptionNames,
+    StorageError,
+)
 from sms_async.cli._config import GatewaySettings, build_driver, driver_class
 from sms_async.cli._errors import CliError, ExitCode, run_async
 from sms_async.cli._io import InputFormat, RecipientSource
@@ -61,8 +68,6 @@ CLI_NAMES = OptionNames(
     journal="--journal",
 )
 
-#: Above this many parts a text is sent only with a warning, unless --max-segments says how many are fine.
-PARTS_WARNING = 10
 
 # Outcome labels short enough for a progress line on an 80-column terminal.
 _SHORT: dict[Outcome, str] = {

@@ -3,7 +3,8 @@
 A thin shell over :mod:`sms_async.cluster` (``pip install 'sms_async[cluster]'``)::
 
     sms-async campaign create numbers.csv --text "Hello" --sender-id ITONAB --rate 2000   # prints the id
-    sms-async campaign start ID
+    sms-async campaign start ID                 # Celery workers send it, or:
+    sms-async campaign run ID                   # this process sends it (no broker, no worker)
     sms-async campaign status ID [--wait] [--json]
     sms-async campaign export ID --output results.jsonl
     sms-async campaign cancel ID
@@ -18,33 +19,48 @@ own environment or config file.
 from __future__ import annotations
 
 import json
+import math
 import os
 import sys
 import time
 from collections.abc import Callable, Coroutine, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 from urllib.parse import urlsplit
 
 import click
+from rich.console import Console
 
 from sms_async._exceptions import UsageError
-from sms_async._models import Entry, Outcome
+from sms_async._models import Outcome
 from sms_async._redact import keep_secrets, redact
-from sms_async.campaign import COLUMNS
+from sms_async.campaign import (
+    COLUMNS,
+    DEFAULT_GATEWAY,
+    DEFAULT_REGION,
+    CampaignError,
+    CampaignStatus,
+    Store,
+    StoredCampaign,
+    encode_row,
+    parts_warning,
+    results_format,
+    results_header,
+    sqlite_path,
+)
+from sms_async.cli._campaign import make_message, personal_template, template_fields
+from sms_async.cli._config import ENV_GATEWAY, parse_params
 from sms_async.cli._errors import CliError, ExitCode, run_async
 from sms_async.cli._io import InputFormat, InputReadError, RecipientSource
-from sms_async.cli._options import guarded_as, input_options
+from sms_async.cli._options import consoles, guarded_as, input_options, say_error, text_options
 
 if TYPE_CHECKING:
-    from sms_async.cluster import CampaignStatus, CampaignStore, ClusterSettings
+    from sms_async.cluster import ClusterSettings
 
 __all__ = ["COLUMNS", "campaign", "encode_row", "register", "worker"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 T = TypeVar("T")
-
-_LINE_BREAKS: Final = str.maketrans({"\x85": "\\u0085", "\u2028": "\\u2028", "\u2029": "\\u2029"})
 
 _EXIT_CODES = """\b
 Exit codes:
@@ -59,6 +75,15 @@ class _Owner:
     """Holds the broker's password for redaction while the command runs."""
 
 
+#: Requests in flight per shard run (``campaign run`` and ``worker``).
+_concurrency_option = click.option(
+    "--concurrency",
+    type=click.IntRange(min=1, max=1024),
+    default=32,
+    show_default=True,
+    help="Requests in flight per shard.",
+)
+
 # A store or broker out of reach is no usage error: exit status 3.
 _guarded = guarded_as(ExitCode.ABORTED)
 
@@ -68,6 +93,10 @@ def _settings(**overrides: Any) -> ClusterSettings:
         from sms_async.cluster import ClusterSettings  # noqa: PLC0415 - the cluster extra loads only when used
     except ImportError as error:
         raise CliError(str(error)) from None
+    context = click.get_current_context(silent=True)
+    chosen = context.meta.get(_STORE_KEY) if context is not None else None
+    if chosen:
+        overrides = {"database_url": chosen, **overrides}
     settings = ClusterSettings.from_env(**overrides)
     password = urlsplit(settings.broker_url).password
     keep_secrets(_OWNER, password)
@@ -75,17 +104,51 @@ def _settings(**overrides: Any) -> ClusterSettings:
 
 
 _OWNER = _Owner()
+_STORE_KEY = "sms_async.store"
+ENV_DATABASE_URL = "SMS_ASYNC_DATABASE_URL"
 
 
-def _with_store(action: Callable[[CampaignStore], Coroutine[Any, Any, T]]) -> T:
-    """Run ``action(store)`` with the store of ``SMS_ASYNC_DATABASE_URL`` open."""
+def _remember_store(context: click.Context, _param: click.Parameter, value: str | None) -> None:
+    if value:
+        context.meta[_STORE_KEY] = value
+
+
+#: ``--store URL`` on every campaign command: the campaign store, as SMS_ASYNC_DATABASE_URL names it.
+_store_option = click.option(
+    "--store",
+    metavar="URL",
+    expose_value=False,
+    callback=_remember_store,
+    help="The campaign store: sqlite:///campaigns.db (this machine) or postgresql://... (shared); "
+    "default: SMS_ASYNC_DATABASE_URL, else sqlite:///sms-async-campaigns.db here.",
+)
+
+
+def _with_store(action: Callable[[Store], Coroutine[Any, Any, T]], *, creating: bool = False) -> T:
+    """Run ``action(store)`` with the store of ``--store`` or ``SMS_ASYNC_DATABASE_URL`` open.
+
+    Without either, the store is a SQLite file of the working directory
+    (``sms-async-campaigns.db``), made by ``create`` only.
+    """
     settings = _settings()
+    if not settings.shared and not creating:
+        try:
+            path = sqlite_path(settings.database_url)
+        except CampaignError as error:
+            raise CliError(error.reason) from None
+        if not path.exists():
+            raise CliError(
+                f"there is no campaign store {path} here: create a campaign first (sms-async campaign "
+                f"create), or name the store with --store or {ENV_DATABASE_URL}"
+            )
 
     async def go() -> T:
-        from sms_async.cluster import CampaignStore, StoreUnavailableError  # noqa: PLC0415 - as above
+        from sms_async.cluster import StoreUnavailableError, open_store  # noqa: PLC0415 - as above
 
         try:
-            async with CampaignStore.from_settings(settings) as store:
+            async with open_store(settings) as store:
+                # A person waits: a store out of reach is said at once, not after the store's patience.
+                await store.probe()
                 return await action(store)
         except StoreUnavailableError as error:
             raise CliError(str(error), ExitCode.ABORTED) from None
@@ -96,7 +159,7 @@ def _with_store(action: Callable[[CampaignStore], Coroutine[Any, Any, T]]) -> T:
 @click.group(short_help="Campaigns across machines: a PostgreSQL store and Celery workers.")
 def campaign() -> None:
     """Load a campaign into the PostgreSQL store (SMS_ASYNC_DATABASE_URL), start it on Celery workers
-    (SMS_ASYNC_BROKER_URL), follow it, export its results, or cancel it.
+    (SMS_ASYNC_BROKER_URL) or run it in this process, follow it, export its results, or cancel it.
     """  # noqa: D205 - click shows this text as the group's help
 
 
@@ -106,13 +169,17 @@ def campaign() -> None:
 @click.option("-s", "--sender-id", required=True, metavar="ID", help="Sender id.")
 @input_options
 @click.option(
-    "--region", default="IN", show_default=True, metavar="CODE", help="Region of national spellings."
+    "--region",
+    default=DEFAULT_REGION,
+    show_default=True,
+    metavar="CODE",
+    help="Region of national spellings.",
 )
 @click.option(
     "--gateway",
     default=None,
     metavar="NAME",
-    help="Gateway the workers send through (default: SMS_ASYNC_GATEWAY, else iton).",
+    help=f"Gateway the workers send through (default: SMS_ASYNC_GATEWAY, else {DEFAULT_GATEWAY}).",
 )
 @click.option(
     "--rate",
@@ -120,8 +187,19 @@ def campaign() -> None:
     metavar="N",
     help="At most N messages a second at the gateway, across every worker of the account.",
 )
-@click.option("--skip-dnd", is_flag=True, help="Look up the do-not-disturb list first; skip listed numbers.")
-@click.option("--max-segments", type=click.IntRange(min=1), metavar="N", help="Refuse a text of more parts.")
+@text_options
+@click.option(
+    "--param",
+    "params",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="Extra request parameter of every send (such as a DLT templateid), stored with the campaign.",
+)
+@click.option(
+    "--keep-columns",
+    is_flag=True,
+    help="Keep the CSV's other columns with each row; the export writes them after the results columns.",
+)
 @click.option(
     "--queue",
     default="sms_async",
@@ -132,6 +210,7 @@ def campaign() -> None:
     "--shard-size", type=click.IntRange(min=1), default=200, show_default=True, help="Batches per shard."
 )
 @click.option("--json", "as_json", is_flag=True, help='Print {"id": ...}.')
+@_store_option
 @_guarded
 def create(
     recipients: str,
@@ -144,32 +223,49 @@ def create(
     rate: float | None,
     skip_dnd: bool,
     max_segments: int | None,
+    params: tuple[str, ...],
+    keep_columns: bool,
     queue: str,
     shard_size: int,
     as_json: bool,
 ) -> ExitCode:
     """Read RECIPIENTS (a CSV file, one number per line, or - for standard input) into a new campaign in the
-    store, cut into the same batches as 'send' would cut them, and print its id. Nothing is sent until
-    'campaign start'. No credential is needed or stored.
+    store, cut into the same batches as 'send' would cut them, and print its id. A --text with {column}
+    fields gives each recipient a text of their own from their CSV row, as 'send' does. Nothing is sent
+    until 'campaign start' (or 'campaign run'). No credential is needed or stored.
     """  # noqa: D205
     from sms_async.cluster import CampaignSpec, create_campaign  # noqa: PLC0415
 
     how: InputFormat = "csv" if input_format == "csv" else "lines" if input_format == "lines" else "auto"
-    spec = CampaignSpec(
-        text,
-        sender_id,
-        gateway=gateway or os.environ.get("SMS_ASYNC_GATEWAY") or "iton",
-        region=region.upper(),
-        rate=rate,
-        skip_dnd=skip_dnd,
-        max_segments=max_segments,
-        queue=queue,
-        input_name=recipients,
-        shard_size=shard_size,
+    fields = template_fields(text)
+    if not fields:
+        message = make_message(text, sender_id, max_segments)
+        warning = parts_warning(message.segments, max_segments, "--max-segments")
+        if warning is not None:
+            click.echo(f"warning: {warning}", err=True)
+    source = RecipientSource(
+        recipients,
+        column=column,
+        input_format=how,
+        stdin=sys.stdin.buffer,
+        keep_columns=keep_columns,
+        as_rows=bool(fields),
     )
-    source = RecipientSource(recipients, column=column, input_format=how, stdin=sys.stdin.buffer)
     started = time.perf_counter()
     try:
+        spec = CampaignSpec(
+            personal_template(text, source) if fields else text,
+            sender_id,
+            gateway=gateway or os.environ.get(ENV_GATEWAY) or DEFAULT_GATEWAY,
+            params=parse_params(params),
+            region=region.upper(),
+            rate=rate,
+            skip_dnd=skip_dnd,
+            max_segments=max_segments,
+            queue=queue,
+            input_name=recipients,
+            shard_size=shard_size,
+        )
 
         def numbers() -> Iterator[Any]:
             try:
@@ -178,14 +274,19 @@ def create(
                 # Raised inside the loading transaction: nothing is stored.
                 raise CliError(str(error)) from None
 
-        created = _with_store(lambda store: create_campaign(store, spec, numbers(), rows=source))
+        created = _with_store(
+            lambda store: create_campaign(store, spec, numbers(), rows=source), creating=True
+        )
     finally:
         source.close()
     click.echo(json.dumps({"id": created.id}) if as_json else str(created.id))
+    next_step = f"sms-async campaign run {created.id}"
+    if _settings().shared:
+        next_step = f"sms-async campaign start {created.id} (workers), or {next_step} (this process)"
     click.echo(
         f"campaign {created.id}: {created.inputs:,} inputs, {created.recipients:,} recipients, "
         f"{created.batches:,} batches in {created.shards:,} shards ({time.perf_counter() - started:.1f} s); "
-        f"start it with: sms-async campaign start {created.id}",
+        f"send it with: {next_step}",
         err=True,
     )
     return ExitCode.OK
@@ -193,13 +294,20 @@ def create(
 
 @campaign.command("start", epilog=_EXIT_CODES, short_help="Queue a campaign's shards for the workers.")
 @click.argument("campaign_id", metavar="ID", type=int)
+@_store_option
 @_guarded
 def start(campaign_id: int) -> ExitCode:
     """Queue a task for every shard of campaign ID that has something left to send. Starting a campaign
     that ran before resumes it: unsent batches are sent, batches already sent are not.
     """  # noqa: D205
     settings = _settings()
-    found, shards = _with_store(lambda store: store.start(campaign_id))
+    if not settings.shared:
+        raise CliError(
+            f"the store {settings.database_url} is a file of this machine, which Celery workers elsewhere "
+            f"cannot reach: send the campaign from here with 'sms-async campaign run {campaign_id}', or keep "
+            f"campaigns in a PostgreSQL store (--store or {ENV_DATABASE_URL}=postgresql://...)"
+        )
+    found, shards = _with_store(lambda store: _start(store, campaign_id))
     if not shards:
         click.echo(f"campaign {campaign_id}: nothing left to send ({found.state})")
         return ExitCode.OK
@@ -221,6 +329,60 @@ def start(campaign_id: int) -> ExitCode:
     return ExitCode.OK
 
 
+async def _start(store: Store, campaign_id: int) -> tuple[StoredCampaign, list[int]]:
+    """Start the campaign, saying first what became of an earlier start."""
+    before = await store.campaign(campaign_id)
+    if before.started_at is not None:
+        click.echo(_started_before(before))
+    return await store.start(campaign_id)
+
+
+def _started_before(before: StoredCampaign) -> str:
+    """What a start found: the campaign had been started, and how that went."""
+    assert before.started_at is not None  # noqa: S101 - only called for a started campaign
+    since = f"campaign {before.id} was started at {before.started_at:%Y-%m-%d %H:%M:%S %Z}"
+    if before.state == "running":
+        return (
+            f"{since} and is running: its unfinished shards are queued again (a batch is never sent twice; "
+            "workers already on a shard carry on)"
+        )
+    if before.state == "aborted":
+        return f"{since} and was aborted ({before.stop_reason}): its unsent batches are sent now"
+    return f"{since} and is {before.state}: its unsent batches, if any, are sent now"
+
+
+@campaign.command(
+    "run", epilog=_EXIT_CODES, short_help="Send a campaign from this process: no broker, no worker."
+)
+@click.argument("campaign_id", metavar="ID", type=int)
+@_concurrency_option
+@_store_option
+@_guarded
+def run_here(campaign_id: int, concurrency: int) -> ExitCode:
+    """Send what is left of campaign ID from this process, shard after shard, with the gateway account of
+    this process's environment or config file (as a worker has it), then show its status. Workers may run
+    it at the same time: no batch is ever sent twice. Interrupted, it is resumed by 'campaign run' or
+    'campaign start' again.
+    """  # noqa: D205
+    settings = _settings(concurrency=concurrency)
+    from sms_async.cluster import driver_from_environment, run_shard  # noqa: PLC0415
+
+    async def go(store: Store) -> CampaignStatus:
+        found, shards = await _start(store, campaign_id)
+        driver = driver_from_environment(found.gateway)
+        for shard in shards:
+            # No time budget: nothing here hands the rest of a shard to a new task.
+            options = {**settings.shard_options(), "budget": math.inf}
+            report = await run_shard(store, campaign_id, shard, driver=driver, **options)
+            if report.stopped is not None:
+                break
+        return await store.status(campaign_id)
+
+    found = _with_store(go)
+    _print_status(found)
+    return _status_code(found)
+
+
 @campaign.command("status", epilog=_EXIT_CODES, short_help="Counts per outcome and per batch state.")
 @click.argument("campaign_id", metavar="ID", type=int)
 @click.option("--wait", is_flag=True, help="Block until the campaign is done (or stopped and settled).")
@@ -234,35 +396,102 @@ def start(campaign_id: int) -> ExitCode:
 @click.option(
     "--timeout", type=click.FloatRange(min=0, min_open=True), help="With --wait: give up after this."
 )
+@click.option(
+    "--idle",
+    type=click.FloatRange(min=0, min_open=True),
+    default=60.0,
+    show_default=True,
+    help="With --wait: stop waiting once no worker has worked on the campaign for this many seconds.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
+@_store_option
 @_guarded
-def status(campaign_id: int, wait: bool, interval: float, timeout: float | None, as_json: bool) -> ExitCode:
-    """Show how campaign ID stands: inputs per outcome and batches per state."""
+def status(
+    campaign_id: int, wait: bool, interval: float, timeout: float | None, idle: float, as_json: bool
+) -> ExitCode:
+    """Show how campaign ID stands: inputs per outcome and batches per state. With --wait, a line on a
+    terminal shows the progress until the campaign is done, and waiting stops when nobody works on it.
+    """  # noqa: D205
     settings = _settings()
+    _, err_console = consoles()
+    why_not: list[str] = []
 
-    async def look(store: CampaignStore) -> CampaignStatus:
+    async def look(store: Store) -> CampaignStatus:
         import anyio  # noqa: PLC0415
 
         give_up = None if timeout is None else time.monotonic() + timeout
-        while True:
-            found = await store.status(campaign_id)
-            if not wait or found.finished or (give_up is not None and time.monotonic() >= give_up):
-                return found
-            if found.campaign.state != "running":
-                # Nobody runs a stopped campaign's shards: settle the batches of dead workers here.
-                await store.reap(campaign_id, settings.lease)
-            await anyio.sleep(interval)
+        with _Progress(err_console, enabled=wait) as progress:
+            while True:
+                found = await store.status(campaign_id)
+                progress.show(found)
+                if not wait or found.finished or (give_up is not None and time.monotonic() >= give_up):
+                    return found
+                if found.campaign.state != "running":
+                    # Nobody runs a stopped campaign's shards: settle the batches of dead workers here.
+                    await store.reap(campaign_id, settings.lease)
+                reason = await _nobody_works_on(store, found, idle)
+                if reason is not None:
+                    why_not.append(reason)
+                    return found
+                await anyio.sleep(interval)
 
     found = _with_store(look)
     if as_json:
         click.echo(json.dumps(_status_document(found)))
     else:
         _print_status(found)
+    for reason in why_not:
+        say_error(f"stopped waiting: {reason}")
+    return _status_code(found)
+
+
+def _status_code(found: CampaignStatus) -> ExitCode:
     if found.campaign.state == "aborted":
         return ExitCode.ABORTED
     if found.campaign.state == "done" and found.all_accepted:
         return ExitCode.OK
     return ExitCode.NOT_ALL_ACCEPTED
+
+
+async def _nobody_works_on(store: Store, found: CampaignStatus, idle: float) -> str | None:
+    """Why waiting is pointless (the campaign never started, or no worker for ``idle`` seconds), if it is."""
+    c = found.campaign
+    if c.state == "ready":
+        return f"campaign {c.id} has not been started: start it with 'sms-async campaign start {c.id}'"
+    if c.state != "running":
+        return None
+    quiet = await store.idle_for(c.id)
+    if quiet is None or quiet < idle:
+        return None
+    return (
+        f"no worker has worked on campaign {c.id} for {quiet:.0f} s: is 'sms-async worker' running on queue "
+        f"{c.queue!r} with the broker of SMS_ASYNC_BROKER_URL? Once it is, 'sms-async campaign start {c.id}' "
+        "queues the shards again (a batch is never sent twice)"
+    )
+
+
+class _Progress:
+    """One line on a terminal's standard error while ``status --wait`` waits: inputs settled of all."""
+
+    def __init__(self, console: Console, *, enabled: bool) -> None:
+        self._status = console.status("") if enabled and console.is_terminal else None
+
+    def __enter__(self) -> _Progress:
+        if self._status is not None:
+            self._status.__enter__()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self._status is not None:
+            self._status.__exit__(None, None, None)
+
+    def show(self, found: CampaignStatus) -> None:
+        if self._status is not None:
+            c = found.campaign
+            self._status.update(
+                f"campaign {c.id} {c.state}: {found.settled:,} of {c.inputs:,} inputs settled, "
+                f"{found.outcomes[Outcome.ACCEPTED]:,} accepted"
+            )
 
 
 def _status_document(found: CampaignStatus) -> dict[str, Any]:
@@ -276,9 +505,12 @@ def _status_document(found: CampaignStatus) -> dict[str, Any]:
         "outcomes": {outcome.value: count for outcome, count in found.outcomes.items()},
         "not_settled": c.inputs - found.settled,
         "batches": found.batches,
+        "parts": {"fewest": found.fewest_parts, "most": found.most_parts},
+        "credits": found.credits,
         "requests": found.requests,
         "retries": found.retries,
         "gateway": c.gateway,
+        "params": c.params,
         "rate": c.rate,
         "queue": c.queue,
         "created_at": c.created_at.isoformat(),
@@ -299,6 +531,13 @@ def _print_status(found: CampaignStatus) -> None:
         click.echo(f"  {'not yet':<11} {c.inputs - found.settled:,}")
     shown = ", ".join(f"{state} {count:,}" for state, count in found.batches.items())
     click.echo(f"  batches     {shown}")
+    fewest, most = found.fewest_parts, found.most_parts
+    parts = "none" if not most else f"{most}" if fewest == most else f"{fewest} to {most}"
+    click.echo(
+        f"  parts       {parts} per text; credits spent: {found.credits:,} (the parts of each accepted text)"
+    )
+    if c.params:
+        click.echo(f"  parameters  {', '.join(f'{name}={value}' for name, value in c.params.items())}")
     if c.stop_reason:
         click.echo(f"  stopped: {c.stop_reason}")
     unknown = found.outcomes[Outcome.UNKNOWN]
@@ -321,16 +560,22 @@ def _print_status(found: CampaignStatus) -> None:
     help="Results file: *.jsonl (JSON Lines) or *.csv.",
 )
 @click.option(
-    "--partial", is_flag=True, help="Export a campaign still running (rows not settled yet show as unknown)."
+    "--partial",
+    is_flag=True,
+    help="Export a campaign still running (rows not settled yet show as pending).",
 )
+@_store_option
 @_guarded
 def export(campaign_id: int, output: Path, partial: bool) -> ExitCode:
     """Write one row per input of campaign ID to --output, in input order, with the columns row, input, e164,
     outcome, message_id and reason: the rows 'send' writes.
     """  # noqa: D205
-    kind = _format_for(output)
+    try:
+        kind = results_format(output)
+    except CampaignError as error:
+        raise CliError(error.reason) from None
 
-    async def write(store: CampaignStore) -> CampaignStatus:
+    async def write(store: Store) -> CampaignStatus:
         found = await store.status(campaign_id)
         if not found.finished and not partial:
             raise CliError(
@@ -339,10 +584,10 @@ def export(campaign_id: int, output: Path, partial: bool) -> ExitCode:
             )
         try:
             with output.open("w", encoding="utf-8", newline="") as file:
-                if kind == "csv":
-                    file.write(",".join(COLUMNS) + "\n")
-                async for entry in store.export(campaign_id):
-                    file.write(encode_row(entry, kind))
+                columns = found.campaign.columns
+                file.write(results_header(kind, columns).decode())
+                async for entry, kept in store.export_rows(campaign_id):
+                    file.write(encode_row(entry, kind, columns, kept))
         except OSError as error:
             raise CliError(f"cannot write {output}: {error.strerror}", ExitCode.ABORTED) from None
         return found
@@ -352,49 +597,16 @@ def export(campaign_id: int, output: Path, partial: bool) -> ExitCode:
     return ExitCode.OK
 
 
-def _format_for(path: Path) -> str:
-    suffix = path.suffix.lower()
-    if suffix == ".csv":
-        return "csv"
-    if suffix in {".jsonl", ".ndjson", ".json"}:
-        return "jsonl"
-    raise CliError(f"cannot tell the results format from {path.name!r}: name the file *.jsonl or *.csv")
-
-
-def encode_row(entry: Entry, kind: str) -> str:
-    """One results row as ``send`` writes it: a JSON Lines object, or a CSV line (the reason redacted)."""
-    reason = redact(entry.reason) if entry.reason else ""
-    if kind == "csv":
-        import csv  # noqa: PLC0415
-        import io  # noqa: PLC0415
-
-        buffer = io.StringIO()
-        csv.writer(buffer, lineterminator="\n").writerow(
-            (entry.position, entry.input, entry.e164, entry.outcome.value, entry.message_id, reason)
-        )
-        return buffer.getvalue()
-    record = {
-        "row": entry.position,
-        "input": entry.input,
-        "e164": entry.e164 or None,
-        "outcome": entry.outcome.value,
-        "message_id": entry.message_id or None,
-        "reason": reason or None,
-    }
-    # Line separators that JSON leaves as they are but some line readers split on are escaped,
-    # as the single-machine results writer does.
-    return json.dumps(record, ensure_ascii=False).translate(_LINE_BREAKS) + "\n"
-
-
 @campaign.command(
     "cancel", epilog=_EXIT_CODES, short_help="Stop a campaign: its pending batches become unsent."
 )
 @click.argument("campaign_id", metavar="ID", type=int)
+@_store_option
 @_guarded
 def cancel(campaign_id: int) -> ExitCode:
     """Cancel campaign ID: batches not sent yet become unsent (and are never sent); those in flight finish."""
 
-    async def stop(store: CampaignStore) -> tuple[bool, CampaignStatus]:
+    async def stop(store: Store) -> tuple[bool, CampaignStatus]:
         stopped = await store.stop(campaign_id, "cancelled", "the campaign was cancelled")
         return stopped, await store.status(campaign_id)
 
@@ -410,13 +622,7 @@ def cancel(campaign_id: int) -> ExitCode:
 
 
 @click.command(short_help="A Celery worker that sends campaign shards.")
-@click.option(
-    "--concurrency",
-    type=click.IntRange(min=1, max=1024),
-    default=32,
-    show_default=True,
-    help="Requests in flight per shard.",
-)
+@_concurrency_option
 @click.option(
     "-Q",
     "--queues",
@@ -433,20 +639,33 @@ def cancel(campaign_id: int) -> ExitCode:
     default="info",
     show_default=True,
 )
-def worker(concurrency: int, queues: str, shards: int, loglevel: str) -> None:
+@click.option(
+    "--gateway",
+    default=None,
+    metavar="NAME",
+    help=f"Gateway whose account is checked on start (default: SMS_ASYNC_GATEWAY, else {DEFAULT_GATEWAY}).",
+)
+def worker(concurrency: int, queues: str, shards: int, loglevel: str, gateway: str | None) -> None:
     """Run a Celery worker that sends campaign shards. It needs SMS_ASYNC_DATABASE_URL, SMS_ASYNC_BROKER_URL
     and the gateway account in its own environment (SMS_ASYNC_USERNAME, SMS_ASYNC_PASSWORD, ...) or config
     file.
     """  # noqa: D205
     try:
-        settings = _settings(concurrency=concurrency)
+        settings = _worker_settings(concurrency)
+        from sms_async.cluster import StoreUnavailableError  # noqa: PLC0415
         from sms_async.cluster.celery import app, configure, prepare  # noqa: PLC0415
     except (CliError, UsageError, ImportError) as error:
         message = error.message if isinstance(error, CliError) else str(error)
         click.echo(f"Error: {redact(message)}", err=True)
         raise click.exceptions.Exit(int(ExitCode.USAGE)) from None
+    _check_worker_account(gateway or os.environ.get(ENV_GATEWAY) or DEFAULT_GATEWAY)
     try:
         prepare(settings)
+    except StoreUnavailableError as error:
+        if error.permanent:
+            click.echo(f"Error: {redact(str(error))}", err=True)
+            raise click.exceptions.Exit(int(ExitCode.ABORTED)) from None
+        click.echo(f"warning: {redact(str(error))}; the worker starts anyway", err=True)
     except Exception as error:  # noqa: BLE001 - the store may come back: the tasks retry it
         click.echo(f"warning: {redact(str(error))}; the worker starts anyway", err=True)
     # Every shard task of this process reads its settings from the environment.
@@ -465,6 +684,46 @@ def worker(concurrency: int, queues: str, shards: int, loglevel: str) -> None:
             f"--loglevel={loglevel.upper()}",
         ]
     )
+
+
+def _worker_settings(concurrency: int) -> ClusterSettings:
+    """A worker's settings; a store that is no shared one is refused."""
+    settings = _settings(concurrency=concurrency)
+    if not settings.shared:
+        raise CliError(
+            f"workers share a PostgreSQL campaign store: set {ENV_DATABASE_URL} to one, such as "
+            "postgresql://sms@db-host:5432/sms (a SQLite store is sent from its machine with "
+            "'sms-async campaign run ID')"
+        )
+    return settings
+
+
+def _check_worker_account(gateway_name: str) -> None:
+    """Refuse to start (exit 3) a worker whose account is missing or refused; warn when it cannot be asked."""
+    from sms_async._exceptions import AuthenticationError, ConfigurationError, SmsError  # noqa: PLC0415
+    from sms_async.cluster import check_account, driver_from_environment  # noqa: PLC0415
+
+    def refuse(message: str) -> NoReturn:
+        click.echo(f"Error: {redact(message)}; the worker does not start", err=True)
+        raise click.exceptions.Exit(int(ExitCode.ABORTED))
+
+    try:
+        driver = driver_from_environment(gateway_name)
+    except ConfigurationError as error:
+        refuse(error.reason)
+    try:
+        run_async(check_account, driver)
+    except AuthenticationError as error:
+        refuse(
+            f"the {gateway_name} gateway refuses this worker's credentials ({error.reason}): fix "
+            "SMS_ASYNC_USERNAME and SMS_ASYNC_PASSWORD (or the config file's section) and start it again"
+        )
+    except SmsError as error:
+        click.echo(
+            f"warning: could not check the {gateway_name} account ({redact(error.reason)}); "
+            "the worker starts anyway",
+            err=True,
+        )
 
 
 def register(group: click.Group) -> None:

@@ -12,8 +12,11 @@ precedence (the first that gives a value wins):
    ``--status-path``, ``--allow-insecure-http``, ``--region``,
    ``--sender-id``, ``--param`` (``--password`` and ``--token`` exist, but
    print a warning: arguments are visible to other users through ``ps``);
-2. the environment: ``SMS_ASYNC_USERNAME``, ``SMS_ASYNC_PASSWORD``,
-   ``SMS_ASYNC_TOKEN``, ``SMS_ASYNC_BASE_URL``, ``SMS_ASYNC_GATEWAY``;
+2. the environment: ``SMS_ASYNC_GATEWAY``, and ``SMS_ASYNC_<KEY>`` for each
+   text setting the gateway's driver declares (``SMS_ASYNC_USERNAME``,
+   ``SMS_ASYNC_PASSWORD``, ``SMS_ASYNC_TOKEN``, ``SMS_ASYNC_BASE_URL``,
+   ``SMS_ASYNC_SEND_PATH``...), as workers read them
+   (:func:`sms_async.campaign.environment_settings`);
 3. a TOML config file: ``--config PATH`` (or ``SMS_ASYNC_CONFIG``), else
    ``$XDG_CONFIG_HOME/sms-async/config.toml`` (``~/.config/sms-async/config.toml``)
    when it exists, with one section per gateway holding the keys its driver
@@ -56,6 +59,7 @@ import attrs
 
 from sms_async._exceptions import ConfigurationError
 from sms_async._redact import keep_secrets, redact
+from sms_async.campaign import DEFAULT_GATEWAY, DEFAULT_REGION, environment_settings, setting_variable
 from sms_async.cli._errors import CliError
 from sms_async.providers import Driver, gateway, gateway_names
 
@@ -77,24 +81,14 @@ __all__ = [
     "resolve_settings",
 ]
 
-ENV_USERNAME = "SMS_ASYNC_USERNAME"
-ENV_PASSWORD = "SMS_ASYNC_PASSWORD"  # noqa: S105 - the name of a variable, not a secret
-ENV_TOKEN = "SMS_ASYNC_TOKEN"  # noqa: S105
-ENV_BASE_URL = "SMS_ASYNC_BASE_URL"
+ENV_USERNAME = setting_variable("username")
+ENV_PASSWORD = setting_variable("password")
+ENV_TOKEN = setting_variable("token")
+ENV_BASE_URL = setting_variable("base_url")
 ENV_GATEWAY = "SMS_ASYNC_GATEWAY"
 ENV_CONFIG = "SMS_ASYNC_CONFIG"
 
-#: The gateway used when nothing names one (the command line's documented default).
-DEFAULT_GATEWAY: Final = "iton"
-DEFAULT_REGION: Final = "IN"
 
-# Settings the environment can give, by settings key.
-_ENVIRONMENT: Final = {
-    "username": ENV_USERNAME,
-    "password": ENV_PASSWORD,
-    "token": ENV_TOKEN,
-    "base_url": ENV_BASE_URL,
-}
 _SECRETS: Final = frozenset({"password", "token"})
 # Keys of a gateway's section besides its driver's settings.
 _COMMAND_LINE_KEYS: Final = frozenset({"sender_id", "region"})
@@ -292,6 +286,7 @@ def resolve_settings(
     section = _section(table, chosen, keys, path)
     values: dict[str, Any] = {}
     sources: set[str] = set()
+    from_environment = environment_settings(keys, env)
     for key, value in (options or {}).items():
         if value not in (None, False, "") and key not in keys:
             known = ", ".join(option_name(k) for k in sorted(keys - {"params"}))
@@ -302,8 +297,8 @@ def resolve_settings(
         given = (options or {}).get(key)
         if given not in (None, False, ""):
             values[key], where = given, "the command line"
-        elif key in _ENVIRONMENT and env.get(_ENVIRONMENT[key]):
-            values[key], where = env[_ENVIRONMENT[key]], "the environment"
+        elif key in from_environment:
+            values[key], where = from_environment[key], "the environment"
         elif key in section:
             values[key], where = section[key], f"config file {path}"
         else:
@@ -326,7 +321,7 @@ def resolve_settings(
     # Every secret found (the environment's and the file's included) is
     # redacted for as long as the settings live.
     secrets = [values.get(key) for key in _SECRETS]
-    secrets += [env.get(_ENVIRONMENT[key]) for key in _SECRETS]
+    secrets += [env.get(setting_variable(key)) for key in _SECRETS]
     secrets += [value for name, value in extra.items() if _SECRET_NAME.search(name)]
     keep_secrets(settings, *(s for s in secrets if isinstance(s, str)))
     return settings
@@ -379,7 +374,7 @@ def _advice(settings: GatewaySettings, reason: str) -> str:
     config = settings.config_path or default_config_path()
     for key in ("base_url", "send_path", "status_path"):
         if key in reason and key not in settings.values:
-            where = option_name(key) + (f", {_ENVIRONMENT[key]}" if key in _ENVIRONMENT else "")
+            where = f"{option_name(key)}, {setting_variable(key)}"
             reason += f": give it with {where}, or {key} in the [{settings.gateway}] section of {config}"
             break
     return settings.with_hint(reason)

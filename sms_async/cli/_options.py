@@ -21,6 +21,7 @@ from sms_async._exceptions import (
     UsageError,
 )
 from sms_async._redact import redact
+from sms_async.campaign import PARTS_WARNING, CampaignError, StorageError
 from sms_async.cli._config import (
     ENV_PASSWORD,
     ENV_TOKEN,
@@ -40,6 +41,7 @@ __all__ = [
     "input_options",
     "say_error",
     "stdin",
+    "text_options",
 ]
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -59,6 +61,19 @@ def input_options(command: F) -> F:
     )(command)
     return click.option(
         "-c", "--column", metavar="NAME", help="CSV column holding the numbers (implies CSV input)."
+    )(command)
+
+
+def text_options(command: F) -> F:
+    """``--skip-dnd`` and ``--max-segments``: what is sent to whom (send and campaign create)."""
+    command = click.option(
+        "--max-segments",
+        type=click.IntRange(min=1, max=255),
+        metavar="N",
+        help=f"Refuse a text of more than N SMS parts (without it, above {PARTS_WARNING} parts warns).",
+    )(command)
+    return click.option(
+        "--skip-dnd", is_flag=True, help="Look up the do-not-disturb list first and skip listed numbers."
     )(command)
 
 
@@ -123,12 +138,23 @@ def guarded_as(other_errors: ExitCode) -> Callable[[F], F]:
             except (UsageError, UnsupportedOperationError) as error:
                 say_error(error.reason)
                 code = ExitCode.USAGE
+            except StorageError as error:
+                say_error(error.reason)
+                code = ExitCode.ABORTED
+            except CampaignError as error:
+                # A campaign that cannot do what was asked (none such, cancelled, no input): usage.
+                say_error(error.reason)
+                code = ExitCode.USAGE
             except SmsError as error:
                 say_error(f"{type(error).__name__}: {error.reason}")
                 code = other_errors
             except KeyboardInterrupt:
                 say_error("interrupted")
                 code = ExitCode.INTERRUPTED
+            except BrokenPipeError:
+                # The reader went away (``| head -1``): the rest of the output has nowhere to go.
+                _silence_stdout()
+                code = ExitCode.NOT_ALL_ACCEPTED
             except (click.exceptions.Exit, click.ClickException, click.exceptions.Abort):
                 raise
             except Exception as error:
@@ -144,6 +170,19 @@ def guarded_as(other_errors: ExitCode) -> Callable[[F], F]:
         return wrapper  # type: ignore[return-value]
 
     return decorate
+
+
+def _silence_stdout() -> None:
+    """Point standard output at the null device, so that flushing it at exit raises nothing more."""
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):
+        return  # not a file (a test runner's buffer): nothing is flushed to a pipe
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, fd)
+    finally:
+        os.close(devnull)
 
 
 #: For commands that reach a gateway: a failure no rule names is exit status 1.

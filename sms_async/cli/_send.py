@@ -6,8 +6,8 @@ from pathlib import Path
 
 import click
 
+from sms_async.campaign import parts_warning
 from sms_async.cli._campaign import (
-    PARTS_WARNING,
     SendOptions,
     make_message,
     make_normaliser,
@@ -27,6 +27,7 @@ from sms_async.cli._options import (
     input_options,
     say_error,
     stdin,
+    text_options,
 )
 from sms_async.cli._summary import describe_aborted, print_send_summary, send_summary_json
 
@@ -99,15 +100,7 @@ __all__ = ["send"]
     metavar="N",
     help="Send at most N messages (recipients) per second.",
 )
-@click.option(
-    "--skip-dnd", is_flag=True, help="Look up the do-not-disturb list first and skip listed numbers."
-)
-@click.option(
-    "--max-segments",
-    type=click.IntRange(min=1, max=255),
-    metavar="N",
-    help=f"Refuse a text that needs more than N SMS parts (without it, above {PARTS_WARNING} parts warns).",
-)
+@text_options
 @click.option(
     "--dry-run",
     is_flag=True,
@@ -173,14 +166,9 @@ def send(
     fields = template_fields(message_text)
     if not fields:
         message = make_message(message_text, chosen_sender, max_segments)
-        if message.segments > PARTS_WARNING and max_segments is None:
-            err_console.print(
-                f"warning: the text needs {message.segments} SMS parts per recipient, and each part is "
-                f"charged; pass --max-segments {message.segments} to confirm, or shorten it",
-                style="yellow",
-                markup=False,
-                highlight=False,
-            )
+        warning = parts_warning(message.segments, max_segments, "--max-segments")
+        if warning is not None:
+            err_console.print(f"warning: {warning}", style="yellow", markup=False, highlight=False)
     if dry_run:
         make_normaliser(settings.region)
         source = RecipientSource(

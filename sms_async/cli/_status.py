@@ -22,7 +22,7 @@ from rich.table import Table
 
 from sms_async._engine import BulkSender
 from sms_async._models import DeliveryReport, DeliveryStatus, Outcome
-from sms_async.campaign import CampaignError, ResultsScan, scan_results
+from sms_async.campaign import NOT_SETTLED, CampaignError, ResultsScan, default_journal, scan_results
 from sms_async.cli._config import build_driver
 from sms_async.cli._errors import EXIT_CODES_HELP, CliError, ExitCode, run_async
 from sms_async.cli._options import Account, consoles, gateway_options, guarded
@@ -139,7 +139,7 @@ def status(
             raise CliError(error.reason) from None
     ids = list(dict.fromkeys([*scan.message_ids, *message_ids]))
     unknown = scan.counts[Outcome.UNKNOWN]
-    if not ids and not unknown:
+    if not ids and not unknown and not scan.unsettled:
         raise CliError("no message ids: name a results file with accepted rows, or pass --id")
     if output is not None and output.suffix.lower() not in {".jsonl", ".ndjson", ".json", ".csv"}:
         raise CliError(f"cannot tell the format from {output.name!r}: name the file *.jsonl or *.csv")
@@ -165,19 +165,49 @@ def status(
             err_console.print(
                 f"{lookup_failed:,} look-ups failed after retries (status unknown)", markup=False
             )
-    if unknown:
-        console.print(
-            f"{unknown:,} rows are unknown: the request for them may or may not have reached the gateway, "
-            "and it issued no message id for them. Delivery reports are looked up by message id, and no "
-            "gateway supported here can look a message up by number, so these cannot be reconciled here. "
-            "Check the gateway's portal (its sent-messages report) for them; to send them again anyway, "
-            "knowing that some may get the text twice, run the same send command with "
-            "--resume --resend-unknown.",
-            markup=False,
-            highlight=False,
-        )
+    for line in results_advice(results, scan) if results is not None else ():
+        console.print(line, markup=False, highlight=False)
     all_delivered = bool(reports) and all(r.status is DeliveryStatus.DELIVERED for r in reports)
-    return ExitCode.OK if all_delivered and not unknown else ExitCode.NOT_ALL_ACCEPTED
+    settled = not unknown and not scan.unsettled
+    return ExitCode.OK if all_delivered and settled else ExitCode.NOT_ALL_ACCEPTED
+
+
+def results_advice(results: Path, scan: ResultsScan) -> list[str]:
+    """What to do about a results file's unknown and unsettled rows, true to where the file came from.
+
+    A file with its journal beside it was written by ``send``, which can send
+    unknown rows again on request; any other (a campaign's export) cannot be
+    resumed, and a stored campaign never sends an unknown batch again.
+    """
+    lines = []
+    if scan.unsettled:
+        lines.append(
+            f"{scan.unsettled:,} rows are {NOT_SETTLED}: the campaign had not settled them when this file "
+            "was exported, and it still sends them (or gives them up as unsent). Export it again once it is "
+            "done: sms-async campaign status ID --wait, then sms-async campaign export ID --output FILE."
+        )
+    unknown = scan.counts[Outcome.UNKNOWN]
+    if not unknown:
+        return lines
+    why = (
+        f"{unknown:,} rows are unknown: the request for them may or may not have reached the gateway, "
+        "and it issued no message id for them. Delivery reports are looked up by message id, and no "
+        "gateway supported here can look a message up by number, so these cannot be reconciled here. "
+        "Check the gateway's portal (its sent-messages report) for them; "
+    )
+    if default_journal(results).is_file():
+        lines.append(
+            why + "to send them again anyway, knowing that some may get the text twice, run the same send "
+            "command with --resume --resend-unknown."
+        )
+    else:
+        lines.append(
+            why + "this file has no journal beside it (a campaign's export, or a moved journal), so it "
+            "cannot be resumed, and a campaign never sends an unknown row again (sms-async campaign start "
+            "sends only unsent ones). To send them anyway, knowing that some may get the text twice, "
+            "put their numbers in a new campaign."
+        )
+    return lines
 
 
 def _print_reports(console: Console, ids: list[str], reports: list[DeliveryReport]) -> None:

@@ -34,19 +34,24 @@ except ImportError as error:  # pragma: no cover - depends on what is installed
 from sms_async.cluster._load import DEFAULT_QUEUE, DEFAULT_SHARD_SIZE, CampaignSpec, create_campaign
 from sms_async.cluster._rate import StoreMeter, StorePause
 from sms_async.cluster._runner import ShardReport, run_shard
-from sms_async.cluster._settings import ClusterSettings, account_key, driver_from_environment
+from sms_async.cluster._settings import (
+    ClusterSettings,
+    account_key,
+    check_account,
+    driver_from_environment,
+)
 from sms_async.cluster._store import (
-    Campaign,
     CampaignError,
     CampaignStatus,
     CampaignStore,
+    StoredCampaign,
     StoreUnavailableError,
+    open_store,
 )
 
 __all__ = [
     "DEFAULT_QUEUE",
     "DEFAULT_SHARD_SIZE",
-    "Campaign",
     "CampaignError",
     "CampaignSpec",
     "CampaignStatus",
@@ -56,8 +61,11 @@ __all__ = [
     "StoreMeter",
     "StorePause",
     "StoreUnavailableError",
+    "StoredCampaign",
     "account_key",
+    "check_account",
     "create_campaign",
     "driver_from_environment",
+    "open_store",
     "run_shard",
 ]

@@ -14,8 +14,10 @@ The whole load is one transaction: a failure leaves nothing behind.
 from __future__ import annotations
 
 import contextlib
+import json
 import math
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Mapping
 from typing import Any, Final
 
 import attrs
@@ -23,15 +25,15 @@ import attrs
 from sms_async._batching import Batch, Batcher, Recipients, read_chunks
 from sms_async._exceptions import ConfigurationError, UnsupportedOperationError
 from sms_async._journal import BatchState, numbers_digest
-from sms_async._message import Message
+from sms_async._message import Template
 from sms_async._models import Outcome
 from sms_async._phone import PhoneNormaliser
 from sms_async._redact import redact
-from sms_async.campaign import InputRows
+from sms_async.campaign import DEFAULT_GATEWAY, DEFAULT_REGION, InputRows, Store, no_input_message
 from sms_async.cluster._store import (
-    Campaign,
     CampaignError,
-    CampaignStore,
+    Loading,
+    StoredCampaign,
     StoreUnavailableError,
     is_transient,
 )
@@ -45,6 +47,8 @@ DEFAULT_SHARD_SIZE: Final = 200
 DEFAULT_QUEUE: Final = "sms_async"
 # Input rows written per COPY.
 _FLUSH: Final = 20_000
+# Parameter names that sound like a credential (as the drivers judge them).
+_SECRET_NAME: Final = re.compile(r"pass|secret|token|key|auth|sign", re.IGNORECASE)
 
 
 def _rate(_inst: object, _attribute: attrs.Attribute[float | None], value: float | None) -> None:
@@ -57,6 +61,21 @@ def _at_least_one(_inst: object, attribute: attrs.Attribute[int], value: int) ->
         raise ConfigurationError(f"{attribute.name} must be a whole number >= 1, got {value!r}")
 
 
+def _as_dict(value: Mapping[str, str] | None) -> dict[str, str]:
+    return dict(value or {})
+
+
+def _not_secret(_inst: object, _attribute: attrs.Attribute[dict[str, str]], value: dict[str, str]) -> None:
+    for name, param in value.items():
+        if not isinstance(name, str) or not name.strip() or not isinstance(param, str):
+            raise ConfigurationError(f"a gateway parameter is a name and a text value, got {name!r}")
+        if _SECRET_NAME.search(name):
+            raise ConfigurationError(
+                f"the parameter {name!r} sounds like a credential, and the campaign store holds none: put it "
+                "in each worker's config file (the gateway's [NAME.params] section) instead"
+            )
+
+
 def _queue(_inst: object, _attribute: attrs.Attribute[str], value: str) -> None:
     if not value or not value.isprintable() or len(value) > 200:
         raise ConfigurationError(f"the queue must be a short printable name, got {value!r}")
@@ -67,9 +86,14 @@ class CampaignSpec:
     """What a campaign sends and how fast; never who sends it (workers bring their own account).
 
     Args:
-        text: The one text every recipient gets.
+        text: The one text every recipient gets, or a :class:`~sms_async.Template`
+            that makes each recipient's text from their row (the recipients are
+            then mappings, such as CSV rows).
         sender_id: The sender id.
         gateway: The registered gateway's name (``iton``, ``itecpay``).
+        params: Extra request parameters of every send (such as India's DLT
+            ids), stored with the campaign; a name that sounds like a
+            credential is refused (workers keep those in their own config).
         region: The region of national spellings (``IN`` reads ``098123 45678``).
         rate: Messages a second at the gateway, across every worker; ``None``: no limit.
         skip_dnd: Look up the do-not-disturb list first and skip listed numbers.
@@ -79,16 +103,21 @@ class CampaignSpec:
         shard_size: Batches per shard (one Celery task each).
     """
 
-    text: str
+    text: str | Template
     sender_id: str
-    gateway: str = "iton"
-    region: str = "IN"
+    gateway: str = DEFAULT_GATEWAY
+    params: Mapping[str, str] = attrs.field(factory=dict, converter=_as_dict, validator=_not_secret)
+    region: str = DEFAULT_REGION
     rate: float | None = attrs.field(default=None, validator=_rate)
     skip_dnd: bool = False
     max_segments: int | None = None
     queue: str = attrs.field(default=DEFAULT_QUEUE, validator=_queue)
     input_name: str = "-"
     shard_size: int = attrs.field(default=DEFAULT_SHARD_SIZE, validator=_at_least_one)
+
+
+def _by_position(position: int) -> tuple[int, tuple[str, ...]]:
+    return position, ()
 
 
 def _clean(text: str) -> str:
@@ -100,24 +129,34 @@ class _Writer:
     """Turns batches into input and batch rows, and writes them with COPY a flush at a time."""
 
     def __init__(
-        self, store: CampaignStore, conn: Any, campaign: int, shard_size: int, rows: InputRows | None
+        self,
+        loading: Loading,
+        shard_size: int,
+        rows: InputRows | None,
+        *,
+        personal: bool,
     ) -> None:
-        self._store = store
-        self._conn = conn
-        self._campaign = campaign
+        self._loading = loading
+        self._campaign = loading.campaign
         self._shard_size = shard_size
+        self._personal = personal
         # Asked once for each position, in order, so that a reader forgets as it goes.
-        self._row: Callable[[int], int] = (lambda position: rows.take(position)[0]) if rows else int
+        self._take: Callable[[int], tuple[int, Any]] = rows.take if rows else _by_position
+        self._keeps = bool(rows and rows.columns)
         self._inputs: list[tuple[Any, ...]] = []
         self._batches: list[tuple[Any, ...]] = []
         self.batches = 0
 
+    def row(self, position: int) -> tuple[int, list[str] | None]:
+        number, kept = self._take(position)
+        return number, [_clean(value) for value in kept] if self._keeps else None
+
     async def add(self, batch: Batch) -> None:
-        campaign, inputs, row = self._campaign, self._inputs, self._row
+        campaign, inputs, row = self._campaign, self._inputs, self.row
         invalid = duplicate = 0
         if not batch.local:
             inputs.extend(
-                (campaign, position, row(position), raw, e164, None, None)
+                (campaign, position, *row(position), raw, e164, None, None)
                 for position, raw, e164 in zip(
                     range(batch.first, batch.first + len(batch.numbers)),
                     batch.inputs,
@@ -134,7 +173,7 @@ class _Writer:
                         (
                             campaign,
                             position,
-                            row(position),
+                            *row(position),
                             _clean(entry.input),
                             entry.e164,
                             entry.outcome.value,
@@ -144,9 +183,11 @@ class _Writer:
                     invalid += entry.outcome is Outcome.INVALID
                     duplicate += entry.outcome is Outcome.DUPLICATE
                 else:
-                    inputs.append((campaign, position, row(position), entry.input, entry.e164, None, None))
+                    inputs.append((campaign, position, *row(position), entry.input, entry.e164, None, None))
         # A batch of settled inputs only has nothing to send: it is settled now, as state_of says.
         state = BatchState.PENDING if batch.numbers else BatchState.SENT
+        message = batch.message if batch.numbers else None
+        text = message.text if message is not None and self._personal else None
         self._batches.append(
             (
                 campaign,
@@ -155,7 +196,9 @@ class _Writer:
                 batch.first,
                 batch.size,
                 len(batch.numbers),
-                numbers_digest(batch.numbers),
+                text,
+                message.segments if message is not None else 0,
+                numbers_digest(batch.numbers, text),
                 state.value,
                 not batch.numbers,
                 invalid,
@@ -169,29 +212,32 @@ class _Writer:
             await self.flush()
 
     async def flush(self) -> None:
-        cursor = self._conn.cursor()
-        for statement, rows in (("copy_inputs", self._inputs), ("copy_batches", self._batches)):
-            if rows:
-                async with cursor.copy(self._store.sql[statement]) as copy:
-                    for row in rows:
-                        await copy.write_row(row)
-                rows.clear()
+        await self._loading.write(self._inputs, self._batches)
+        self._inputs.clear()
+        self._batches.clear()
 
 
-def _checked(spec: CampaignSpec) -> tuple[Message, PhoneNormaliser, int]:
-    """The campaign's text, normaliser and batch size, or the usage error that stops it."""
-    message = Message.create(spec.text, spec.sender_id, max_segments=spec.max_segments)
+def _checked(spec: CampaignSpec) -> tuple[Batcher, int]:
+    """The campaign's batcher and batch size, or the usage error that stops it."""
     driver_class = gateway(spec.gateway)
     if spec.skip_dnd and not driver_class.capabilities.dnd:
         raise UnsupportedOperationError(
             f"{spec.gateway} has no do-not-disturb look-up: create the campaign without skip_dnd"
         )
-    return message, PhoneNormaliser(spec.region), int(driver_class.max_batch)
+    max_batch = int(driver_class.max_batch)
+    batcher = Batcher.for_text(
+        PhoneNormaliser(spec.region),
+        max_batch,
+        spec.text,
+        sender_id=spec.sender_id,
+        max_segments=spec.max_segments,
+    )
+    return batcher, max_batch
 
 
 async def create_campaign(
-    store: CampaignStore, spec: CampaignSpec, recipients: Recipients, *, rows: InputRows | None = None
-) -> Campaign:
+    store: Store, spec: CampaignSpec, recipients: Recipients, *, rows: InputRows | None = None
+) -> StoredCampaign:
     """Load ``recipients`` (numbers, from any iterable or async iterable) as a new campaign, ready to start.
 
     ``rows`` says where each input came from (its line, or its CSV row), for
@@ -203,14 +249,17 @@ async def create_campaign(
     :class:`CampaignError` for an input with no recipient in it; on any error
     nothing is stored.
     """
-    message, normaliser, max_batch = _checked(spec)
-    batcher = Batcher(normaliser, max_batch, message=message, sender_id=spec.sender_id)
+    batcher, max_batch = _checked(spec)
+    personal = isinstance(spec.text, Template)
     await store.install()
     params = {
         "gateway": spec.gateway,
         "region": spec.region,
-        "sender_id": message.sender_id,
-        "text": message.text,
+        "sender_id": spec.sender_id,
+        "text": spec.text.text if isinstance(spec.text, Template) else spec.text,
+        "personal": personal,
+        "params": json.dumps(spec.params),
+        "columns": list(rows.columns) if rows is not None else [],
         "max_segments": spec.max_segments,
         "skip_dnd": spec.skip_dnd,
         "rate": spec.rate,
@@ -232,18 +281,15 @@ async def create_campaign(
 
 
 async def _load(
-    store: CampaignStore,
+    store: Store,
     spec: CampaignSpec,
     batcher: Batcher,
     params: dict[str, Any],
     recipients: Recipients,
     rows: InputRows | None,
 ) -> int:
-    async with store.connection() as conn, conn.transaction():
-        row = await (await conn.execute(store.sql["insert_campaign"], params)).fetchone()
-        assert row is not None  # noqa: S101 - INSERT ... RETURNING answers one row
-        campaign = int(row[0])
-        writer = _Writer(store, conn, campaign, spec.shard_size, rows)
+    async with store.loading(params) as loading:
+        writer = _Writer(loading, spec.shard_size, rows, personal=isinstance(spec.text, Template))
         async with contextlib.aclosing(read_chunks(recipients)) as chunks:
             async for chunk in chunks:
                 for batch in batcher.feed(chunk):
@@ -252,14 +298,6 @@ async def _load(
             await writer.add(batch)
         await writer.flush()
         if not batcher.read:
-            raise CampaignError("the recipients hold no input: nothing to send")
-        await conn.execute(
-            store.sql["loaded"],
-            {
-                "campaign": campaign,
-                "inputs": batcher.read,
-                "recipients": batcher.distinct,
-                "batches": writer.batches,
-            },
-        )
-    return campaign
+            raise CampaignError(no_input_message(spec.input_name if spec.input_name != "-" else ""))
+        await loading.loaded(batcher.read, batcher.distinct, writer.batches)
+    return loading.campaign

@@ -26,7 +26,8 @@ from typing import Final
 import anyio
 
 from sms_async._exceptions import ConfigurationError
-from sms_async.cluster._store import CampaignStore, StoreUnavailableError
+from sms_async.campaign import Store
+from sms_async.cluster._store import StoreUnavailableError
 
 __all__ = ["StoreMeter", "StorePause"]
 
@@ -48,7 +49,7 @@ class StoreMeter:
     """
 
     def __init__(
-        self, store: CampaignStore, key: str, per_second: float, *, interrupt: anyio.Event | None = None
+        self, store: Store, key: str, per_second: float, *, interrupt: anyio.Event | None = None
     ) -> None:
         if isinstance(per_second, bool) or not per_second > 0 or math.isinf(per_second):
             raise ConfigurationError(f"a rate limit must be a number > 0 per second, got {per_second!r}")
@@ -59,7 +60,12 @@ class StoreMeter:
 
     async def acquire(self, cost: int = 1) -> None:
         """Reserve the account's next slot for ``cost`` units, then wait for it."""
-        row = await self._store.fetchone("reserve", key=self.key, seconds=cost / self.per_second)
+        try:
+            row = await self._store.fetchone("reserve", key=self.key, seconds=cost / self.per_second)
+        except StoreUnavailableError:
+            # Never into the engine (it would make it a batch's outcome): keep this process's
+            # own pace; the claim that follows finds the store lost and stops the run.
+            row = (cost / self.per_second,)
         delay = float(row[0]) if row else 0.0
         if delay <= 0:
             return
@@ -76,7 +82,7 @@ class StoreMeter:
 class StorePause:
     """The pause of account ``key``, shared by every process using the store."""
 
-    def __init__(self, store: CampaignStore, key: str) -> None:
+    def __init__(self, store: Store, key: str) -> None:
         self._store = store
         self.key = key
         self._until = 0.0
@@ -99,11 +105,13 @@ class StorePause:
             self._checking = True
             try:
                 row = await self._store.fetchone("paused_for", key=self.key)
-                if row is not None and row[0] > 0:
-                    self._until = max(self._until, time.monotonic() + float(row[0]))
-                self._checked = now
+            except StoreUnavailableError:
+                row = None  # this process's own pause still holds; the run's next claim stops it
             finally:
                 self._checking = False
+            if row is not None and row[0] > 0:
+                self._until = max(self._until, time.monotonic() + float(row[0]))
+            self._checked = now
         # A loop, not an Event: another 429 may extend the pause while we sleep.
         while (delay := self._until - time.monotonic()) > 0:  # noqa: ASYNC110
             await anyio.sleep(delay)

@@ -28,21 +28,23 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import AsyncGenerator, Iterator, Sequence
-from typing import TYPE_CHECKING, Final, cast
+from collections.abc import AsyncGenerator, Coroutine, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Final, TypeVar, cast
 
 import anyio
 import attrs
 
 from sms_async._engine import BulkSender
-from sms_async._exceptions import GatewayError, SmsError
+from sms_async._exceptions import ConfigurationError, GatewayError, SmsError
 from sms_async._journal import Admission, numbers_digest, state_of
+from sms_async._message import Message
 from sms_async._models import BatchResult, Outcome
 from sms_async._redact import redact
 from sms_async._retry import RetryPolicy
+from sms_async.campaign import Store
 from sms_async.cluster._rate import StoreMeter, StorePause
 from sms_async.cluster._settings import account_key
-from sms_async.cluster._store import Campaign, CampaignStore
+from sms_async.cluster._store import StoredCampaign, StoreUnavailableError
 from sms_async.providers import Driver
 from sms_async.transports import HttpBackend, Timeouts
 
@@ -52,6 +54,8 @@ if TYPE_CHECKING:
 __all__ = ["ShardReport", "run_shard"]
 
 logger = logging.getLogger("sms_async.cluster")
+
+T = TypeVar("T")
 
 # Groups of batches streamed at once by one run (normally a shard is one group).
 _GROUPS_AT_ONCE: Final = 8
@@ -85,6 +89,8 @@ class _Stored:
 
     idx: int
     digest: str
+    #: The batch's own text, for a campaign with a text per recipient.
+    text: str | None = None
     numbers: list[str] = attrs.Factory(list)
     positions: list[int] = attrs.Factory(list)
 
@@ -100,11 +106,17 @@ class _ShardJournal:
         index = batch.index
         if 0 <= index < len(self._group):
             stored = self._group[index]
-            if numbers_digest(batch.numbers) == stored.digest:
+            if numbers_digest(batch.numbers, stored.text) == stored.digest and (
+                stored.text is None or (isinstance(batch, BatchResult) or _text_of(batch) == stored.text)
+            ):
                 return stored
         return None
 
     async def admit(self, batch: Batch) -> Admission:
+        """As :meth:`_admit`; once the store is lost, nothing more (see :meth:`_Run.lose`)."""
+        return await self._run.unless_lost(self._admit(batch), Admission.SKIP)
+
+    async def _admit(self, batch: Batch) -> Admission:
         """Send it, unless the campaign stopped, the run's time is up, or the batch is not the stored one."""
         if self._run.stopped is not None or time.monotonic() >= self._run.give_up:
             return Admission.SKIP  # left pending: the next run sends it
@@ -117,6 +129,10 @@ class _ShardJournal:
         return Admission.SEND
 
     async def claim(self, batch: Batch) -> bool:
+        """As :meth:`_claim`; once the store is lost, nothing more (see :meth:`_Run.lose`)."""
+        return await self._run.unless_lost(self._claim(batch), False)
+
+    async def _claim(self, batch: Batch) -> bool:
         """Win the batch in the store (one statement, durable when it returns)."""
         stored = self._stored(batch)
         if stored is None or self._run.stopped is not None:
@@ -124,12 +140,20 @@ class _ShardJournal:
         return await self._run.store.claim(self._run.campaign.id, stored.idx, self._run.id)
 
     async def release(self, batch: Batch) -> None:
+        """As :meth:`_release`; once the store is lost, nothing more (see :meth:`_Run.lose`)."""
+        return await self._run.unless_lost(self._release(batch), None)
+
+    async def _release(self, batch: Batch) -> None:
         """The last try never reached the gateway: pending again while it waits to retry."""
         stored = self._stored(batch)
         if stored is not None:
             await self._run.store.release(self._run.campaign.id, stored.idx, self._run.id)
 
     async def settle(self, result: BatchResult) -> None:
+        """As :meth:`_settle`; once the store is lost, nothing more (see :meth:`_Run.lose`)."""
+        return await self._run.unless_lost(self._settle(result), None)
+
+    async def _settle(self, result: BatchResult) -> None:
         """Record the batch's state, counts and one row per number; stop the campaign on an abort."""
         stored = self._stored(result)
         if stored is None:
@@ -160,6 +184,10 @@ class _ShardJournal:
             await run.abort_campaign(f"{type(error).__name__}: {error.reason}")
 
 
+def _text_of(batch: Batch) -> str | None:
+    return batch.message.text if batch.message is not None else None
+
+
 def _abort_error(result: BatchResult) -> SmsError | None:
     if result.aborted is not None:
         return result.aborted
@@ -173,7 +201,7 @@ class _Run:
     """One run of one shard: its identity, heartbeat, and the loop that sends what is left."""
 
     def __init__(
-        self, store: CampaignStore, campaign: Campaign, shard: int, *, lease: float, heartbeat: float
+        self, store: Store, campaign: StoredCampaign, shard: int, *, lease: float, heartbeat: float
     ) -> None:
         self.store = store
         self.campaign = campaign
@@ -190,6 +218,30 @@ class _Run:
         self.give_up = math.inf
         self.settled = 0
         self.reaped = 0
+        #: The store error that stopped this run, raised when it ends.
+        self.lost: StoreUnavailableError | None = None
+
+    async def unless_lost(self, call: Coroutine[Any, Any, T], neutral: T) -> T:
+        """``await call``, unless the store was lost (then ``neutral``); a store lost now is kept."""
+        if self.lost is not None:
+            call.close()
+            return neutral
+        try:
+            return await call
+        except StoreUnavailableError as error:
+            self.lose(error)
+            return neutral
+
+    def lose(self, error: StoreUnavailableError) -> None:
+        """The store is out of reach: take no more batches, and raise ``error`` when the run ends.
+
+        The engine never hears of it (it would make it a batch's outcome, or
+        an abort of the campaign): batches not claimed stay pending, and one
+        caught while being sent is settled by whoever runs the shard next.
+        """
+        if self.lost is None:
+            self.lost = error
+            self.stopping.set()
 
     def stop(self, state: str) -> None:
         """The campaign is no longer running: take no more batches."""
@@ -227,9 +279,9 @@ class _Run:
         rows = await self.store.fetchall("unfinished", campaign=campaign, first=first, last=last)
         pending: list[tuple[int, int, _Stored]] = []
         elsewhere = 0
-        for idx, first_position, size, numbers, digest, state, _owner in rows:
+        for idx, first_position, size, numbers, digest, state, _owner, text in rows:
             if state == "pending" and numbers:
-                pending.append((first_position, first_position + size - 1, _Stored(idx, digest)))
+                pending.append((first_position, first_position + size - 1, _Stored(idx, digest, text)))
             else:
                 elsewhere += 1
         if pending:
@@ -250,7 +302,7 @@ class _Run:
         """Send until the shard is settled, the campaign stops, or ``budget`` seconds have passed."""
         give_up = self.give_up = time.monotonic() + budget
         complete = more = False
-        while self.stopped is None:
+        while self.stopped is None and self.lost is None:
             self.reaped += await self.store.reap(self.campaign.id, self.lease, self.batches)
             pending, elsewhere = await self.load()
             if not pending and not elsewhere:
@@ -274,7 +326,7 @@ class _Run:
         if self.stopped == "done":
             # Another run settled the last batch of the campaign (this shard's included).
             complete, self.stopped = True, None
-        elif complete:
+        elif complete and self.lost is None:
             await self.store.finish(self.campaign.id)
         return ShardReport(
             self.campaign.id,
@@ -300,22 +352,28 @@ class _Run:
         async with limiter:
             stream = bulk.stream(
                 self.feed(group, give_up),
-                campaign.text,
+                None if campaign.personal else campaign.text,
                 sender_id=campaign.sender_id,
                 skip_dnd=campaign.skip_dnd,
                 max_segments=campaign.max_segments,
                 journal=_ShardJournal(self, group),
+                gateway_params=campaign.params or None,
             )
             async with contextlib.aclosing(cast("AsyncGenerator[BatchResult, None]", stream)) as results:
                 async for _ in results:
                     pass
 
-    def feed(self, group: list[_Stored], give_up: float) -> Iterator[str]:
-        """The group's numbers, batch by batch, stopping at a batch boundary when the run must stop."""
+    def feed(self, group: list[_Stored], give_up: float) -> Iterator[str | tuple[str, str]]:
+        """The group's numbers (with their batch's text, for texts per recipient), batch by batch,
+        stopping at a batch boundary when the run must stop.
+        """  # noqa: D205
         for stored in group:
-            if self.stopped is not None or time.monotonic() >= give_up:
+            if self.stopped is not None or self.lost is not None or time.monotonic() >= give_up:
                 return
-            yield from stored.numbers
+            if stored.text is None:
+                yield from stored.numbers
+            else:
+                yield from ((number, stored.text) for number in stored.numbers)
 
 
 def _leaf(group: BaseExceptionGroup[BaseException]) -> BaseException:
@@ -341,7 +399,7 @@ def _groups(pending: list[_Stored], max_batch: int) -> Iterator[list[_Stored]]:
 
 
 async def run_shard(
-    store: CampaignStore,
+    store: Store,
     campaign: int,
     shard: int,
     *,
@@ -384,6 +442,12 @@ async def run_shard(
     if found.state != "running":
         return ShardReport(campaign, shard, found.queue, stopped=found.state)
     run = _Run(store, found, shard, lease=lease, heartbeat=heartbeat)
+    try:
+        # The campaign's parameters meet this worker's driver (and its own ones) here, before any request.
+        driver.prepare_send(Message.create("-", found.sender_id), found.params or None)
+    except ConfigurationError as error:
+        await run.abort_campaign(f"a worker ({socket.gethostname()}) cannot send it: {error.reason}")
+        return ShardReport(campaign, shard, found.queue, stopped="aborted")
     key = account or account_key(driver)
     meter = StoreMeter(store, key, found.rate, interrupt=run.stopping) if found.rate else None
     sender = BulkSender(
@@ -411,6 +475,8 @@ async def run_shard(
             async with sender as bulk:
                 report = await run.work(bulk, budget)
             task_group.cancel_scope.cancel()
+        if run.lost is not None:
+            raise run.lost
     except BaseExceptionGroup as group:
         # Task groups wrap what failed; the caller gets the one error itself.
         raise _leaf(group) from None

@@ -2,16 +2,19 @@ r"""The campaign store's tables, and the statements that move a batch between st
 
 Tables (in one schema, ``sms_async`` unless configured)::
 
-    campaigns  one row per campaign: the text, sender id, gateway name,
-               region, rate and queue; its state; counts of what was loaded.
-               Never a credential, a user name or a gateway parameter.
+    campaigns  one row per campaign: the text (or the template of texts per
+               recipient), sender id, gateway name and parameters (such as
+               DLT ids), region, rate and queue, the names of the input's
+               kept columns; its state; counts of what was loaded. Never a
+               credential or a user name.
     inputs     one row per input, in input order (position is 1-based): where
                it came from (its line or CSV row), the raw input, its E.164
-               form, and, for an input settled without sending (invalid,
-               repeated), its outcome and reason.
+               form, its kept columns, and, for an input settled without
+               sending (invalid, repeated), its outcome and reason.
     batches    one row per batch the batcher cut: its shard, its place among
-               the inputs, the digest of its numbers, its state, who holds it,
-               and a count per outcome.
+               the inputs, its text (for texts per recipient) and its parts,
+               the digest of its numbers (and text), its state, who holds
+               it, and a count per outcome.
     results    one row per number sent (or given up): outcome, message id, reason.
     runners    one row per shard run in progress, with its heartbeat.
     meters     one row per gateway account: its rate schedule and 429 pause.
@@ -35,6 +38,7 @@ from __future__ import annotations
 from typing import Final
 
 from sms_async._models import Outcome
+from sms_async.campaign import given_up_counts, settled_counts
 
 __all__ = ["OUTCOMES", "ddl", "sql"]
 
@@ -42,7 +46,7 @@ __all__ = ["OUTCOMES", "ddl", "sql"]
 OUTCOMES: Final = tuple(Outcome)
 _COUNTS: Final = ", ".join(f"{o.value} integer NOT NULL DEFAULT 0" for o in OUTCOMES)
 
-SCHEMA_VERSION: Final = 1
+SCHEMA_VERSION: Final = 2
 
 # Every statement names its tables as {s}.table; {s} is a schema name checked
 # by check_schema (letters, digits and underscores only), quoted.
@@ -58,6 +62,9 @@ CREATE TABLE IF NOT EXISTS {{s}}.campaigns (
     region         text NOT NULL,
     sender_id      text NOT NULL,
     text           text NOT NULL,
+    personal       boolean NOT NULL DEFAULT false,
+    params         jsonb NOT NULL DEFAULT '{{}}'::jsonb,
+    columns        text[] NOT NULL DEFAULT '{{}}',
     max_segments   integer,
     skip_dnd       boolean NOT NULL,
     rate           double precision,
@@ -78,6 +85,7 @@ CREATE TABLE IF NOT EXISTS {{s}}.inputs (
     row        bigint NOT NULL,
     raw        text NOT NULL,
     e164       text NOT NULL,
+    kept       text[],
     outcome    text,
     reason     text,
     PRIMARY KEY (campaign, position)
@@ -89,6 +97,8 @@ CREATE TABLE IF NOT EXISTS {{s}}.batches (
     first_position   bigint NOT NULL,
     size             integer NOT NULL,
     numbers          integer NOT NULL,
+    text             text,
+    parts            integer NOT NULL DEFAULT 0,
     digest           text NOT NULL,
     state            text NOT NULL CHECK (state IN ('pending', 'sending', 'sent', 'rejected', 'unknown')),
     settled          boolean NOT NULL DEFAULT false,
@@ -137,12 +147,7 @@ _LIVE_OWNER: Final = (
     "AND r.seen_at > now() - make_interval(secs => %(lease)s))"
 )
 _RUNNING: Final = "EXISTS (SELECT 1 FROM {s}.campaigns c WHERE c.id = %(campaign)s AND c.state = 'running')"
-_SET_COUNTS: Final = ", ".join(
-    f"{o.value} = %({o.value})s + b.local_{o.value}"
-    if o in {Outcome.INVALID, Outcome.DUPLICATE}
-    else f"{o.value} = %({o.value})s"
-    for o in OUTCOMES
-)
+_SET_COUNTS: Final = settled_counts("%({})s", "b.")
 # Every number of the selected batches, given up with one outcome and reason.
 _GIVE_UP_ROWS: Final = (
     "INSERT INTO {s}.results (campaign, position, outcome, message_id, reason) "
@@ -153,23 +158,21 @@ _GIVE_UP_ROWS: Final = (
     "ON CONFLICT (campaign, position) DO UPDATE SET outcome = excluded.outcome, message_id = NULL, "
     "reason = excluded.reason WHERE {s}.results.outcome <> 'skipped'"
 )
-_ZERO_NUMBERS: Final = ", ".join(
-    f"{o.value} = b.local_{o.value}" if o in {Outcome.INVALID, Outcome.DUPLICATE} else f"{o.value} = 0"
-    for o in OUTCOMES
-    if o not in {Outcome.UNSENT, Outcome.UNKNOWN, Outcome.SKIPPED}
-)
+_ZERO_NUMBERS: Final = given_up_counts("b.")
 
 _SQL: Final = {
     # -- loading -------------------------------------------------------------------------
     "insert_campaign": (
-        "INSERT INTO {s}.campaigns (state, gateway, region, sender_id, text, max_segments, skip_dnd, rate, "
-        "queue, input_name, max_batch, shard_size) VALUES ('loading', %(gateway)s, %(region)s, "
-        "%(sender_id)s, %(text)s, %(max_segments)s, %(skip_dnd)s, %(rate)s, %(queue)s, %(input_name)s, "
-        "%(max_batch)s, %(shard_size)s) RETURNING id"
+        "INSERT INTO {s}.campaigns (state, gateway, region, sender_id, text, personal, params, columns, "
+        "max_segments, skip_dnd, rate, queue, input_name, max_batch, shard_size) VALUES ('loading', "
+        "%(gateway)s, %(region)s, %(sender_id)s, %(text)s, %(personal)s, %(params)s, %(columns)s, "
+        "%(max_segments)s, %(skip_dnd)s, %(rate)s, %(queue)s, %(input_name)s, %(max_batch)s, "
+        "%(shard_size)s) RETURNING id"
     ),
-    "copy_inputs": "COPY {s}.inputs (campaign, position, row, raw, e164, outcome, reason) FROM STDIN",
+    "copy_inputs": "COPY {s}.inputs (campaign, position, row, kept, raw, e164, outcome, reason) FROM STDIN",
     "copy_batches": (
-        "COPY {s}.batches (campaign, idx, shard, first_position, size, numbers, digest, state, settled, "
+        "COPY {s}.batches (campaign, idx, shard, first_position, size, numbers, text, parts, digest, state, "
+        "settled, "
         f"local_invalid, local_duplicate, {Outcome.INVALID.value}, {Outcome.DUPLICATE.value}) FROM STDIN"
     ),
     "loaded": (
@@ -178,9 +181,9 @@ _SQL: Final = {
     ),
     # -- the life of a campaign -------------------------------------------------------------
     "campaign": (
-        "SELECT id, state, gateway, region, sender_id, text, max_segments, skip_dnd, rate, queue, "
-        "input_name, max_batch, shard_size, inputs, recipients, batches, created_at, started_at, "
-        "finished_at, stop_reason FROM {s}.campaigns WHERE id = %(campaign)s"
+        "SELECT id, state, gateway, region, sender_id, text, personal, params, columns, max_segments, "
+        "skip_dnd, rate, queue, input_name, max_batch, shard_size, inputs, recipients, batches, created_at, "
+        "started_at, finished_at, stop_reason FROM {s}.campaigns WHERE id = %(campaign)s"
     ),
     "start": (
         "UPDATE {s}.campaigns SET state = 'running', started_at = coalesce(started_at, now()), "
@@ -228,14 +231,24 @@ _SQL: Final = {
         "count(*) FILTER (WHERE state = 'sent'), "
         "count(*) FILTER (WHERE state = 'rejected'), "
         "count(*) FILTER (WHERE state = 'unknown'), "
-        "coalesce(sum(requests), 0), coalesce(sum(retries), 0) "
+        f"coalesce(sum({Outcome.ACCEPTED.value} * parts), 0), "
+        "coalesce(min(parts) FILTER (WHERE parts > 0), 0), "
+        "coalesce(max(parts), 0), coalesce(sum(requests), 0), coalesce(sum(retries), 0) "
         "FROM {s}.batches WHERE campaign = %(campaign)s"
     ),
     "export": (
         "SELECT i.row, i.raw, i.e164, coalesce(r.outcome, i.outcome), coalesce(r.message_id, ''), "
-        "coalesce(r.reason, i.reason, '') FROM {s}.inputs i LEFT JOIN {s}.results r "
+        "coalesce(r.reason, i.reason, ''), i.kept FROM {s}.inputs i LEFT JOIN {s}.results r "
         "ON r.campaign = i.campaign AND r.position = i.position "
         "WHERE i.campaign = %(campaign)s ORDER BY i.position"
+    ),
+    # Seconds since anyone last worked on the campaign: a run's heartbeat, a claim, a
+    # settle, or its start (on the database's clock, the one every process shares).
+    "idle_for": (
+        "SELECT extract(epoch FROM now() - greatest(c.started_at, "
+        "(SELECT max(r.seen_at) FROM {s}.runners r WHERE r.campaign = c.id), "
+        "(SELECT max(greatest(b.claimed_at, b.settled_at)) FROM {s}.batches b WHERE b.campaign = c.id))) "
+        "FROM {s}.campaigns c WHERE c.id = %(campaign)s"
     ),
     # -- a shard run --------------------------------------------------------------------
     "register_runner": (
@@ -249,7 +262,7 @@ _SQL: Final = {
     ),
     "unregister_runner": "DELETE FROM {s}.runners WHERE id = %(runner)s",
     "unfinished": (
-        "SELECT b.idx, b.first_position, b.size, b.numbers, b.digest, b.state, b.owner "
+        "SELECT b.idx, b.first_position, b.size, b.numbers, b.digest, b.state, b.owner, b.text "
         "FROM {s}.batches b WHERE b.campaign = %(campaign)s AND b.idx BETWEEN %(first)s AND %(last)s "
         f"AND {_UNFINISHED} ORDER BY b.idx"
     ),
@@ -257,12 +270,15 @@ _SQL: Final = {
         "SELECT position, e164 FROM {s}.inputs WHERE campaign = %(campaign)s "
         "AND position BETWEEN %(first)s AND %(last)s AND outcome IS NULL ORDER BY position"
     ),
-    # The one statement a batch is won with: pending (or already ours, when the
-    # commit's answer was lost) in a running campaign.
+    # The one statement a batch is won with: pending and not given up (or already
+    # ours, when the commit's answer was lost) in a running campaign. "Not given
+    # up" is checked on the batch's own row: a claim that queued behind a
+    # cancel's give-up reads the row again once the cancel commits, but not the
+    # campaign's state, so without it the batch would be sent while counted unsent.
     "claim": (
         "UPDATE {s}.batches b SET state = 'sending', owner = %(runner)s, claimed_at = now() "
         "WHERE b.campaign = %(campaign)s AND b.idx = %(idx)s "
-        "AND (b.state = 'pending' OR (b.state = 'sending' AND b.owner = %(runner)s)) "
+        "AND ((b.state = 'pending' AND NOT b.settled) OR (b.state = 'sending' AND b.owner = %(runner)s)) "
         f"AND {_RUNNING} RETURNING b.idx"
     ),
     "release": (

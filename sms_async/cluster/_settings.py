@@ -5,7 +5,9 @@ campaign (text, sender id, gateway name, region, rate) and each worker brings
 its own gateway credentials, from the same variables and config file the
 command line uses::
 
-    SMS_ASYNC_DATABASE_URL     postgresql://user@db-host:5432/sms   (required)
+    SMS_ASYNC_DATABASE_URL     postgresql://user@db-host:5432/sms (shared by many machines), or
+                               sqlite:///campaigns.db (this machine only; the default is
+                               sqlite:///sms-async-campaigns.db in the working directory)
     SMS_ASYNC_DATABASE_SCHEMA  the schema holding the store's tables (default sms_async)
     SMS_ASYNC_BROKER_URL       amqp://user:password@rabbit-host:5672//   (default: RabbitMQ on 127.0.0.1)
     SMS_ASYNC_USERNAME, SMS_ASYNC_PASSWORD, SMS_ASYNC_TOKEN, SMS_ASYNC_BASE_URL
@@ -29,15 +31,18 @@ from typing import Any, Final
 import attrs
 
 from sms_async._exceptions import ConfigurationError
+from sms_async.campaign import DEFAULT_STORE_FILE, environment_settings
 from sms_async.providers import Driver, gateway
 
 __all__ = [
     "DEFAULT_BROKER_URL",
+    "DEFAULT_STORE_URL",
     "ENV_BROKER_URL",
     "ENV_DATABASE_SCHEMA",
     "ENV_DATABASE_URL",
     "ClusterSettings",
     "account_key",
+    "check_account",
     "check_schema",
     "driver_from_environment",
 ]
@@ -51,11 +56,10 @@ ENV_CONFIG: Final = "SMS_ASYNC_CONFIG"
 #: RabbitMQ on this machine, with its default account (kombu's default user).
 DEFAULT_BROKER_URL: Final = "amqp://127.0.0.1:5672//"
 DEFAULT_SCHEMA: Final = "sms_async"
+#: The campaign commands' store when SMS_ASYNC_DATABASE_URL names none: a SQLite file here.
+DEFAULT_STORE_URL: Final = f"sqlite:///{DEFAULT_STORE_FILE}"
 
 _SCHEMA_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
-# Driver settings a worker reads from its environment: SMS_ASYNC_<KEY>. Extra
-# request parameters are not among them: they belong in the driver's own config.
-_FROM_ENVIRONMENT: Final = ("username", "password", "token", "base_url", "send_path", "status_path")
 
 
 def check_schema(name: str) -> str:
@@ -101,6 +105,15 @@ class ClusterSettings:
     patience: float = attrs.field(default=60.0, validator=_positive)
     concurrency: int = 32
 
+    def shard_options(self) -> dict[str, Any]:
+        """What :func:`~sms_async.cluster.run_shard` takes from these settings."""
+        return {
+            "concurrency": self.concurrency,
+            "budget": self.shard_seconds,
+            "lease": self.lease,
+            "heartbeat": self.heartbeat,
+        }
+
     def __attrs_post_init__(self) -> None:
         if self.heartbeat * 2 > self.lease:
             raise ConfigurationError(
@@ -113,7 +126,7 @@ class ClusterSettings:
         """Read ``SMS_ASYNC_*`` variables (see the module docstring); ``overrides`` win.
 
         Raises:
-            ConfigurationError: the database URL is missing, or a number is not one.
+            ConfigurationError: a number is not one.
         """
         env = os.environ if env is None else env
         values: dict[str, Any] = {}
@@ -137,13 +150,14 @@ class ClusterSettings:
                     values[name] = kind(env[variable])
                 except ValueError:
                     raise ConfigurationError(f"{variable} must be a number, got {env[variable]!r}") from None
-        values.update(overrides)
-        if not values.get("database_url"):
-            raise ConfigurationError(
-                f"no campaign store: set {ENV_DATABASE_URL} to a PostgreSQL database, "
-                "for example postgresql://sms@db-host:5432/sms"
-            )
+        values.update({name: value for name, value in overrides.items() if value is not None})
+        values.setdefault("database_url", DEFAULT_STORE_URL)
         return cls(**values)
+
+    @property
+    def shared(self) -> bool:
+        """Whether the store is one many machines share (PostgreSQL), not a file of this machine's."""
+        return not self.database_url.startswith("sqlite:")
 
 
 def _config_section(name: str, env: Mapping[str, str]) -> dict[str, Any]:
@@ -187,10 +201,7 @@ def driver_from_environment(gateway_name: str, env: Mapping[str, str] | None = N
         for key, value in _config_section(gateway_name, env).items()
         if key in driver_class.settings_keys
     }
-    for key in _FROM_ENVIRONMENT:
-        value = env.get(f"SMS_ASYNC_{key.upper()}")
-        if value and key in driver_class.settings_keys:
-            settings[key] = value
+    settings.update(environment_settings(driver_class.settings_keys, env))
     try:
         return driver_class.from_settings(settings)
     except ConfigurationError as error:
@@ -199,6 +210,26 @@ def driver_from_environment(gateway_name: str, env: Mapping[str, str] | None = N
             f"SMS_ASYNC_PASSWORD (and SMS_ASYNC_BASE_URL where needed) in its environment, or fill the "
             f"[{gateway_name}] section of its config file"
         ) from None
+
+
+async def check_account(driver: Driver) -> None:
+    """Ask the gateway whether it knows ``driver``'s account, where it has a look-up that needs one.
+
+    A worker does so before it takes a shard, so that a wrong password stops
+    that worker at once instead of aborting the first campaign it touches.
+    Gateways without a balance look-up are not asked (nothing else they offer
+    reads an account without sending).
+
+    Raises:
+        AuthenticationError: the gateway refused the credentials.
+        SmsError: the look-up failed otherwise (the gateway out of reach).
+    """
+    if not driver.capabilities.balance:
+        return
+    from sms_async._engine import BulkSender  # noqa: PLC0415 - the engine, only when a worker starts
+
+    async with BulkSender(driver) as bulk:
+        await bulk.balance()
 
 
 def account_key(driver: Driver, env: Mapping[str, str] | None = None) -> str:

@@ -11,7 +11,6 @@ longer), because a lost answer does not tell whether the commit happened.
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import json
 import logging
 import time
@@ -20,126 +19,135 @@ from types import TracebackType
 from typing import Any, Final, Self, TypeVar
 
 import anyio
-import attrs
 import psycopg
 from psycopg import errors as pg_errors
 from psycopg.conninfo import conninfo_to_dict
-from psycopg_pool import AsyncConnectionPool
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
-from sms_async._exceptions import UsageError
 from sms_async._models import Entry, Outcome
 from sms_async._redact import keep_secrets, redact
+from sms_async.campaign import (
+    CampaignError,
+    CampaignStatus,
+    Loading,
+    SqliteStore,
+    StorageError,
+    Store,
+    StoredCampaign,
+    Unsettled,
+    status_from_totals,
+)
 from sms_async.cluster._schema import OUTCOMES, SCHEMA_VERSION, ddl, sql
 from sms_async.cluster._settings import DEFAULT_SCHEMA, ClusterSettings, check_schema
 
 __all__ = [
-    "Campaign",
     "CampaignError",
     "CampaignStatus",
     "CampaignStore",
+    "Loading",
     "StoreUnavailableError",
+    "StoredCampaign",
     "is_transient",
+    "open_store",
 ]
 
 logger = logging.getLogger("sms_async.cluster")
 
 T = TypeVar("T")
 
-#: Campaign states in which nothing more is sent.
-STOPPED: Final = ("done", "cancelled", "aborted")
 _EVERY_BATCH: Final = (0, 2**31 - 1)
 _COUNT_NAMES: Final = tuple(outcome.value for outcome in OUTCOMES)
-_NOT_YET: Final = "not settled yet: the campaign is still running"
 
 
-class StoreUnavailableError(RuntimeError):
+class StoreUnavailableError(StorageError):
     """The campaign store could not be reached for longer than the store's patience.
 
-    Deliberately not an :class:`~sms_async.SmsError`: the engine turns those
-    into outcomes of a batch, and an unreachable store says nothing about a
-    batch; it stops the shard, whose task is tried again later.
+    A :class:`~sms_async.campaign.StorageError`, as a journal that cannot be
+    written is on one machine. The engine turns every
+    :class:`~sms_async.SmsError` raised while a batch is sent into that batch's
+    outcome, and an unreachable store says nothing about a batch: what the
+    engine calls (the journal, the shared meter and pause) keeps it from the
+    engine: the shard run stops taking batches and raises it at its end, and
+    its task is tried again later.
     """
 
-
-class CampaignError(UsageError):
-    """A campaign that does not exist, or cannot do what was asked in its state."""
-
-
-@attrs.frozen
-class Campaign:
-    """One campaign as the store keeps it (no credential: workers bring their own)."""
-
-    id: int
-    state: str
-    gateway: str
-    region: str
-    sender_id: str
-    text: str
-    max_segments: int | None
-    skip_dnd: bool
-    #: Messages a second for the whole campaign, across every worker; ``None``: no limit.
-    rate: float | None
-    #: The Celery queue its shards go to.
-    queue: str
-    input_name: str
-    max_batch: int
-    shard_size: int
-    #: Inputs read, distinct valid numbers among them, and batches cut.
-    inputs: int
-    recipients: int
-    batches: int
-    created_at: dt.datetime
-    started_at: dt.datetime | None
-    finished_at: dt.datetime | None
-    #: Why it stopped early (cancelled, or the gateway refused the credentials or has no credit).
-    stop_reason: str | None
-
-    @property
-    def shards(self) -> int:
-        """How many shards its batches make."""
-        return -(-self.batches // self.shard_size)
-
-    def shard_range(self, shard: int) -> tuple[int, int]:
-        """The first and last batch index of ``shard``."""
-        first = shard * self.shard_size
-        return first, min(first + self.shard_size, self.batches) - 1
+    def __init__(self, message: str, *, permanent: bool = False) -> None:
+        super().__init__(message)
+        #: Whether the store refused the connection for a reason waiting cannot cure
+        #: (a missing database, a wrong user or password).
+        self.permanent = permanent
 
 
-@attrs.frozen
-class CampaignStatus:
-    """How a campaign stands: inputs per outcome and batches per state."""
+class _PgLoading:
+    def __init__(self, store: CampaignStore, conn: psycopg.AsyncConnection[Any], campaign: int) -> None:
+        self._store = store
+        self._conn = conn
+        self.campaign = campaign
 
-    campaign: Campaign
-    #: Inputs per outcome so far (inputs not yet settled are in none).
-    outcomes: dict[Outcome, int]
-    #: Batches per state: pending, unsent (settled, every number unsent), sending, sent, rejected, unknown.
-    batches: dict[str, int]
-    requests: int
-    retries: int
+    async def write(self, inputs: Sequence[tuple[Any, ...]], batches: Sequence[tuple[Any, ...]]) -> None:
+        cursor = self._conn.cursor()
+        for statement, rows in (("copy_inputs", inputs), ("copy_batches", batches)):
+            if rows:
+                async with cursor.copy(self._store.sql[statement]) as copy:
+                    for row in rows:
+                        await copy.write_row(row)
 
-    @property
-    def settled(self) -> int:
-        """Inputs with an outcome."""
-        return sum(self.outcomes.values())
-
-    @property
-    def finished(self) -> bool:
-        """Whether nothing more will happen: done, or stopped with no batch in flight."""
-        return self.campaign.state in STOPPED and not self.batches["sending"]
-
-    @property
-    def all_accepted(self) -> bool:
-        """Whether every input was accepted (duplicates and do-not-disturb skips aside)."""
-        fine = {Outcome.ACCEPTED, Outcome.DUPLICATE, Outcome.SKIPPED}
-        return self.settled == self.campaign.inputs and not any(
-            count for outcome, count in self.outcomes.items() if outcome not in fine
+    async def loaded(self, inputs: int, recipients: int, batches: int) -> None:
+        await self._conn.execute(
+            self._store.sql["loaded"],
+            {"campaign": self.campaign, "inputs": inputs, "recipients": recipients, "batches": batches},
         )
 
 
 def is_transient(error: BaseException) -> bool:
     # Connection losses, a server shutting down, serialization failures and
     # deadlocks are OperationalErrors; a closed connection is an InterfaceError.
-    return isinstance(error, psycopg.OperationalError | psycopg.InterfaceError)
+    return isinstance(error, psycopg.OperationalError | psycopg.InterfaceError) and not is_permanent(error)
+
+
+# What libpq says when a connection is refused for a reason that waiting does
+# not cure. A refused connection carries no SQLSTATE (libpq gives none before
+# a session exists), so its words are all there is to tell by.
+_PERMANENT: Final = (
+    "does not exist",  # the database, or the role
+    "authentication failed",
+    "no password supplied",
+    "no pg_hba.conf entry",
+    "password is required",
+    "failed to resolve host",
+    "invalid connection option",
+    "invalid dsn",
+    "invalid uri",
+    "invalid port",
+    "invalid integer value",
+)
+
+
+def is_permanent(error: BaseException) -> bool:
+    """Whether connecting failed for a reason waiting cannot cure (a wrong database, user or password)."""
+    if not isinstance(error, psycopg.OperationalError):
+        return False
+    text = str(error).lower()
+    return any(words in text for words in _PERMANENT)
+
+
+def _unavailable(error: BaseException) -> StoreUnavailableError:
+    return StoreUnavailableError(_connect_failure(error), permanent=is_permanent(error))
+
+
+def _connect_failure(error: BaseException) -> str:
+    """The one line that says why the store could not be reached, and what to check."""
+    reason = redact(str(error)).strip().replace("\n", " ").replace("\t", " ")
+    reason = reason.removeprefix("connection failed: ")
+    if is_permanent(error):
+        return (
+            f"the campaign store refuses the connection, which trying again cannot cure: {reason[:300]} "
+            "(check the database, user and password in SMS_ASYNC_DATABASE_URL)"
+        )
+    return (
+        f"the campaign store cannot be reached: {reason[:300]} "
+        "(check the host and port in SMS_ASYNC_DATABASE_URL)"
+    )
 
 
 class CampaignStore:
@@ -182,7 +190,14 @@ class CampaignStore:
             ) from None
         keep_secrets(self, password if isinstance(password, str) else None)
         self.sql = sql(self.schema)
+        self._url = url
         self._warm = warm
+        # Every connection's options, for the pools and for the probe that opens the store.
+        self._connect_options: dict[str, Any] = {
+            "autocommit": True,
+            "application_name": application_name,
+            "connect_timeout": 10,
+        }
         self._pool = self._new_pool(url, max_connections, application_name)
         self._claims = self._new_pool(url, claim_connections, application_name) if claim_connections else None
         self._pools = [pool for pool in (self._pool, self._claims) if pool is not None]
@@ -192,7 +207,7 @@ class CampaignStore:
             url,
             min_size=size if self._warm else 1,
             max_size=size,
-            kwargs={"autocommit": True, "application_name": application_name, "connect_timeout": 10},
+            kwargs=self._connect_options,
             open=False,
             timeout=min(self.patience, 10.0),
             name=application_name,
@@ -208,16 +223,37 @@ class CampaignStore:
         return f"<CampaignStore schema={self.schema!r}>"
 
     async def __aenter__(self) -> Self:
+        if self._warm:
+            # Waiting for a warm pool would retry a wrong database or password for the whole patience.
+            await self.probe()
         try:
             for pool in self._pools:
                 await pool.open(wait=self._warm, timeout=self.patience)
         except psycopg.OperationalError as error:
             for pool in self._pools:
                 await pool.close()
-            raise StoreUnavailableError(
-                f"the campaign store cannot be reached: {redact(str(error))[:300]}"
-            ) from None
+            raise _unavailable(error) from None
         return self
+
+    async def probe(self) -> None:
+        """Connect once, now: a wrong address, database, user or password is one clear error at once.
+
+        Raises:
+            StoreUnavailableError: the connection failed (the message says
+                whether trying again can help); nothing was retried.
+        """
+        error = await self._connect_error()
+        if error is not None:
+            raise _unavailable(error)
+
+    async def _connect_error(self) -> psycopg.OperationalError | None:
+        """Why a new connection fails now, if it does."""
+        try:
+            conn = await psycopg.AsyncConnection.connect(self._url, **self._connect_options)
+        except psycopg.OperationalError as error:
+            return error
+        await conn.close()
+        return None
 
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
@@ -284,7 +320,11 @@ class CampaignStore:
                     "SMS_ASYNC_DATABASE_SCHEMA"
                 ) from None
             except Exception as error:
-                if not is_transient(error):
+                # The pool says only that no connection came: a new one says why.
+                cause = (await self._connect_error() or error) if isinstance(error, PoolTimeout) else error
+                if is_permanent(cause):
+                    raise _unavailable(cause) from None
+                if not is_transient(cause):
                     raise
                 if time.monotonic() + wait > give_up:
                     raise StoreUnavailableError(
@@ -317,6 +357,14 @@ class CampaignStore:
             return (await conn.execute(self.sql[name], params)).rowcount
 
         return await self.run(name, go)
+
+    @contextlib.asynccontextmanager
+    async def loading(self, params: dict[str, Any]) -> AsyncIterator[Loading]:
+        """A new campaign of ``params``, loaded in one transaction: all of it, or nothing."""
+        async with self._pool.connection() as conn, conn.transaction():
+            row = await (await conn.execute(self.sql["insert_campaign"], params)).fetchone()
+            assert row is not None  # noqa: S101 - INSERT ... RETURNING answers one row
+            yield _PgLoading(self, conn, int(row[0]))
 
     # -- the schema ---------------------------------------------------------------------
 
@@ -353,14 +401,14 @@ class CampaignStore:
 
     # -- campaigns ----------------------------------------------------------------------
 
-    async def campaign(self, campaign: int) -> Campaign:
+    async def campaign(self, campaign: int) -> StoredCampaign:
         """The campaign with id ``campaign``; CampaignError if there is none."""
         row = await self.fetchone("campaign", campaign=campaign)
         if row is None:
             raise CampaignError(f"there is no campaign {campaign} in the store (schema {self.schema!r})")
-        return Campaign(*row)
+        return StoredCampaign(*row)
 
-    async def start(self, campaign: int) -> tuple[Campaign, list[int]]:
+    async def start(self, campaign: int) -> tuple[StoredCampaign, list[int]]:
         """Mark the campaign running and return it with the shards that have work left.
 
         A campaign that ran before (done, aborted, or running with lost
@@ -440,24 +488,29 @@ class CampaignStore:
         )
         return int(row[0]) if row else 0
 
+    async def idle_for(self, campaign: int) -> float | None:
+        """Seconds since any worker last worked on the campaign (``None`` if it never started)."""
+        row = await self.fetchone("idle_for", campaign=campaign)
+        return None if row is None or row[0] is None else float(row[0])
+
     async def status(self, campaign: int) -> CampaignStatus:
         """Inputs per outcome and batches per state."""
         found = await self.campaign(campaign)
         row = await self.fetchone("totals", campaign=campaign)
         assert row is not None  # noqa: S101 - an aggregate always answers one row
-        values = [int(value) for value in row]
-        outcomes = dict(zip(OUTCOMES, values[: len(OUTCOMES)], strict=True))
-        names = ("pending", "unsent", "sending", "sent", "rejected", "unknown")
-        batches = dict(zip(names, values[len(OUTCOMES) : len(OUTCOMES) + len(names)], strict=True))
-        requests, retries = values[-2:]
-        return CampaignStatus(found, outcomes, batches, requests, retries)
+        return status_from_totals(found, [int(value) for value in row])
 
-    async def export(self, campaign: int) -> AsyncIterator[Entry]:
-        """Every input's row, in input order, as ``BatchResult.entries()`` gives them.
+    async def export(self, campaign: int) -> AsyncIterator[Entry | Unsettled]:
+        """Every input's row, in input order (see :meth:`export_rows`, which adds the kept columns)."""
+        async for row, _kept in self.export_rows(campaign):
+            yield row
+
+    async def export_rows(self, campaign: int) -> AsyncIterator[tuple[Entry | Unsettled, list[str]]]:
+        """Every input's row, in input order, as ``BatchResult.entries()`` gives them, with its kept columns.
 
         ``position`` is the input's row as its reader numbered it (its line or
         CSV row: see :func:`create_campaign`), as a results file shows it. An
-        input still waiting to be sent shows as unknown, with a reason saying so.
+        input not settled yet is :class:`~sms_async.campaign.Unsettled`.
         """
         await self.campaign(campaign)
         async with (
@@ -467,11 +520,11 @@ class CampaignStore:
         ):
             cursor.itersize = 5000
             await cursor.execute(self.sql["export"], {"campaign": campaign})
-            async for position, raw, e164, outcome, message_id, reason in cursor:
+            async for position, raw, e164, outcome, message_id, reason, kept in cursor:
                 if outcome is None:
-                    yield Entry(int(position), raw, e164, Outcome.UNKNOWN, "", _NOT_YET)
+                    yield Unsettled(int(position), raw, e164), kept or []
                 else:
-                    yield Entry(int(position), raw, e164, Outcome(outcome), message_id, reason)
+                    yield Entry(int(position), raw, e164, Outcome(outcome), message_id, reason), kept or []
 
     # -- one batch ----------------------------------------------------------------------
 
@@ -533,3 +586,10 @@ class CampaignStore:
             return bool(done and done[0])
 
         return await self.run("settle", go)
+
+
+def open_store(settings: ClusterSettings, **options: Any) -> Store:
+    """The store ``settings`` name: SQLite for a ``sqlite:`` URL, else PostgreSQL (``options`` are its)."""
+    if not settings.shared:
+        return SqliteStore.from_url(settings.database_url, patience=settings.patience)
+    return CampaignStore.from_settings(settings, **options)

@@ -50,7 +50,7 @@ from sms_async.cluster._settings import (
     ClusterSettings,
     driver_from_environment,
 )
-from sms_async.cluster._store import Campaign, CampaignStore, StoreUnavailableError
+from sms_async.cluster._store import CampaignStore, StoredCampaign, StoreUnavailableError
 
 __all__ = [
     "TASK_NAME",
@@ -249,16 +249,7 @@ async def _run_from_environment(
         await store.stop(campaign, "aborted", reason)
         logger.error("campaign %d aborted: %s", campaign, reason)  # noqa: TRY400 - the reason is the message
         return ShardReport(campaign, shard, found.queue, stopped="aborted")
-    return await run_shard(
-        store,
-        campaign,
-        shard,
-        driver=driver,
-        concurrency=settings.concurrency,
-        budget=settings.shard_seconds,
-        lease=settings.lease,
-        heartbeat=settings.heartbeat,
-    )
+    return await run_shard(store, campaign, shard, driver=driver, **settings.shard_options())
 
 
 def register(target: Celery) -> Task:
@@ -272,7 +263,7 @@ def register(target: Celery) -> Task:
     return task
 
 
-def enqueue(campaign: Campaign, shards: list[int], target: Celery | None = None) -> None:
+def enqueue(campaign: StoredCampaign, shards: list[int], target: Celery | None = None) -> None:
     """Queue a task for each of ``shards`` of ``campaign`` on its queue, through ``target`` (default: app)."""
     sender = target or app
     for shard in shards:

@@ -181,3 +181,24 @@ def test_gateway_params_from_options_and_config(tmp_path, sms_gateway):
 def test_simulated_gateway_serves_the_toy_beside_the_others(toy_gateway, sms_gateway: SimulatedGateway):
     """The toy protocol registered by the fixture is served by a new simulator (the CLI test relies on it)."""
     assert "toy" in sms_gateway.protocols
+
+
+def test_every_text_setting_of_a_driver_comes_from_its_own_variable(tmp_path):
+    """SMS_ASYNC_<KEY> gives each text settings key a driver declares, for the command line and workers
+    alike; never the parameters table nor the plain-http opt-in.
+    """  # noqa: D205
+    from sms_async.campaign import environment_settings  # noqa: PLC0415
+    from sms_async.cli._config import resolve_settings  # noqa: PLC0415
+
+    env = {
+        "SMS_ASYNC_SEND_PATH": "/api/v2/send",
+        "SMS_ASYNC_FLAVOUR": "mint",
+        "SMS_ASYNC_ALLOW_INSECURE_HTTP": "1",
+        "SMS_ASYNC_PARAMS": "x",
+        "HOME": str(tmp_path),
+    }
+    keys = {"send_path", "flavour", "allow_insecure_http", "params"}
+    assert environment_settings(keys, env) == {"send_path": "/api/v2/send", "flavour": "mint"}
+    settings = resolve_settings(gateway="itecpay", config_path=None, env=env)
+    assert settings.values["send_path"] == "/api/v2/send"
+    assert "allow_insecure_http" not in settings.values

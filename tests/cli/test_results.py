@@ -190,6 +190,8 @@ def test_dead_port_summary_says_why(tmp_path, gw):
     result = invoke(send_args(source, tmp_path / "results.jsonl"), env)
     assert result.exit_code == 1, result.output
     assert "unsent 150: could not connect to 127.0.0.1" in result.stdout
+    # Nothing reached the gateway: no batch counts as sent.
+    assert "this run: 0 batches sent" in result.stdout
 
 
 def test_an_input_unreadable_part_way_stops_the_run(tmp_path, gw):

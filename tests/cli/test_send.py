@@ -282,6 +282,7 @@ def test_bad_password_aborts_with_exit_3(sms_gateway_factory, tmp_path):
     assert result.exit_code == 3, result.output
     assert "AuthenticationError" in result.stderr
     assert Counter(r["outcome"] for r in read_rows(output)) == {"unsent": 300}
+    assert "this run: 0 batches sent" in result.stdout
     assert wrong not in result.output
     assert quote(wrong, safe="") not in result.output
     assert wrong.encode() not in output.read_bytes()
@@ -510,3 +511,17 @@ def test_skip_dnd_unsupported_by_itecpay(tmp_path, gw):
     assert "do-not-disturb" in result.stderr
     assert not output.exists()
     assert not (tmp_path / "r.jsonl.journal").exists()
+
+
+@pytest.mark.parametrize(("name", "content"), [("numbers.txt", "\n\n"), ("people.csv", "phone,name\n")])
+def test_an_input_without_recipients_is_refused_as_campaign_create_refuses_it(gw, tmp_path, name, content):
+    """An empty input (blank lines, or a CSV header alone) is exit 2 with one line, and no file is written."""
+    source = tmp_path / name
+    source.write_text(content)
+    output = tmp_path / "results.jsonl"
+    result = invoke(send_args(source, output), env_for(gw, tmp_path))
+    assert result.exit_code == 2, result.output
+    assert f"{source} holds no input" in result.stderr
+    assert not output.exists()
+    assert not Path(f"{output}.journal").exists()
+    assert not gw.messages

@@ -68,3 +68,26 @@ def test_report_book_work_per_report_does_not_grow():
     assert len(book) == count
     assert book.final == count // 2
     assert _Counted.asked <= 3 * 2 * count
+
+
+def test_status_of_a_file_without_its_journal_never_advises_a_resume(tmp_path, sms_gateway_factory):
+    """Unknown rows of a campaign's export: the advice names campaign commands, never --resend-unknown."""
+    from sms_async import Outcome  # noqa: PLC0415
+    from sms_async._models import Entry  # noqa: PLC0415
+    from sms_async.campaign import Unsettled, encode_row  # noqa: PLC0415
+
+    gw = sms_gateway_factory()
+    exported = tmp_path / "export.jsonl"
+    exported.write_text(
+        encode_row(Entry(1, "9800000001", "+919800000001", Outcome.UNKNOWN, "", "lost"), "jsonl")
+        + encode_row(Unsettled(2, "9800000002", "+919800000002"), "jsonl")
+    )
+    result = invoke(["status", str(exported)], env_for(gw, tmp_path))
+    assert result.exit_code == 1, result.output
+    text = " ".join(result.stdout.split())
+    assert "1 rows are unknown" in text
+    assert "no journal beside it" in text
+    assert "sms-async campaign start sends only unsent ones" in text
+    assert "1 rows are pending" in text
+    assert "sms-async campaign export ID" in text
+    assert "--resend-unknown" not in text

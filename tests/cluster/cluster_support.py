@@ -101,10 +101,12 @@ def rabbitmqctl(*args: str) -> None:
 class Simulator:
     """The simulated gateway in a process of its own (``python -m sms_async.testing``)."""
 
-    def __init__(self, accounts: Iterable[str], latency: float = 0.0) -> None:
+    def __init__(self, accounts: Iterable[str], latency: float = 0.0, faults: Iterable[str] = ()) -> None:
         args = [sys.executable, "-m", "sms_async.testing", "--port", "0", "--no-store-messages"]
         for account in accounts:
             args += ["--account", account]
+        for fault in faults:
+            args += ["--fault", fault]
         if latency:
             args += ["--latency", str(latency)]
         self.process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # noqa: S603
@@ -160,11 +162,13 @@ class Cluster:
             self.env.pop(name, None)
         self.workers: list[Worker] = []
 
-    def cli(self, *args: str, check: bool = True, timeout: float = 180) -> subprocess.CompletedProcess[str]:
-        """Run ``sms-async ARGS`` in a process with the cluster's environment."""
+    def cli(
+        self, *args: str, check: bool = True, timeout: float = 180, env: dict[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        """Run ``sms-async ARGS`` in a process with the cluster's environment (and ``env`` over it)."""
         done = subprocess.run(  # noqa: S603
             [sys.executable, "-m", "sms_async", *args],
-            env=self.env,
+            env={**self.env, **(env or {})},
             capture_output=True,
             text=True,
             timeout=timeout,

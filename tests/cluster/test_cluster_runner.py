@@ -183,3 +183,32 @@ async def test_the_store_holds_no_credential(store):
         dumped = str(query(f'SELECT * FROM "{store.schema}".{table}'))  # noqa: S608
         for secret in secrets:
             assert secret not in dumped, table
+
+
+async def test_a_store_lost_mid_shard_stops_the_run_and_is_no_batch_outcome(store, monkeypatch):
+    """The store unreachable at a claim: run_shard raises StoreUnavailableError (an SmsError the engine
+    must not turn into a batch's outcome); the batch stays pending, nothing is counted unsent or unknown.
+    """  # noqa: D205
+    from sms_async.campaign import StorageError  # noqa: PLC0415
+    from sms_async.cluster import StoreUnavailableError  # noqa: PLC0415
+
+    assert issubclass(StoreUnavailableError, StorageError)
+    with SimulatedGateway() as gw:
+        created = await create_campaign(store, CampaignSpec("Hello", "ITONAB"), numbers(300))
+        await store.start(created.id)
+        real_claim = store.claim
+        claims = itertools.count()
+
+        async def flaky_claim(*args):
+            if next(claims) == 1:
+                raise StoreUnavailableError("the campaign store cannot be reached (claim): test")
+            return await real_claim(*args)
+
+        monkeypatch.setattr(store, "claim", flaky_claim)
+        with pytest.raises(StoreUnavailableError, match="test"):
+            await run_shard(store, created.id, 0, driver=driver(gw), concurrency=1)
+        status = await store.status(created.id)
+        assert status.outcomes[Outcome.UNSENT] == 0
+        assert status.outcomes[Outcome.UNKNOWN] == 0
+        assert status.batches["pending"] >= 1
+        assert not gw.stats.duplicate_numbers()

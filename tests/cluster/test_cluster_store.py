@@ -263,3 +263,57 @@ async def test_an_unreachable_store_is_reported_without_its_password():
             await lazy.campaign(1)
     assert "hunter2" not in str(caught.value)
     assert caught.value.__cause__ is None
+
+
+async def test_a_claim_racing_a_cancel_loses_and_the_cancel_counts_each_input_once(store):
+    """A claim queued behind a cancel's give-up finds the batch given up: unsent once, never in flight."""
+    import psycopg  # noqa: PLC0415
+
+    campaign, _ = await _started(store, count=200)
+    schema = store.schema
+    stopper = await psycopg.AsyncConnection.connect(DATABASE_URL)
+    try:
+        # The cancel's statements, held uncommitted so that a claim queues behind them.
+        await stopper.execute(
+            store.sql["stop"],
+            {"campaign": campaign.id, "state": "cancelled", "reason": "r", "from_states": ["running"]},
+        )
+        await stopper.execute(
+            store.sql["give_up_pending"],
+            {"campaign": campaign.id, "outcome": "unsent", "reason": "not sent: r"},
+        )
+        won: list[bool] = []
+        async with anyio.create_task_group() as tg:
+
+            async def claim() -> None:
+                won.append(await store.claim(campaign.id, 0, "racer"))
+
+            tg.start_soon(claim)
+            # Commit only once the claim waits for the cancel's row lock.
+            claiming = f"UPDATE \"{schema}\".batches b SET state = 'sending'%"  # noqa: S608 - a LIKE pattern
+            waiting = "SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE %s"
+            # Another process's state: there is no event to wait on.
+            while not query(waiting, claiming):  # noqa: ASYNC110
+                await anyio.sleep(0.01)
+            await stopper.commit()
+    finally:
+        await stopper.close()
+    assert won == [False]
+    status = await store.status(campaign.id)
+    assert status.batches["sending"] == 0
+    assert status.outcomes[Outcome.UNSENT] == 200
+    assert status.finished
+
+
+async def test_a_missing_database_is_permanent_however_patient_the_store():
+    """A store whose database does not exist says so on its first operation, whatever its patience."""
+    require_postgres()
+    url = DATABASE_URL.rsplit("/", 1)[0] + "/sms_async_no_such_database"
+    lazy = CampaignStore(url, patience=3600)
+    async with lazy:
+        with pytest.raises(StoreUnavailableError, match="trying again cannot cure") as caught:
+            await lazy.campaign(1)
+    assert 'database "sms_async_no_such_database" does not exist' in str(caught.value)
+    with pytest.raises(StoreUnavailableError, match="trying again cannot cure"):
+        async with CampaignStore(url, patience=3600, warm=True):
+            pass

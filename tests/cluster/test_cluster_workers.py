@@ -8,6 +8,7 @@ The simulator counts what the gateway really received.
 from __future__ import annotations
 
 import contextlib
+import json
 import signal
 import time
 from collections.abc import Iterator
@@ -204,24 +205,60 @@ def test_two_accounts_side_by_side_each_within_its_own_rate(cluster, fresh, tmp_
     assert c_times[0] < b_times[-1]
 
 
-def test_bad_credentials_abort_the_campaign_across_workers(cluster, fresh, tmp_path):
-    """Two workers with a wrong password: the campaign aborts, both stop after their requests; all unsent."""
-    path = write_numbers(tmp_path / "bad.txt", numbers(20_000, prefix="+9193"))
-    campaign = cluster.create(path, "--queue", "qbad", "--shard-size", "20")
-    with workers(cluster, fresh, "qbad", "acct:wrong-password-9", 2, concurrency=4):
-        cluster.cli("campaign", "start", str(campaign))
-        code, status = cluster.status(campaign, "--wait", "--interval", "0.5", "--timeout", "120")
+def test_credentials_refused_mid_campaign_abort_it_across_workers(cluster, tmp_path):
+    """The gateway refuses the account's sends (a password revoked after the workers started): the campaign
+    aborts, both workers stop after their requests; all unsent.
+    """  # noqa: D205
+    revoked = Simulator(["acct:revoked-password-9"], faults=["auth_failure:1:ops=iton.sendSMS"])
+    try:
+        path = write_numbers(tmp_path / "bad.txt", numbers(20_000, prefix="+9193"))
+        campaign = cluster.create(path, "--queue", "qbad", "--shard-size", "20")
+        with workers(cluster, revoked, "qbad", "acct:revoked-password-9", 2, concurrency=4):
+            cluster.cli("campaign", "start", str(campaign))
+            code, status = cluster.status(campaign, "--wait", "--interval", "0.5", "--timeout", "120")
+        stats = revoked.stats()
+    finally:
+        revoked.stop()
     assert code == 3
     assert status["state"] == "aborted"
     assert "AuthenticationError" in status["stop_reason"]
-    assert "wrong-password-9" not in status["stop_reason"]
+    assert "revoked-password-9" not in status["stop_reason"]
     assert status["outcomes"]["unsent"] == 20_000
-    stats = fresh.stats()
     assert stats.accepted == 0
     assert stats.requests.get("iton.sendSMS", 0) <= 2 * 4 + 2
     rows = cluster.export(campaign)
     assert {row["outcome"] for row in rows} == {"unsent"}
-    assert "wrong-password-9" not in Path(cluster.tmp / f"export-{campaign}.jsonl").read_text()
+    assert "revoked-password-9" not in Path(cluster.tmp / f"export-{campaign}.jsonl").read_text()
+
+
+@pytest.mark.parametrize(
+    ("credentials", "words"),
+    [
+        ({"SMS_ASYNC_USERNAME": "acct", "SMS_ASYNC_PASSWORD": "wrong-password-9"}, "refuses this worker's"),
+        ({}, "has no usable iton account"),
+    ],
+)
+def test_a_worker_without_a_usable_account_refuses_to_start(cluster, sim, credentials, words):
+    """A wrong or missing password: the worker says so and exits 3 before taking any shard."""
+    import subprocess  # noqa: PLC0415
+    import sys  # noqa: PLC0415
+
+    env = {k: v for k, v in cluster.env.items() if k not in {"SMS_ASYNC_USERNAME", "SMS_ASYNC_PASSWORD"}}
+    env.update({"SMS_ASYNC_BASE_URL": sim.iton_url, "HOME": str(cluster.tmp), **credentials})
+    env.pop("SMS_ASYNC_CONFIG", None)
+    done = subprocess.run(
+        [sys.executable, "-m", "sms_async", "worker", "-Q", "nobody"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 3, done.stderr
+    assert words in done.stderr
+    assert "the worker does not start" in done.stderr
+    assert "wrong-password-9" not in done.stderr + done.stdout
+    assert " ready." not in done.stderr + done.stdout
 
 
 def test_cancel_stops_a_running_campaign(cluster, pool, fresh, tmp_path):
@@ -244,3 +281,64 @@ def test_cancel_stops_a_running_campaign(cluster, pool, fresh, tmp_path):
     refused = cluster.cli("campaign", "start", str(campaign), check=False)
     assert refused.returncode == 2
     assert "cancelled" in refused.stderr
+
+
+def test_a_personalised_campaign_on_two_workers_one_killed_exports_what_send_writes(cluster, fresh, tmp_path):
+    """The same CSV (a text per row, a DLT parameter, kept columns) sent by `send` and by two workers, one
+    SIGKILLed: no number twice, every send carried the parameter, and the rows are send's rows apart from
+    message ids and the killed worker's unknown ones.
+    """  # noqa: D205
+    import csv  # noqa: PLC0415
+    import io  # noqa: PLC0415
+
+    from sms_async.testing import SimulatedGateway  # noqa: PLC0415
+
+    people = numbers(30_000, prefix="+9195")
+    source = tmp_path / "people.csv"
+    source.write_text(
+        "phone,name,plan\n"
+        + "".join(f"{n},Name {i},plan-{i % 5}\n" for i, n in enumerate(people))
+        + "not a number,Nobody,none\n"
+    )
+    options = ["--text", "Hi {name}, your {plan} is ready", "-s", "ITONAB", "--param", "templateid=1107-5"]
+    sent = tmp_path / "send.csv"
+    with SimulatedGateway() as gw:
+        here = {"SMS_ASYNC_USERNAME": gw.username, "SMS_ASYNC_PASSWORD": gw.password}
+        cluster.cli(
+            "send", str(source), *options, "--keep-columns", "--ordered", "-o", str(sent),
+            env={**here, "SMS_ASYNC_BASE_URL": gw.iton_url},
+        )  # fmt: skip
+        assert gw.stats.accepted == 30_000
+    made = cluster.cli(
+        "campaign", "create", str(source), *options, "--keep-columns", "--json", "--queue", "qk"
+    )
+    campaign = json.loads(made.stdout)["id"]
+    with workers(cluster, fresh, "qk", "acct:pw-main-1", 2, concurrency=8):
+        cluster.cli("campaign", "start", str(campaign))
+        wait_for(lambda: fresh.stats().accepted >= 6_000, 60, "a fifth of the campaign to be sent")
+        busy = {
+            row[0]
+            for row in query(f'SELECT pid FROM "{cluster.schema}".runners WHERE campaign = %s', campaign)  # noqa: S608
+        }
+        victim = next(worker for worker in cluster.workers if worker.pid in busy)
+        kill_between_claims(victim, cluster, fresh)
+        _, status = cluster.status(campaign, "--wait", "--interval", "0.5", "--timeout", "120")
+    assert status["state"] == "done", status
+    stats = fresh.stats(numbers=True)
+    assert not stats.duplicates
+    requests = stats.requests.get("iton.sendSMS", 0)
+    assert stats.params["templateid=1107-5"] == requests
+    exported = tmp_path / "campaign.csv"
+    cluster.cli("campaign", "export", str(campaign), "-o", str(exported))
+    theirs = list(csv.reader(io.StringIO(sent.read_text())))
+    ours = list(csv.reader(io.StringIO(exported.read_text())))
+    assert ours[0] == theirs[0]
+    assert len(ours) == len(theirs) == 30_002
+    unknown = 0
+    for mine, reference in zip(ours[1:], theirs[1:], strict=True):
+        if mine[3] == "unknown":
+            unknown += 1
+            assert on_wire(mine[2]) in stats.numbers  # the killed worker's request had arrived
+            continue
+        assert mine[:4] + mine[5:] == reference[:4] + reference[5:]
+    assert unknown < 30_000
