@@ -29,6 +29,7 @@ from psycopg_pool import AsyncConnectionPool
 from sms_async._exceptions import UsageError
 from sms_async._models import Entry, Outcome
 from sms_async._redact import keep_secrets, redact
+from sms_async.cluster._connect import ConnectionSettings, is_pooler_error
 from sms_async.cluster._schema import OUTCOMES, SCHEMA_VERSION, ddl, sql
 from sms_async.cluster._settings import DEFAULT_SCHEMA, ClusterSettings, check_schema
 
@@ -175,6 +176,8 @@ class CampaignStore:
         self.schema = check_schema(schema)
         self.patience = patience
         try:
+            self.connecting = ConnectionSettings.parse(url)
+            url = self.connecting.url
             password = conninfo_to_dict(url).get("password")
         except psycopg.ProgrammingError:
             raise CampaignError(
@@ -192,7 +195,8 @@ class CampaignStore:
             url,
             min_size=size if self._warm else 1,
             max_size=size,
-            kwargs={"autocommit": True, "application_name": application_name, "connect_timeout": 10},
+            kwargs=self.connecting.kwargs(application_name),
+            connection_class=self.connecting.connection_class(),
             open=False,
             timeout=min(self.patience, 10.0),
             name=application_name,
@@ -263,20 +267,26 @@ class CampaignStore:
         operation: Callable[[psycopg.AsyncConnection[Any], int], Awaitable[T]],
         *,
         pool: AsyncConnectionPool[Any] | None = None,
+        patience: float | None = None,
     ) -> T:
         """``operation(connection, attempt)``, tried again on a new connection while the store is unreachable.
 
-        ``what`` names the operation in messages. Raises
-        :class:`StoreUnavailableError` after ``patience`` seconds.
+        ``what`` names the operation in messages. Each try is bounded by the
+        connection settings' operation timeout (an answer lost on a silent
+        network counts as a lost connection). Raises
+        :class:`StoreUnavailableError` after ``patience`` seconds (the store's own by default).
         """
-        give_up = time.monotonic() + self.patience
+        give_up = time.monotonic() + (self.patience if patience is None else patience)
         wait = 0.05
         attempt = 0
         while True:
             attempt += 1
             try:
                 async with (pool or self._pool).connection() as conn:
-                    return await operation(conn, attempt)
+                    if self.connecting.pooled:
+                        conn.prepare_threshold = None
+                    with anyio.fail_after(self.connecting.operation_timeout):
+                        return await operation(conn, attempt)
             except (pg_errors.UndefinedTable, pg_errors.InvalidSchemaName):
                 raise CampaignError(
                     f"the campaign store has no tables in schema {self.schema!r}: create a campaign "
@@ -284,13 +294,21 @@ class CampaignStore:
                     "SMS_ASYNC_DATABASE_SCHEMA"
                 ) from None
             except Exception as error:
-                if not is_transient(error):
+                if is_pooler_error(error):
+                    # The statement did not run: run it again, unprepared.
+                    self.connecting.found_pooler(redact(str(error))[:100])
+                elif not is_transient(error) and not isinstance(error, TimeoutError):
                     raise
+                why = redact(str(error))[:300] or (
+                    f"no answer within {self.connecting.operation_timeout:g} s"
+                    if isinstance(error, TimeoutError)
+                    else type(error).__name__
+                )
                 if time.monotonic() + wait > give_up:
                     raise StoreUnavailableError(
-                        f"the campaign store cannot be reached ({what}): {redact(str(error))[:300]}"
+                        f"the campaign store cannot be reached ({what}): {why}"
                     ) from None
-                logger.warning("campaign store: %s failed (%s); trying again", what, redact(str(error))[:200])
+                logger.warning("campaign store: %s failed (%s); trying again", what, why[:200])
             await anyio.sleep(wait)
             wait = min(wait * 2, 2.0)
 
