@@ -29,7 +29,7 @@ import socket
 import time
 import uuid
 from collections.abc import AsyncGenerator, Iterator, Sequence
-from typing import TYPE_CHECKING, Final, cast
+from typing import TYPE_CHECKING, Any, Final, cast
 
 import anyio
 import attrs
@@ -42,7 +42,7 @@ from sms_async._redact import redact
 from sms_async._retry import RetryPolicy
 from sms_async.cluster._rate import StoreMeter, StorePause
 from sms_async.cluster._settings import account_key
-from sms_async.cluster._store import Campaign, CampaignStore
+from sms_async.cluster._store import Campaign, CampaignStore, StoreUnavailableError
 from sms_async.providers import Driver
 from sms_async.transports import HttpBackend, Timeouts
 
@@ -57,6 +57,10 @@ logger = logging.getLogger("sms_async.cluster")
 _GROUPS_AT_ONCE: Final = 8
 # Seconds between looks at batches other runs are sending.
 _LOOK_AGAIN: Final = 0.5
+# Batches whose claim lost its answer with the store out of reach, per campaign, as (index, runner):
+# maybe claimed, certainly never written. The next run of the campaign in this process
+# gives them back before it reaps, so they are sent later rather than reported unknown.
+_UNWRITTEN: Final[dict[int, set[tuple[int, str]]]] = {}
 
 
 @attrs.frozen
@@ -117,17 +121,31 @@ class _ShardJournal:
         return Admission.SEND
 
     async def claim(self, batch: Batch) -> bool:
-        """Win the batch in the store (one statement, durable when it returns)."""
+        """Win the batch in the store (one statement, durable when it returns).
+
+        Not while this run's heartbeat is overdue: another run could take the
+        batch for lost while its request is still being written.
+        """
         stored = self._stored(batch)
-        if stored is None or self._run.stopped is not None:
+        run = self._run
+        if stored is None or run.stopped is not None or not run.beating():
             return False
-        return await self._run.store.claim(self._run.campaign.id, stored.idx, self._run.id)
+        try:
+            return await run.store.claim(run.campaign.id, stored.idx, run.id)
+        except BaseException:
+            # No request follows a claim that did not return.
+            run.unwritten(stored.idx)
+            raise
 
     async def release(self, batch: Batch) -> None:
         """The last try never reached the gateway: pending again while it waits to retry."""
         stored = self._stored(batch)
         if stored is not None:
-            await self._run.store.release(self._run.campaign.id, stored.idx, self._run.id)
+            try:
+                await self._run.store.release(self._run.campaign.id, stored.idx, self._run.id)
+            except BaseException:
+                self._run.unwritten(stored.idx)
+                raise
 
     async def settle(self, result: BatchResult) -> None:
         """Record the batch's state, counts and one row per number; stop the campaign on an abort."""
@@ -190,6 +208,24 @@ class _Run:
         self.give_up = math.inf
         self.settled = 0
         self.reaped = 0
+        #: When the last heartbeat that was written had been sent.
+        self.beat_at = time.monotonic()
+
+    def beating(self) -> bool:
+        """Whether the last heartbeat written is recent enough to claim a batch on (well inside the lease)."""
+        return time.monotonic() - self.beat_at < max(self.lease - 2 * self.heartbeat, self.heartbeat)
+
+    def unwritten(self, idx: int) -> None:
+        """Batch ``idx`` may be claimed by this run, and its request was certainly not written."""
+        _UNWRITTEN.setdefault(self.campaign.id, set()).add((idx, self.id))
+
+    async def give_back(self) -> None:
+        """Make the batches earlier runs in this process maybe claimed, and never wrote, pending again."""
+        held = _UNWRITTEN.get(self.campaign.id)
+        while held:
+            idx, runner = next(iter(held))
+            await self.store.release(self.campaign.id, idx, runner)
+            held.discard((idx, runner))
 
     def stop(self, state: str) -> None:
         """The campaign is no longer running: take no more batches."""
@@ -204,12 +240,33 @@ class _Run:
             logger.warning("campaign %d aborted: %s", self.campaign.id, redact(reason))
 
     async def beat(self) -> None:
-        """Tell the store this run is alive, and hear whether the campaign still runs."""
+        """Tell the store this run is alive, and hear whether the campaign still runs.
+
+        A heartbeat that cannot be written is tried again each period (claims
+        stop meanwhile: see :meth:`beating`); past the store's patience the run
+        stops with :class:`StoreUnavailableError`, and its task is retried.
+        """
+        params = {"runner": self.id, "campaign": self.campaign.id}
+
+        async def go(conn: Any, _attempt: int) -> tuple[Any, ...] | None:
+            return cast(
+                "tuple[Any, ...] | None",
+                await (await conn.execute(self.store.sql["heartbeat"], params)).fetchone(),
+            )
+
         while True:
             await anyio.sleep(self.heartbeat)
-            # Shielded: cancelling a query midway costs the connection.
-            with anyio.CancelScope(shield=True):
-                row = await self.store.fetchone("heartbeat", runner=self.id, campaign=self.campaign.id)
+            sent = time.monotonic()
+            try:
+                row = await self.store.run("heartbeat", go, patience=self.heartbeat)
+            except StoreUnavailableError as error:
+                if time.monotonic() - self.beat_at > self.store.patience:
+                    raise
+                logger.warning(
+                    "campaign %d shard %d: heartbeat not written (%s)", self.campaign.id, self.shard, error
+                )
+                continue
+            self.beat_at = sent
             state = row[0] if row else "gone"
             if state != "running":
                 self.stop(state)
@@ -406,6 +463,7 @@ async def run_shard(
         pid=os.getpid(),
     )
     try:
+        await run.give_back()
         async with anyio.create_task_group() as task_group:
             task_group.start_soon(run.beat)
             async with sender as bulk:
@@ -415,7 +473,14 @@ async def run_shard(
         # Task groups wrap what failed; the caller gets the one error itself.
         raise _leaf(group) from None
     finally:
-        with anyio.CancelScope(shield=True), contextlib.suppress(Exception):
+        # Bounded: a store out of reach must not hold the shard's end for another patience.
+        with (
+            anyio.CancelScope(shield=True),
+            anyio.move_on_after(store.connecting.operation_timeout),
+            contextlib.suppress(Exception),
+        ):
+            # Claims that never led to a request first, while the store may answer.
+            await run.give_back()
             # Gone from the runners, this run's batches still sending (none,
             # unless it failed) count as lost at once.
             await store.execute("unregister_runner", runner=run.id)
