@@ -1,0 +1,138 @@
+"""The store behind a faulty network: a silent black hole, a stall, resets, each past the store's patience.
+
+A TCP proxy (``fault_proxy``) stands between the store and PostgreSQL; shard
+runs go on in this process against the simulated gateway, retried as the
+Celery task retries them (after ``_STORE_RETRY`` seconds) whenever the store
+stays out of reach past its patience. How long each fault costs is measured
+and logged (``--log-cli-level=INFO`` shows it), never asserted against a clock.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from urllib.parse import urlsplit
+
+import anyio
+import pytest
+from cluster_support import DATABASE_URL, numbers, require_postgres
+from fault_proxy import FaultProxy
+
+from sms_async import Iton, Outcome
+from sms_async.testing import SimulatedGateway
+
+pytest.importorskip("psycopg")
+pytest.importorskip("celery")
+
+from sms_async.cluster import (
+    CampaignSpec,
+    CampaignStore,
+    StoreUnavailableError,
+    create_campaign,
+    run_shard,
+)
+from sms_async.cluster.celery import _STORE_RETRY
+
+logger = logging.getLogger("tests.faults")
+
+PATIENCE = 3.0
+#: Seconds each fault lasts: past the patience, so shards give up and are retried.
+FAULT = 5.0
+
+
+@pytest.fixture
+def proxy():
+    """A fault proxy in front of the test database."""
+    require_postgres()
+    with FaultProxy(urlsplit(DATABASE_URL).port or 5432) as started:
+        yield started
+
+
+def proxied(proxy: FaultProxy) -> str:
+    return proxy.url(DATABASE_URL, urlsplit(DATABASE_URL).port or 5432)
+
+
+@pytest.fixture(autouse=True)
+def short_store_deadline(monkeypatch):
+    """A one-second deadline on each store operation, so a fault shows within the test's patience."""
+    monkeypatch.setenv("SMS_ASYNC_DATABASE_TIMEOUT", "1")
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("mode", ["blackhole", "stall"])
+async def test_a_silent_store_is_an_error_within_the_patience_and_usable_once_healed(store, proxy, mode):
+    """A black-holed or stalled store operation fails after the patience instead of hanging; then it works."""
+    async with CampaignStore(proxied(proxy), schema=store.schema, patience=PATIENCE) as faulty:
+        await faulty.fetchone("heartbeat", runner="r", campaign=1)
+        proxy.fault(mode)
+        started = time.monotonic()
+        with pytest.raises(StoreUnavailableError, match="heartbeat"):
+            await faulty.fetchone("heartbeat", runner="r", campaign=1)
+        failed_after = time.monotonic() - started
+        proxy.heal()
+        healed = time.monotonic()
+        # An answer (no campaign 1 here: no row), on a new connection.
+        assert await faulty.fetchone("heartbeat", runner="r", campaign=1) is None
+        logger.info(
+            "%s: failed after %.1f s; answered %.1f s after the heal",
+            mode,
+            failed_after,
+            time.monotonic() - healed,
+        )
+
+
+async def keep_running(store: CampaignStore, campaign: int, gw: SimulatedGateway, log: list[str]) -> None:
+    """Run every shard until the campaign is done, retrying after a store failure as the Celery task does."""
+    driver = Iton(gw.username, gw.password, base_url=gw.iton_url)
+    while True:
+        try:
+            found = await store.campaign(campaign)
+            if found.state != "running":
+                return
+            for shard in range(found.shards):
+                await run_shard(store, campaign, shard, driver=driver, lease=3, heartbeat=0.5, concurrency=8)
+        except StoreUnavailableError as error:
+            log.append(str(error))
+            await anyio.sleep(_STORE_RETRY)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(240)
+async def test_a_campaign_survives_a_black_hole_a_stall_and_resets_sending_nothing_twice(store, proxy):
+    """Black hole, stall, resets past the patience: the campaign ends, no number twice, no false unknown."""
+    spec = CampaignSpec("Hello", "ITONAB", rate=300, shard_size=100)
+    created = await create_campaign(store, spec, numbers(6000))
+    await store.start(created.id)
+    failures: list[str] = []
+    costs: dict[str, float] = {}
+    with SimulatedGateway() as gw:
+        async with (
+            CampaignStore(proxied(proxy), schema=store.schema, patience=PATIENCE) as faulty,
+            anyio.create_task_group() as tg,
+        ):
+            tg.start_soon(keep_running, faulty, created.id, gw, failures)
+            for mode, after in (("blackhole", 1000), ("stall", 2500), ("reset", 4000)):
+                while gw.stats.accepted < after:  # noqa: ASYNC110 - the gateway counts in another thread
+                    await anyio.sleep(0.05)
+                proxy.fault(mode)
+                await anyio.sleep(FAULT)
+                proxy.heal()
+                healed, before = time.monotonic(), gw.stats.accepted
+                while gw.stats.accepted == before and (await store.campaign(created.id)).state == "running":  # noqa: ASYNC110
+                    await anyio.sleep(0.05)
+                costs[mode] = time.monotonic() - healed
+        finished = time.monotonic() - healed
+        stats = gw.stats
+    logger.info("heal to sending again: %s; last heal to done: %.1f s", costs, finished)
+    status = await store.status(created.id)
+    assert status.campaign.state == "done"
+    assert status.settled == 6000
+    assert not stats.duplicate_numbers()
+    entries = [entry async for entry in store.export(created.id)]
+    assert len(entries) == 6000
+    unknown = {entry.e164[1:] for entry in entries if entry.outcome is Outcome.UNKNOWN}
+    # Unknown only where the request may have been written: the gateway got every one of them.
+    assert unknown <= set(stats.numbers)
+    accepted = {entry.e164[1:] for entry in entries if entry.outcome is Outcome.ACCEPTED}
+    assert len(accepted) + len(unknown) == 6000
+    assert failures  # each fault outlasted the patience: shards gave up and were run again
