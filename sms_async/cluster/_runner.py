@@ -110,7 +110,7 @@ class _ShardJournal:
 
     async def admit(self, batch: Batch) -> Admission:
         """Send it, unless the campaign stopped, the run's time is up, or the batch is not the stored one."""
-        if self._run.stopped is not None or time.monotonic() >= self._run.give_up:
+        if self._run.stopped is not None or self._run.lost or time.monotonic() >= self._run.give_up:
             return Admission.SKIP  # left pending: the next run sends it
         if self._stored(batch) is None:
             await self._run.abort_campaign(
@@ -132,9 +132,10 @@ class _ShardJournal:
             return False
         try:
             return await run.store.claim(run.campaign.id, stored.idx, run.id)
-        except BaseException:
+        except BaseException as error:
             # No request follows a claim that did not return.
             run.unwritten(stored.idx)
+            run.lost = run.lost or isinstance(error, StoreUnavailableError)
             raise
 
     async def release(self, batch: Batch) -> None:
@@ -150,7 +151,9 @@ class _ShardJournal:
     async def settle(self, result: BatchResult) -> None:
         """Record the batch's state, counts and one row per number; stop the campaign on an abort."""
         stored = self._stored(result)
-        if stored is None:
+        if stored is None or self._run.lost:
+            # With the store lost, what the batch became is left as the store has it:
+            # pending is sent by the next run, sending (maybe sent) is reaped as unknown.
             return
         counts = dict.fromkeys(Outcome, 0)
         reasons: dict[str, str] = {}
@@ -162,16 +165,21 @@ class _ShardJournal:
                 reason = reasons.get(reason) or reasons.setdefault(reason, redact(reason))
             rows.append((position, entry.outcome.value, entry.message_id, reason))
         run = self._run
-        if await run.store.settle(
-            run.campaign.id,
-            stored.idx,
-            run.id,
-            state=state_of(result).value,
-            counts=counts,
-            rows=rows,
-            requests=result.requests,
-            retries=result.retries,
-        ):
+        try:
+            settled = await run.store.settle(
+                run.campaign.id,
+                stored.idx,
+                run.id,
+                state=state_of(result).value,
+                counts=counts,
+                rows=rows,
+                requests=result.requests,
+                retries=result.retries,
+            )
+        except StoreUnavailableError:
+            run.lost = True
+            raise
+        if settled:
             run.settled += 1
         error = _abort_error(result)
         if error is not None:
@@ -210,6 +218,8 @@ class _Run:
         self.reaped = 0
         #: When the last heartbeat that was written had been sent.
         self.beat_at = time.monotonic()
+        #: The store stayed out of reach past its patience: the run is ending, nothing more is written.
+        self.lost = False
 
     def beating(self) -> bool:
         """Whether the last heartbeat written is recent enough to claim a batch on (well inside the lease)."""
@@ -261,6 +271,7 @@ class _Run:
                 row = await self.store.run("heartbeat", go, patience=self.heartbeat)
             except StoreUnavailableError as error:
                 if time.monotonic() - self.beat_at > self.store.patience:
+                    self.lost = True
                     raise
                 logger.warning(
                     "campaign %d shard %d: heartbeat not written (%s)", self.campaign.id, self.shard, error
@@ -473,10 +484,11 @@ async def run_shard(
         # Task groups wrap what failed; the caller gets the one error itself.
         raise _leaf(group) from None
     finally:
-        # Bounded: a store out of reach must not hold the shard's end for another patience.
+        # Bounded, and skipped when the store was lost: it must not hold the shard's end
+        # for another patience. The next run gives back what this one could not.
         with (
             anyio.CancelScope(shield=True),
-            anyio.move_on_after(store.connecting.operation_timeout),
+            anyio.move_on_after(0 if run.lost else store.connecting.operation_timeout),
             contextlib.suppress(Exception),
         ):
             # Claims that never led to a request first, while the store may answer.

@@ -282,10 +282,11 @@ class CampaignStore:
         while True:
             attempt += 1
             try:
-                async with (pool or self._pool).connection() as conn:
+                # Each wait is cut to what is left of the patience, so the whole outage is bounded by it.
+                async with (pool or self._pool).connection(timeout=self._budget(give_up)) as conn:
                     if self.connecting.pooled:
                         conn.prepare_threshold = None
-                    with anyio.fail_after(self.connecting.operation_timeout):
+                    with anyio.fail_after(self._budget(give_up)):
                         return await operation(conn, attempt)
             except (pg_errors.UndefinedTable, pg_errors.InvalidSchemaName):
                 raise CampaignError(
@@ -311,6 +312,10 @@ class CampaignStore:
                 logger.warning("campaign store: %s failed (%s); trying again", what, why[:200])
             await anyio.sleep(wait)
             wait = min(wait * 2, 2.0)
+
+    def _budget(self, give_up: float) -> float:
+        """Seconds one wait of an operation may take: the operation timeout, or what the patience has left."""
+        return max(min(self.connecting.operation_timeout, give_up - time.monotonic()), 0.5)
 
     async def fetchone(self, name: str, **params: Any) -> tuple[Any, ...] | None:
         """The first row of statement ``name``."""
