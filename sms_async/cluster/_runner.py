@@ -110,7 +110,8 @@ class _ShardJournal:
 
     async def admit(self, batch: Batch) -> Admission:
         """Send it, unless the campaign stopped, the run's time is up, or the batch is not the stored one."""
-        if self._run.stopped is not None or self._run.lost or time.monotonic() >= self._run.give_up:
+        run = self._run
+        if run.stopped is not None or run.lost is not None or time.monotonic() >= run.give_up:
             return Admission.SKIP  # left pending: the next run sends it
         if self._stored(batch) is None:
             await self._run.abort_campaign(
@@ -135,7 +136,8 @@ class _ShardJournal:
         except BaseException as error:
             # No request follows a claim that did not return.
             run.unwritten(stored.idx)
-            run.lost = run.lost or isinstance(error, StoreUnavailableError)
+            if isinstance(error, StoreUnavailableError):
+                run.lose(error)
             raise
 
     async def release(self, batch: Batch) -> None:
@@ -144,14 +146,16 @@ class _ShardJournal:
         if stored is not None:
             try:
                 await self._run.store.release(self._run.campaign.id, stored.idx, self._run.id)
-            except BaseException:
+            except BaseException as error:
                 self._run.unwritten(stored.idx)
+                if isinstance(error, StoreUnavailableError):
+                    self._run.lose(error)
                 raise
 
     async def settle(self, result: BatchResult) -> None:
         """Record the batch's state, counts and one row per number; stop the campaign on an abort."""
         stored = self._stored(result)
-        if stored is None or self._run.lost:
+        if stored is None or self._run.lost is not None:
             # With the store lost, what the batch became is left as the store has it:
             # pending is sent by the next run, sending (maybe sent) is reaped as unknown.
             return
@@ -176,8 +180,8 @@ class _ShardJournal:
                 requests=result.requests,
                 retries=result.retries,
             )
-        except StoreUnavailableError:
-            run.lost = True
+        except StoreUnavailableError as lost:
+            run.lose(lost)
             raise
         if settled:
             run.settled += 1
@@ -219,7 +223,16 @@ class _Run:
         #: When the last heartbeat that was written had been sent.
         self.beat_at = time.monotonic()
         #: The store stayed out of reach past its patience: the run is ending, nothing more is written.
-        self.lost = False
+        self.lost: StoreUnavailableError | None = None
+
+    def lose(self, error: StoreUnavailableError) -> None:
+        """The store is out of reach: take nothing more, write nothing more, and end with ``error``.
+
+        The sender turns a journal's error into the end of its stream, so the
+        run raises it itself once the stream has ended.
+        """
+        if self.lost is None:
+            self.lost = error
 
     def beating(self) -> bool:
         """Whether the last heartbeat written is recent enough to claim a batch on (well inside the lease)."""
@@ -271,7 +284,7 @@ class _Run:
                 row = await self.store.run("heartbeat", go, patience=self.heartbeat)
             except StoreUnavailableError as error:
                 if time.monotonic() - self.beat_at > self.store.patience:
-                    self.lost = True
+                    self.lose(error)
                     raise
                 logger.warning(
                     "campaign %d shard %d: heartbeat not written (%s)", self.campaign.id, self.shard, error
@@ -319,6 +332,8 @@ class _Run:
         give_up = self.give_up = time.monotonic() + budget
         complete = more = False
         while self.stopped is None:
+            if self.lost is not None:
+                raise self.lost
             self.reaped += await self.store.reap(self.campaign.id, self.lease, self.batches)
             pending, elsewhere = await self.load()
             if not pending and not elsewhere:
@@ -330,6 +345,8 @@ class _Run:
             if pending:
                 before = self.settled
                 await self.send(bulk, pending, give_up)
+                if self.lost is not None:
+                    raise self.lost
                 if self.settled == before:
                     # Every claim failed: the campaign stopped, or others took the batches.
                     await self.refresh()
@@ -488,7 +505,7 @@ async def run_shard(
         # for another patience. The next run gives back what this one could not.
         with (
             anyio.CancelScope(shield=True),
-            anyio.move_on_after(0 if run.lost else store.connecting.operation_timeout),
+            anyio.move_on_after(0 if run.lost is not None else store.connecting.operation_timeout),
             contextlib.suppress(Exception),
         ):
             # Claims that never led to a request first, while the store may answer.

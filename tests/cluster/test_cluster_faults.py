@@ -143,3 +143,33 @@ async def test_a_campaign_survives_a_black_hole_a_stall_and_resets_sending_nothi
     accepted = {entry.e164[1:] for entry in entries if entry.outcome is Outcome.ACCEPTED}
     assert len(accepted) + len(unknown) == 4500
     assert failures  # each fault outlasted the patience: shards gave up and were run again
+
+
+async def test_a_claim_whose_answer_never_came_is_given_back_not_reported_unknown(store, monkeypatch):
+    """A claim committed but unanswered past the patience: the next run sends its batch; none is unknown."""
+    with SimulatedGateway() as gw:
+        created = await create_campaign(store, CampaignSpec("Hello", "ITONAB"), numbers(1000))
+        await store.start(created.id)
+        claim = store.claim
+        lost: list[int] = []
+
+        async def answer_lost(campaign: int, idx: int, runner: str) -> bool:
+            won = await claim(campaign, idx, runner)
+            if idx == 4 and not lost:
+                lost.append(idx)  # committed, but the answer never came back
+                raise StoreUnavailableError("the campaign store cannot be reached (claim): no answer")
+            return won
+
+        monkeypatch.setattr(store, "claim", answer_lost)
+        driver = Iton(gw.username, gw.password, base_url=gw.iton_url)
+        with pytest.raises(StoreUnavailableError):
+            await run_shard(store, created.id, 0, driver=driver, lease=0.5, heartbeat=0.1, concurrency=1)
+        await anyio.sleep(0.6)  # the dead run's lease is over: its batches would be reaped now
+        report = await run_shard(store, created.id, 0, driver=driver, lease=0.5, heartbeat=0.1)
+        stats = gw.stats
+    assert report.complete
+    assert report.reaped == 0
+    status = await store.status(created.id)
+    assert status.outcomes[Outcome.ACCEPTED] == 1000
+    assert stats.accepted == 1000
+    assert not stats.duplicate_numbers()
