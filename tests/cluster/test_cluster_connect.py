@@ -87,3 +87,58 @@ def test_the_operation_timeout_comes_from_the_environment():
     settings = ConnectionSettings.parse(URL, {"SMS_ASYNC_DATABASE_TIMEOUT": "4"})
     assert settings.operation_timeout == 4.0
     assert "statement_timeout=3200" in settings.kwargs("app")["options"]
+
+
+async def _hammer(store, times: int = 12) -> None:
+    """The hot statements, many times on every pooled connection: psycopg prepares them after five."""
+    import anyio  # noqa: PLC0415
+
+    async def many() -> None:
+        for _ in range(times):
+            await store.fetchone("heartbeat", runner="r", campaign=1)
+
+    async with anyio.create_task_group() as tg:
+        for _ in range(6):
+            tg.start_soon(many)
+
+
+@pytest.mark.parametrize("told", [False, True])
+async def test_a_store_behind_pgbouncer_prepares_nothing(caplog, monkeypatch, told):
+    """Through PgBouncer (transaction pooling), found out or told, statements run unprepared, unfailed."""
+    from cluster_support import new_schema  # noqa: PLC0415
+    from test_cluster_deployments import require_pgbouncer  # noqa: PLC0415
+
+    from sms_async.cluster import CampaignStore  # noqa: PLC0415
+
+    url = require_pgbouncer()
+    if told:
+        monkeypatch.setenv("SMS_ASYNC_DATABASE_PREPARE", "0")
+    async with CampaignStore(url, schema=new_schema(), patience=10, max_connections=4) as store:
+        await store.install()
+        try:
+            await _hammer(store)
+        finally:
+            await store.drop()
+    assert store.connecting.pooled
+    assert ("transaction pooler" in caplog.text) is not told
+
+
+async def test_prepared_statement_errors_give_a_pooler_away_at_run_time(caplog):
+    """A pooler letting startup options through is found out by its prepared-statement errors; none fails."""
+    from cluster_support import new_schema  # noqa: PLC0415
+    from test_cluster_deployments import require_pgbouncer  # noqa: PLC0415
+
+    from sms_async.cluster import CampaignStore  # noqa: PLC0415
+
+    url = require_pgbouncer()
+    store = CampaignStore(url, schema=new_schema(), patience=10, max_connections=4)
+    for kwargs in store.connecting._handed:
+        kwargs.pop("options")  # as a PgBouncer with ignore_startup_parameters = options
+    async with store:
+        await store.install()
+        try:
+            await _hammer(store)
+        finally:
+            await store.drop()
+    assert store.connecting.pooled
+    assert "prepared statement" in caplog.text

@@ -173,3 +173,26 @@ async def test_a_claim_whose_answer_never_came_is_given_back_not_reported_unknow
     assert status.outcomes[Outcome.ACCEPTED] == 1000
     assert stats.accepted == 1000
     assert not stats.duplicate_numbers()
+
+
+async def test_an_overdue_heartbeat_stops_claims_before_the_lease_runs_out(store):
+    """With its last heartbeat written longer ago than lease - 2 x heartbeat, a run claims nothing."""
+    from sms_async.cluster._runner import _Run, _ShardJournal, _Stored  # noqa: PLC0415
+
+    created = await create_campaign(store, CampaignSpec("Hello", "ITONAB"), numbers(200))
+    await store.start(created.id)
+    found = await store.campaign(created.id)
+    run = _Run(store, found, 0, lease=3.0, heartbeat=1.0)
+    (pending, _) = await run.load()
+    journal = _ShardJournal(run, pending)
+
+    class Sent:
+        index = 0
+        numbers = pending[0].numbers
+
+    assert isinstance(pending[0], _Stored)
+    run.beat_at = time.monotonic() - 1.5  # over 3 - 2 x 1 = 1 s: another run may soon take it for dead
+    assert not await journal.claim(Sent())
+    assert (await store.status(created.id)).batches["sending"] == 0
+    run.beat_at = time.monotonic()
+    assert await journal.claim(Sent())
