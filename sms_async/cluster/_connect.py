@@ -7,8 +7,8 @@ without a word (a lost firewall or NAT entry leaves both ends' sockets open):
 * TCP keepalives find an idle connection whose peer is gone, and
   ``tcp_user_timeout`` fails a connection whose sent bytes go unacknowledged,
   both within seconds instead of the kernel's two hours and fifteen minutes;
-* the server ends a statement that runs past ``statement_timeout`` (a lock wait,
-  say) and a transaction left idle by a client that vanished;
+* the server ends a statement that runs past ``statement_timeout`` (a lock
+  wait, say);
 * :data:`OPERATION_TIMEOUT` bounds each store operation on the client side as
   well (the store's retry loop turns its expiry into "try again").
 
@@ -166,10 +166,9 @@ class ConnectionSettings:
         }
         if not self.pooled and "options" not in given:
             # Startup options reach the server only where no pooler stands between (PgBouncer refuses them).
-            chosen["options"] = (
-                f"-c statement_timeout={int(self.statement_timeout * 1000)} "
-                f"-c idle_in_transaction_session_timeout={int(self.operation_timeout * 3000)}"
-            )
+            # No idle-in-transaction timeout: a campaign's load is one transaction fed
+            # by a reader that may be slow (a pipe), and must not be cut for it.
+            chosen["options"] = f"-c statement_timeout={int(self.statement_timeout * 1000)}"
         kwargs = {key: value for key, value in chosen.items() if key not in given}
         kwargs.update({"autocommit": True, "application_name": application_name})
         if self.pooled:

@@ -19,7 +19,6 @@ def test_every_connection_is_bounded_and_kept_alive_by_default():
     assert (kwargs["keepalives"], kwargs["keepalives_idle"], kwargs["keepalives_count"]) == (1, 5, 3)
     assert kwargs["tcp_user_timeout"] == 8000
     assert "statement_timeout=8000" in kwargs["options"]
-    assert "idle_in_transaction_session_timeout" in kwargs["options"]
     assert "prepare_threshold" not in kwargs
     assert (kwargs["autocommit"], kwargs["application_name"]) == (True, "app")
 
