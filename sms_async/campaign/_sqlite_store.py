@@ -549,6 +549,16 @@ class SqliteStore:
 
     # -- runs and meters, by name (as the shard runner and the shared rate ask for them) -------------
 
+    @property
+    def operation_timeout(self) -> float:
+        """Seconds one operation may take: a file's lock waits up to the patience."""
+        return self.patience
+
+    async def heartbeat(self, runner: str, campaign: int, *, patience: float) -> str:
+        """Runner ``runner`` is alive: the campaign's state (``"gone"`` if none)."""
+        row = await self.fetchone("heartbeat", runner=runner, campaign=campaign)
+        return str(row[0]) if row else "gone"
+
     async def fetchone(self, name: str, **params: Any) -> tuple[Any, ...] | None:
         """The first row of statement ``name``."""
         found = await self.transaction(lambda conn: _STATEMENTS[name](conn, params))

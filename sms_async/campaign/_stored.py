@@ -243,6 +243,19 @@ class Store(Protocol):
     ) -> bool:
         """A batch's final state, counts and rows."""
 
+    #: Seconds the store tries an operation again before it is taken to be out of reach.
+    patience: float
+
+    @property
+    def operation_timeout(self) -> float:
+        """Seconds one try of one operation may take before it counts as lost."""
+
+    async def heartbeat(self, runner: str, campaign: int, *, patience: float) -> str:
+        """Runner ``runner`` is alive: the campaign's state (``"gone"`` if none).
+
+        Tried again for ``patience`` seconds where the store is across a network.
+        """
+
     async def fetchone(self, name: str, **params: Any) -> tuple[Any, ...] | None:
         """The first row of the store's statement ``name`` (runs, heartbeats, meters)."""
 

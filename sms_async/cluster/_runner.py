@@ -61,6 +61,10 @@ T = TypeVar("T")
 _GROUPS_AT_ONCE: Final = 8
 # Seconds between looks at batches other runs are sending.
 _LOOK_AGAIN: Final = 0.5
+# Batches whose claim lost its answer with the store out of reach, per campaign, as (index, runner):
+# maybe claimed, certainly never written. The next run of the campaign in this process
+# gives them back before it reaps, so they are sent later rather than reported unknown.
+_UNWRITTEN: Final[dict[int, set[tuple[int, str]]]] = {}
 
 
 @attrs.frozen
@@ -118,7 +122,8 @@ class _ShardJournal:
 
     async def _admit(self, batch: Batch) -> Admission:
         """Send it, unless the campaign stopped, the run's time is up, or the batch is not the stored one."""
-        if self._run.stopped is not None or time.monotonic() >= self._run.give_up:
+        run = self._run
+        if run.stopped is not None or run.lost is not None or time.monotonic() >= run.give_up:
             return Admission.SKIP  # left pending: the next run sends it
         if self._stored(batch) is None:
             await self._run.abort_campaign(
@@ -133,11 +138,23 @@ class _ShardJournal:
         return await self._run.unless_lost(self._claim(batch), False)
 
     async def _claim(self, batch: Batch) -> bool:
-        """Win the batch in the store (one statement, durable when it returns)."""
+        """Win the batch in the store (one statement, durable when it returns).
+
+        Not while this run's heartbeat is overdue: another run could take the
+        batch for lost while its request is still being written.
+        """
         stored = self._stored(batch)
-        if stored is None or self._run.stopped is not None:
+        run = self._run
+        if stored is None or run.stopped is not None or not run.beating():
             return False
-        return await self._run.store.claim(self._run.campaign.id, stored.idx, self._run.id)
+        try:
+            return await run.store.claim(run.campaign.id, stored.idx, run.id)
+        except BaseException as error:
+            # No request follows a claim that did not return.
+            run.unwritten(stored.idx)
+            if isinstance(error, StoreUnavailableError):
+                run.lose(error)
+            raise
 
     async def release(self, batch: Batch) -> None:
         """As :meth:`_release`; once the store is lost, nothing more (see :meth:`_Run.lose`)."""
@@ -147,7 +164,13 @@ class _ShardJournal:
         """The last try never reached the gateway: pending again while it waits to retry."""
         stored = self._stored(batch)
         if stored is not None:
-            await self._run.store.release(self._run.campaign.id, stored.idx, self._run.id)
+            try:
+                await self._run.store.release(self._run.campaign.id, stored.idx, self._run.id)
+            except BaseException as error:
+                self._run.unwritten(stored.idx)
+                if isinstance(error, StoreUnavailableError):
+                    self._run.lose(error)
+                raise
 
     async def settle(self, result: BatchResult) -> None:
         """As :meth:`_settle`; once the store is lost, nothing more (see :meth:`_Run.lose`)."""
@@ -156,7 +179,9 @@ class _ShardJournal:
     async def _settle(self, result: BatchResult) -> None:
         """Record the batch's state, counts and one row per number; stop the campaign on an abort."""
         stored = self._stored(result)
-        if stored is None:
+        if stored is None or self._run.lost is not None:
+            # With the store lost, what the batch became is left as the store has it:
+            # pending is sent by the next run, sending (maybe sent) is reaped as unknown.
             return
         counts = dict.fromkeys(Outcome, 0)
         reasons: dict[str, str] = {}
@@ -168,16 +193,21 @@ class _ShardJournal:
                 reason = reasons.get(reason) or reasons.setdefault(reason, redact(reason))
             rows.append((position, entry.outcome.value, entry.message_id, reason))
         run = self._run
-        if await run.store.settle(
-            run.campaign.id,
-            stored.idx,
-            run.id,
-            state=state_of(result).value,
-            counts=counts,
-            rows=rows,
-            requests=result.requests,
-            retries=result.retries,
-        ):
+        try:
+            settled = await run.store.settle(
+                run.campaign.id,
+                stored.idx,
+                run.id,
+                state=state_of(result).value,
+                counts=counts,
+                rows=rows,
+                requests=result.requests,
+                retries=result.retries,
+            )
+        except StoreUnavailableError as lost:
+            run.lose(lost)
+            raise
+        if settled:
             run.settled += 1
         error = _abort_error(result)
         if error is not None:
@@ -218,6 +248,8 @@ class _Run:
         self.give_up = math.inf
         self.settled = 0
         self.reaped = 0
+        #: When the last heartbeat that was written had been sent.
+        self.beat_at = time.monotonic()
         #: The store error that stopped this run, raised when it ends.
         self.lost: StoreUnavailableError | None = None
 
@@ -233,7 +265,7 @@ class _Run:
             return neutral
 
     def lose(self, error: StoreUnavailableError) -> None:
-        """The store is out of reach: take no more batches, and raise ``error`` when the run ends.
+        """The store is out of reach: take no more batches, write nothing more, raise ``error`` at the end.
 
         The engine never hears of it (it would make it a batch's outcome, or
         an abort of the campaign): batches not claimed stay pending, and one
@@ -242,6 +274,22 @@ class _Run:
         if self.lost is None:
             self.lost = error
             self.stopping.set()
+
+    def beating(self) -> bool:
+        """Whether the last heartbeat written is recent enough to claim a batch on (well inside the lease)."""
+        return time.monotonic() - self.beat_at < max(self.lease - 2 * self.heartbeat, self.heartbeat)
+
+    def unwritten(self, idx: int) -> None:
+        """Batch ``idx`` may be claimed by this run, and its request was certainly not written."""
+        _UNWRITTEN.setdefault(self.campaign.id, set()).add((idx, self.id))
+
+    async def give_back(self) -> None:
+        """Make the batches earlier runs in this process maybe claimed, and never wrote, pending again."""
+        held = _UNWRITTEN.get(self.campaign.id)
+        while held:
+            idx, runner = next(iter(held))
+            await self.store.release(self.campaign.id, idx, runner)
+            held.discard((idx, runner))
 
     def stop(self, state: str) -> None:
         """The campaign is no longer running: take no more batches."""
@@ -256,13 +304,26 @@ class _Run:
             logger.warning("campaign %d aborted: %s", self.campaign.id, redact(reason))
 
     async def beat(self) -> None:
-        """Tell the store this run is alive, and hear whether the campaign still runs."""
+        """Tell the store this run is alive, and hear whether the campaign still runs.
+
+        A heartbeat that cannot be written is tried again each period (claims
+        stop meanwhile: see :meth:`beating`); past the store's patience the run
+        stops with :class:`StoreUnavailableError`, and its task is retried.
+        """
         while True:
             await anyio.sleep(self.heartbeat)
-            # Shielded: cancelling a query midway costs the connection.
-            with anyio.CancelScope(shield=True):
-                row = await self.store.fetchone("heartbeat", runner=self.id, campaign=self.campaign.id)
-            state = row[0] if row else "gone"
+            sent = time.monotonic()
+            try:
+                state = await self.store.heartbeat(self.id, self.campaign.id, patience=self.heartbeat)
+            except StoreUnavailableError as error:
+                if time.monotonic() - self.beat_at > self.store.patience:
+                    self.lose(error)
+                    raise
+                logger.warning(
+                    "campaign %d shard %d: heartbeat not written (%s)", self.campaign.id, self.shard, error
+                )
+                continue
+            self.beat_at = sent
             if state != "running":
                 self.stop(state)
 
@@ -314,6 +375,8 @@ class _Run:
             if pending:
                 before = self.settled
                 await self.send(bulk, pending, give_up)
+                if self.lost is not None:
+                    raise self.lost
                 if self.settled == before:
                     # Every claim failed: the campaign stopped, or others took the batches.
                     await self.refresh()
@@ -470,6 +533,7 @@ async def run_shard(
         pid=os.getpid(),
     )
     try:
+        await run.give_back()
         async with anyio.create_task_group() as task_group:
             task_group.start_soon(run.beat)
             async with sender as bulk:
@@ -481,7 +545,15 @@ async def run_shard(
         # Task groups wrap what failed; the caller gets the one error itself.
         raise _leaf(group) from None
     finally:
-        with anyio.CancelScope(shield=True), contextlib.suppress(Exception):
+        # Bounded, and skipped when the store was lost: it must not hold the shard's end
+        # for another patience. The next run gives back what this one could not.
+        with (
+            anyio.CancelScope(shield=True),
+            anyio.move_on_after(0 if run.lost is not None else store.operation_timeout),
+            contextlib.suppress(Exception),
+        ):
+            # Claims that never led to a request first, while the store may answer.
+            await run.give_back()
             # Gone from the runners, this run's batches still sending (none,
             # unless it failed) count as lost at once.
             await store.execute("unregister_runner", runner=run.id)

@@ -37,6 +37,7 @@ from sms_async.campaign import (
     Unsettled,
     status_from_totals,
 )
+from sms_async.cluster._connect import ConnectionSettings, is_pooler_error
 from sms_async.cluster._schema import OUTCOMES, SCHEMA_VERSION, ddl, sql
 from sms_async.cluster._settings import DEFAULT_SCHEMA, ClusterSettings, check_schema
 
@@ -183,6 +184,8 @@ class CampaignStore:
         self.schema = check_schema(schema)
         self.patience = patience
         try:
+            self.connecting = ConnectionSettings.parse(url)
+            url = self.connecting.url
             password = conninfo_to_dict(url).get("password")
         except psycopg.ProgrammingError:
             raise CampaignError(
@@ -193,11 +196,7 @@ class CampaignStore:
         self._url = url
         self._warm = warm
         # Every connection's options, for the pools and for the probe that opens the store.
-        self._connect_options: dict[str, Any] = {
-            "autocommit": True,
-            "application_name": application_name,
-            "connect_timeout": 10,
-        }
+        self._connect_options: dict[str, Any] = self.connecting.kwargs(application_name)
         self._pool = self._new_pool(url, max_connections, application_name)
         self._claims = self._new_pool(url, claim_connections, application_name) if claim_connections else None
         self._pools = [pool for pool in (self._pool, self._claims) if pool is not None]
@@ -208,6 +207,7 @@ class CampaignStore:
             min_size=size if self._warm else 1,
             max_size=size,
             kwargs=self._connect_options,
+            connection_class=self.connecting.connection_class(),
             open=False,
             timeout=min(self.patience, 10.0),
             name=application_name,
@@ -249,7 +249,7 @@ class CampaignStore:
     async def _connect_error(self) -> psycopg.OperationalError | None:
         """Why a new connection fails now, if it does."""
         try:
-            conn = await psycopg.AsyncConnection.connect(self._url, **self._connect_options)
+            conn = await self.connecting.connection_class().connect(self._url, **self._connect_options)
         except psycopg.OperationalError as error:
             return error
         await conn.close()
@@ -299,20 +299,27 @@ class CampaignStore:
         operation: Callable[[psycopg.AsyncConnection[Any], int], Awaitable[T]],
         *,
         pool: AsyncConnectionPool[Any] | None = None,
+        patience: float | None = None,
     ) -> T:
         """``operation(connection, attempt)``, tried again on a new connection while the store is unreachable.
 
-        ``what`` names the operation in messages. Raises
-        :class:`StoreUnavailableError` after ``patience`` seconds.
+        ``what`` names the operation in messages. Each try is bounded by the
+        connection settings' operation timeout (an answer lost on a silent
+        network counts as a lost connection). Raises
+        :class:`StoreUnavailableError` after ``patience`` seconds (the store's own by default).
         """
-        give_up = time.monotonic() + self.patience
+        give_up = time.monotonic() + (self.patience if patience is None else patience)
         wait = 0.05
         attempt = 0
         while True:
             attempt += 1
             try:
-                async with (pool or self._pool).connection() as conn:
-                    return await operation(conn, attempt)
+                # Each wait is cut to what is left of the patience, so the whole outage is bounded by it.
+                async with (pool or self._pool).connection(timeout=self._budget(give_up)) as conn:
+                    if self.connecting.pooled:
+                        conn.prepare_threshold = None
+                    with anyio.fail_after(self._budget(give_up)):
+                        return await operation(conn, attempt)
             except (pg_errors.UndefinedTable, pg_errors.InvalidSchemaName):
                 raise CampaignError(
                     f"the campaign store has no tables in schema {self.schema!r}: create a campaign "
@@ -320,19 +327,49 @@ class CampaignStore:
                     "SMS_ASYNC_DATABASE_SCHEMA"
                 ) from None
             except Exception as error:
-                # The pool says only that no connection came: a new one says why.
-                cause = (await self._connect_error() or error) if isinstance(error, PoolTimeout) else error
-                if is_permanent(cause):
-                    raise _unavailable(cause) from None
-                if not is_transient(cause):
-                    raise
+                if is_pooler_error(error):
+                    # The statement did not run: run it again, unprepared.
+                    self.connecting.found_pooler(redact(str(error))[:100])
+                else:
+                    # The pool says only that no connection came: a new one says why.
+                    cause = (
+                        (await self._connect_error() or error) if isinstance(error, PoolTimeout) else error
+                    )
+                    if is_permanent(cause):
+                        raise _unavailable(cause) from None
+                    if not is_transient(cause) and not isinstance(cause, TimeoutError):
+                        raise
+                why = redact(str(error))[:300] or (
+                    f"no answer within {self.connecting.operation_timeout:g} s"
+                    if isinstance(error, TimeoutError)
+                    else type(error).__name__
+                )
                 if time.monotonic() + wait > give_up:
                     raise StoreUnavailableError(
-                        f"the campaign store cannot be reached ({what}): {redact(str(error))[:300]}"
+                        f"the campaign store cannot be reached ({what}): {why}"
                     ) from None
-                logger.warning("campaign store: %s failed (%s); trying again", what, redact(str(error))[:200])
+                logger.warning("campaign store: %s failed (%s); trying again", what, why[:200])
             await anyio.sleep(wait)
             wait = min(wait * 2, 2.0)
+
+    def _budget(self, give_up: float) -> float:
+        """Seconds one wait of an operation may take: the operation timeout, or what the patience has left."""
+        return max(min(self.connecting.operation_timeout, give_up - time.monotonic()), 0.5)
+
+    @property
+    def operation_timeout(self) -> float:
+        """Seconds one try of one operation may take before it counts as lost."""
+        return self.connecting.operation_timeout
+
+    async def heartbeat(self, runner: str, campaign: int, *, patience: float) -> str:
+        """Runner ``runner`` is alive: the campaign's state (``"gone"`` if none), tried for ``patience`` s."""
+        params = {"runner": runner, "campaign": campaign}
+
+        async def go(conn: psycopg.AsyncConnection[Any], _attempt: int) -> tuple[Any, ...] | None:
+            return await (await conn.execute(self.sql["heartbeat"], params)).fetchone()
+
+        row = await self.run("heartbeat", go, patience=patience)
+        return str(row[0]) if row else "gone"
 
     async def fetchone(self, name: str, **params: Any) -> tuple[Any, ...] | None:
         """The first row of statement ``name``."""

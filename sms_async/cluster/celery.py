@@ -14,15 +14,18 @@ after a crash while the first copy still runs, never sends a batch twice.
 
 * ``acks_late``: the message is acknowledged when the shard run ends, so a
   killed worker's shard is delivered again (RabbitMQ does so as soon as the
-  worker's connection drops; Redis after its visibility timeout, set here
-  to 60 seconds).
+  worker's connection drops; Redis once its visibility timeout has passed
+  since the delivery, set here to the shard's time budget plus 15 s, 60 s by
+  default, and looked for every 5 s: see :func:`redis_transport_options`).
 * ``reject_on_worker_lost``: a pool process that dies (prefork pools) puts
   its message back instead of acknowledging it as failed.
 * prefetch 1: a worker holds only the shard it is running.
 * each run stops after ``SMS_ASYNC_SHARD_SECONDS`` (45 s) at a batch
   boundary and queues the rest of its shard as a new task, so no delivery
   comes near RabbitMQ's consumer timeout (30 min) or the visibility timeout.
-* the store unreachable: the task is retried in 10 s, without limit.
+* the store unreachable (or failing in any way: a store error never
+  acknowledges a shard as done): the task is retried in 10 s, without limit,
+  and each retry is logged.
 * shards run on an event loop of the worker process's own (not Celery's),
   in a thread, with the store's connections kept open from one task to the next.
 """
@@ -32,16 +35,19 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import logging
+import math
 import os
 import socket
 import threading
 from collections.abc import Callable, Coroutine
 from typing import Any, Final, TypeVar
 
+import psycopg
 from celery import Celery, Task
 from celery.exceptions import Reject
 
 from sms_async._exceptions import ConfigurationError
+from sms_async._redact import redact
 from sms_async.cluster._load import DEFAULT_QUEUE
 from sms_async.cluster._runner import ShardReport, run_shard
 from sms_async.cluster._settings import (
@@ -55,10 +61,13 @@ from sms_async.cluster._store import CampaignStore, StoredCampaign, StoreUnavail
 __all__ = [
     "TASK_NAME",
     "TASK_OPTIONS",
+    "BrokerUnavailableError",
     "app",
+    "check_broker",
     "configure",
     "enqueue",
     "prepare",
+    "redis_transport_options",
     "register",
     "run_shard_task",
     "shutdown",
@@ -81,6 +90,52 @@ TASK_OPTIONS: Final[dict[str, Any]] = {
 }
 # Seconds before a shard whose store was unreachable is tried again.
 _STORE_RETRY: Final = 10.0
+# Seconds before a shard that failed for a reason nobody foresaw is tried again.
+_FAILURE_RETRY: Final = 60.0
+# Seconds between kombu's looks for Redis deliveries whose worker died.
+_REDIS_RESTORE_EVERY: Final = 5
+
+
+class BrokerUnavailableError(RuntimeError):
+    """The Celery broker could not be reached, or cannot be used (its client library is missing)."""
+
+
+def redis_transport_options(shard_seconds: float | None = None) -> dict[str, Any]:
+    """The Redis transport options of kombu: a killed worker's shard comes back within about a minute.
+
+    Redis has no consumer connections to watch: kombu keeps each delivered,
+    unacknowledged message aside and puts it back once ``visibility_timeout``
+    seconds have passed since its delivery. That must outlast one shard run
+    (``shard_seconds``, from ``SMS_ASYNC_SHARD_SECONDS``, 45 s by default) or a
+    running shard is delivered a second time (harmless, the claims see to it,
+    but wasted); 15 s more does. kombu looks for such messages every
+    ``unacked_restore_interval`` seconds, but scans only on every
+    ``unacked_restore_throttle``-th look (10 x 10 s by default, so the real wait
+    was 60-160 s); here it scans on every look, every 5 s. A killed worker's
+    shard is therefore back within ``shard_seconds + 15 + 5`` seconds of its
+    delivery: 65 s by default.
+    """
+    if shard_seconds is None:
+        try:
+            shard_seconds = float(os.environ.get("SMS_ASYNC_SHARD_SECONDS") or 45.0)
+        except ValueError:
+            shard_seconds = 45.0  # ClusterSettings.from_env says what is wrong with it
+    if not 0 < shard_seconds < math.inf:
+        shard_seconds = 45.0
+    return {
+        "visibility_timeout": math.ceil(shard_seconds + 15),
+        "unacked_restore_interval": _REDIS_RESTORE_EVERY,
+        "unacked_restore_throttle": 1,
+        # A broker that vanished without closing the connection is found out in seconds.
+        "socket_timeout": 30,
+        "socket_connect_timeout": 10,
+        "socket_keepalive": True,
+        "health_check_interval": 10,
+    }
+
+
+def _is_redis(url: str) -> bool:
+    return url.startswith(("redis://", "rediss://", "redis+socket://"))
 
 
 def configure(target: Celery, broker_url: str | None = None) -> Celery:
@@ -103,10 +158,41 @@ def configure(target: Celery, broker_url: str | None = None) -> Celery:
         # copy delivered again finds them settled.
         "worker_cancel_long_running_tasks_on_connection_loss": False,
     }
-    if url.startswith(("redis://", "rediss://", "redis+socket://")):
-        options["broker_transport_options"] = {"visibility_timeout": 60}
+    if _is_redis(url):
+        options["broker_transport_options"] = redis_transport_options()
     target.conf.update(options)
     return target
+
+
+def check_broker(target: Celery | None = None, timeout: float = 10.0) -> None:
+    """Connect to the broker of ``target`` (default: :data:`app`) once, to know it can take tasks.
+
+    ``campaign start`` calls it before it marks anything running.
+
+    Raises:
+        BrokerUnavailableError: the broker cannot be reached in ``timeout``
+            seconds, or its client library is missing (the message says which
+            extra to install); never with the broker's password.
+    """
+    sender = target or app
+    url = str(sender.conf.broker_url or "")
+    failure: BrokerUnavailableError | None = None
+    try:
+        with sender.connection_for_write() as connection:
+            connection.ensure_connection(max_retries=1, timeout=timeout)
+    except ImportError as error:
+        extra = "redis" if _is_redis(url) else "cluster"
+        failure = BrokerUnavailableError(
+            f"the broker's client library is missing ({error.name or error}): "
+            f"pip install 'sms_async[{extra}]'"
+        )
+    except Exception as error:  # noqa: BLE001 - kombu raises many kinds; all mean the same here
+        failure = BrokerUnavailableError(
+            f"the broker (SMS_ASYNC_BROKER_URL) cannot be reached: {type(error).__name__}: "
+            f"{redact(str(error))[:200]}"
+        )
+    if failure is not None:
+        raise failure
 
 
 def _run_shard_task(task: Task, campaign: int, shard: int) -> None:
@@ -114,11 +200,20 @@ def _run_shard_task(task: Task, campaign: int, shard: int) -> None:
     settings = ClusterSettings.from_env()
     try:
         report = _RUNTIME.call(_run_from_environment, settings, campaign, shard)
-    except StoreUnavailableError as error:
-        logger.warning(
-            "campaign %d shard %d: %s; trying again in %.0f s", campaign, shard, error, _STORE_RETRY
+    except (StoreUnavailableError, psycopg.Error, TimeoutError, OSError) as error:
+        # Never acknowledged as done: the shard would be lost, its campaign running for ever.
+        why = redact(str(error))[:300] or type(error).__name__
+        logger.warning("campaign %d shard %d: %s; trying again in %.0f s", campaign, shard, why, _STORE_RETRY)
+        raise task.retry(countdown=_STORE_RETRY, exc=StoreUnavailableError(why)) from None
+    except Exception as error:
+        logger.exception(
+            "campaign %d shard %d failed (%s); trying again in %.0f s",
+            campaign,
+            shard,
+            type(error).__name__,
+            _FAILURE_RETRY,
         )
-        raise task.retry(countdown=_STORE_RETRY, exc=error) from None
+        raise task.retry(countdown=_FAILURE_RETRY, exc=RuntimeError(type(error).__name__)) from None
     logger.info(
         "campaign %d shard %d: %d batches settled, %d lost, %s",
         campaign,

@@ -66,13 +66,21 @@ class HttpxTransport:
     name = "httpx"
 
     def __init__(
-        self, client: httpx.AsyncClient, origin: Origin, *, owns_client: bool = False, traced: bool = False
+        self,
+        client: httpx.AsyncClient,
+        origin: Origin,
+        *,
+        owns_client: bool = False,
+        traced: bool = False,
+        proxy: str | None = None,
     ) -> None:
         self._client = client
         self._base = f"{origin.scheme}://{origin.host_header}"
         self._owns_client = owns_client
         #: Whether the client's transport is httpcore's, which reports when it writes.
         self.traced = traced
+        # The proxy the environment names, as fit for a message (no credentials), to blame it by name.
+        self._proxy = proxy
 
     async def send(
         self,
@@ -114,11 +122,15 @@ class HttpxTransport:
             with anyio.fail_after(budget):
                 answer = await self._exchange(client, http_request)
         except (httpx.HTTPError, httpx.InvalidURL, httpx.CookieConflict, httpx.StreamError) as error:
-            failure = map_httpx_error(error)
+            failure = map_httpx_error(error, proxy=self._proxy)
         except TimeoutError:
             failure = _past_deadline(progress)
         if failure is not None:
             raise failure
+        if answer.status == 407:
+            # Only a proxy asks for proxy credentials: a forwarding proxy answers the
+            # request itself and the gateway never saw it.
+            raise exc.ConnectError(_proxy_refused(self._proxy, "the request"))
         return answer
 
     @staticmethod
@@ -183,14 +195,28 @@ def _refused(headers: httpx.Headers) -> str | None:
     return None
 
 
-def map_httpx_error(error: Exception) -> exc.TransportError:
+def _proxy_refused(proxy: str | None, what: str) -> str:
+    by = f"the proxy {proxy}" if proxy is not None else "a proxy on the way to the gateway"
+    return (
+        f"{by} refused {what} with HTTP 407 (Proxy Authentication Required); the gateway did not see it: "
+        "check the user name and password in the proxy URL (HTTPS_PROXY, HTTP_PROXY or ALL_PROXY)"
+    )
+
+
+def map_httpx_error(error: Exception, *, proxy: str | None = None) -> exc.TransportError:
     """The most specific sms_async error for an httpx error (never chained: its text may hold a URL).
 
     Every class httpx raises is covered, those outside ``httpx.HTTPError``
-    (``InvalidURL``, ``CookieConflict``, the stream errors) included.
+    (``InvalidURL``, ``CookieConflict``, the stream errors) included. ``proxy``
+    names the proxy in use, if known, for errors that are the proxy's.
     """
     detail = safe_detail(error)
     match error:
+        case httpx.ProxyError() if detail.startswith("407"):
+            return exc.ConnectError(_proxy_refused(proxy, "the tunnel to the gateway"))
+        case httpx.ProxyError():
+            by = f"the proxy {proxy}" if proxy is not None else "the proxy"
+            return exc.ConnectError(f"{by} could not open a tunnel to the gateway: {detail}")
         case httpx.InvalidURL() | httpx.CookieConflict():
             # Raised while the request is built or prepared, before any byte is sent.
             return exc.ConnectError(f"the request could not be built: {detail}")
@@ -198,7 +224,7 @@ def map_httpx_error(error: Exception) -> exc.TransportError:
             return exc.ConnectTimeout(f"connecting to the gateway timed out: {detail}")
         case httpx.PoolTimeout():
             return exc.PoolTimeout(f"no pooled connection became free in time: {detail}")
-        case httpx.ConnectError() | httpx.ProxyError() | httpx.UnsupportedProtocol():
+        case httpx.ConnectError() | httpx.UnsupportedProtocol():
             return exc.ConnectError(f"could not connect to the gateway: {detail}")
         case httpx.ReadTimeout():
             return exc.ReadTimeout(f"the gateway did not answer in time: {detail}")

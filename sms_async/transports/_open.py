@@ -25,6 +25,7 @@ from sms_async.transports._base import Timeouts, Transport
 from sms_async.transports._env import describe_proxy, environment_proxy, ssl_context_for
 from sms_async.transports._fast import FastTransport
 from sms_async.transports._httpx import HttpxTransport
+from sms_async.transports._tunnel import close_failed_tunnels
 
 __all__ = ["HttpBackend", "TransportOptions", "check_backend_options", "open_transport"]
 
@@ -121,13 +122,18 @@ def open_transport(
     if client is not None:
         return HttpxTransport(client, origin)
     tls = ssl_context_for(verify, trust_env=trust_env) if origin.scheme == "https" else None
+    proxy = environment_proxy(origin) if trust_env else None
+    shown = None if proxy is None else describe_proxy(proxy)
     if transport is not None:
         owned = _owned_client(transport=transport, tls=tls, trust_env=trust_env)
         return HttpxTransport(
-            owned, origin, owns_client=True, traced=isinstance(transport, httpx.AsyncHTTPTransport)
+            owned,
+            origin,
+            owns_client=True,
+            traced=isinstance(transport, httpx.AsyncHTTPTransport),
+            proxy=shown,
         )
     backend = sniffio.current_async_library()
-    proxy = environment_proxy(origin) if trust_env else None
     if http == "fast":
         if backend != "asyncio":
             raise exc.ConfigurationError(f"http='fast' needs asyncio; this is running on {backend}")
@@ -163,13 +169,13 @@ def open_transport(
         tls=tls,
         trust_env=trust_env,
     )
-    return HttpxTransport(owned, origin, owns_client=True, traced=True)
+    return HttpxTransport(owned, origin, owns_client=True, traced=True, proxy=shown)
 
 
 def _owned_client(*, tls: ssl.SSLContext | None, trust_env: bool, **options: Any) -> httpx.AsyncClient:
     failure = None
     try:
-        return httpx.AsyncClient(
+        client = httpx.AsyncClient(
             # Without an https origin no certificate is checked; httpx still wants a setting.
             verify=tls if tls is not None else True,
             trust_env=trust_env,
@@ -184,4 +190,8 @@ def _owned_client(*, tls: ssl.SSLContext | None, trust_env: bool, **options: Any
             "check HTTP_PROXY, HTTPS_PROXY and ALL_PROXY (socks:// needs 'pip install httpx[socks]'), "
             "or pass trust_env=False"
         )
-    raise failure
+    if failure is not None:
+        raise failure
+    # A tunnel whose TLS handshake fails must give its pool slot back (httpcore#1023).
+    close_failed_tunnels(client)
+    return client
