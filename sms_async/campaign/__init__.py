@@ -42,7 +42,23 @@ from sms_async.campaign._results import (
 )
 from sms_async.campaign._runner import Campaign, CampaignReport, default_journal, run_campaign
 from sms_async.campaign._schema import Identity
-from sms_async.campaign._settings import ENV_PREFIX, environment_settings, setting_variable
+from sms_async.campaign._settings import (
+    ENV_CONFIG,
+    ENV_GATEWAY,
+    ENV_PREFIX,
+    FLAG_SETTINGS,
+    SEND_DEFAULT_KEYS,
+    ConfigFile,
+    FoundSettings,
+    GatewayChoice,
+    choose_gateway,
+    default_config_path,
+    environment_settings,
+    gateway_settings,
+    is_secret_setting,
+    load_config,
+    setting_variable,
+)
 from sms_async.campaign._sqlite_store import DEFAULT_STORE_FILE, SqliteStore, sqlite_path
 from sms_async.campaign._store import CampaignJournal
 from sms_async.campaign._stored import (
@@ -138,6 +154,20 @@ __all__ = [
     "sqlite_path",
     "state_of",
     "status_from_totals",
+]
+__all__ += [
+    "ENV_CONFIG",
+    "ENV_GATEWAY",
+    "FLAG_SETTINGS",
+    "SEND_DEFAULT_KEYS",
+    "ConfigFile",
+    "FoundSettings",
+    "GatewayChoice",
+    "choose_gateway",
+    "default_config_path",
+    "gateway_settings",
+    "is_secret_setting",
+    "load_config",
 ]
 __all__ += [
     "PHONE_COLUMNS",
