@@ -14,7 +14,9 @@ report), :mod:`._store` (the SQLite :class:`~sms_async.Journal`, with group
 commit), :mod:`._schema` (its tables and what identifies a campaign),
 :mod:`._opening` (checks and resume preparation), :mod:`._lock` (one process
 per campaign), :mod:`._results` (the results file, written and read back),
-:mod:`._tally` (the one tally every figure comes from), :mod:`._errors`.
+:mod:`._tally` (the one tally every figure comes from), :mod:`._errors`,
+:mod:`._recipients` (reading an input file, checking a personalised text
+against its columns) and :mod:`._estimate` (the offline dry run).
 """
 
 from sms_async._journal import Admission, BatchState, Journal, numbers_digest, state_of
@@ -40,7 +42,23 @@ from sms_async.campaign._results import (
 )
 from sms_async.campaign._runner import Campaign, CampaignReport, default_journal, run_campaign
 from sms_async.campaign._schema import Identity
-from sms_async.campaign._settings import ENV_PREFIX, environment_settings, setting_variable
+from sms_async.campaign._settings import (
+    ENV_CONFIG,
+    ENV_GATEWAY,
+    ENV_PREFIX,
+    FLAG_SETTINGS,
+    SEND_DEFAULT_KEYS,
+    ConfigFile,
+    FoundSettings,
+    GatewayChoice,
+    choose_gateway,
+    default_config_path,
+    environment_settings,
+    gateway_settings,
+    is_secret_setting,
+    load_config,
+    setting_variable,
+)
 from sms_async.campaign._sqlite_store import DEFAULT_STORE_FILE, SqliteStore, sqlite_path
 from sms_async.campaign._store import CampaignJournal
 from sms_async.campaign._stored import (
@@ -55,6 +73,21 @@ from sms_async.campaign._stored import (
     status_from_totals,
 )
 from sms_async.campaign._tally import OUTCOMES, Tally
+
+# isort: split
+# Reading recipients, checking a personalised text and the offline estimate: what a dry run does.
+from sms_async.campaign._estimate import OfflineEstimate, estimate_offline
+from sms_async.campaign._recipients import (
+    PHONE_COLUMNS,
+    PYTHON_INPUT_NAMES,
+    InputFormat,
+    InputOptionNames,
+    InputReadError,
+    RecipientsInputError,
+    RecipientSource,
+    template_fields,
+    template_for,
+)
 
 # isort: split
 # Delivery tracking and sending windows: the pieces every store builds on.
@@ -121,6 +154,33 @@ __all__ = [
     "sqlite_path",
     "state_of",
     "status_from_totals",
+]
+__all__ += [
+    "ENV_CONFIG",
+    "ENV_GATEWAY",
+    "FLAG_SETTINGS",
+    "SEND_DEFAULT_KEYS",
+    "ConfigFile",
+    "FoundSettings",
+    "GatewayChoice",
+    "choose_gateway",
+    "default_config_path",
+    "gateway_settings",
+    "is_secret_setting",
+    "load_config",
+]
+__all__ += [
+    "PHONE_COLUMNS",
+    "PYTHON_INPUT_NAMES",
+    "InputFormat",
+    "InputOptionNames",
+    "InputReadError",
+    "OfflineEstimate",
+    "RecipientSource",
+    "RecipientsInputError",
+    "estimate_offline",
+    "template_fields",
+    "template_for",
 ]
 __all__ += [
     "DeliveryBook",

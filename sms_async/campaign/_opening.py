@@ -19,6 +19,7 @@ from sms_async.campaign._schema import COUNT_COLUMNS, SCHEMA_VERSION, Identity, 
 __all__ = [
     "check_fresh_output",
     "check_output_length",
+    "check_resend",
     "check_same_campaign",
     "close_quietly",
     "describe",
@@ -47,6 +48,20 @@ def describe(error: BaseException) -> str:
     if isinstance(error, OSError) and error.strerror:
         return error.strerror
     return str(error) or type(error).__name__
+
+
+def check_resend(names: OptionNames, *, resume: bool, resend_unknown: bool, resend_rejected: bool) -> None:
+    """Refuse ``resend_unknown`` or ``resend_rejected`` without ``resume``: a new campaign resends nothing.
+
+    Ignoring them would look as if unknown or refused batches were going to
+    be sent again when they are not (or, on a later resume, be forgotten).
+    """
+    if (resend_unknown or resend_rejected) and not resume:
+        given = names.resend_unknown if resend_unknown else names.resend_rejected
+        raise CampaignError(
+            f"{given} goes with {names.resume}: it chooses what a resumed campaign sends again, and a new "
+            f"campaign has sent nothing yet; pass {names.resume} to continue a campaign, or leave {given} out"
+        )
 
 
 def check_fresh_output(output: Path, names: OptionNames, *, overwrite: bool) -> None:

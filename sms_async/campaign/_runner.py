@@ -46,6 +46,7 @@ from sms_async._message import Message, Template, check_sender_id
 from sms_async._models import BatchResult, Outcome
 from sms_async._redact import redact
 from sms_async.campaign._errors import PYTHON_NAMES, CampaignError, OptionNames, no_input_message
+from sms_async.campaign._opening import check_resend
 from sms_async.campaign._results import InputRows, ResultsEncoder, results_format
 from sms_async.campaign._schema import Identity
 from sms_async.campaign._store import CampaignJournal
@@ -121,6 +122,7 @@ class Campaign:
         resend_unknown: On resume, send again batches that ended ``unknown`` or were
             in flight when a run died: some of their numbers may get the text twice.
         resend_rejected: On resume, send again batches the gateway refused (after a fix).
+            Either without ``resume`` is a :class:`CampaignError`: a new campaign has nothing to resend.
         overwrite: Replace a results file that no journal accounts for.
         ordered: Write rows in input order (each as the inputs before it are done),
             not as batches settle.
@@ -151,6 +153,7 @@ class Campaign:
         self.journal_path = (
             (Path(journal) if journal is not None else default_journal(self.results)).expanduser().resolve()
         )
+        check_resend(names, resume=resume, resend_unknown=resend_unknown, resend_rejected=resend_rejected)
         self._resume = resume
         self._resend_unknown = resend_unknown
         self._resend_rejected = resend_rejected

@@ -19,6 +19,7 @@ from sms_async.cli._lookups import balance, dnd
 from sms_async.cli._options import Account, GatewayChoice, consoles, gateway_options, guarded
 from sms_async.cli._send import send
 from sms_async.cli._status import status
+from sms_async.providers import gateway_names
 
 __all__ = ["cli", "main"]
 
@@ -30,8 +31,8 @@ _guarded = guarded
 
 _CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
-_MAIN_HELP = f"""Send SMS texts to very many recipients through a gateway (ITON, ItecPay, or any
-registered one), and account for every one.
+_MAIN_HELP = f"""Send SMS texts to very many recipients through a gateway (registered now:
+{", ".join(gateway_names())}), and account for every one.
 
 \b
   sms-async demo                         try it against a simulated gateway
@@ -40,9 +41,9 @@ registered one), and account for every one.
   sms-async status results.jsonl --poll  delivery reports for what was sent
 
 \b
-Credentials come from the environment (SMS_ASYNC_USERNAME, SMS_ASYNC_PASSWORD,
-SMS_ASYNC_TOKEN, SMS_ASYNC_BASE_URL) or from a TOML config file (--config, or
-~/.config/sms-async/config.toml) with a section per gateway ([iton], [itecpay]);
+Credentials come from the environment (SMS_ASYNC_USERNAME, SMS_ASYNC_PASSWORD:
+SMS_ASYNC_<SETTING> for each setting of the gateway) or from a TOML config file (--config, or
+~/.config/sms-async/config.toml) with a section per gateway ([{DEFAULT_GATEWAY}], ...);
 they are never needed on the command line.
 
 {EXIT_CODES_HELP}
@@ -65,7 +66,7 @@ register_cluster_commands(cli)  # campaign (create, start, status, export, cance
 @cli.command(
     context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
     add_help_option=False,
-    short_help="Serve a simulated ITON + ItecPay gateway on loopback (see: simulate --help).",
+    short_help="Serve a simulated gateway, every protocol registered, on loopback (see: simulate --help).",
 )
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
 def simulate(args: tuple[str, ...]) -> None:

@@ -9,7 +9,6 @@ builds the driver from the settings, hands both to
 from __future__ import annotations
 
 import signal
-import string
 import time
 from pathlib import Path
 from typing import IO
@@ -41,6 +40,8 @@ from sms_async.campaign import (
     CampaignReport,
     OptionNames,
     StorageError,
+    template_fields,
+    template_for,
 )
 from sms_async.cli._config import GatewaySettings, build_driver, driver_class
 from sms_async.cli._errors import CliError, ExitCode, run_async
@@ -134,29 +135,9 @@ def make_normaliser(region: str) -> PhoneNormaliser:
         raise CliError(f"--region {region!r}: {error.reason}") from None
 
 
-def template_fields(text: str) -> tuple[str, ...]:
-    """The named fields of ``text`` (``{name}``); none for a plain text, or one that is not a template."""
-    try:
-        parsed = list(string.Formatter().parse(text))
-    except ValueError:
-        return ()  # a lone brace: plain text
-    return tuple(dict.fromkeys(field for _, field, _, _ in parsed if field))
-
-
 def personal_template(text: str, source: RecipientSource) -> Template:
     """The ``Template`` of a personalised text over a CSV's columns (exit 2 for a field no column fills)."""
-    try:
-        template = Template(text, number=source.column or "")
-    except UsageError as error:
-        raise CliError(f"--text: {error.reason}") from None
-    unknown = [field for field in template.fields if field not in source.header]
-    if unknown:
-        columns = ", ".join(repr(name) for name in source.header)
-        raise CliError(
-            f"--text uses {', '.join('{' + f + '}' for f in unknown)}, which {source.name} has no column for "
-            f"(its columns: {columns}); write a literal brace as {{{{ or }}}}"
-        )
-    return template
+    return template_for(text, source, option="--text")
 
 
 def exit_code_of(report: CampaignReport, *, interrupted: bool) -> ExitCode:

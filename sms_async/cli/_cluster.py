@@ -42,6 +42,7 @@ from sms_async.campaign import (
     CampaignStatus,
     Store,
     StoredCampaign,
+    choose_gateway,
     encode_row,
     parts_warning,
     results_format,
@@ -49,7 +50,7 @@ from sms_async.campaign import (
     sqlite_path,
 )
 from sms_async.cli._campaign import make_message, personal_template, template_fields
-from sms_async.cli._config import ENV_GATEWAY, parse_params
+from sms_async.cli._config import parse_params
 from sms_async.cli._errors import CliError, ExitCode, run_async
 from sms_async.cli._io import InputFormat, InputReadError, RecipientSource
 from sms_async.cli._options import consoles, guarded_as, input_options, say_error, text_options
@@ -256,7 +257,7 @@ def create(
         spec = CampaignSpec(
             personal_template(text, source) if fields else text,
             sender_id,
-            gateway=gateway or os.environ.get(ENV_GATEWAY) or DEFAULT_GATEWAY,
+            gateway=choose_gateway(gateway, option_name="--gateway").name,
             params=parse_params(params),
             region=region.upper(),
             rate=rate,
@@ -658,7 +659,7 @@ def worker(concurrency: int, queues: str, shards: int, loglevel: str, gateway: s
         message = error.message if isinstance(error, CliError) else str(error)
         click.echo(f"Error: {redact(message)}", err=True)
         raise click.exceptions.Exit(int(ExitCode.USAGE)) from None
-    _check_worker_account(gateway or os.environ.get(ENV_GATEWAY) or DEFAULT_GATEWAY)
+    _check_worker_account(choose_gateway(gateway, option_name="--gateway").name)
     try:
         prepare(settings)
     except StoreUnavailableError as error:

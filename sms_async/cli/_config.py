@@ -8,10 +8,11 @@ gateway from another.
 Credentials never need to be typed on the command line. In order of
 precedence (the first that gives a value wins):
 
-1. options: ``--username``, ``--base-url``, ``--send-path``,
-   ``--status-path``, ``--allow-insecure-http``, ``--region``,
-   ``--sender-id``, ``--param`` (``--password`` and ``--token`` exist, but
-   print a warning: arguments are visible to other users through ``ps``);
+1. options: one per settings key any registered driver declares
+   (``--username``, ``--base-url``, ``--send-path``, ``--allow-insecure-http``...;
+   a secret's, such as ``--password``, prints a warning: arguments are
+   visible to other users through ``ps``), and ``--region``,
+   ``--sender-id``, ``--param``;
 2. the environment: ``SMS_ASYNC_GATEWAY``, and ``SMS_ASYNC_<KEY>`` for each
    text setting the gateway's driver declares (``SMS_ASYNC_USERNAME``,
    ``SMS_ASYNC_PASSWORD``, ``SMS_ASYNC_TOKEN``, ``SMS_ASYNC_BASE_URL``,
@@ -20,48 +21,45 @@ precedence (the first that gives a value wins):
 3. a TOML config file: ``--config PATH`` (or ``SMS_ASYNC_CONFIG``), else
    ``$XDG_CONFIG_HOME/sms-async/config.toml`` (``~/.config/sms-async/config.toml``)
    when it exists, with one section per gateway holding the keys its driver
-   reads, plus ``sender_id`` and ``region``::
+   reads, plus ``sender_id`` and ``region``.
 
-       gateway = "iton"            # used when --gateway is not given
-
-       [iton]
-       username = "me"
-       password = "..."            # or: token = "..."
-       sender_id = "ITONAB"        # optional defaults for send
-       region = "IN"
-
-       [iton.params]               # extra request parameters for every send (India's DLT ids)
-       templateid = "1107..."
-
-       [itecpay]
-       username = "me"
-       password = "..."
-       base_url = "https://gateway.example"
-       send_path = "/api/sms/send"
-
-The gateway is the one named by ``--gateway``, ``SMS_ASYNC_GATEWAY`` or the
-file's ``gateway``; else the file's only gateway section, if it has exactly
-one; else ITON.
+The file is read, and each gateway's settings found, by the library
+(:func:`sms_async.campaign.load_config`,
+:func:`sms_async.campaign.gateway_settings`), as the workers find theirs; the
+gateway is chosen by :func:`sms_async.campaign.choose_gateway` (``--gateway``,
+``SMS_ASYNC_GATEWAY``, the file's ``gateway`` or its only gateway section,
+else :data:`sms_async.campaign.DEFAULT_GATEWAY`). Here they only learn the
+command line's words and exit statuses.
 """
 
 from __future__ import annotations
 
 import os
-import re
-import stat
 import sys
-import tomllib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Final
+from typing import Any
 
 import attrs
 
 from sms_async._exceptions import ConfigurationError
 from sms_async._redact import keep_secrets, redact
-from sms_async.campaign import DEFAULT_GATEWAY, DEFAULT_REGION, environment_settings, setting_variable
+from sms_async.campaign import (
+    DEFAULT_GATEWAY,
+    DEFAULT_REGION,
+    ENV_CONFIG,
+    ENV_GATEWAY,
+    FLAG_SETTINGS,
+    ConfigFile,
+    choose_gateway,
+    default_config_path,
+    gateway_settings,
+    is_secret_setting,
+    setting_variable,
+)
+from sms_async.campaign import load_config as read_config
 from sms_async.cli._errors import CliError
-from sms_async.providers import Driver, gateway, gateway_names
+from sms_async.providers import Driver, gateway
 
 __all__ = [
     "DEFAULT_GATEWAY",
@@ -85,26 +83,11 @@ ENV_USERNAME = setting_variable("username")
 ENV_PASSWORD = setting_variable("password")
 ENV_TOKEN = setting_variable("token")
 ENV_BASE_URL = setting_variable("base_url")
-ENV_GATEWAY = "SMS_ASYNC_GATEWAY"
-ENV_CONFIG = "SMS_ASYNC_CONFIG"
-
-
-_SECRETS: Final = frozenset({"password", "token"})
-# Keys of a gateway's section besides its driver's settings.
-_COMMAND_LINE_KEYS: Final = frozenset({"sender_id", "region"})
-_SECRET_NAME: Final = re.compile(r"pass|secret|token|key|auth|sign", re.IGNORECASE)
 
 
 def option_name(key: str) -> str:
     """The command-line option of a settings key (``send_path`` -> ``--send-path``)."""
     return "--" + key.replace("_", "-")
-
-
-def default_config_path(env: Mapping[str, str] | None = None) -> Path:
-    """``$XDG_CONFIG_HOME/sms-async/config.toml``, or ``~/.config/sms-async/config.toml``."""
-    env = os.environ if env is None else env
-    base = env.get("XDG_CONFIG_HOME") or str(Path(env.get("HOME") or Path.home()) / ".config")
-    return Path(base) / "sms-async" / "config.toml"
 
 
 @attrs.frozen
@@ -130,63 +113,24 @@ class GatewaySettings:
         return f"{message} ({self.hint})" if self.hint else message
 
 
-def load_config(
-    path: Path | None, *, env: Mapping[str, str] | None = None
-) -> tuple[dict[str, Any], Path | None]:
-    """Read the TOML config file.
-
-    Args:
-        path: The file named with ``--config``; ``None`` for the default
-            location, which may be absent.
-        env: The environment (``os.environ`` when ``None``).
-
-    Returns:
-        The parsed table (empty when there is no file) and the path read.
+def load_config(path: Path | None, *, env: Mapping[str, str] | None = None) -> ConfigFile:
+    """The config file (:func:`sms_async.campaign.load_config`), warning when others can read its secrets.
 
     Raises:
         CliError: the file named does not exist, cannot be read, or is not
             valid TOML (exit status 2).
     """
-    env = os.environ if env is None else env
-    explicit = path is not None
-    if path is None and env.get(ENV_CONFIG):
-        path, explicit = Path(env[ENV_CONFIG]), True
-    if path is None:
-        path = default_config_path(env)
-        if not path.is_file():
-            return {}, None
     try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise CliError(f"config file {path} does not exist") from None
-    except OSError as error:
-        if not explicit:
-            return {}, None
-        raise CliError(f"cannot read config file {path}: {error.strerror}") from None
-    try:
-        table = tomllib.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as error:
-        # The parser's message names a position, never the file's contents.
-        raise CliError(f"config file {path} is not valid TOML: {error}") from None
-    _warn_if_readable_by_others(path, table)
-    return table, path
-
-
-def _warn_if_readable_by_others(path: Path, table: Mapping[str, Any]) -> None:
-    if sys.platform == "win32":  # pragma: no cover - POSIX permission bits only
-        return
-    has_secret = any(
-        isinstance(section, dict) and any(key in section for key in _SECRETS) for section in table.values()
-    )
-    try:
-        mode = path.stat().st_mode
-    except OSError:  # pragma: no cover - it was just read
-        return
-    if has_secret and mode & (stat.S_IRWXG | stat.S_IRWXO):
+        config = read_config(path, env=env)
+    except ConfigurationError as error:
+        raise CliError(error.reason) from None
+    if config.readable_by_others:
         print(  # noqa: T201 - a warning for the person at the terminal
-            f"warning: {path} holds a password or token and other users can read it; run: chmod 600 {path}",
+            f"warning: {config.path} holds a password or token and other users can read it; "
+            f"run: chmod 600 {config.path}",
             file=sys.stderr,
         )
+    return config
 
 
 def driver_class(name: str) -> type[Driver]:
@@ -195,59 +139,6 @@ def driver_class(name: str) -> type[Driver]:
         return gateway(name)
     except ConfigurationError as error:
         raise CliError(error.reason) from None
-
-
-def _section(table: Mapping[str, Any], name: str, keys: frozenset[str], path: Path | None) -> dict[str, Any]:
-    raw = table.get(name, {})
-    if not isinstance(raw, dict):
-        raise CliError(f"config file {path}: [{name}] must be a table")
-    known = keys | _COMMAND_LINE_KEYS
-    section: dict[str, Any] = {}
-    for key, value in raw.items():
-        if key not in known:
-            listed = ", ".join(sorted(known))
-            raise CliError(f"config file {path}: unknown key {key!r} in [{name}] (known: {listed})")
-        if key == "params":
-            if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
-                raise CliError(
-                    f"config file {path}: [{name}.params] must be a table of text values, "
-                    'such as templateid = "1107..."'
-                )
-        elif key == "allow_insecure_http":
-            if not isinstance(value, bool):
-                raise CliError(f"config file {path}: [{name}] allow_insecure_http must be true or false")
-        elif not isinstance(value, str):
-            raise CliError(f"config file {path}: [{name}] {key} must be a string")
-        section[key] = value
-    return section
-
-
-def _choose_gateway(
-    option: str | None, env: Mapping[str, str], table: Mapping[str, Any], path: Path | None
-) -> tuple[str, str]:
-    """The gateway's name, and a hint when it was chosen by default while the file names others."""
-    names = gateway_names()
-    sections = [name for name in table if name in names and isinstance(table[name], dict)]
-    if option:
-        chosen, where = option, "--gateway"
-    elif env.get(ENV_GATEWAY):
-        chosen, where = env[ENV_GATEWAY], ENV_GATEWAY
-    elif isinstance(table.get("gateway"), str):
-        chosen, where = table["gateway"], f"config file {path}"
-    elif len(sections) == 1:
-        chosen, where = sections[0], f"config file {path}"
-    else:
-        chosen, where = DEFAULT_GATEWAY, ""
-    if chosen not in names:
-        raise CliError(f"{where or 'default'}: unknown gateway {chosen!r}; choose one of: {', '.join(names)}")
-    hint = ""
-    if not where and sections and chosen not in sections:
-        other = sections[0]
-        hint = (
-            f"the gateway is {chosen} by default, and config file {path} has no [{chosen}] section but has "
-            f'[{"], [".join(sections)}]: pass --gateway {other}, or put gateway = "{other}" at its top'
-        )
-    return chosen, hint
 
 
 def parse_params(pairs: Sequence[str]) -> dict[str, str]:
@@ -273,6 +164,7 @@ def resolve_settings(
 ) -> GatewaySettings:
     """Merge options, environment and config file into :class:`GatewaySettings`.
 
+    The lookup is the library's (:func:`sms_async.campaign.gateway_settings`);
     ``options`` are command-line values by settings key (``None`` or
     ``False`` for not given). Every secret found is redacted for as long as
     the settings live, so that no later message can echo one. Missing
@@ -280,50 +172,40 @@ def resolve_settings(
     :func:`build_driver` reports them.
     """
     env = os.environ if env is None else env
-    table, path = load_config(config_path, env=env)
-    chosen, hint = _choose_gateway(gateway, env, table, path)
-    keys = driver_class(chosen).settings_keys
-    section = _section(table, chosen, keys, path)
-    values: dict[str, Any] = {}
-    sources: set[str] = set()
-    from_environment = environment_settings(keys, env)
-    for key, value in (options or {}).items():
-        if value not in (None, False, "") and key not in keys:
-            known = ", ".join(option_name(k) for k in sorted(keys - {"params"}))
-            raise CliError(
-                f"{option_name(key)}: the {chosen} gateway has no such setting (its settings: {known})"
-            )
-    for key in sorted(keys - {"params"}):
-        given = (options or {}).get(key)
-        if given not in (None, False, ""):
-            values[key], where = given, "the command line"
-        elif key in from_environment:
-            values[key], where = from_environment[key], "the environment"
-        elif key in section:
-            values[key], where = section[key], f"config file {path}"
-        else:
-            continue
-        if key in {"username", "password", "token"}:
-            sources.add(where)
-    extra = dict(section.get("params", {}))
+    config = load_config(config_path, env=env)
+    try:
+        choice = choose_gateway(gateway, config=config, env=env, option_name="--gateway")
+        found = gateway_settings(
+            choice.name,
+            options=options,
+            config=config,
+            env=env,
+            options_source="the command line",
+            spell=option_name,
+        )
+    except ConfigurationError as error:
+        raise CliError(error.reason) from None
+    extra = dict(found.params)
     extra.update(parse_params(params))
-    chosen_sender = sender_id or section.get("sender_id")
+    section = found.section
+    credentials = {where for key, where in found.sources.items() if key in {"username", "password", "token"}}
     settings = GatewaySettings(
-        gateway=chosen,
-        values=values,
-        sender_id=chosen_sender or None,
+        gateway=choice.name,
+        values=dict(found.values),
+        sender_id=sender_id or section.get("sender_id") or None,
         region=str(region or section.get("region") or DEFAULT_REGION).upper(),
         params=extra,
-        source=" and ".join(sorted(sources)) if sources else "nowhere",
-        config_path=path,
-        hint=hint,
+        source=" and ".join(sorted(credentials)) if credentials else "nowhere",
+        config_path=config.path,
+        hint=choice.hint,
     )
     # Every secret found (the environment's and the file's included) is
     # redacted for as long as the settings live.
-    secrets = [values.get(key) for key in _SECRETS]
-    secrets += [env.get(setting_variable(key)) for key in _SECRETS]
-    secrets += [value for name, value in extra.items() if _SECRET_NAME.search(name)]
-    keep_secrets(settings, *(s for s in secrets if isinstance(s, str)))
+    secrets = [value for key, value in found.values.items() if is_secret_setting(key)]
+    keys = driver_class(choice.name).settings_keys
+    secrets += [env.get(setting_variable(key)) for key in keys if is_secret_setting(key)]
+    secrets += [value for name, value in extra.items() if is_secret_setting(name)]
+    keep_secrets(settings, *(s for s in secrets if isinstance(s, str) and s))
     return settings
 
 
@@ -372,7 +254,9 @@ def _advice(settings: GatewaySettings, reason: str) -> str:
         "pass --allow-insecure-http (or put allow_insecure_http = true in the gateway's config section)",
     )
     config = settings.config_path or default_config_path()
-    for key in ("base_url", "send_path", "status_path"):
+    # The first text setting the refusal names and nobody gave: say where it goes.
+    keys = sorted(driver_class(settings.gateway).settings_keys - FLAG_SETTINGS - {"params"}, key=reason.find)
+    for key in keys:
         if key in reason and key not in settings.values:
             where = f"{option_name(key)}, {setting_variable(key)}"
             reason += f": give it with {where}, or {key} in the [{settings.gateway}] section of {config}"

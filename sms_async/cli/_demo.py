@@ -26,7 +26,7 @@ from rich.table import Table
 from sms_async._engine import BulkSender
 from sms_async._models import DeliveryReport, DeliveryStatus, Outcome
 from sms_async._phone import PhoneNormaliser
-from sms_async.campaign import CampaignError, results_format, scan_results
+from sms_async.campaign import CampaignError, results_format, scan_results, setting_variable
 from sms_async.cli._campaign import SendOptions, run_send
 from sms_async.cli._config import GatewaySettings, build_driver
 from sms_async.cli._errors import CliError, ExitCode, run_async
@@ -34,12 +34,15 @@ from sms_async.cli._status import poll_reports
 from sms_async.cli._summary import describe_aborted
 from sms_async.testing import Fault, SimulatedGateway, registered_protocols
 
-__all__ = ["CampaignShape", "demo_faults", "generate_campaign", "run_demo"]
+__all__ = ["CampaignShape", "demo_faults", "generate_campaign", "next_step_hint", "run_demo"]
 
 DEMO_TEXT: Final = (
     "Namaste! Your order #4521 has shipped and arrives tomorrow. Track it: https://example.in/t/4521"
 )
 DEMO_SENDER: Final = "SHOPIN"
+# Where the hint's simulator listens (sms-async simulate --port 8080).
+_HINT_PORT: Final = 8080
+_HINT_ORIGIN: Final = f"http://127.0.0.1:{_HINT_PORT}"
 
 _FIRST = (
     "Aarav",
@@ -197,6 +200,7 @@ def run_demo(
             "leaves this machine)",
             markup=False,
         )
+        hint = next_step_hint(gateway, simulated.protocol(gateway).base_url(_HINT_ORIGIN))
         recipients = Path(scratch) / "recipients.csv"
         shape = generate_campaign(recipients, count, seed)
         # Only the generator's input is told here: what became of the rows comes from the campaign's tally.
@@ -275,15 +279,18 @@ def run_demo(
     pending = sum(n for s, n in statuses.items() if not s.is_final)
     table.add_row("not final yet", f"{pending:,}", "")
     console.print(table)
-    console.print(f"Full per-number results: {escape(str(output))}")
-    console.print(
-        "Next: run the simulator with 'sms-async simulate --port 8080' and send your own file with "
-        "'sms-async send FILE --text ... --sender-id ... --output results.jsonl --base-url "
-        "http://127.0.0.1:8080/ItonSMSAPI/smsService/api/' (credentials: SMS_ASYNC_USERNAME=demo, "
-        "SMS_ASYNC_PASSWORD=demo-password).",
-        markup=False,
-    )
+    console.print(f"Full per-number results: {escape(str(output))}\n{escape(hint)}")
     return ExitCode.OK
+
+
+def next_step_hint(gateway: str, base_url: str) -> str:
+    """How to send a file of ones own to a simulator of ``gateway`` on port 8080 (its ``base_url``)."""
+    return (
+        f"Next: run the simulator with 'sms-async simulate --port {_HINT_PORT}' and send your own file with "
+        f"'sms-async send FILE --text ... --sender-id ... --output results.jsonl --gateway {gateway} "
+        f"--base-url {base_url}' (credentials: {setting_variable('username')}=demo, "
+        f"{setting_variable('password')}=demo-password)."
+    )
 
 
 async def _poll(settings: GatewaySettings, output: Path) -> list[DeliveryReport]:

@@ -7,7 +7,7 @@ import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import IO, Any, TypeVar, cast
+from typing import IO, Any, Final, TypeVar, cast
 
 import attrs
 import click
@@ -21,15 +21,21 @@ from sms_async._exceptions import (
     UsageError,
 )
 from sms_async._redact import redact
-from sms_async.campaign import PARTS_WARNING, CampaignError, StorageError
-from sms_async.cli._config import (
-    ENV_PASSWORD,
-    ENV_TOKEN,
-    GatewaySettings,
-    resolve_settings,
+from sms_async.campaign import (
+    DEFAULT_GATEWAY,
+    DEFAULT_REGION,
+    ENV_CONFIG,
+    ENV_GATEWAY,
+    FLAG_SETTINGS,
+    PARTS_WARNING,
+    CampaignError,
+    StorageError,
+    is_secret_setting,
+    setting_variable,
 )
+from sms_async.cli._config import GatewaySettings, option_name, resolve_settings
 from sms_async.cli._errors import CliError, ExitCode
-from sms_async.providers import gateway_names
+from sms_async.providers import gateway, gateway_names
 
 __all__ = [
     "Account",
@@ -40,14 +46,12 @@ __all__ = [
     "guarded_as",
     "input_options",
     "say_error",
+    "setting_keys",
     "stdin",
     "text_options",
 ]
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-# Settings keys with an option of their own on every command that reaches a gateway.
-_SETTING_OPTIONS = ("base_url", "send_path", "status_path", "username", "allow_insecure_http")
 
 
 def input_options(command: F) -> F:
@@ -98,7 +102,7 @@ class GatewayChoice(click.ParamType):  # type: ignore[type-arg]
     name = "gateway"
 
     def get_metavar(self, param: click.Parameter, ctx: click.Context | None = None) -> str:
-        """``[iton|itecpay|...]`` as registered now."""
+        """``[name|name|...]``: the gateways registered now."""
         return "[" + "|".join(gateway_names()) + "]"
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
@@ -189,61 +193,78 @@ def _silence_stdout() -> None:
 guarded = guarded_as(ExitCode.NOT_ALL_ACCEPTED)
 
 
+# What a settings key is, for its option's help; a key not named here is described by its name.
+_DESCRIPTIONS: Final = {
+    "username": "Account name",
+    "password": "Account password",
+    "token": "API token",
+    "base_url": "Gateway endpoint",
+    "send_path": "Path of the send request",
+    "status_path": "Path of the status request",
+}
+# Options of their own on the commands that reach a gateway: no settings key may take their names.
+# How a setting's option is named among a command's parameters (apart from the command's own).
+_PREFIX: Final = "setting__"
+_RESERVED: Final = frozenset({"gateway", "config", "region", "concurrency", "sender_id", "param", "params"})
+
+
+def setting_keys() -> list[str]:
+    """The settings keys that get an option: every key a registered driver declares, but ``params``.
+
+    Text settings first, then flags, then secrets (whose options are discouraged).
+    """
+    keys = {key for name in gateway_names() for key in gateway(name).settings_keys} - _RESERVED
+    return sorted(keys, key=lambda k: (is_secret_setting(k), k in FLAG_SETTINGS, k != "base_url", k))
+
+
+def _setting_option(key: str) -> Callable[[F], F]:
+    """The option of one settings key; its help names the gateways that read it and where else it is set."""
+    takers = [name for name in gateway_names() if key in gateway(name).settings_keys]
+    which = f" (for {', '.join(takers)})" if set(takers) != set(gateway_names()) else ""
+    what = _DESCRIPTIONS.get(key, f"The {key.replace('_', ' ')} setting")
+    variable = setting_variable(key)
+    declared = (option_name(key), _PREFIX + key)
+    if key in FLAG_SETTINGS:
+        help_text = f"{what}{which}; also {key} = true in the config."
+        if key == "allow_insecure_http":
+            help_text = (
+                f"Allow an http:// base URL to a host that is not this machine (credentials travel "
+                f"unencrypted){which}; also {key} = true in the config."
+            )
+        return click.option(*declared, is_flag=True, default=None, help=help_text)
+    if is_secret_setting(key):
+        help_text = (
+            f"{what}{which}. Discouraged: other users can see arguments; use {variable} or the config file."
+        )
+        return click.option(*declared, metavar="SECRET", help=help_text)
+    help_text = f"{what}{which} (default: {variable}, config)."
+    return click.option(*declared, metavar=key.rsplit("_", maxsplit=1)[-1].upper(), help=help_text)
+
+
 def gateway_options(command: F) -> F:
-    """The options every command that talks to a gateway takes."""
+    """The options every command that talks to a gateway takes: one per settings key a driver declares."""
     names = ", ".join(gateway_names())
     options = [
         click.option(
             "--gateway",
             type=GatewayChoice(),
             default=None,
-            help=f"Gateway to use, one of the registered gateways ({names}); default: SMS_ASYNC_GATEWAY, "
-            "the config file's 'gateway' or its only gateway section, else iton.",
+            help=f"Gateway to use, one of the registered gateways ({names}); default: {ENV_GATEWAY}, "
+            f"the config file's 'gateway' or its only gateway section, else {DEFAULT_GATEWAY}.",
         ),
-        click.option(
-            "--base-url", metavar="URL", help="Gateway endpoint (default: SMS_ASYNC_BASE_URL, config)."
-        ),
-        click.option(
-            "--send-path",
-            metavar="PATH",
-            help="Path of the send request, for gateways that take one (ItecPay; default: config, driver).",
-        ),
-        click.option(
-            "--status-path",
-            metavar="PATH",
-            help="Path of the status request, for gateways that take one (ItecPay; default: config, driver).",
-        ),
-        click.option(
-            "--allow-insecure-http",
-            is_flag=True,
-            help="Allow an http:// base URL to a host that is not this machine (credentials travel "
-            "unencrypted); also allow_insecure_http = true in the config.",
-        ),
+        *(_setting_option(key) for key in setting_keys()),
         click.option(
             "--config",
             "config_path",
             type=click.Path(dir_okay=False, path_type=Path),
-            envvar="SMS_ASYNC_CONFIG",
+            envvar=ENV_CONFIG,
             help="TOML config file (default ~/.config/sms-async/config.toml when present).",
-        ),
-        click.option(
-            "--username", metavar="NAME", help="Account name (default: SMS_ASYNC_USERNAME, config)."
-        ),
-        click.option(
-            "--password",
-            metavar="SECRET",
-            help="Discouraged: other users can see arguments; use SMS_ASYNC_PASSWORD or the config file.",
-        ),
-        click.option(
-            "--token",
-            metavar="SECRET",
-            help="API token, for gateways that take one (ITON). Discouraged: use SMS_ASYNC_TOKEN or the "
-            "config file.",
         ),
         click.option(
             "--region",
             metavar="CODE",
-            help="Region of national spellings such as 098123 45678 (default: config, else IN).",
+            help="Region of national spellings such as 098123 45678 "
+            f"(default: config, else {DEFAULT_REGION}).",
         ),
         click.option(
             "--concurrency",
@@ -259,13 +280,13 @@ def gateway_options(command: F) -> F:
         *args: Any,
         gateway: str | None,
         config_path: Path | None,
-        password: str | None,
-        token: str | None,
         region: str | None,
         **kwargs: Any,
     ) -> Any:
-        given = {key: kwargs.pop(key) for key in _SETTING_OPTIONS}
-        account = Account(gateway, config_path, given, password, token, region)
+        given = {
+            name.removeprefix(_PREFIX): kwargs.pop(name) for name in list(kwargs) if name.startswith(_PREFIX)
+        }
+        account = Account(gateway, config_path, given, region)
         return command(*args, account=account, **kwargs)
 
     decorated: Any = wrapper
@@ -280,29 +301,23 @@ class Account:
 
     gateway: str | None
     config_path: Path | None
-    #: Settings given as options, by settings key.
-    given: dict[str, Any]
-    password: str | None = attrs.field(repr=False)
-    token: str | None = attrs.field(repr=False)
-    region: str | None
+    #: Settings given as options, by settings key (secrets among them: kept out of the repr).
+    given: dict[str, Any] = attrs.field(repr=False)
+    region: str | None = None
 
     def settings(self, sender_id: str | None = None, params: tuple[str, ...] = ()) -> GatewaySettings:
         """Merge the options with the environment and the config file (warning about secrets in argv)."""
-        for value, name, env in (
-            (self.password, "--password", ENV_PASSWORD),
-            (self.token, "--token", ENV_TOKEN),
-        ):
-            if value:
+        for key, value in sorted(self.given.items()):
+            if value and is_secret_setting(key):
                 click.echo(
-                    f"warning: {name} on the command line can be seen by other users of this machine "
-                    f"(ps, shell history); use {env} or the config file instead",
+                    f"warning: {option_name(key)} on the command line can be seen by other users of this "
+                    f"machine (ps, shell history); use {setting_variable(key)} or the config file instead",
                     err=True,
                 )
-        options = {**self.given, "password": self.password, "token": self.token}
         return resolve_settings(
             gateway=self.gateway,
             config_path=self.config_path,
-            options=options,
+            options=self.given,
             sender_id=sender_id,
             region=self.region,
             params=params,

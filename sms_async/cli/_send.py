@@ -15,7 +15,6 @@ from sms_async.cli._campaign import (
     run_send,
     template_fields,
 )
-from sms_async.cli._config import driver_class
 from sms_async.cli._dryrun import run_dry_run
 from sms_async.cli._errors import EXIT_CODES_HELP, CliError, ExitCode
 from sms_async.cli._io import InputFormat, InputReadError, RecipientSource
@@ -175,14 +174,14 @@ def send(
             recipients, column=column, input_format=how, stdin=stdin(), as_rows=bool(fields)
         )
         try:
-            shaped = personal_template(message_text, source) if fields else message
+            shaped = personal_template(message_text, source) if fields else message_text
             return run_dry_run(
                 source,
                 shaped,
                 chosen_sender,
                 settings.region,
                 console,
-                max_batch=driver_class(settings.gateway).max_batch,
+                gateway=settings.gateway,
                 max_segments=max_segments,
             )
         except InputReadError as error:

@@ -10,9 +10,10 @@ command line uses::
                                sqlite:///sms-async-campaigns.db in the working directory)
     SMS_ASYNC_DATABASE_SCHEMA  the schema holding the store's tables (default sms_async)
     SMS_ASYNC_BROKER_URL       amqp://user:password@rabbit-host:5672//   (default: RabbitMQ on 127.0.0.1)
-    SMS_ASYNC_USERNAME, SMS_ASYNC_PASSWORD, SMS_ASYNC_TOKEN, SMS_ASYNC_BASE_URL
-                               the gateway account (or the [iton]/[itecpay] section of
-                               SMS_ASYNC_CONFIG, default ~/.config/sms-async/config.toml)
+    SMS_ASYNC_<SETTING>        each setting the campaign's gateway driver declares: the account
+                               (SMS_ASYNC_USERNAME, SMS_ASYNC_PASSWORD...) and its address; or
+                               the gateway's section of SMS_ASYNC_CONFIG (default
+                               ~/.config/sms-async/config.toml), found as the command line finds them
     SMS_ASYNC_ACCOUNT          optional: the name of the rate limit this worker's account
                                shares (default: derived from gateway, address and user name)
 """
@@ -20,18 +21,23 @@ command line uses::
 from __future__ import annotations
 
 import hashlib
+import logging
 import math
 import os
 import re
-import tomllib
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any, Final
 
 import attrs
 
 from sms_async._exceptions import ConfigurationError
-from sms_async.campaign import DEFAULT_STORE_FILE, environment_settings
+from sms_async.campaign import (
+    DEFAULT_STORE_FILE,
+    FLAG_SETTINGS,
+    gateway_settings,
+    load_config,
+    setting_variable,
+)
 from sms_async.providers import Driver, gateway
 
 __all__ = [
@@ -51,7 +57,10 @@ ENV_DATABASE_URL: Final = "SMS_ASYNC_DATABASE_URL"
 ENV_DATABASE_SCHEMA: Final = "SMS_ASYNC_DATABASE_SCHEMA"
 ENV_BROKER_URL: Final = "SMS_ASYNC_BROKER_URL"
 ENV_ACCOUNT: Final = "SMS_ASYNC_ACCOUNT"
-ENV_CONFIG: Final = "SMS_ASYNC_CONFIG"
+
+_log = logging.getLogger("sms_async.cluster")
+# The settings that name an account, as a worker's error lists them.
+_ACCOUNT_KEYS: Final[tuple[str, ...]] = ("username", "password")
 
 #: RabbitMQ on this machine, with its default account (kombu's default user).
 DEFAULT_BROKER_URL: Final = "amqp://127.0.0.1:5672//"
@@ -160,54 +169,40 @@ class ClusterSettings:
         return not self.database_url.startswith("sqlite:")
 
 
-def _config_section(name: str, env: Mapping[str, str]) -> dict[str, Any]:
-    """The ``[name]`` section of the command line's config file, if there is one."""
-    explicit = env.get(ENV_CONFIG)
-    if explicit:
-        path = Path(explicit)
-    else:
-        base = env.get("XDG_CONFIG_HOME") or str(Path(env.get("HOME") or Path.home()) / ".config")
-        path = Path(base) / "sms-async" / "config.toml"
-        if not path.is_file():
-            return {}
-    try:
-        table = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigurationError(f"{ENV_CONFIG} names {path}, which does not exist") from None
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as error:
-        # The parser's message names a position, never the file's contents.
-        raise ConfigurationError(f"cannot read the config file {path}: {error}") from None
-    section = table.get(name, {})
-    if not isinstance(section, dict):
-        raise ConfigurationError(f"config file {path}: [{name}] must be a table")
-    return section
-
-
 def driver_from_environment(gateway_name: str, env: Mapping[str, str] | None = None) -> Driver:
     """The driver for ``gateway_name`` with this process's credentials.
 
+    Found as the command line finds them (:func:`sms_async.campaign.gateway_settings`):
     ``SMS_ASYNC_<SETTING>`` variables win over the config file's
     ``[gateway_name]`` section; the driver keeps its secrets out of every
     message.
 
     Raises:
-        ConfigurationError: the gateway is unknown or its settings are
-            missing or wrong (the message names the variables, never a value).
+        ConfigurationError: the gateway is unknown, the config file is wrong,
+            or its settings are missing or wrong (the message names the
+            variables, never a value).
     """
     env = os.environ if env is None else env
-    driver_class = gateway(gateway_name)
-    settings: dict[str, Any] = {
-        key: value
-        for key, value in _config_section(gateway_name, env).items()
-        if key in driver_class.settings_keys
-    }
-    settings.update(environment_settings(driver_class.settings_keys, env))
+    config = load_config(env=env)
+    if config.readable_by_others:
+        _log.warning(
+            "%s holds a password or token and other users can read it; run: chmod 600 %s",
+            config.path,
+            config.path,
+        )
+    found = gateway_settings(gateway_name, config=config, env=env)
+    settings: dict[str, Any] = dict(found.values)
+    if found.params:
+        settings["params"] = dict(found.params)
     try:
-        return driver_class.from_settings(settings)
+        return gateway(gateway_name).from_settings(settings)
     except ConfigurationError as error:
+        keys = gateway(gateway_name).settings_keys
+        account = [key for key in _ACCOUNT_KEYS if key in keys] or sorted(keys - FLAG_SETTINGS - {"params"})
+        needed = " and ".join(setting_variable(key) for key in account)
         raise ConfigurationError(
-            f"this worker has no usable {gateway_name} account ({error.reason}): set SMS_ASYNC_USERNAME and "
-            f"SMS_ASYNC_PASSWORD (and SMS_ASYNC_BASE_URL where needed) in its environment, or fill the "
+            f"this worker has no usable {gateway_name} account ({error.reason}): set {needed} "
+            f"(and {setting_variable('base_url')} where needed) in its environment, or fill the "
             f"[{gateway_name}] section of its config file"
         ) from None
 

@@ -10,6 +10,7 @@ from urllib.parse import urlencode
 
 from sms_async import (
     AmbiguousResponseError,
+    ConfigurationError,
     DeliveryReport,
     DeliveryStatus,
     Message,
@@ -29,10 +30,13 @@ from sms_async.providers import (
     setting,
 )
 
-__all__ = ["STATES", "Toy"]
+__all__ = ["CHANNELS", "STATES", "Toy"]
+
+#: The toy's own setting, which no other gateway has: the channel a send goes out on.
+CHANNELS = ("promo", "service")
 
 # The names the toy's own send uses: extra parameters may not take them.
-_OWN = frozenset({"user", "key", "to", "text"})
+_OWN = frozenset({"user", "key", "to", "text", "channel"})
 
 #: The toy's status words.
 STATES = {
@@ -63,7 +67,7 @@ class Toy:
     name: ClassVar[str] = "toy"
     capabilities: ClassVar[Capabilities] = Capabilities(status=True, balance=False, dnd=False)
     settings_keys: ClassVar[frozenset[str]] = frozenset(
-        {"username", "password", "base_url", "allow_insecure_http", "params"}
+        {"username", "password", "base_url", "allow_insecure_http", "params", "channel"}
     )
     max_batch = 50
     max_status_batch = 1
@@ -77,7 +81,11 @@ class Toy:
         base_url: str,
         allow_insecure_http: bool = False,
         params: Mapping[str, str] | None = None,
+        channel: str | None = None,
     ) -> None:
+        if channel is not None and channel not in CHANNELS:
+            raise ConfigurationError(f"the toy's channel is one of {', '.join(CHANNELS)}, not {channel!r}")
+        self.channel = channel
         self.origin = Origin.parse(base_url, allow_insecure_http=allow_insecure_http)
         # The key travels in every body: from here on it is redacted from errors and logs.
         keep_secrets(self, key)
@@ -90,18 +98,21 @@ class Toy:
 
     @classmethod
     def from_settings(cls, settings: Mapping[str, Any]) -> Self:
-        """Build from a username, a password, a base URL, and optionally extra parameters."""
+        """Build from a username, a password, a base URL, and optionally extra parameters and a channel."""
         return cls(
             setting(settings, "username") or "",
             setting(settings, "password") or "",
             base_url=setting(settings, "base_url") or "",
             allow_insecure_http=bool(settings.get("allow_insecure_http", False)),
             params=settings.get("params") or None,
+            channel=setting(settings, "channel"),
         )
 
     def prepare_send(self, message: Message, params: Mapping[str, str] | None = None) -> _PreparedToy:
         """The constant part of every send."""
         head = {"user": self._user, "key": self._key, "text": message.text}
+        if self.channel is not None:
+            head["channel"] = self.channel
         head.update(check_params(self, "Toy", _OWN, self.params, params))
         return _PreparedToy(self.origin.join("/toy/v1/messages"), head)
 
