@@ -308,15 +308,28 @@ def start(campaign_id: int) -> ExitCode:
             f"cannot reach: send the campaign from here with 'sms-async campaign run {campaign_id}', or keep "
             f"campaigns in a PostgreSQL store (--store or {ENV_DATABASE_URL}=postgresql://...)"
         )
+    try:
+        from sms_async.cluster.celery import (  # noqa: PLC0415
+            BrokerUnavailableError,
+            app,
+            check_broker,
+            configure,
+            enqueue,
+        )
+    except ImportError as error:
+        raise CliError(f"{error}: pip install 'sms_async[cluster]'") from None
+    configure(app, settings.broker_url)
+    before = _with_store(lambda store: store.campaign(campaign_id))
+    if before.state not in _REFUSED_BY_START:
+        try:
+            # Before anything is marked running: a campaign nobody can work on must not look started.
+            check_broker(app)
+        except BrokerUnavailableError as error:
+            raise CliError(f"campaign {campaign_id} was not started: {error}", ExitCode.ABORTED) from None
     found, shards = _with_store(lambda store: _start(store, campaign_id))
     if not shards:
         click.echo(f"campaign {campaign_id}: nothing left to send ({found.state})")
         return ExitCode.OK
-    try:
-        from sms_async.cluster.celery import app, configure, enqueue  # noqa: PLC0415
-    except ImportError as error:
-        raise CliError(f"{error}: pip install 'sms_async[cluster]'") from None
-    configure(app, settings.broker_url)
     try:
         enqueue(found, shards)
     except Exception as error:  # noqa: BLE001 - kombu raises many kinds; all mean the same here
@@ -328,6 +341,10 @@ def start(campaign_id: int) -> ExitCode:
         ) from None
     click.echo(f"campaign {campaign_id}: {len(shards)} shards queued on {found.queue!r}")
     return ExitCode.OK
+
+
+# States whose start the store refuses with its own reason (which the broker's state must not hide).
+_REFUSED_BY_START = frozenset({"cancelled", "loading"})
 
 
 async def _start(store: Store, campaign_id: int) -> tuple[StoredCampaign, list[int]]:

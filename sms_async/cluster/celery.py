@@ -361,8 +361,13 @@ def register(target: Celery) -> Task:
 def enqueue(campaign: StoredCampaign, shards: list[int], target: Celery | None = None) -> None:
     """Queue a task for each of ``shards`` of ``campaign`` on its queue, through ``target`` (default: app)."""
     sender = target or app
-    for shard in shards:
-        sender.send_task(TASK_NAME, args=(campaign.id, shard), queue=campaign.queue)
+    # One connection made now from the app's settings: a producer pool made before
+    # the broker was configured (or reconfigured) would send to the old broker.
+    with sender.connection_for_write() as connection:
+        for shard in shards:
+            sender.send_task(
+                TASK_NAME, args=(campaign.id, shard), queue=campaign.queue, connection=connection
+            )
 
 
 #: The Celery app of ``sms-async worker``, configured from the environment.
