@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 from pathlib import Path
@@ -72,7 +73,7 @@ async def begin(journal: CampaignJournal, index: int, numbers: tuple[str, ...]) 
 
 
 def states(tmp_path: Path) -> dict[int, str]:
-    with sqlite3.connect(tmp_path / "results.jsonl.journal") as conn:
+    with contextlib.closing(sqlite3.connect(tmp_path / "results.jsonl.journal")) as conn:
         return dict(conn.execute("SELECT idx, state FROM batches").fetchall())
 
 
@@ -324,6 +325,6 @@ async def test_rebuilt_rows_written_once_as_unknown(tmp_path):
 def test_journal_holds_no_secret(tmp_path):
     """The campaign row holds what identifies a campaign, and nothing like a credential."""
     open_journal(tmp_path).close()
-    with sqlite3.connect(tmp_path / "results.jsonl.journal") as conn:
+    with contextlib.closing(sqlite3.connect(tmp_path / "results.jsonl.journal")) as conn:
         columns = [row[1] for row in conn.execute("PRAGMA table_info(campaign)")]
     assert not {"username", "password", "token", "base_url"} & set(columns)
