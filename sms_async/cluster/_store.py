@@ -211,17 +211,22 @@ class CampaignStore:
         try:
             for pool in self._pools:
                 await pool.open(wait=self._warm, timeout=self.patience)
-        except psycopg.OperationalError as error:
-            for pool in self._pools:
-                await pool.close()
-            raise StoreUnavailableError(
-                f"the campaign store cannot be reached: {redact(str(error))[:300]}"
-            ) from None
+        except BaseException as error:
+            # A failed or cancelled opening closes the connections already made.
+            await self._close_pools()
+            if isinstance(error, psycopg.OperationalError):
+                raise StoreUnavailableError(
+                    f"the campaign store cannot be reached: {redact(str(error))[:300]}"
+                ) from None
+            raise
         return self
 
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
+        await self._close_pools()
+
+    async def _close_pools(self) -> None:
         with anyio.CancelScope(shield=True):
             for pool in self._pools:
                 await pool.close()

@@ -189,6 +189,34 @@ def test_second_process_is_refused(tmp_path):
     open_journal(tmp_path, resume=True).close()
 
 
+def test_an_opening_stopped_by_any_error_lets_the_campaign_go(tmp_path, monkeypatch):
+    """An error the opening does not expect (an interrupt, say) still closes the journal and unlocks it."""
+
+    def interrupted(*args: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("sms_async.campaign._store.read_campaign", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        open_journal(tmp_path)
+    monkeypatch.undo()
+    # Unlocked (a lock still held would refuse this), and the connection closed (the fixture checks).
+    open_journal(tmp_path, resume=True).close()
+
+
+def test_a_close_stopped_by_any_error_lets_the_campaign_go(tmp_path, monkeypatch):
+    """An error close() does not expect still closes the journal's connection and unlocks the campaign."""
+    journal = open_journal(tmp_path)
+
+    def interrupted() -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(journal._writer, "finish", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        journal.close()
+    assert journal._writer.out.closed
+    open_journal(tmp_path, resume=True).close()
+
+
 async def test_results_file_cut_to_recorded_length(tmp_path):
     """Bytes written after the last recorded length are cut on resume; a shorter file is refused."""
     journal = open_journal(tmp_path)
