@@ -42,13 +42,17 @@ class CampaignLock:
         self.path = lock_path(journal)
         for _ in range(_TRIES):
             fd = self._open_and_lock(journal)
-            if _names(self.path, fd):
-                break
+            try:
+                if _names(self.path, fd):
+                    os.ftruncate(fd, 0)
+                    os.write(fd, f"{os.getpid()}\n".encode("ascii"))
+                    break
+            except BaseException:
+                os.close(fd)
+                raise
             os.close(fd)  # removed by a run that just finished: lock the new file
         else:  # pragma: no cover - needs another process removing the file again and again
             raise StorageError(f"cannot lock the journal {journal}: its lock file keeps being replaced")
-        os.ftruncate(fd, 0)
-        os.write(fd, f"{os.getpid()}\n".encode("ascii"))
         self._fd: int | None = fd
 
     def _open_and_lock(self, journal: Path) -> int:
@@ -59,8 +63,10 @@ class CampaignLock:
         try:
             _try_lock(fd)
         except (BlockingIOError, PermissionError):
-            holder = os.read(fd, 32).decode("ascii", "replace").strip()
-            os.close(fd)
+            try:
+                holder = os.read(fd, 32).decode("ascii", "replace").strip()
+            finally:
+                os.close(fd)
             who = f" (process {holder})" if holder.isdigit() else ""
             raise CampaignError(
                 f"the campaign journal {journal} is in use by another sms-async process{who}; "
@@ -69,6 +75,9 @@ class CampaignLock:
         except OSError as error:
             os.close(fd)
             raise StorageError(f"cannot lock the journal {journal}: {error.strerror or error}") from None
+        except BaseException:
+            os.close(fd)
+            raise
         return fd
 
     def release(self, *, remove: bool = True) -> None:

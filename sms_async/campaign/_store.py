@@ -228,14 +228,13 @@ class CampaignJournal:
             journal._load()
             # Rows an earlier run kept in the journal go to the file now, where they can.
             journal._writer.commit([])
-        except CampaignError:
+        except BaseException as error:
+            # Whatever stops the opening (an interrupt included) lets the files and the campaign go.
             close_quietly(out, conn)
             lock.release(remove=False)
+            if isinstance(error, OSError | sqlite3.Error):
+                raise StorageError(f"cannot use the journal {path}: {describe(error)}") from None
             raise
-        except (OSError, sqlite3.Error) as error:
-            close_quietly(out, conn)
-            lock.release(remove=False)
-            raise StorageError(f"cannot use the journal {path}: {describe(error)}") from None
         return journal
 
     def _load(self) -> None:
@@ -422,18 +421,20 @@ class CampaignJournal:
             return
         self._closed = True
         try:
-            self._writer.finish()
-        except (OSError, sqlite3.Error) as error:
-            self.fail(StorageError(f"cannot finish the results file {self.output}: {describe(error)}"))
+            try:
+                self._writer.finish()
+            except (OSError, sqlite3.Error) as error:
+                self.fail(StorageError(f"cannot finish the results file {self.output}: {describe(error)}"))
+            finally:
+                close_quietly(self._writer.out, None)
+            try:
+                self._totals = self._writer.totals()
+            except sqlite3.Error as error:
+                self.fail(StorageError(f"cannot read the journal {self.path}: {describe(error)}"))
+                self._totals = self.base.copy()
+                self._totals.add(self.tally)
         finally:
-            close_quietly(self._writer.out, None)
-        try:
-            self._totals = self._writer.totals()
-        except sqlite3.Error as error:
-            self.fail(StorageError(f"cannot read the journal {self.path}: {describe(error)}"))
-            self._totals = self.base.copy()
-            self._totals.add(self.tally)
-        finally:
+            # Reached whatever the steps above raise: the connection and the lock never outlive close().
             close_quietly(None, self._writer.conn)
             self._lock.release()
 

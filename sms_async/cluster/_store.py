@@ -229,10 +229,12 @@ class CampaignStore:
         try:
             for pool in self._pools:
                 await pool.open(wait=self._warm, timeout=self.patience)
-        except psycopg.OperationalError as error:
-            for pool in self._pools:
-                await pool.close()
-            raise _unavailable(error) from None
+        except BaseException as error:
+            # A failed or cancelled opening closes the connections already made.
+            await self._close_pools()
+            if isinstance(error, psycopg.OperationalError):
+                raise _unavailable(error) from None
+            raise
         return self
 
     async def probe(self) -> None:
@@ -258,6 +260,9 @@ class CampaignStore:
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
+        await self._close_pools()
+
+    async def _close_pools(self) -> None:
         with anyio.CancelScope(shield=True):
             for pool in self._pools:
                 await pool.close()

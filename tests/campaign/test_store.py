@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 from pathlib import Path
@@ -72,7 +73,7 @@ async def begin(journal: CampaignJournal, index: int, numbers: tuple[str, ...]) 
 
 
 def states(tmp_path: Path) -> dict[int, str]:
-    with sqlite3.connect(tmp_path / "results.jsonl.journal") as conn:
+    with contextlib.closing(sqlite3.connect(tmp_path / "results.jsonl.journal")) as conn:
         return dict(conn.execute("SELECT idx, state FROM batches").fetchall())
 
 
@@ -185,6 +186,34 @@ def test_second_process_is_refused(tmp_path):
         assert not isinstance(caught.value, StorageError)  # a usage problem: nothing was sent
     finally:
         first.close()
+    open_journal(tmp_path, resume=True).close()
+
+
+def test_an_opening_stopped_by_any_error_lets_the_campaign_go(tmp_path, monkeypatch):
+    """An error the opening does not expect (an interrupt, say) still closes the journal and unlocks it."""
+
+    def interrupted(*args: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("sms_async.campaign._store.read_campaign", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        open_journal(tmp_path)
+    monkeypatch.undo()
+    # Unlocked (a lock still held would refuse this), and the connection closed (the fixture checks).
+    open_journal(tmp_path, resume=True).close()
+
+
+def test_a_close_stopped_by_any_error_lets_the_campaign_go(tmp_path, monkeypatch):
+    """An error close() does not expect still closes the journal's connection and unlocks the campaign."""
+    journal = open_journal(tmp_path)
+
+    def interrupted() -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(journal._writer, "finish", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        journal.close()
+    assert journal._writer.out.closed
     open_journal(tmp_path, resume=True).close()
 
 
@@ -324,6 +353,6 @@ async def test_rebuilt_rows_written_once_as_unknown(tmp_path):
 def test_journal_holds_no_secret(tmp_path):
     """The campaign row holds what identifies a campaign, and nothing like a credential."""
     open_journal(tmp_path).close()
-    with sqlite3.connect(tmp_path / "results.jsonl.journal") as conn:
+    with contextlib.closing(sqlite3.connect(tmp_path / "results.jsonl.journal")) as conn:
         columns = [row[1] for row in conn.execute("PRAGMA table_info(campaign)")]
     assert not {"username", "password", "token", "base_url"} & set(columns)

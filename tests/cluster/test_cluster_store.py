@@ -317,3 +317,20 @@ async def test_a_missing_database_is_permanent_however_patient_the_store():
     with pytest.raises(StoreUnavailableError, match="trying again cannot cure"):
         async with CampaignStore(url, patience=3600, warm=True):
             pass
+
+
+async def test_a_cancelled_opening_closes_the_connections_it_made():
+    """A store whose opening is cancelled while it connects closes its pools, leaving nothing open."""
+    require_postgres()
+    store = CampaignStore(DATABASE_URL, patience=10, warm=True, max_connections=2, claim_connections=1)
+    entered = False
+    with anyio.CancelScope() as scope:
+        scope.cancel()  # delivered at the opening's first wait for its connections
+        async with store:
+            entered = True
+    try:
+        assert not entered
+        assert [pool.closed for pool in store._pools] == [True, True]
+    finally:
+        for pool in store._pools:
+            await pool.close()  # pools left open would keep the test process from exiting

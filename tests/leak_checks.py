@@ -1,0 +1,44 @@
+"""Checks that a test let go of what it opened, as an autouse fixture for conftest.py."""
+
+from __future__ import annotations
+
+import sqlite3
+import traceback
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+
+@pytest.fixture(autouse=True)
+def every_sqlite_connection_closed(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Fail a test that leaves an SQLite connection open, on every Python.
+
+    Python 3.13 warns of an unclosed connection only when the garbage
+    collector gets to it, during whichever test runs then, and 3.11 and 3.12
+    never do: so each connection opened during the test is checked as it ends.
+    """
+    opened: list[tuple[sqlite3.Connection, list[traceback.FrameSummary]]] = []
+    connect = sqlite3.connect
+
+    def tracked(*args: Any, **kwargs: Any) -> sqlite3.Connection:
+        conn = connect(*args, **kwargs)
+        opened.append((conn, traceback.extract_stack(limit=5)[:-1]))
+        return conn
+
+    monkeypatch.setattr(sqlite3, "connect", tracked)
+    yield
+    left = [(conn, stack) for conn, stack in opened if _is_open(conn)]
+    for conn, _ in left:
+        conn.close()  # so that the garbage collector does not warn of it again in a later test
+    if left:
+        where = "\n".join("".join(traceback.format_list(stack)) for _, stack in left)
+        pytest.fail(f"{len(left)} SQLite connection(s) left open, opened at:\n{where}", pytrace=False)
+
+
+def _is_open(conn: sqlite3.Connection) -> bool:
+    try:
+        _ = conn.total_changes  # answers from any thread; raises once the connection is closed
+    except sqlite3.ProgrammingError:
+        return False
+    return True
