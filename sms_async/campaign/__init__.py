@@ -26,6 +26,7 @@ from sms_async.campaign._errors import (
     CampaignError,
     OptionNames,
     StorageError,
+    StoreUnavailableError,
     no_input_message,
 )
 from sms_async.campaign._results import (
@@ -135,6 +136,7 @@ __all__ = [
     "SqliteStore",
     "StorageError",
     "Store",
+    "StoreUnavailableError",
     "StoredCampaign",
     "Tally",
     "Unsettled",

@@ -6,7 +6,14 @@ import attrs
 
 from sms_async._exceptions import SmsError
 
-__all__ = ["PYTHON_NAMES", "CampaignError", "OptionNames", "StorageError", "no_input_message"]
+__all__ = [
+    "PYTHON_NAMES",
+    "CampaignError",
+    "OptionNames",
+    "StorageError",
+    "StoreUnavailableError",
+    "no_input_message",
+]
 
 
 class CampaignError(SmsError):
@@ -21,6 +28,25 @@ class CampaignError(SmsError):
 
 class StorageError(CampaignError):
     """The journal or the results file could not be read or written; the run stopped there."""
+
+
+class StoreUnavailableError(StorageError):
+    """The campaign store could not be reached for longer than the store's patience.
+
+    A :class:`StorageError`, as a journal that cannot be written is on one
+    machine; raised by a store across a network (PostgreSQL). The engine turns every
+    :class:`~sms_async.SmsError` raised while a batch is sent into that batch's
+    outcome, and an unreachable store says nothing about a batch: what the
+    engine calls (the journal, the shared meter and pause) keeps it from the
+    engine: the shard run stops taking batches and raises it at its end, and
+    its task is tried again later.
+    """
+
+    def __init__(self, message: str, *, permanent: bool = False) -> None:
+        super().__init__(message)
+        #: Whether the store refused the connection for a reason waiting cannot cure
+        #: (a missing database, a wrong user or password).
+        self.permanent = permanent
 
 
 @attrs.frozen

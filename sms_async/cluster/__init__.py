@@ -23,14 +23,9 @@ The store holds no credential: workers take theirs from their own
 environment (:func:`driver_from_environment`).
 """
 
-try:
-    import psycopg  # noqa: F401 - checked here so that the error says what to install
-    import psycopg_pool  # noqa: F401
-except ImportError as error:  # pragma: no cover - depends on what is installed
-    raise ImportError(
-        "sms_async.cluster needs PostgreSQL and Celery support: pip install 'sms_async[cluster]'"
-    ) from error
+from typing import TYPE_CHECKING, Any
 
+from sms_async.campaign import CampaignError, CampaignStatus, StoredCampaign, StoreUnavailableError
 from sms_async.cluster._load import DEFAULT_QUEUE, DEFAULT_SHARD_SIZE, CampaignSpec, create_campaign
 from sms_async.cluster._rate import StoreMeter, StorePause
 from sms_async.cluster._runner import ShardReport, run_shard
@@ -39,15 +34,26 @@ from sms_async.cluster._settings import (
     account_key,
     check_account,
     driver_from_environment,
-)
-from sms_async.cluster._store import (
-    CampaignError,
-    CampaignStatus,
-    CampaignStore,
-    StoredCampaign,
-    StoreUnavailableError,
     open_store,
 )
+
+if TYPE_CHECKING:
+    from sms_async.cluster._store import CampaignStore
+
+
+def __getattr__(name: str) -> Any:
+    # The PostgreSQL store needs psycopg (the cluster extra); everything else here
+    # also runs a campaign on the SQLite store, so it is imported only when named.
+    if name == "CampaignStore":
+        try:
+            from sms_async.cluster._store import CampaignStore  # noqa: PLC0415
+        except ImportError as error:
+            raise ImportError(
+                "a PostgreSQL campaign store needs psycopg: pip install 'sms_async[cluster]'"
+            ) from error
+        return CampaignStore
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "DEFAULT_QUEUE",

@@ -17,6 +17,7 @@ import contextlib
 import json
 import math
 import re
+import sys
 from collections.abc import Callable, Mapping
 from typing import Any, Final
 
@@ -29,13 +30,16 @@ from sms_async._message import Template
 from sms_async._models import Outcome
 from sms_async._phone import PhoneNormaliser
 from sms_async._redact import redact
-from sms_async.campaign import DEFAULT_GATEWAY, DEFAULT_REGION, InputRows, Store, no_input_message
-from sms_async.cluster._store import (
+from sms_async.campaign import (
+    DEFAULT_GATEWAY,
+    DEFAULT_REGION,
     CampaignError,
+    InputRows,
     Loading,
+    Store,
     StoredCampaign,
     StoreUnavailableError,
-    is_transient,
+    no_input_message,
 )
 from sms_async.providers import gateway
 
@@ -271,7 +275,7 @@ async def create_campaign(
     try:
         campaign = await _load(store, spec, batcher, params, recipients, rows)
     except Exception as error:
-        if is_transient(error):
+        if _lost_connection(error):
             raise StoreUnavailableError(
                 f"the campaign store was lost while loading the campaign ({redact(str(error))[:200]}); "
                 "nothing was stored: create it again"
@@ -301,3 +305,12 @@ async def _load(
             raise CampaignError(no_input_message(spec.input_name if spec.input_name != "-" else ""))
         await loading.loaded(batcher.read, batcher.distinct, writer.batches)
     return loading.campaign
+
+
+def _lost_connection(error: BaseException) -> bool:
+    """Whether ``error`` is a PostgreSQL store's lost connection (only such a store can lose one mid-load)."""
+    if "psycopg" not in sys.modules:
+        return False  # no PostgreSQL store was ever opened in this process
+    from sms_async.cluster._store import is_transient  # noqa: PLC0415 - psycopg, only once it is in use
+
+    return is_transient(error)

@@ -26,8 +26,7 @@ from typing import Final
 import anyio
 
 from sms_async._exceptions import ConfigurationError
-from sms_async.campaign import Store
-from sms_async.cluster._store import StoreUnavailableError
+from sms_async.campaign import Store, StoreUnavailableError
 
 __all__ = ["StoreMeter", "StorePause"]
 

@@ -41,10 +41,9 @@ from sms_async._message import Message
 from sms_async._models import BatchResult, Outcome
 from sms_async._redact import redact
 from sms_async._retry import RetryPolicy
-from sms_async.campaign import Store
+from sms_async.campaign import Store, StoredCampaign, StoreUnavailableError
 from sms_async.cluster._rate import StoreMeter, StorePause
 from sms_async.cluster._settings import account_key
-from sms_async.cluster._store import StoredCampaign, StoreUnavailableError
 from sms_async.providers import Driver
 from sms_async.transports import HttpBackend, Timeouts
 

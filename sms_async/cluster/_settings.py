@@ -34,6 +34,9 @@ from sms_async._exceptions import ConfigurationError
 from sms_async.campaign import (
     DEFAULT_STORE_FILE,
     FLAG_SETTINGS,
+    CampaignError,
+    SqliteStore,
+    Store,
     gateway_settings,
     load_config,
     setting_variable,
@@ -51,6 +54,7 @@ __all__ = [
     "check_account",
     "check_schema",
     "driver_from_environment",
+    "open_store",
 ]
 
 ENV_DATABASE_URL: Final = "SMS_ASYNC_DATABASE_URL"
@@ -242,3 +246,20 @@ def account_key(driver: Driver, env: Mapping[str, str] | None = None) -> str:
     username = getattr(driver, "username", None) or ""
     who = f"{driver.origin.url}\0{username}".encode()
     return f"{driver.name}:{hashlib.blake2b(who, digest_size=8).hexdigest()}"
+
+
+def open_store(settings: ClusterSettings, **options: Any) -> Store:
+    """The store ``settings`` name: SQLite for a ``sqlite:`` URL, else PostgreSQL (``options`` are its).
+
+    Only a PostgreSQL store needs the ``cluster`` extra (psycopg).
+    """
+    if not settings.shared:
+        return SqliteStore.from_url(settings.database_url, patience=settings.patience)
+    try:
+        from sms_async.cluster._store import CampaignStore  # noqa: PLC0415 - psycopg, only for PostgreSQL
+    except ImportError:
+        raise CampaignError(
+            "a PostgreSQL campaign store needs psycopg: pip install 'sms_async[cluster]' "
+            "(or keep campaigns in a SQLite file: --store sqlite:///campaigns.db)"
+        ) from None
+    return CampaignStore.from_settings(settings, **options)

@@ -30,10 +30,8 @@ from sms_async.campaign import (
     CampaignError,
     CampaignStatus,
     Loading,
-    SqliteStore,
-    StorageError,
-    Store,
     StoredCampaign,
+    StoreUnavailableError,
     Unsettled,
     status_from_totals,
 )
@@ -49,7 +47,6 @@ __all__ = [
     "StoreUnavailableError",
     "StoredCampaign",
     "is_transient",
-    "open_store",
 ]
 
 logger = logging.getLogger("sms_async.cluster")
@@ -58,25 +55,6 @@ T = TypeVar("T")
 
 _EVERY_BATCH: Final = (0, 2**31 - 1)
 _COUNT_NAMES: Final = tuple(outcome.value for outcome in OUTCOMES)
-
-
-class StoreUnavailableError(StorageError):
-    """The campaign store could not be reached for longer than the store's patience.
-
-    A :class:`~sms_async.campaign.StorageError`, as a journal that cannot be
-    written is on one machine. The engine turns every
-    :class:`~sms_async.SmsError` raised while a batch is sent into that batch's
-    outcome, and an unreachable store says nothing about a batch: what the
-    engine calls (the journal, the shared meter and pause) keeps it from the
-    engine: the shard run stops taking batches and raises it at its end, and
-    its task is tried again later.
-    """
-
-    def __init__(self, message: str, *, permanent: bool = False) -> None:
-        super().__init__(message)
-        #: Whether the store refused the connection for a reason waiting cannot cure
-        #: (a missing database, a wrong user or password).
-        self.permanent = permanent
 
 
 class _PgLoading:
@@ -628,10 +606,3 @@ class CampaignStore:
             return bool(done and done[0])
 
         return await self.run("settle", go)
-
-
-def open_store(settings: ClusterSettings, **options: Any) -> Store:
-    """The store ``settings`` name: SQLite for a ``sqlite:`` URL, else PostgreSQL (``options`` are its)."""
-    if not settings.shared:
-        return SqliteStore.from_url(settings.database_url, patience=settings.patience)
-    return CampaignStore.from_settings(settings, **options)
