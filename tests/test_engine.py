@@ -32,6 +32,7 @@ from sms_async import (
     RetryPolicy,
     UnsupportedOperationError,
 )
+from sms_async._batching import Batcher
 from sms_async.instrumentation import BatchSettled
 
 FAST = RetryPolicy(initial_wait=0.001, max_wait=0.01)
@@ -571,6 +572,30 @@ async def test_stream_totals_add_up():
     assert total == len(inputs)
     assert accepted == 250
     assert gateway.sent == Counter(dict.fromkeys(numbers(250), 1))
+
+
+async def test_stream_keeps_compact_keys_and_send_keeps_its_strings(monkeypatch):
+    """`stream()` de-duplicates in the compact key table from the first number; `send()` in a set of strings."""
+    made: list[Batcher] = []
+    for_text = Batcher.for_text.__func__
+
+    def spy(cls, *args, **kwargs):
+        batcher = for_text(cls, *args, **kwargs)
+        made.append(batcher)
+        return batcher
+
+    monkeypatch.setattr(Batcher, "for_text", classmethod(spy))
+    gateway = FakeGateway()
+    async with sender(gateway) as bulk:
+        async for _ in bulk.stream([*numbers(150), *numbers(5)], "Hello", sender_id="ITONAB"):
+            pass
+        streamed = made[-1]
+        await bulk.send(numbers(150, start=1000), "Hello", sender_id="ITONAB")
+        sent = made[-1]
+    assert streamed.distinct == 150
+    assert streamed._seen._small is None
+    assert sent._seen._small is not None
+    assert gateway.sent == Counter(dict.fromkeys([*numbers(150), *numbers(150, start=1000)], 1))
 
 
 async def test_generator_input():
