@@ -167,12 +167,32 @@ async def _work(
             if settled is None:
                 continue
             result, started_at = settled
-            if run.journal is None and not isinstance(deliver, MemoryObjectSendStream):
-                run.report(result, started_at)  # nothing to await: no shield needed
-                deliver(result)
+            if run.journal is None:
+                run.report(result, started_at)
+                full = _hand_over(result, deliver)
+                if full is None:
+                    continue  # nothing was awaited: nothing to shield
+                # The consumer's channel is full: the wait for room must not drop the batch.
+                with anyio.CancelScope(shield=True):
+                    await _put_result(full, result)
                 continue
             with anyio.CancelScope(shield=True):
                 await _deliver(run, result, started_at, deliver)
+
+
+def _hand_over(result: BatchResult, deliver: Deliver) -> MemoryObjectSendStream[BatchResult] | None:
+    """Deliver without awaiting; the consumer's channel when it is full and the batch must wait."""
+    if not isinstance(deliver, MemoryObjectSendStream):
+        deliver(result)
+        return None
+    try:
+        deliver.send_nowait(result)
+    except anyio.WouldBlock:
+        return deliver
+    except (anyio.BrokenResourceError, anyio.ClosedResourceError):
+        # The consumer went away (stream closed early); the hooks still saw it.
+        logger.debug("batch %d settled after its consumer left", result.index)
+    return None
 
 
 async def _deliver(
@@ -187,6 +207,10 @@ async def _deliver(
     if not isinstance(deliver, MemoryObjectSendStream):
         deliver(result)
         return
+    await _put_result(deliver, result)
+
+
+async def _put_result(deliver: MemoryObjectSendStream[BatchResult], result: BatchResult) -> None:
     try:
         await _put(deliver, result)
     except (anyio.BrokenResourceError, anyio.ClosedResourceError):
