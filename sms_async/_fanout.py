@@ -29,7 +29,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 
 from sms_async import _exceptions as exc
 from sms_async._batching import Batch, Batcher, Recipients, read_chunks
-from sms_async._dispatch import Run
+from sms_async._dispatch import Lane, Run
 from sms_async._models import BatchResult
 from sms_async._redact import redact
 
@@ -162,22 +162,40 @@ async def _work(
     deliver: Deliver,
 ) -> None:
     async with jobs:
-        while (batch := await take(jobs)) is not None:
-            settled = await run.dispatch(batch)
-            if settled is None:
-                continue
+        more = True
+        while more:
+            # One cancel scope for the batches that follow, until stop() or cut() spends it.
+            lane = Lane()
+            with lane.scope:
+                more = await _work_lane(run, jobs, deliver, lane)
+
+
+async def _work_lane(
+    run: Run,
+    jobs: MemoryObjectReceiveStream[Batch],
+    deliver: Deliver,
+    lane: Lane,
+) -> bool:
+    """Dispatch and deliver batches in ``lane`` until the channel ends (False) or the lane is spent (True)."""
+    while (batch := await take(jobs)) is not None:
+        settled = await run.dispatch(batch, lane)
+        if settled is not None:
             result, started_at = settled
             if run.journal is None:
                 run.report(result, started_at)
                 full = _hand_over(result, deliver)
-                if full is None:
-                    continue  # nothing was awaited: nothing to shield
-                # The consumer's channel is full: the wait for room must not drop the batch.
+                if full is not None:
+                    # The consumer's channel is full: the wait for room must not drop the batch.
+                    with anyio.CancelScope(shield=True):
+                        await _put_result(full, result)
+            else:
                 with anyio.CancelScope(shield=True):
-                    await _put_result(full, result)
-                continue
-            with anyio.CancelScope(shield=True):
-                await _deliver(run, result, started_at, deliver)
+                    await _deliver(run, result, started_at, deliver)
+        if lane.spent:
+            # stop() or cut() cancelled this lane for the batch just settled: leave it
+            # before awaiting anything else, or the next await would be cancelled too.
+            return True
+    return False
 
 
 def _hand_over(result: BatchResult, deliver: Deliver) -> MemoryObjectSendStream[BatchResult] | None:

@@ -33,6 +33,7 @@ from sms_async import (
     UnsupportedOperationError,
 )
 from sms_async._batching import Batcher
+from sms_async._dispatch import Lane
 from sms_async.instrumentation import BatchSettled
 
 FAST = RetryPolicy(initial_wait=0.001, max_wait=0.01)
@@ -575,7 +576,7 @@ async def test_stream_totals_add_up():
 
 
 async def test_stream_keeps_compact_keys_and_send_keeps_its_strings(monkeypatch):
-    """`stream()` de-duplicates in the compact key table from the first number; `send()` in a set of strings."""
+    """`stream()` de-duplicates in the compact key table from the first number, `send()` in a set."""
     made: list[Batcher] = []
     for_text = Batcher.for_text.__func__
 
@@ -596,6 +597,25 @@ async def test_stream_keeps_compact_keys_and_send_keeps_its_strings(monkeypatch)
     assert streamed._seen._small is None
     assert sent._seen._small is not None
     assert gateway.sent == Counter(dict.fromkeys([*numbers(150), *numbers(150, start=1000)], 1))
+
+
+async def test_a_worker_dispatches_its_batches_in_one_cancel_scope(monkeypatch):
+    """A worker's batches share one lane (one cancel scope) while nothing stops the call."""
+    lanes: list[Lane] = []
+    make = Lane.__init__
+
+    def counted(self):
+        make(self)
+        lanes.append(self)
+
+    monkeypatch.setattr(Lane, "__init__", counted)
+    gateway = FakeGateway()
+    result = await send(gateway, numbers(1000), concurrency=1)
+    assert_accounted(result, 1000)
+    assert result.batches == 10
+    assert len(lanes) == 1
+    assert not lanes[0].spent
+    assert gateway.sent == Counter(dict.fromkeys(numbers(1000), 1))
 
 
 async def test_generator_input():
