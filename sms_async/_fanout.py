@@ -167,7 +167,11 @@ async def _work(
             # One cancel scope for the batches that follow, until stop() or cut() spends it.
             lane = Lane()
             with lane.scope:
-                more = await _work_lane(run, jobs, deliver, lane)
+                more, last = await _work_lane(run, jobs, deliver, lane)
+            if last is not None:
+                # The batch the lane was spent on is delivered outside it: inside,
+                # every await would be cancelled again.
+                await _settled(run, last, deliver)
 
 
 async def _work_lane(
@@ -175,27 +179,35 @@ async def _work_lane(
     jobs: MemoryObjectReceiveStream[Batch],
     deliver: Deliver,
     lane: Lane,
-) -> bool:
-    """Dispatch and deliver batches in ``lane`` until the channel ends (False) or the lane is spent (True)."""
+) -> tuple[bool, tuple[BatchResult, float] | None]:
+    """Dispatch and deliver batches in ``lane`` until the channel ends or the lane is spent.
+
+    Returns whether batches may follow, and the settled batch the lane was spent on, if any.
+    """
     while (batch := await take(jobs)) is not None:
         settled = await run.dispatch(batch, lane)
-        if settled is not None:
-            result, started_at = settled
-            if run.journal is None:
-                run.report(result, started_at)
-                full = _hand_over(result, deliver)
-                if full is not None:
-                    # The consumer's channel is full: the wait for room must not drop the batch.
-                    with anyio.CancelScope(shield=True):
-                        await _put_result(full, result)
-            else:
-                with anyio.CancelScope(shield=True):
-                    await _deliver(run, result, started_at, deliver)
         if lane.spent:
             # stop() or cut() cancelled this lane for the batch just settled: leave it
-            # before awaiting anything else, or the next await would be cancelled too.
-            return True
-    return False
+            # before awaiting anything else.
+            return True, settled
+        if settled is not None:
+            await _settled(run, settled, deliver)
+    return False, None
+
+
+async def _settled(run: Run, settled: tuple[BatchResult, float], deliver: Deliver) -> None:
+    """Hand a settled batch on: to the journal, the hooks, and the call's result or stream."""
+    result, started_at = settled
+    if run.journal is None:
+        run.report(result, started_at)
+        full = _hand_over(result, deliver)
+        if full is not None:
+            # The consumer's channel is full: the wait for room must not drop the batch.
+            with anyio.CancelScope(shield=True):
+                await _put_result(full, result)
+        return
+    with anyio.CancelScope(shield=True):
+        await _deliver(run, result, started_at, deliver)
 
 
 def _hand_over(result: BatchResult, deliver: Deliver) -> MemoryObjectSendStream[BatchResult] | None:

@@ -30,6 +30,7 @@ from sms_async import (
     Outcome,
     OutOfCreditError,
     RetryPolicy,
+    SendTimeout,
     UnsupportedOperationError,
 )
 from sms_async._batching import Batcher
@@ -616,6 +617,29 @@ async def test_a_worker_dispatches_its_batches_in_one_cancel_scope(monkeypatch):
     assert len(lanes) == 1
     assert not lanes[0].spent
     assert gateway.sent == Counter(dict.fromkeys(numbers(1000), 1))
+
+
+async def test_a_stopped_lane_is_left_and_the_worker_goes_on_in_a_new_one(monkeypatch):
+    """A timeout spends the lane of the batch waiting its turn; the worker settles the rest in a new lane."""
+    lanes: list[Lane] = []
+    make = Lane.__init__
+
+    def counted(self):
+        make(self)
+        lanes.append(self)
+
+    monkeypatch.setattr(Lane, "__init__", counted)
+    gateway = FakeGateway()
+    async with sender(gateway, concurrency=1, messages_per_second=100) as bulk:
+        result = await bulk.send(numbers(500), "Hello", sender_id="ITONAB", timeout=0.3)
+    assert isinstance(result.aborted, SendTimeout)
+    assert_accounted(result, 500)
+    assert any(lane.spent for lane in lanes)
+    assert len(lanes) >= 2
+    assert not lanes[-1].spent
+    assert set(result.message_ids) == set(gateway.sent)
+    assert all(count == 1 for count in gateway.sent.values())
+    assert len(result.message_ids) < 500
 
 
 async def test_generator_input():
