@@ -215,15 +215,14 @@ def run_matrix(configs: list[Config], ports: dict[int, int], rounds: int, repeat
 
 
 def run_scaling(sizes: Sequence[int], port: int, rounds: int) -> list[ScaleRow]:
-    rows = [ScaleRow(size, compact) for compact in (False, True) for size in sizes]
+    rows = [ScaleRow(size) for size in sizes]
     for number in range(1, rounds + 1):
         for row in rows:
-            job = Job("scale", port, "stream", "iton", 64, "uvloop", recipients=row.size, compact=row.compact)
+            job = Job("scale", port, "stream", "iton", 64, "uvloop", recipients=row.size)
             sample = run_sample(job)
             row.samples.append(sample)
-            keys = "compact keys" if row.compact else "keys as wired"
             print(
-                f"[{number}/{rounds}] stream of {row.size:>10,} from a generator, {keys}: "
+                f"[{number}/{rounds}] stream of {row.size:>10,} from a generator: "
                 f"{sample.seconds:.1f} s, {sample.seconds / sample.recipients * 1e6:.2f} µs/recipient, "
                 f"RSS {sample.rss_start_kb / 1024:.1f} -> {sample.rss_peak_kb / 1024:.1f} MB",
                 flush=True,

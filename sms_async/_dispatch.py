@@ -52,7 +52,7 @@ from sms_async.transports._base import BeforeWrite, OnWrite
 if TYPE_CHECKING:
     from sms_async._batching import Batch
 
-__all__ = ["Dispatcher", "Run"]
+__all__ = ["Dispatcher", "Lane", "Run"]
 
 logger = logging.getLogger("sms_async")
 
@@ -60,6 +60,27 @@ T = TypeVar("T")
 
 # Prepared requests kept per run when each recipient has a text of their own.
 _PREPARED_CACHE: Final = 64
+
+
+class Lane:
+    """The cancel scope a worker's batches share, one after another, until stop() or cut() cancels it.
+
+    A cancel scope per batch cost more than all the dispatch's other frames
+    together (entering and leaving one walks the task's scopes, and leaves two
+    sets for the garbage collector): 55 -> 48 us of CPU a 100-number request.
+    A worker enters its lane's scope around the batches it takes, and makes a
+    new lane only once one was cancelled.
+    """
+
+    __slots__ = ("scope",)
+
+    def __init__(self) -> None:
+        self.scope = anyio.CancelScope()
+
+    @property
+    def spent(self) -> bool:
+        """Whether the scope was cancelled: the worker leaves it and takes a new lane."""
+        return self.scope.cancel_called
 
 
 class _Tries:
@@ -73,15 +94,16 @@ class _Tries:
         "claimed",
         "deadline_at",
         "in_flight",
+        "lane",
         "maybe_sent",
         "requests",
         "retries",
-        "scope",
         "started_at",
+        "stopped",
         "wrong_endpoint",
     )
 
-    def __init__(self, budget: RetryBudget | None = None) -> None:
+    def __init__(self, lane: Lane | None = None, budget: RetryBudget | None = None) -> None:
         self.budget = budget
         #: Set when the first request leaves, not while the batch queues for the rate meters.
         self.deadline_at = math.inf
@@ -98,11 +120,20 @@ class _Tries:
         #: How the last answer looked like a wrong address, if it did.
         self.wrong_endpoint: str | None = None
         #: Cancelled when the call stops: at once if no request is on the wire, after a grace if one is.
-        self.scope = anyio.CancelScope()
+        #: The worker's lane, or (dispatched without one) a scope of the batch's own.
+        self.lane = lane
+        #: stop() or cut() cancelled the lane for this batch.
+        self.stopped = False
 
     def written(self) -> None:
         """The transport handed the request's first byte to a connection."""
         self.in_flight = True
+
+    def cancel(self) -> None:
+        """End the batch's tries (for stop() and cut()): its worker is inside them, in its lane."""
+        self.stopped = True
+        if self.lane is not None:
+            self.lane.scope.cancel()
 
 
 class _NotOurs(Exception):
@@ -273,12 +304,12 @@ class Run:
             # (the transport already holds the deadline it was sent with).
             tries.deadline_at = -math.inf
             if not tries.in_flight:
-                tries.scope.cancel()
+                tries.cancel()
 
     def cut(self) -> None:
         """End the batches still in flight after :meth:`stop`: they settle ``unknown``."""
         for tries in tuple(self._active):
-            tries.scope.cancel()
+            tries.cancel()
 
     @property
     def never_sent(self) -> Failure:
@@ -331,12 +362,14 @@ class Run:
 
     # -- one batch -------------------------------------------------------------------------
 
-    async def dispatch(self, batch: Batch) -> tuple[BatchResult, float] | None:
+    async def dispatch(self, batch: Batch, lane: Lane | None = None) -> tuple[BatchResult, float] | None:
         """Settle ``batch``: its result and when its first request left, or ``None`` to skip it.
 
         Raises only the cancellation of a cancelled run, after reporting the
         batch (as ``unknown`` where a request was on the wire) to the
-        journal and the hooks.
+        journal and the hooks. ``lane`` is the worker's (entered by the
+        worker, who leaves it once it is spent); without one the batch's tries
+        get a cancel scope of their own.
         """
         result = batch.to_result()
         numbers = batch.numbers
@@ -354,7 +387,7 @@ class Run:
             result.failed.update(dict.fromkeys(numbers, self._abort_failure))
             result.aborted = self.aborted
             return result, 0.0
-        tries = _Tries()
+        tries = _Tries(lane)
         started = time.perf_counter()
         try:
             if self.skip_dnd:
@@ -429,7 +462,7 @@ class Run:
             await dispatcher.wait_to_retry(error, seconds)
 
         answer, failure = await self._tries(tries, attempt, wait)
-        if tries.scope.cancelled_caught:
+        if tries.stopped and answer is None and failure is None:
             # stop() or cut() ended this batch (a cancellation from outside would have gone through).
             self._fail_stopped(result, numbers, tries)
             return
@@ -447,16 +480,31 @@ class Run:
         attempt: Callable[[], Awaitable[SendAnswer]],
         wait: Callable[[exc.SmsError, float], Awaitable[None]],
     ) -> tuple[SendAnswer | None, exc.SmsError | None]:
-        """Every try of one batch, under the scope :meth:`stop` and :meth:`cut` cancel."""
+        """Every try of one batch, under the scope :meth:`stop` and :meth:`cut` cancel.
+
+        Both ``None`` when they did: the batch was stopped.
+        """
         answer: SendAnswer | None = None
         failure: exc.SmsError | None = None
+        retrying = self._dispatcher.retrying["send"]
         self._active.add(tries)
         try:
-            with tries.scope:
-                try:
-                    answer = await call_with_retries(self._dispatcher.retrying["send"], attempt, tries, wait)
-                except exc.SmsError as error:
-                    failure = error
+            if tries.lane is None:
+                tries.lane = Lane()
+                with tries.lane.scope:
+                    try:
+                        answer = await call_with_retries(retrying, attempt, tries, wait)
+                    except exc.SmsError as error:
+                        failure = error
+                return answer, failure
+            try:
+                answer = await call_with_retries(retrying, attempt, tries, wait)
+            except exc.SmsError as error:
+                failure = error
+            except anyio.get_cancelled_exc_class():
+                if not tries.stopped:
+                    raise  # from outside the run: the call itself is being cancelled
+                # Ours: the lane stays cancelled, and the worker leaves it before it awaits again.
         finally:
             self._active.discard(tries)
         return answer, failure

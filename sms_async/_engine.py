@@ -370,7 +370,9 @@ class BulkSender:
     async def _stream(
         self, recipients: Recipients, options: _SendOptions, timeout: float | None
     ) -> AsyncGenerator[BatchResult, None]:
-        run, batcher, recipients = await self._prepare(recipients, options)
+        # A stream holds no results, so nothing else keeps the numbers' strings:
+        # the compact key table from the first number (7 to 11 B a number, not 96).
+        run, batcher, recipients = await self._prepare(recipients, options, compact_keys=True)
         _, task_group = self._open()
         self._run_started(run)
         results_send, results_recv = anyio.create_memory_object_stream[BatchResult](self.concurrency)
@@ -417,7 +419,7 @@ class BulkSender:
             self._run_ended(run)
 
     async def _prepare(
-        self, recipients: Recipients, options: _SendOptions
+        self, recipients: Recipients, options: _SendOptions, *, compact_keys: bool = False
     ) -> tuple[Run, Batcher, Recipients]:
         """Everything checked before any request; raises for misuse."""
         batcher = Batcher.for_text(
@@ -426,6 +428,7 @@ class BulkSender:
             options.text,
             sender_id=options.sender_id,
             max_segments=options.max_segments,
+            compact_keys=compact_keys,
         )
         if isinstance(recipients, str | bytes):
             raise exc.ConfigurationError(

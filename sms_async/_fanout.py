@@ -29,7 +29,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 
 from sms_async import _exceptions as exc
 from sms_async._batching import Batch, Batcher, Recipients, read_chunks
-from sms_async._dispatch import Run
+from sms_async._dispatch import Lane, Run
 from sms_async._models import BatchResult
 from sms_async._redact import redact
 
@@ -162,17 +162,67 @@ async def _work(
     deliver: Deliver,
 ) -> None:
     async with jobs:
-        while (batch := await take(jobs)) is not None:
-            settled = await run.dispatch(batch)
-            if settled is None:
-                continue
-            result, started_at = settled
-            if run.journal is None and not isinstance(deliver, MemoryObjectSendStream):
-                run.report(result, started_at)  # nothing to await: no shield needed
-                deliver(result)
-                continue
+        more = True
+        while more:
+            # One cancel scope for the batches that follow, until stop() or cut() spends it.
+            lane = Lane()
+            with lane.scope:
+                more, last = await _work_lane(run, jobs, deliver, lane)
+            if last is not None:
+                # The batch the lane was spent on is delivered outside it: inside,
+                # every await would be cancelled again.
+                await _settled(run, last, deliver)
+
+
+async def _work_lane(
+    run: Run,
+    jobs: MemoryObjectReceiveStream[Batch],
+    deliver: Deliver,
+    lane: Lane,
+) -> tuple[bool, tuple[BatchResult, float] | None]:
+    """Dispatch and deliver batches in ``lane`` until the channel ends or the lane is spent.
+
+    Returns whether batches may follow, and the settled batch the lane was spent on, if any.
+    """
+    while (batch := await take(jobs)) is not None:
+        settled = await run.dispatch(batch, lane)
+        if lane.spent:
+            # stop() or cut() cancelled this lane for the batch just settled: leave it
+            # before awaiting anything else.
+            return True, settled
+        if settled is not None:
+            await _settled(run, settled, deliver)
+    return False, None
+
+
+async def _settled(run: Run, settled: tuple[BatchResult, float], deliver: Deliver) -> None:
+    """Hand a settled batch on: to the journal, the hooks, and the call's result or stream."""
+    result, started_at = settled
+    if run.journal is None:
+        run.report(result, started_at)
+        full = _hand_over(result, deliver)
+        if full is not None:
+            # The consumer's channel is full: the wait for room must not drop the batch.
             with anyio.CancelScope(shield=True):
-                await _deliver(run, result, started_at, deliver)
+                await _put_result(full, result)
+        return
+    with anyio.CancelScope(shield=True):
+        await _deliver(run, result, started_at, deliver)
+
+
+def _hand_over(result: BatchResult, deliver: Deliver) -> MemoryObjectSendStream[BatchResult] | None:
+    """Deliver without awaiting; the consumer's channel when it is full and the batch must wait."""
+    if not isinstance(deliver, MemoryObjectSendStream):
+        deliver(result)
+        return None
+    try:
+        deliver.send_nowait(result)
+    except anyio.WouldBlock:
+        return deliver
+    except (anyio.BrokenResourceError, anyio.ClosedResourceError):
+        # The consumer went away (stream closed early); the hooks still saw it.
+        logger.debug("batch %d settled after its consumer left", result.index)
+    return None
 
 
 async def _deliver(
@@ -187,6 +237,10 @@ async def _deliver(
     if not isinstance(deliver, MemoryObjectSendStream):
         deliver(result)
         return
+    await _put_result(deliver, result)
+
+
+async def _put_result(deliver: MemoryObjectSendStream[BatchResult], result: BatchResult) -> None:
     try:
         await _put(deliver, result)
     except (anyio.BrokenResourceError, anyio.ClosedResourceError):

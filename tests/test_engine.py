@@ -30,8 +30,11 @@ from sms_async import (
     Outcome,
     OutOfCreditError,
     RetryPolicy,
+    SendTimeout,
     UnsupportedOperationError,
 )
+from sms_async._batching import Batcher
+from sms_async._dispatch import Lane
 from sms_async.instrumentation import BatchSettled
 
 FAST = RetryPolicy(initial_wait=0.001, max_wait=0.01)
@@ -571,6 +574,72 @@ async def test_stream_totals_add_up():
     assert total == len(inputs)
     assert accepted == 250
     assert gateway.sent == Counter(dict.fromkeys(numbers(250), 1))
+
+
+async def test_stream_keeps_compact_keys_and_send_keeps_its_strings(monkeypatch):
+    """`stream()` de-duplicates in the compact key table from the first number, `send()` in a set."""
+    made: list[Batcher] = []
+    for_text = Batcher.for_text.__func__
+
+    def spy(cls, *args, **kwargs):
+        batcher = for_text(cls, *args, **kwargs)
+        made.append(batcher)
+        return batcher
+
+    monkeypatch.setattr(Batcher, "for_text", classmethod(spy))
+    gateway = FakeGateway()
+    async with sender(gateway) as bulk:
+        async for _ in bulk.stream([*numbers(150), *numbers(5)], "Hello", sender_id="ITONAB"):
+            pass
+        streamed = made[-1]
+        await bulk.send(numbers(150, start=1000), "Hello", sender_id="ITONAB")
+        sent = made[-1]
+    assert streamed.distinct == 150
+    assert streamed._seen._small is None
+    assert sent._seen._small is not None
+    assert gateway.sent == Counter(dict.fromkeys([*numbers(150), *numbers(150, start=1000)], 1))
+
+
+async def test_a_worker_dispatches_its_batches_in_one_cancel_scope(monkeypatch):
+    """A worker's batches share one lane (one cancel scope) while nothing stops the call."""
+    lanes: list[Lane] = []
+    make = Lane.__init__
+
+    def counted(self):
+        make(self)
+        lanes.append(self)
+
+    monkeypatch.setattr(Lane, "__init__", counted)
+    gateway = FakeGateway()
+    result = await send(gateway, numbers(1000), concurrency=1)
+    assert_accounted(result, 1000)
+    assert result.batches == 10
+    assert len(lanes) == 1
+    assert not lanes[0].spent
+    assert gateway.sent == Counter(dict.fromkeys(numbers(1000), 1))
+
+
+async def test_a_stopped_lane_is_left_and_the_worker_goes_on_in_a_new_one(monkeypatch):
+    """A timeout spends the lane of the batch waiting its turn; the worker settles the rest in a new lane."""
+    lanes: list[Lane] = []
+    make = Lane.__init__
+
+    def counted(self):
+        make(self)
+        lanes.append(self)
+
+    monkeypatch.setattr(Lane, "__init__", counted)
+    gateway = FakeGateway()
+    async with sender(gateway, concurrency=1, messages_per_second=100) as bulk:
+        result = await bulk.send(numbers(500), "Hello", sender_id="ITONAB", timeout=0.3)
+    assert isinstance(result.aborted, SendTimeout)
+    assert_accounted(result, 500)
+    assert any(lane.spent for lane in lanes)
+    assert len(lanes) >= 2
+    assert not lanes[-1].spent
+    assert set(result.message_ids) == set(gateway.sent)
+    assert all(count == 1 for count in gateway.sent.values())
+    assert len(result.message_ids) < 500
 
 
 async def test_generator_input():

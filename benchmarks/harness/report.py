@@ -102,8 +102,6 @@ class ScaleRow:
     """``stream`` over a generator of ``size`` recipients, over the rounds."""
 
     size: int
-    #: Whether the batcher kept compact keys from the first number (``Batcher(compact_keys=True)``).
-    compact: bool = False
     samples: list[Sample] = field(default_factory=list)
 
     @property
@@ -299,19 +297,18 @@ def targets(report: Report) -> list[Target]:
                     else (),
                 )
             )
-    for compact, how in ((False, "as `stream` is wired"), (True, "with compact keys")):
-        stream = next((r for r in report.scale if r.size == STREAM_SIZE and r.compact == compact), None)
-        out.append(
-            Target(
-                f"`stream` of {STREAM_SIZE:,} distinct numbers from a generator, {how}, peak RSS",
-                stream.rss_peak_mb if stream else None,
-                STREAM_RSS_MB,
-                "<=",
-                " MB",
-                detail=f"{stream.rss_start_mb:.0f} MB before the run" if stream else "",
-                needs="--rows stream",
-            )
+    stream = next((r for r in report.scale if r.size == STREAM_SIZE), None)
+    out.append(
+        Target(
+            f"`stream` of {STREAM_SIZE:,} distinct numbers from a generator, peak RSS",
+            stream.rss_peak_mb if stream else None,
+            STREAM_RSS_MB,
+            "<=",
+            " MB",
+            detail=f"{stream.rss_start_mb:.0f} MB before the run" if stream else "",
+            needs="--rows stream",
         )
+    )
     worst = max(report.keys, key=lambda r: r.worst_bytes_per_number, default=None)
     out.append(
         Target(
@@ -390,8 +387,7 @@ def render(header: list[str], report: Report) -> str:
     if report.scale:
         lines += ["", "## `stream` from a generator: memory and time per recipient", ""]
         lines += scale_table(report.scale)
-        lines += ["", flatness([r for r in report.scale if not r.compact])]
-        lines += ["", flatness([r for r in report.scale if r.compact], "with compact keys, ")]
+        lines += ["", flatness(report.scale)]
     if report.keys:
         lines += ["", "## `stream`'s de-duplication key store: bytes a number", "", *keys_table(report.keys)]
     if report.campaign or report.campaign_missing:
@@ -471,13 +467,13 @@ def matrix_table(rows: list[Row]) -> list[str]:
 def scale_table(rows: list[ScaleRow]) -> list[str]:
     lines = [
         (
-            "| recipients | keys | run s | µs per recipient | client CPU µs per recipient | recipients/s "
+            "| recipients | run s | µs per recipient | client CPU µs per recipient | recipients/s "
             "| RSS before the run MB | peak RSS MB | growth B a recipient |"
         ),
-        "|---:|---|---:|---:|---:|---:|---:|---:|---:|",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     lines.extend(
-        f"| {r.size:,} | {'compact' if r.compact else 'as wired'} | {r.seconds:.1f} "
+        f"| {r.size:,} | {r.seconds:.1f} "
         f"| {r.us_per_recipient:.2f} | {r.cpu_us_per_recipient:.2f} "
         f"| {1e6 / r.us_per_recipient:,.0f} | {r.rss_start_mb:.1f} | {r.rss_peak_mb:.1f} "
         f"| {r.bytes_per_number:.1f} |"
@@ -555,10 +551,7 @@ def write_json(path: Path, report: Report) -> None:
             {"config": asdict(r.config), "client": r.client, "samples": [asdict(s) for s in r.samples]}
             for r in report.rows
         ],
-        "scale": [
-            {"size": r.size, "compact": r.compact, "samples": [asdict(s) for s in r.samples]}
-            for r in report.scale
-        ],
+        "scale": [{"size": r.size, "samples": [asdict(s) for s in r.samples]} for r in report.scale],
         "keys": [asdict(k) for k in report.keys],
         "normalisation": [asdict(n) for n in report.norm],
         "campaign": asdict(report.campaign) if report.campaign else report.campaign_missing,

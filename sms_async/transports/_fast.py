@@ -38,6 +38,9 @@ __all__ = ["FastTransport"]
 _WRITE_HIGH_WATER = 4096
 # How long one address may try before the next one starts (RFC 8305 suggests 250 ms).
 _HAPPY_EYEBALLS_DELAY = 0.25
+# A connection's timer that fires this close to its time counts as on time:
+# uvloop's timers run at millisecond precision and may fire a little early.
+_TIMER_SLACK = 0.001
 
 
 async def _resolve(host: str, port: int) -> Sequence[aiohappyeyeballs.AddrInfoType]:
@@ -58,7 +61,12 @@ class _Conn(asyncio.Protocol):
         self.idle_since = 0.0
         self.expires_at = float("inf")
         self.server_keepalive: float | None = None
+        # One timer per connection, re-armed only when it would fire too late:
+        # a request moves ``fire_at``, not the timer (see _arm).
         self.timer: asyncio.TimerHandle | None = None
+        self.timer_at = math.inf
+        self.fire_at = math.inf
+        self.fire_deadline = False
         self.read_timeout = 30.0
         self.write_timeout = 30.0
         self.deadline_at = math.inf
@@ -116,6 +124,9 @@ class _Conn(asyncio.Protocol):
 
     def connection_lost(self, error: Exception | None) -> None:
         self.closed = True
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
         waiter = self.waiter
         reader = self.reader
         if waiter is None or waiter.done():
@@ -151,8 +162,6 @@ class _Conn(asyncio.Protocol):
         return waiter
 
     def _rearm(self) -> None:
-        if self.timer is not None:
-            self.timer.cancel()
         self._arm()
 
     def _arm(self) -> None:
@@ -160,13 +169,44 @@ class _Conn(asyncio.Protocol):
         # deadline does not, so a slow drip cannot hold a batch forever.
         now = time.monotonic()
         timeout = self.write_timeout if self.writing else self.read_timeout
-        if now + timeout <= self.deadline_at:
-            self.timer = self.loop.call_later(timeout, self._on_timeout, False)
-        else:
-            self.timer = self.loop.call_later(max(0.0, self.deadline_at - now), self._on_timeout, True)
+        fire_at = now + timeout
+        deadline = fire_at > self.deadline_at
+        if deadline:
+            fire_at = self.deadline_at
+        self.fire_at = fire_at
+        self.fire_deadline = deadline
+        # A timer armed for an earlier request that fires no later than this
+        # one must is kept: when it fires it looks at fire_at and, if that is
+        # still ahead, waits the rest. That spares a call_later and a cancel
+        # per request (and a handle for the garbage collector).
+        timer = self.timer
+        if timer is None or self.timer_at > fire_at:
+            if timer is not None:
+                timer.cancel()
+            self.timer = self.loop.call_later(max(0.0, fire_at - now), self._on_timer)
+            self.timer_at = fire_at
+
+    def _on_timer(self) -> None:
+        self.timer = None
+        fire_at = self.fire_at
+        if fire_at == math.inf:
+            return  # no request pending: the next one arms a timer again
+        left = fire_at - time.monotonic()
+        if left > _TIMER_SLACK:
+            self.timer = self.loop.call_later(left, self._on_timer)
+            self.timer_at = fire_at
+            return
+        self._on_timeout(self.fire_deadline)
+
+    def _disarm(self) -> None:
+        self.fire_at = math.inf
+        timer = self.timer
+        if timer is not None:
+            timer.cancel()
+            self.timer = None
 
     def _on_timeout(self, deadline: bool) -> None:
-        self.timer = None
+        self.fire_at = math.inf
         if deadline:
             self._fail(exc.DeadlineExceeded("the batch deadline passed with the request in flight"))
         elif self.writing:
@@ -176,9 +216,8 @@ class _Conn(asyncio.Protocol):
         self.close()
 
     def _finish(self, reader: AnswerReader) -> None:
-        if self.timer is not None:
-            self.timer.cancel()
-            self.timer = None
+        # The timer stays armed for the next request on this connection (see _arm).
+        self.fire_at = math.inf
         # An answer that came before the whole request left (a gateway
         # refusing early) leaves the connection in an unknown state.
         self.keep_alive = reader.keep_alive and not self.writing
@@ -188,9 +227,7 @@ class _Conn(asyncio.Protocol):
             waiter.set_result(reader.response())
 
     def _fail(self, error: BaseException) -> None:
-        if self.timer is not None:
-            self.timer.cancel()
-            self.timer = None
+        self._disarm()
         self.keep_alive = False
         waiter = self.waiter
         if waiter is not None and not waiter.done():
@@ -199,6 +236,7 @@ class _Conn(asyncio.Protocol):
     def close(self) -> None:
         self.closed = True
         self.keep_alive = False
+        self._disarm()
         transport = self.transport
         if transport is not None:
             if transport.get_write_buffer_size():
