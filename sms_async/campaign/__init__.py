@@ -73,6 +73,9 @@ from sms_async.campaign._delivery import (
 )
 from sms_async.campaign._windows import Schedule, ScheduleError, SendingWindows, wait_to_claim
 
+# isort: split
+from sms_async.campaign._bookkeeping import STATE_RANK_SQL, apply_outcomes
+
 __all__ = [
     "BATCH_STATES",
     "COLUMNS",
@@ -139,3 +142,4 @@ __all__ += [
     "settle",
     "wait_to_claim",
 ]
+__all__ += ["STATE_RANK_SQL", "apply_outcomes"]
