@@ -716,7 +716,10 @@ def _register_runner(conn: sqlite3.Connection, p: dict[str, Any]) -> Rows:
 
 def _heartbeat(conn: sqlite3.Connection, p: dict[str, Any]) -> Rows:
     conn.execute("UPDATE runners SET seen_at = ? WHERE id = ?", (time.time(), p["runner"]))
-    return conn.execute("SELECT state FROM campaigns WHERE id = ?", (p["campaign"],)).fetchall()
+    return conn.execute(
+        "SELECT CASE WHEN paused AND state = 'running' THEN 'paused' ELSE state END FROM campaigns WHERE id = ?",
+        (p["campaign"],),
+    ).fetchall()
 
 
 def _unregister_runner(conn: sqlite3.Connection, p: dict[str, Any]) -> Rows:

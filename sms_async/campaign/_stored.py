@@ -271,7 +271,7 @@ class Store(Protocol):
         """Seconds one try of one operation may take before it counts as lost."""
 
     async def heartbeat(self, runner: str, campaign: int, *, patience: float) -> str:
-        """Runner ``runner`` is alive: the campaign's state (``"gone"`` if none).
+        """Runner ``runner`` is alive: the campaign's state (``"paused"`` if paused, ``"gone"`` if none).
 
         Tried again for ``patience`` seconds where the store is across a network.
         """

@@ -33,6 +33,7 @@ except ImportError as error:  # pragma: no cover - depends on what is installed
 
 from sms_async.cluster._load import DEFAULT_QUEUE, DEFAULT_SHARD_SIZE, CampaignSpec, create_campaign
 from sms_async.cluster._rate import StoreMeter, StorePause
+from sms_async.cluster._reports import ReportsPolled, poll_reports
 from sms_async.cluster._runner import ShardReport, run_shard
 from sms_async.cluster._settings import (
     ClusterSettings,
@@ -57,6 +58,7 @@ __all__ = [
     "CampaignStatus",
     "CampaignStore",
     "ClusterSettings",
+    "ReportsPolled",
     "ShardReport",
     "StoreMeter",
     "StorePause",
@@ -67,5 +69,6 @@ __all__ = [
     "create_campaign",
     "driver_from_environment",
     "open_store",
+    "poll_reports",
     "run_shard",
 ]

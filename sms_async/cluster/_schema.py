@@ -286,7 +286,8 @@ _SQL: Final = {
     ),
     "heartbeat": (
         "WITH seen AS (UPDATE {s}.runners SET seen_at = now() WHERE id = %(runner)s) "
-        "SELECT state FROM {s}.campaigns WHERE id = %(campaign)s"
+        "SELECT CASE WHEN paused AND state = 'running' THEN 'paused' ELSE state END "
+        "FROM {s}.campaigns WHERE id = %(campaign)s"
     ),
     "unregister_runner": "DELETE FROM {s}.runners WHERE id = %(runner)s",
     "unfinished": (

@@ -224,7 +224,8 @@ def _run_shard_task(task: Task, campaign: int, shard: int) -> None:
     )
     if report.more:
         try:
-            task.app.send_task(TASK_NAME, args=(campaign, shard), queue=report.queue)
+            # A shard waiting for its window comes back when the window opens, not at once.
+            task.app.send_task(TASK_NAME, args=(campaign, shard), queue=report.queue, eta=report.opens_at)
         except Exception as error:  # noqa: BLE001 - kombu raises many kinds; all mean the same here
             # Not acknowledged, this very message comes back for the rest of the shard.
             raise Reject(

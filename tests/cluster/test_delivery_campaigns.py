@@ -1,0 +1,190 @@
+"""Stored campaigns through delivery, windows and pause, on every store, on the simulator and a test clock."""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import anyio
+import pytest
+from cluster_support import DATABASE_URL, new_schema, numbers, require_postgres
+
+from sms_async import Iton, Outcome
+from sms_async.campaign import DeliveryTally, PollSchedule, SqliteStore, Store
+from sms_async.testing import DeliveryPlan, DeliveryRule, RequestLog, SimulatedGateway, TestClock
+
+pytest.importorskip("psycopg")
+
+from sms_async.cluster import CampaignSpec, CampaignStore, create_campaign, poll_reports, run_shard
+
+HOUR = 3600.0
+IST = ZoneInfo("Asia/Kolkata")
+PLAN = DeliveryPlan(
+    [
+        DeliveryRule("delivered", 0.80),
+        DeliveryRule("delivered", 0.15, after=HOUR),
+        DeliveryRule("never", 0.05),
+    ],
+    seed=20,
+)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def any_store(request: pytest.FixtureRequest, tmp_path) -> AsyncIterator[Store]:
+    """An installed, empty campaign store of each kind."""
+    if request.param == "sqlite":
+        async with SqliteStore(tmp_path / "campaigns.db") as opened:
+            await opened.install()
+            yield opened
+        return
+    require_postgres()
+    async with CampaignStore(DATABASE_URL, schema=new_schema(), patience=10) as shared:
+        await shared.install()
+        try:
+            yield shared
+        finally:
+            await shared.drop()
+
+
+def driver(gw: SimulatedGateway) -> Iton:
+    return Iton(gw.username, gw.password, base_url=gw.iton_url)
+
+
+async def drive(clock: TestClock, work) -> object:
+    """Run ``work()`` to its end, moving the clock to the next deadline whenever something sleeps on it."""
+    found: list[object] = []
+    async with anyio.create_task_group() as tg:
+        done = anyio.Event()
+
+        async def run() -> None:
+            found.append(await work())
+            done.set()
+
+        tg.start_soon(run)
+        while not done.is_set():
+            deadline = clock.next_deadline()
+            if deadline is not None:
+                clock.advance(deadline)
+            await anyio.sleep(0.001)
+    return found[0]
+
+
+async def send_all(store: Store, campaign: int, gw: SimulatedGateway, clock: TestClock, **options) -> list:
+    """Every shard of the campaign, run in turn as ``campaign run`` does."""
+    _found, shards = await store.start(campaign)
+    return [
+        await run_shard(store, campaign, shard, driver=driver(gw), clock=clock, budget=math.inf, **options)
+        for shard in shards
+    ]
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+async def test_fifty_thousand_stored_numbers_end_as_the_gateway_says_after_the_simulated_hours(
+    any_store, sms_gateway_factory
+):
+    """80% delivered at once, 15% after an hour, 5% never: status and export show exactly those counts."""
+    recipients = numbers(50_000)
+    clock = TestClock(datetime(2026, 12, 6, 9, 0, tzinfo=UTC))
+    gw = sms_gateway_factory(clock=clock, delivery=PLAN)
+    after_hour = PLAN.expected(recipients, 2 * HOUR)
+    created = await create_campaign(any_store, CampaignSpec("Hello", "ITONAB"), recipients, clock=clock)
+    await send_all(any_store, created.id, gw, clock)
+    assert (await any_store.status(created.id)).outcomes[Outcome.ACCEPTED] == 50_000
+    assert await any_store.delivery_tally(created.id) == DeliveryTally(pending=50_000)
+
+    # Polled until nothing is pending, with the give-up age at 3 h so that the drill stays short.
+    polls = PollSchedule(give_up=3 * HOUR)
+    with anyio.fail_after(240):
+        polled = await drive(
+            clock,
+            lambda: poll_reports(
+                any_store, created.id, driver=driver(gw), until_settled=True, schedule=polls, clock=clock
+            ),
+        )
+    expected = DeliveryTally(delivered=after_hour["delivered"], expired=after_hour["sent"])
+    assert await any_store.delivery_tally(created.id) == expected
+    assert polled.tally == expected
+    assert polled.next_due is None
+    # ITON answers one id per request of 100 numbers: 500 ids, 5 requests a round, every round.
+    assert polled.requests == 5 * polled.rounds
+    exported = Counter([d async for _e, _k, d, _at in any_store.export_deliveries(created.id)])
+    assert exported == Counter({"delivered": expected.delivered, "expired": expected.expired})
+    assert not gw.stats.duplicate_numbers()
+
+
+async def test_a_stored_campaign_created_at_20_50_ist_sends_until_21_and_resumes_at_9(
+    any_store, sms_gateway_factory
+):
+    """With 09:00-21:00 IST, the runner claims nothing from 21:00 to 09:00; the gateway's log shows none."""
+    created_at = datetime(2026, 12, 6, 20, 50, tzinfo=IST)
+    clock = TestClock(created_at)
+    log = RequestLog()
+    gw = sms_gateway_factory(clock=clock, request_log=log)
+    spec = CampaignSpec("Hello", "ITONAB", windows=["09:00-21:00"], timezone="Asia/Kolkata")
+    created = await create_campaign(any_store, spec, numbers(2_000), clock=clock)
+
+    class OneMinuteABatch:
+        """Each batch sent takes a simulated minute."""
+
+        def on_batch(self, _record: object) -> None:
+            clock.advance(60)
+
+    with anyio.fail_after(60):
+        reports = await drive(
+            clock,
+            lambda: send_all(any_store, created.id, gw, clock, concurrency=1, hooks=[OneMinuteABatch()]),
+        )
+    assert all(report.complete for report in reports)
+    night, morning = datetime(2026, 12, 6, 21, 0, tzinfo=IST), datetime(2026, 12, 7, 9, 0, tzinfo=IST)
+    sends = log.entries("iton.sendSMS")
+    assert len(sends) == 20
+    assert [e.at for e in sends if e.at < night] == [created_at + timedelta(minutes=m) for m in range(10)]
+    assert sends[10].at == morning
+    assert log.between(night, morning) == []
+    status = await any_store.status(created.id)
+    assert status.outcomes[Outcome.ACCEPTED] == 2_000
+    assert not gw.stats.duplicate_numbers()
+
+
+async def test_a_paused_campaign_stops_claiming_and_resumed_sends_the_rest_once(any_store):
+    """Paused mid-run, the run stops after its batches in flight; resumed, the rest is sent, nothing twice."""
+    clock = TestClock(datetime(2026, 12, 6, 9, 0, tzinfo=UTC))
+    with SimulatedGateway() as gw:
+        created = await create_campaign(any_store, CampaignSpec("Hello", "ITONAB"), numbers(3_000))
+
+        class PauseAfterFive:
+            """Pauses the campaign as the fifth batch settles."""
+
+            seen = 0
+
+            def on_batch(self, _record: object) -> None:
+                self.seen += 1
+                if self.seen == 5:
+                    pausing.set()
+
+        pausing = anyio.Event()
+
+        async def pause() -> None:
+            await pausing.wait()
+            assert await any_store.set_paused(created.id, True)
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(pause)
+            (first,) = await send_all(
+                any_store, created.id, gw, clock, concurrency=1, hooks=[PauseAfterFive()]
+            )
+        assert first.stopped == "paused"
+        held = (await any_store.status(created.id)).outcomes[Outcome.ACCEPTED]
+        assert 500 <= held < 3_000
+        assert (await send_all(any_store, created.id, gw, clock))[0].stopped == "paused"
+        assert gw.stats.accepted == held
+        assert await any_store.set_paused(created.id, False)
+        (second,) = await send_all(any_store, created.id, gw, clock)
+        assert second.complete
+        assert gw.stats.accepted == 3_000
+        assert not gw.stats.duplicate_numbers()
+    assert (await any_store.status(created.id)).outcomes[Outcome.ACCEPTED] == 3_000
