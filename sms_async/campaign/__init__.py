@@ -28,6 +28,7 @@ from sms_async.campaign._errors import (
 )
 from sms_async.campaign._results import (
     COLUMNS,
+    DELIVERY_COLUMNS,
     NOT_SETTLED,
     InputRows,
     ResultsEncoder,
@@ -82,6 +83,7 @@ __all__ = [
     "DEFAULT_GATEWAY",
     "DEFAULT_REGION",
     "DEFAULT_STORE_FILE",
+    "DELIVERY_COLUMNS",
     "ENV_PREFIX",
     "NOT_SETTLED",
     "OUTCOMES",
