@@ -141,6 +141,10 @@ _EXPORT_CHUNK: Final = 5000
 # Outcomes whose numbers are tracked for delivery when they have a message id.
 _TRACKED: Final = frozenset({Outcome.ACCEPTED.value, Outcome.UNKNOWN.value})
 _POLLS: Final = PollSchedule()
+# When an id may next be handed out: its next poll, or the end of another poller's lease on it.
+_DUE_AT: Final = (
+    "CASE WHEN lease_owner <> ? AND lease_until > next_poll_at THEN lease_until ELSE next_poll_at END"
+)
 
 
 def sqlite_path(url: str) -> Path:
@@ -866,11 +870,14 @@ class SqliteDeliveryBook:
         await self.store.transaction(go)
 
     async def next_due(self) -> dt.datetime | None:
-        """When the earliest poll is due; None when no number is pending."""
+        """When the earliest poll is due (for an id another poller holds, when its lease ends).
+
+        None when no number is pending.
+        """
         row = await self.store.in_thread(
             lambda conn: conn.execute(
-                "SELECT min(next_poll_at) FROM deliveries WHERE campaign = ? AND next_poll_at IS NOT NULL",
-                (self.campaign,),
+                f"SELECT min({_DUE_AT}) FROM deliveries WHERE campaign = ? AND next_poll_at IS NOT NULL",
+                (self.owner, self.campaign),
             ).fetchone()
         )
         return _when(row[0])

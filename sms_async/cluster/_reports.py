@@ -122,6 +122,9 @@ async def poll_reports(
                 if upcoming is None:
                     break
                 wait = (upcoming - clock.now()).total_seconds()
+                if wait <= 0 and not done.ids:
+                    # Due, but nothing was handed out (another poller holds it): look again soon.
+                    wait = 1.0
                 if wait > 0:
                     await clock.sleep(min(wait, max(end - clock.monotonic(), 0)))
         else:

@@ -375,8 +375,10 @@ _SQL: Final = {
         "lease_until = NULL, lease_owner = NULL FROM json_array_elements(%(polls)s::json) AS p "
         "WHERE d.campaign = %(campaign)s AND d.message_id = p->>0"
     ),
+    # An id another poller holds is due when its lease ends.
     "next_due": (
-        "SELECT min(next_poll_at) FROM {s}.deliveries WHERE campaign = %(campaign)s "
+        "SELECT min(CASE WHEN lease_owner <> %(owner)s AND lease_until > next_poll_at THEN lease_until "
+        "ELSE next_poll_at END) FROM {s}.deliveries WHERE campaign = %(campaign)s "
         "AND next_poll_at IS NOT NULL"
     ),
     "set_paused": (

@@ -740,8 +740,11 @@ class PgDeliveryBook:
         await self.store.run("record delivery", go)
 
     async def next_due(self) -> dt.datetime | None:
-        """When the earliest poll is due; None when no number is pending."""
-        row = await self.store.fetchone("next_due", campaign=self.campaign)
+        """When the earliest poll is due (for an id another poller holds, when its lease ends).
+
+        None when no number is pending.
+        """
+        row = await self.store.fetchone("next_due", campaign=self.campaign, owner=self.owner)
         return None if row is None else row[0]
 
 

@@ -188,3 +188,76 @@ async def test_a_paused_campaign_stops_claiming_and_resumed_sends_the_rest_once(
         assert gw.stats.accepted == 3_000
         assert not gw.stats.duplicate_numbers()
     assert (await any_store.status(created.id)).outcomes[Outcome.ACCEPTED] == 3_000
+
+
+@pytest.mark.slow
+async def test_a_poller_killed_mid_poll_loses_nothing_and_the_other_polls_its_ids_once_its_lease_ends(
+    any_store, sms_gateway_factory
+):
+    """One of two pollers takes its ids and dies before recording; the other polls them after the lease."""
+    recipients = numbers(5_000)
+    clock = TestClock(datetime(2026, 12, 6, 9, 0, tzinfo=UTC))
+    log = RequestLog()
+    gw = sms_gateway_factory(clock=clock, delivery=PLAN, request_log=log)
+    created = await create_campaign(any_store, CampaignSpec("Hello", "ITONAB"), recipients, clock=clock)
+    await send_all(any_store, created.id, gw, clock)
+    # The killed poller: it leased half the ids at their first poll and never recorded an answer.
+    clock.advance(30)
+    killed = any_store.delivery_book(created.id, lease=60)
+    taken = {d.message_id for d in await killed.due(clock.now(), 25)}
+    assert len(taken) == 25
+    polls = PollSchedule(give_up=3 * HOUR)
+    with anyio.fail_after(120):
+        polled = await drive(
+            clock,
+            lambda: poll_reports(
+                any_store, created.id, driver=driver(gw), until_settled=True, schedule=polls, clock=clock
+            ),
+        )
+    after_hour = PLAN.expected(recipients, 2 * HOUR)
+    expected = DeliveryTally(delivered=after_hour["delivered"], expired=after_hour["sent"])
+    assert polled.tally == expected == await any_store.delivery_tally(created.id)
+    # The first round polled the 25 ids nobody held (one request); the killed poller's 25 were
+    # polled once its lease had run out, a minute later.
+    first, second = log.entries("iton.message_status")[:2]
+    assert second.at - first.at == timedelta(seconds=60)
+    assert not gw.stats.duplicate_numbers()
+
+
+async def test_the_poll_task_records_what_the_gateway_says(any_store, sms_gateway_factory, monkeypatch):
+    """sms_async.poll_reports, run on an app of one's own: it polls the due ids and records what it hears."""
+    if not isinstance(any_store, CampaignStore):
+        pytest.skip("Celery workers share a PostgreSQL store")
+    pytest.importorskip("celery")
+    from celery import Celery  # noqa: PLC0415
+
+    from sms_async.cluster.celery import POLL_TASK_NAME, configure, register, shutdown  # noqa: PLC0415
+
+    theirs = configure(Celery("here"), "memory://")
+    register(theirs)
+    task = theirs.tasks[POLL_TASK_NAME]
+    assert (task.acks_late, task.reject_on_worker_lost) == (True, True)
+    gw = sms_gateway_factory(delivery=PLAN, status_delays=(0.0, 0.0))
+    for name, value in {
+        "SMS_ASYNC_DATABASE_URL": DATABASE_URL,
+        "SMS_ASYNC_DATABASE_SCHEMA": any_store.schema,
+        "SMS_ASYNC_USERNAME": gw.username,
+        "SMS_ASYNC_PASSWORD": gw.password,
+        "SMS_ASYNC_BASE_URL": gw.iton_url,
+    }.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("SMS_ASYNC_CONFIG", raising=False)
+    monkeypatch.delenv("SMS_ASYNC_GATEWAY", raising=False)
+    recipients = numbers(1_000)
+    created = await create_campaign(any_store, CampaignSpec("Hello", "ITONAB"), recipients)
+    # Accepted two hours ago, by the clock of the store's rows: every id is due.
+    clock = TestClock(datetime.now(UTC) - timedelta(hours=2))
+    await send_all(any_store, created.id, gw, clock)
+    try:
+        await anyio.to_thread.run_sync(lambda: task.apply(args=(created.id,)).get())
+    finally:
+        await anyio.to_thread.run_sync(shutdown)
+    tally = await any_store.delivery_tally(created.id)
+    assert tally.accepted == 1_000
+    # The gateway's own clock is the machine's: its messages are seconds old, not two hours.
+    assert tally.delivered == PLAN.expected(recipients, 60)["delivered"]
