@@ -54,7 +54,13 @@ from sms_async.campaign import (
     results_header,
     sqlite_path,
 )
-from sms_async.cli._campaign import make_message, personal_template, template_fields
+from sms_async.cli._campaign import (
+    delivery_document,
+    delivery_line,
+    make_message,
+    personal_template,
+    template_fields,
+)
 from sms_async.cli._config import ENV_GATEWAY, parse_params
 from sms_async.cli._errors import CliError, ExitCode, run_async
 from sms_async.cli._io import InputFormat, InputReadError, RecipientSource
@@ -348,8 +354,10 @@ def start(campaign_id: int) -> ExitCode:
     return _queue(campaign_id, settings)
 
 
-def _queue(campaign_id: int, settings: ClusterSettings) -> ExitCode:
-    """Start the campaign and queue its shards with work left on the broker."""
+def _queue(campaign_id: int, settings: ClusterSettings, *, reports: bool = True) -> ExitCode:
+    """Start the campaign and queue its shards with work left on the broker (and, with ``reports``,
+    its delivery polling task, which keeps itself queued while it runs or numbers are pending).
+    """  # noqa: D205
     found, shards = _with_store(lambda store: _start(store, campaign_id))
     if not shards:
         click.echo(f"campaign {campaign_id}: nothing left to send ({found.state})")
@@ -360,7 +368,7 @@ def _queue(campaign_id: int, settings: ClusterSettings) -> ExitCode:
         raise CliError(f"{error}: pip install 'sms_async[cluster]'") from None
     configure(app, settings.broker_url)
     try:
-        enqueue(found, shards)
+        enqueue(found, shards, reports=reports)
     except Exception as error:  # noqa: BLE001 - kombu raises many kinds; all mean the same here
         raise CliError(
             f"campaign {campaign_id} is marked running, but its shards could not be queued "
@@ -566,18 +574,6 @@ def _waiting(c: StoredCampaign) -> str | None:
     return c.schedule.waiting_message(datetime.now(UTC))
 
 
-def _delivery_document(tally: DeliveryTally) -> dict[str, Any]:
-    return {
-        "accepted": tally.accepted,
-        "delivered": tally.delivered,
-        "undelivered": tally.undelivered,
-        "failed": tally.failed,
-        "expired": tally.expired,
-        "pending": tally.pending,
-        "rate": tally.rate,
-    }
-
-
 def _status_document(found: CampaignStatus, tally: DeliveryTally | None = None) -> dict[str, Any]:
     c = found.campaign
     return {
@@ -607,17 +603,8 @@ def _status_document(found: CampaignStatus, tally: DeliveryTally | None = None) 
         "start_at": c.start_at,
         "waiting": _waiting(c),
         "report_share": c.report_share,
-        "delivery": _delivery_document(tally or DeliveryTally()),
+        "delivery": delivery_document(tally or DeliveryTally()),
     }
-
-
-def _delivery_line(tally: DeliveryTally) -> str:
-    """Accepted numbers by delivery state, and the delivery rate."""
-    rate = "" if tally.rate is None else f"; delivery rate {tally.rate:.1%}"
-    return (
-        f"{tally.accepted:,} accepted: {tally.delivered:,} delivered, {tally.undelivered:,} undelivered, "
-        f"{tally.failed:,} failed, {tally.expired:,} expired, {tally.pending:,} pending{rate}"
-    )
 
 
 def _print_status(found: CampaignStatus, tally: DeliveryTally | None = None) -> None:
@@ -649,7 +636,7 @@ def _print_status(found: CampaignStatus, tally: DeliveryTally | None = None) -> 
     if c.params:
         click.echo(f"  parameters  {', '.join(f'{name}={value}' for name, value in c.params.items())}")
     if tally is not None and tally.accepted:
-        click.echo(f"  delivery    {_delivery_line(tally)}")
+        click.echo(f"  delivery    {delivery_line(tally)}")
     if c.stop_reason:
         click.echo(f"  stopped: {c.stop_reason}")
     if paused:
@@ -780,7 +767,7 @@ def reports(campaign_id: int, wait: bool, timeout: float | None, concurrency: in
         return await store.status(campaign_id), polled.tally, polled.next_due
 
     found, tally, next_due = _with_store(go)
-    click.echo(f"campaign {campaign_id} delivery: {_delivery_line(tally)}")
+    click.echo(f"campaign {campaign_id} delivery: {delivery_line(tally)}")
     if tally.pending and next_due is not None:
         click.echo(f"next poll due at {next_due:%Y-%m-%d %H:%M:%S %Z}", err=True)
     # Numbers in doubt (unknown) are tracked when they have a message id; the others never can be.
@@ -868,7 +855,8 @@ def resume(campaign_id: int) -> ExitCode:
         return ExitCode.OK
     if settings.shared:
         click.echo(f"campaign {campaign_id} resumed: its shards are queued again for the workers")
-        return _queue(campaign_id, settings)
+        # Its polling task went on while it was paused.
+        return _queue(campaign_id, settings, reports=False)
     click.echo(f"campaign {campaign_id} resumed: go on sending it with: sms-async campaign run {campaign_id}")
     return ExitCode.OK
 
