@@ -577,6 +577,10 @@ class CampaignStore:
             conn.cursor(name="sms_async_export") as cursor,
         ):
             cursor.itersize = 5000
+            # Every row is read: plan for the whole result, not the first rows. Planned for
+            # its first rows (a cursor's default), a campaign whose tables have no statistics
+            # yet gets a nested loop over both tables, which runs past the statement timeout.
+            await conn.execute("SET LOCAL cursor_tuple_fraction = 1.0")
             await cursor.execute(self.sql["export"], {"campaign": campaign})
             async for position, raw, e164, outcome, message_id, reason, kept, delivery, at in cursor:
                 when = "" if at is None else at.astimezone(dt.UTC).isoformat()

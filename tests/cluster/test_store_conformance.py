@@ -317,3 +317,21 @@ async def test_a_paused_campaign_claims_nothing_until_resumed(any_store):
     assert await any_store.settle(campaign, 0, "me", state="sent", counts={Outcome.ACCEPTED: 100}, rows=rows)
     assert await any_store.set_paused(campaign, False)
     assert await any_store.claim(campaign, 1, "me")
+
+
+async def test_a_fresh_campaign_of_100_000_settled_rows_exports_at_once(any_store):
+    """Export right after the rows are written (no table statistics yet) reads every row in one plan."""
+    created = await create_campaign(any_store, CampaignSpec("Hello", "ITONAB"), numbers(100_000))
+    await any_store.start(created.id)
+    runs = [(idx, f"r{idx}") for idx in range(created.batches)]
+    for idx, runner in runs:
+        assert await any_store.claim(created.id, idx, runner)
+    for idx, runner in runs:
+        first = idx * 100 + 1
+        rows = [(p, "accepted", f"m{idx}", "") for p in range(first, first + 100)]
+        await any_store.settle(
+            created.id, idx, runner, state="sent", counts={Outcome.ACCEPTED: 100}, rows=rows
+        )
+    with anyio.fail_after(30):
+        exported = [delivery async for _e, _k, delivery, _at in any_store.export_deliveries(created.id)]
+    assert exported == ["pending"] * 100_000
