@@ -24,15 +24,19 @@ def apply_outcomes(
 ) -> tuple[dict[tuple[str, str], NumberDelivery], list[tuple[str, datetime | None]]]:
     """The numbers that change, by ``(message id, E.164)``, and each polled id's next poll.
 
-    ``current`` holds every tracked number of the polled ids, by id then
-    number; it is updated as outcomes are applied, in order (an id polled
-    twice in one call moves forward only). Outcomes of untracked ids are ignored.
+    ``current`` holds the tracked numbers of the polled ids whose state may
+    still move (pending or expired: a final state never changes, so a store
+    need not read those), by id then number; it is updated as outcomes are
+    applied, in order (an id polled twice in one call moves forward only). An
+    id with no such number is due no more.
     """
     changed: dict[tuple[str, str], NumberDelivery] = {}
     due: list[tuple[str, datetime | None]] = []
     for outcome in outcomes:
         numbers = current.get(outcome.message_id)
         if numbers is None:
+            # None of its numbers can move (each is final, or the id is not tracked): no poll more.
+            due.append((outcome.message_id, None))
             continue
         changes = settle(numbers, outcome.reports, polled_at=outcome.polled_at, give_up=outcome.give_up)
         numbers.update(changes)

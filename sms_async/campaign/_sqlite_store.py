@@ -837,7 +837,8 @@ class SqliteDeliveryBook:
                 for position, message_id, e164, state, raw, at in conn.execute(
                     "SELECT r.position, r.message_id, i.e164, r.delivery, coalesce(r.delivery_raw, ''), r.delivered_at "
                     "FROM results r JOIN inputs i ON i.campaign = r.campaign AND i.position = r.position "
-                    f"WHERE r.campaign = ? AND r.delivery IS NOT NULL AND r.message_id IN ({', '.join('?' * len(part))})",
+                    "WHERE r.campaign = ? AND r.delivery IN ('pending', 'expired') "
+                    f"AND r.message_id IN ({', '.join('?' * len(part))})",
                     (self.campaign, *part),
                 ):
                     current.setdefault(message_id, {})[e164] = NumberDelivery(

@@ -356,10 +356,12 @@ _SQL: Final = {
         "WHERE d.campaign = %(campaign)s AND d.message_id = due.message_id "
         "RETURNING d.message_id, d.accepted_at, d.polls, d.next_poll_at"
     ),
+    # The numbers of polled ids whose state may still move (a final one never does).
     "tracked_numbers": (
         "SELECT r.position, r.message_id, i.e164, r.delivery, coalesce(r.delivery_raw, ''), r.delivered_at "
         "FROM {s}.results r JOIN {s}.inputs i ON i.campaign = r.campaign AND i.position = r.position "
-        "WHERE r.campaign = %(campaign)s AND r.delivery IS NOT NULL AND r.message_id = ANY(%(ids)s) "
+        "WHERE r.campaign = %(campaign)s AND r.delivery IN ('pending', 'expired') "
+        "AND r.message_id = ANY(%(ids)s) "
         "ORDER BY r.position FOR UPDATE OF r"
     ),
     # A state only moves to a higher rank (or, while pending, to the gateway's latest word).
