@@ -33,8 +33,8 @@ Delivery reports are polled by a second task, ``sms_async.poll_reports``, with
 the same options: ``campaign start`` queues one per campaign; each polls the
 ids due (the store leases them to it, so that two workers never poll one id
 at once, and a killed worker's lease runs out and its ids are polled again)
-and queues the next for when the next poll is due, until no number is
-pending. A poll done twice changes nothing: delivery states only move forward.
+and queues the next for when the next poll is due (at most 10 minutes
+ahead, as a shard waiting for its window is), until no number is pending. A poll done twice changes nothing: delivery states only move forward.
 """
 
 from __future__ import annotations
@@ -102,6 +102,18 @@ TASK_OPTIONS: Final[dict[str, Any]] = {
 POLL_TASK_NAME: Final = "sms_async.poll_reports"
 # Seconds between a campaign's polling tasks while it still sends and no poll is due.
 _POLL_IDLE: Final = 30.0
+# The furthest a task is queued ahead: a worker holds a message with an ETA unacknowledged
+# until then, and RabbitMQ closes a channel that holds one past its consumer timeout (30 min).
+_LONGEST_WAIT: Final = timedelta(minutes=10)
+
+
+def _eta(when: datetime | None) -> datetime | None:
+    """When to run a task queued again for ``when``: then, or at most :data:`_LONGEST_WAIT` from now."""
+    if when is None:
+        return None
+    return min(when, datetime.now(UTC) + _LONGEST_WAIT)
+
+
 # Seconds before a shard whose store was unreachable is tried again.
 _STORE_RETRY: Final = 10.0
 # Seconds before a shard that failed for a reason nobody foresaw is tried again.
@@ -239,7 +251,9 @@ def _run_shard_task(task: Task, campaign: int, shard: int) -> None:
     if report.more:
         try:
             # A shard waiting for its window comes back when the window opens, not at once.
-            task.app.send_task(TASK_NAME, args=(campaign, shard), queue=report.queue, eta=report.opens_at)
+            task.app.send_task(
+                TASK_NAME, args=(campaign, shard), queue=report.queue, eta=_eta(report.opens_at)
+            )
         except Exception as error:  # noqa: BLE001 - kombu raises many kinds; all mean the same here
             # Not acknowledged, this very message comes back for the rest of the shard.
             raise Reject(
@@ -284,7 +298,7 @@ def _poll_reports_task(task: Task, campaign: int) -> None:
     else:
         return
     try:
-        task.app.send_task(POLL_TASK_NAME, args=(campaign,), queue=queue, eta=eta)
+        task.app.send_task(POLL_TASK_NAME, args=(campaign,), queue=queue, eta=_eta(eta))
     except Exception as error:  # noqa: BLE001 - kombu raises many kinds; all mean the same here
         raise Reject(f"could not queue the next poll ({type(error).__name__})", requeue=True) from None
 
