@@ -18,7 +18,14 @@ from cluster_support import DATABASE_URL, new_schema, numbers, require_postgres
 from sms_async import Iton, Outcome
 from sms_async.campaign import DeliveryTally, PollSchedule, SqliteStore, Store
 from sms_async.cli import cli
-from sms_async.testing import DeliveryPlan, DeliveryRule, RequestLog, SimulatedGateway, TestClock
+from sms_async.testing import (
+    DeliveryPlan,
+    DeliveryRule,
+    Fault,
+    RequestLog,
+    SimulatedGateway,
+    TestClock,
+)
 
 pytest.importorskip("psycopg")
 
@@ -292,3 +299,25 @@ async def test_the_poll_task_records_what_the_gateway_says(any_store, sms_gatewa
     assert tally.accepted == 1_000
     # The gateway's own clock is the machine's: its messages are seconds old, not two hours.
     assert tally.delivered == PLAN.expected(recipients, 60)["delivered"]
+
+
+@pytest.mark.parametrize("kind", ["html_body", "truncated_body", "wrong_type_body"])
+async def test_malformed_poll_answers_invent_nothing_and_the_next_real_answer_counts(
+    any_store, sms_gateway_factory, kind
+):
+    """Every status answer unreadable: every number stays pending; the next readable round records them."""
+    recipients = numbers(2_000)
+    clock = TestClock(datetime(2026, 12, 6, 9, 0, tzinfo=UTC))
+    gw = sms_gateway_factory(clock=clock, delivery=PLAN)
+    created = await create_campaign(any_store, CampaignSpec("Hello", "ITONAB"), recipients, clock=clock)
+    await send_all(any_store, created.id, gw, clock)
+    gw.set_faults([Fault(kind, rate=1.0, operations=["iton.message_status"])])
+    clock.advance(30)
+    broken = await poll_reports(any_store, created.id, driver=driver(gw), clock=clock)
+    assert (broken.ids, broken.tally) == (20, DeliveryTally(pending=2_000))
+    assert broken.next_due == clock.now() + timedelta(minutes=2)
+    gw.set_faults([])
+    clock.advance(120)
+    mended = await poll_reports(any_store, created.id, driver=driver(gw), clock=clock)
+    at_once = PLAN.expected(recipients, 150)
+    assert mended.tally == DeliveryTally(pending=at_once["sent"], delivered=at_once["delivered"])
