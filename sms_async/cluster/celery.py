@@ -34,7 +34,8 @@ the same options: ``campaign start`` queues one per campaign; each polls the
 ids due (the store leases them to it, so that two workers never poll one id
 at once, and a killed worker's lease runs out and its ids are polled again)
 and queues the next for when the next poll is due (at most 10 minutes
-ahead, as a shard waiting for its window is), until no number is pending. A poll done twice changes nothing: delivery states only move forward.
+ahead, as a shard waiting for its window is), until no number is pending.
+A poll done twice changes nothing: delivery states only move forward.
 """
 
 from __future__ import annotations
