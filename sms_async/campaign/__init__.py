@@ -31,6 +31,7 @@ from sms_async.campaign._errors import (
 )
 from sms_async.campaign._results import (
     COLUMNS,
+    DELIVERY_COLUMNS,
     NOT_SETTLED,
     InputRows,
     ResultsEncoder,
@@ -107,12 +108,16 @@ from sms_async.campaign._delivery import (
 )
 from sms_async.campaign._windows import Schedule, ScheduleError, SendingWindows, wait_to_claim
 
+# isort: split
+from sms_async.campaign._bookkeeping import STATE_RANK_SQL, apply_outcomes
+
 __all__ = [
     "BATCH_STATES",
     "COLUMNS",
     "DEFAULT_GATEWAY",
     "DEFAULT_REGION",
     "DEFAULT_STORE_FILE",
+    "DELIVERY_COLUMNS",
     "ENV_PREFIX",
     "NOT_SETTLED",
     "OUTCOMES",
@@ -201,3 +206,4 @@ __all__ += [
     "settle",
     "wait_to_claim",
 ]
+__all__ += ["STATE_RANK_SQL", "apply_outcomes"]

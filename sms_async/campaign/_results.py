@@ -31,6 +31,7 @@ from sms_async.campaign._tally import Tally
 
 __all__ = [
     "COLUMNS",
+    "DELIVERY_COLUMNS",
     "NOT_SETTLED",
     "InputRows",
     "ResultsEncoder",
@@ -45,6 +46,9 @@ __all__ = [
 
 ResultsFormat = Literal["jsonl", "csv"]
 
+#: The columns a campaign's export adds after the results columns: the number's delivery
+#: state (empty for a number not accepted) and when it became final (ISO 8601).
+DELIVERY_COLUMNS: Final = ("delivery", "delivered_at")
 #: The columns of every results row, in order.
 COLUMNS: Final = ("row", "input", "e164", "outcome", "message_id", "reason")
 
@@ -180,14 +184,20 @@ class ResultsEncoder:
         return "".join(lines).encode("utf-8"), tally
 
 
-def results_header(results_format: ResultsFormat, columns: Sequence[str] = ()) -> bytes:
-    """What a new results file starts with (the CSV header; nothing for JSON Lines)."""
+def results_header(
+    results_format: ResultsFormat, columns: Sequence[str] = (), *, delivery: bool = False
+) -> bytes:
+    """What a new results file starts with (the CSV header; nothing for JSON Lines).
+
+    With ``delivery``, the :data:`DELIVERY_COLUMNS` follow the results columns.
+    """
     if results_format != "csv":
         return b""
-    taken = set(COLUMNS)
+    ours = (*COLUMNS, *DELIVERY_COLUMNS) if delivery else COLUMNS
+    taken = set(ours)
     # A kept column named like one of ours is told apart by a suffix.
     extra = [name if name not in taken else f"{name} (input)" for name in columns]
-    return _csv_bytes([(*COLUMNS, *extra)])
+    return _csv_bytes([(*ours, *extra)])
 
 
 def encode_row(
@@ -195,18 +205,24 @@ def encode_row(
     results_format: ResultsFormat,
     columns: Sequence[str] = (),
     kept: Sequence[str] = (),
+    *,
+    delivery: tuple[str, str] | None = None,
 ) -> str:
     """One results row, for a row already numbered (``entry.position`` is its ``row``).
 
     The same text :class:`ResultsEncoder` writes for the same input with the
     same kept ``columns`` (their values: ``kept``): what a campaign's export writes.
+    ``delivery`` (the number's delivery state and when it became final, ISO 8601;
+    ``""`` for none) adds the :data:`DELIVERY_COLUMNS` after the results columns.
     """
     if isinstance(entry, Unsettled):
         outcome, message_id, reason = NOT_SETTLED, "", _NOT_SETTLED_REASON
     else:
         outcome, message_id, reason = _VALUES[entry.outcome], entry.message_id, redact(entry.reason)
     if results_format == "csv":
-        record = (str(entry.position), entry.input, entry.e164, outcome, message_id, reason)
+        record: tuple[str, ...] = (str(entry.position), entry.input, entry.e164, outcome, message_id, reason)
+        if delivery is not None:
+            record = (*record, *delivery)
         return _csv_bytes([(*record, *kept) if columns else record]).decode()
     e164 = f"{_QUOTE}{entry.e164}{_QUOTE}" if entry.e164 else "null"
     line = (
@@ -214,6 +230,12 @@ def encode_row(
         f'"outcome": "{outcome}", "message_id": {_json_string(message_id) if message_id else "null"}, '
         f'"reason": {_json_string(reason) if reason else "null"}'
     )
+    if delivery is not None:
+        state, at = delivery
+        line += (
+            f', "delivery": {_json_string(state) if state else "null"}, '
+            f'"delivered_at": {_json_string(at) if at else "null"}'
+        )
     if columns:
         line += ', "columns": {' + _kept_pairs([_json_string(name) for name in columns], kept) + "}"
     return line + "}\n"

@@ -33,6 +33,15 @@ from urllib.parse import unquote, urlsplit
 import anyio
 
 from sms_async._models import Entry, Outcome
+from sms_async.campaign._bookkeeping import STATE_RANK_SQL, apply_outcomes
+from sms_async.campaign._delivery import (
+    DeliveryState,
+    DeliveryTally,
+    DueMessage,
+    NumberDelivery,
+    PollOutcome,
+    PollSchedule,
+)
 from sms_async.campaign._errors import CampaignError, StorageError
 from sms_async.campaign._results import Unsettled
 from sms_async.campaign._stored import (
@@ -43,6 +52,7 @@ from sms_async.campaign._stored import (
     settled_counts,
     status_from_totals,
 )
+from sms_async.campaign._windows import Schedule
 
 __all__ = ["DEFAULT_STORE_FILE", "SqliteStore", "sqlite_path"]
 
@@ -51,7 +61,7 @@ T = TypeVar("T")
 #: The file of the campaign commands' store when no URL names one (in the working directory).
 DEFAULT_STORE_FILE: Final = "sms-async-campaigns.db"
 
-_VERSION: Final = 1
+_VERSION: Final = 2
 _OUTCOMES: Final = tuple(Outcome)
 _COUNTS: Final = ", ".join(f"{o.value} INTEGER NOT NULL DEFAULT 0" for o in _OUTCOMES)
 _DDL: Final = f"""
@@ -63,7 +73,8 @@ CREATE TABLE IF NOT EXISTS campaigns (
     skip_dnd INTEGER NOT NULL, rate REAL, queue TEXT NOT NULL, input_name TEXT NOT NULL,
     max_batch INTEGER NOT NULL, shard_size INTEGER NOT NULL, inputs INTEGER NOT NULL DEFAULT 0,
     recipients INTEGER NOT NULL DEFAULT 0, batches INTEGER NOT NULL DEFAULT 0,
-    started_at REAL, finished_at REAL, stop_reason TEXT
+    started_at REAL, finished_at REAL, stop_reason TEXT, windows TEXT, timezone TEXT, start_at TEXT,
+    report_share REAL NOT NULL DEFAULT 0.1, paused INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS inputs (
     campaign INTEGER NOT NULL, position INTEGER NOT NULL, row INTEGER NOT NULL, kept TEXT,
@@ -82,8 +93,15 @@ CREATE TABLE IF NOT EXISTS batches (
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS results (
     campaign INTEGER NOT NULL, position INTEGER NOT NULL, outcome TEXT NOT NULL, message_id TEXT,
-    reason TEXT, PRIMARY KEY (campaign, position)
+    reason TEXT, delivery TEXT, delivery_raw TEXT, delivered_at REAL, PRIMARY KEY (campaign, position)
 ) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS results_message ON results (campaign, message_id) WHERE delivery IS NOT NULL;
+CREATE TABLE IF NOT EXISTS deliveries (
+    campaign INTEGER NOT NULL, message_id TEXT NOT NULL, accepted_at REAL NOT NULL,
+    polls INTEGER NOT NULL DEFAULT 0, next_poll_at REAL, lease_until REAL, lease_owner TEXT,
+    PRIMARY KEY (campaign, message_id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries (campaign, next_poll_at) WHERE next_poll_at IS NOT NULL;
 CREATE TABLE IF NOT EXISTS runners (
     id TEXT PRIMARY KEY, campaign INTEGER NOT NULL, shard INTEGER NOT NULL, host TEXT NOT NULL,
     pid INTEGER NOT NULL, started_at REAL NOT NULL, seen_at REAL NOT NULL
@@ -95,10 +113,11 @@ CREATE TABLE IF NOT EXISTS meters (
 _CAMPAIGN: Final = (
     "SELECT id, state, gateway, region, sender_id, text, personal, params, columns, max_segments, skip_dnd, "
     "rate, queue, input_name, max_batch, shard_size, inputs, recipients, batches, created_at, started_at, "
-    "finished_at, stop_reason FROM campaigns WHERE id = ?"
+    "finished_at, stop_reason, windows, timezone, start_at, report_share, paused FROM campaigns WHERE id = ?"
 )
 _UNFINISHED: Final = "(state = 'sending' OR (state = 'pending' AND NOT settled))"
 _RUNNING: Final = "EXISTS (SELECT 1 FROM campaigns c WHERE c.id = :campaign AND c.state = 'running')"
+_NOT_PAUSED: Final = "NOT EXISTS (SELECT 1 FROM campaigns c WHERE c.id = :campaign AND c.paused)"
 _ZERO_NUMBERS: Final = given_up_counts()
 _SET_COUNTS: Final = settled_counts(":{}")
 _GIVE_UP_ROWS: Final = (
@@ -119,6 +138,13 @@ _TOTALS: Final = (
     "FROM batches WHERE campaign = ?"
 )
 _EXPORT_CHUNK: Final = 5000
+# Outcomes whose numbers are tracked for delivery when they have a message id.
+_TRACKED: Final = frozenset({Outcome.ACCEPTED.value, Outcome.UNKNOWN.value})
+_POLLS: Final = PollSchedule()
+# When an id may next be handed out: its next poll, or the end of another poller's lease on it.
+_DUE_AT: Final = (
+    "CASE WHEN lease_owner <> ? AND lease_until > next_poll_at THEN lease_until ELSE next_poll_at END"
+)
 
 
 def sqlite_path(url: str) -> Path:
@@ -289,16 +315,26 @@ class SqliteStore:
     @contextlib.asynccontextmanager
     async def loading(self, params: dict[str, Any]) -> AsyncIterator[_SqliteLoading]:
         """A new campaign of ``params``, loaded in one transaction: all of it, or nothing."""
-        values = {**params, "columns": json.dumps(list(params["columns"])), "created_at": time.time()}
+        values = {
+            "windows": None,
+            "timezone": None,
+            "start_at": None,
+            "report_share": 0.1,
+            **params,
+            "columns": json.dumps(list(params["columns"])),
+            "created_at": time.time(),
+        }
         async with self._lock:
 
             def begin(conn: sqlite3.Connection) -> int:
                 conn.execute("BEGIN IMMEDIATE")
                 row = conn.execute(
                     "INSERT INTO campaigns (created_at, state, gateway, region, sender_id, text, personal, params, "
-                    "columns, max_segments, skip_dnd, rate, queue, input_name, max_batch, shard_size) VALUES "
+                    "columns, max_segments, skip_dnd, rate, queue, input_name, max_batch, shard_size, windows, "
+                    "timezone, start_at, report_share) VALUES "
                     "(:created_at, 'loading', :gateway, :region, :sender_id, :text, :personal, :params, :columns, "
-                    ":max_segments, :skip_dnd, :rate, :queue, :input_name, :max_batch, :shard_size) RETURNING id",
+                    ":max_segments, :skip_dnd, :rate, :queue, :input_name, :max_batch, :shard_size, :windows, "
+                    ":timezone, :start_at, :report_share) RETURNING id",
                     values,
                 ).fetchone()
                 return int(row[0])
@@ -445,13 +481,21 @@ class SqliteStore:
 
     async def export_rows(self, campaign: int) -> AsyncIterator[tuple[Entry | Unsettled, list[str]]]:
         """Every input's row in input order, with its kept columns, read a few thousand at a time."""
+        async for row, kept, _delivery, _at in self.export_deliveries(campaign):
+            yield row, kept
+
+    async def export_deliveries(
+        self, campaign: int
+    ) -> AsyncIterator[tuple[Entry | Unsettled, list[str], str, str]]:
+        """As :meth:`export_rows`, with each row's delivery state and delivered_at (ISO 8601), or ``""``."""
         await self.campaign(campaign)
         after = 0
 
         def chunk(conn: sqlite3.Connection) -> list[tuple[Any, ...]]:
             return conn.execute(
                 "SELECT i.position, i.row, i.raw, i.e164, coalesce(r.outcome, i.outcome), "
-                "coalesce(r.message_id, ''), coalesce(r.reason, i.reason, ''), i.kept FROM inputs i "
+                "coalesce(r.message_id, ''), coalesce(r.reason, i.reason, ''), i.kept, "
+                "coalesce(r.delivery, ''), r.delivered_at FROM inputs i "
                 "LEFT JOIN results r ON r.campaign = i.campaign AND r.position = i.position "
                 "WHERE i.campaign = ? AND i.position > ? ORDER BY i.position LIMIT ?",
                 (campaign, after, _EXPORT_CHUNK),
@@ -461,13 +505,51 @@ class SqliteStore:
             rows = await self.in_thread(chunk)
             if not rows:
                 return
-            for position, number, raw, e164, outcome, message_id, reason, kept in rows:
+            for position, number, raw, e164, outcome, message_id, reason, kept, delivery, at in rows:
                 columns = json.loads(kept) if kept else []
+                when = "" if at is None else _when(at).isoformat()  # type: ignore[union-attr]
                 if outcome is None:
-                    yield Unsettled(int(number), raw, e164), columns
+                    yield Unsettled(int(number), raw, e164), columns, delivery, when
                 else:
-                    yield Entry(int(number), raw, e164, Outcome(outcome), message_id, reason), columns
+                    entry = Entry(int(number), raw, e164, Outcome(outcome), message_id, reason)
+                    yield entry, columns, delivery, when
                 after = position
+
+    # -- delivery, schedule, pause -------------------------------------------------------------------
+
+    def delivery_book(self, campaign: int, *, lease: float = 60.0) -> SqliteDeliveryBook:
+        """The campaign's message ids as a delivery book (see :class:`~sms_async.campaign.Store`)."""
+        return SqliteDeliveryBook(self, campaign, lease=lease)
+
+    async def delivery_tally(self, campaign: int) -> DeliveryTally:
+        """Accepted numbers by delivery state."""
+        rows = await self.in_thread(
+            lambda conn: conn.execute(
+                "SELECT delivery, count(*) FROM results WHERE campaign = ? AND delivery IS NOT NULL "
+                "GROUP BY delivery",
+                (campaign,),
+            ).fetchall()
+        )
+        return DeliveryTally(**{str(state): int(count) for state, count in rows})
+
+    async def schedule(self, campaign: int) -> Schedule:
+        """The campaign's sending windows and start time."""
+        return (await self.campaign(campaign)).schedule
+
+    async def set_paused(self, campaign: int, paused: bool) -> bool:
+        """Pause or resume the campaign (one that has not stopped); whether that changed anything."""
+        await self.campaign(campaign)
+        return bool(
+            await self.in_thread(
+                lambda conn: (
+                    conn.execute(
+                        "UPDATE campaigns SET paused = ? WHERE id = ? AND paused <> ? "
+                        "AND state NOT IN ('done', 'cancelled', 'aborted')",
+                        (int(paused), campaign, int(paused)),
+                    ).rowcount
+                )
+            )
+        )
 
     # -- one batch ----------------------------------------------------------------------------------
 
@@ -479,7 +561,7 @@ class SqliteStore:
                 conn.execute(
                     "UPDATE batches SET state = 'sending', owner = :runner, claimed_at = :now "
                     "WHERE campaign = :campaign AND idx = :idx AND ((state = 'pending' AND NOT settled) "
-                    f"OR (state = 'sending' AND owner = :runner)) AND {_RUNNING} RETURNING idx",
+                    f"OR (state = 'sending' AND owner = :runner)) AND {_RUNNING} AND {_NOT_PAUSED} RETURNING idx",
                     {"runner": runner, "now": time.time(), "campaign": campaign, "idx": idx},
                 ).fetchone()
                 is not None
@@ -508,8 +590,13 @@ class SqliteStore:
         rows: Sequence[tuple[int, str, str, str]],
         requests: int = 0,
         retries: int = 0,
+        accepted_at: dt.datetime | None = None,
     ) -> bool:
-        """Record a batch's final state, counts and rows ``(position, outcome, message_id, reason)``."""
+        """Record a batch's final state, counts and rows ``(position, outcome, message_id, reason)``.
+
+        Numbers accepted (or unknown) with a message id become pending delivery, their ids due
+        for a first poll (see :class:`~sms_async.campaign.PollSchedule`).
+        """
         params: dict[str, Any] = {
             "campaign": campaign,
             "idx": idx,
@@ -521,9 +608,19 @@ class SqliteStore:
         }
         params.update({outcome.value: counts.get(outcome, 0) for outcome in _OUTCOMES})
         written = [
-            (campaign, position, outcome, message_id or None, reason or None)
+            (
+                campaign,
+                position,
+                outcome,
+                message_id or None,
+                reason or None,
+                "pending" if message_id and outcome in _TRACKED else None,
+            )
             for position, outcome, message_id, reason in rows
         ]
+        accepted = accepted_at or dt.datetime.now(dt.UTC)
+        first_poll = _POLLS.first_poll(accepted).timestamp()
+        tracked = sorted({(campaign, row[3], accepted.timestamp(), first_poll) for row in written if row[5]})
 
         def go(conn: sqlite3.Connection) -> bool:
             won = conn.execute(
@@ -538,10 +635,16 @@ class SqliteStore:
             if won is None:
                 return False
             conn.executemany(
-                "INSERT INTO results (campaign, position, outcome, message_id, reason) VALUES (?, ?, ?, ?, ?) "
-                "ON CONFLICT (campaign, position) DO UPDATE SET outcome = excluded.outcome, "
-                "message_id = excluded.message_id, reason = excluded.reason",
+                "INSERT INTO results (campaign, position, outcome, message_id, reason, delivery) "
+                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (campaign, position) DO UPDATE SET "
+                "outcome = excluded.outcome, message_id = excluded.message_id, reason = excluded.reason, "
+                "delivery = coalesce(results.delivery, excluded.delivery)",
                 written,
+            )
+            conn.executemany(
+                "INSERT INTO deliveries (campaign, message_id, accepted_at, polls, next_poll_at) "
+                "VALUES (?, ?, ?, 0, ?) ON CONFLICT (campaign, message_id) DO NOTHING",
+                tracked,
             )
             return True
 
@@ -582,6 +685,7 @@ def _stored(row: tuple[Any, ...]) -> StoredCampaign:
     values[19] = _when(values[19])
     values[20] = _when(values[20])
     values[21] = _when(values[21])
+    values[27] = bool(values[27])  # paused
     return StoredCampaign(*values)
 
 
@@ -616,7 +720,10 @@ def _register_runner(conn: sqlite3.Connection, p: dict[str, Any]) -> Rows:
 
 def _heartbeat(conn: sqlite3.Connection, p: dict[str, Any]) -> Rows:
     conn.execute("UPDATE runners SET seen_at = ? WHERE id = ?", (time.time(), p["runner"]))
-    return conn.execute("SELECT state FROM campaigns WHERE id = ?", (p["campaign"],)).fetchall()
+    return conn.execute(
+        "SELECT CASE WHEN paused AND state = 'running' THEN 'paused' ELSE state END FROM campaigns WHERE id = ?",
+        (p["campaign"],),
+    ).fetchall()
 
 
 def _unregister_runner(conn: sqlite3.Connection, p: dict[str, Any]) -> Rows:
@@ -678,3 +785,100 @@ _STATEMENTS: Final[dict[str, Callable[[sqlite3.Connection, dict[str, Any]], Rows
     "pause": _pause,
     "paused_for": _paused_for,
 }
+
+
+class SqliteDeliveryBook:
+    """One campaign's message ids in a SQLite store, as a :class:`~sms_async.campaign.DeliveryBook`."""
+
+    def __init__(self, store: SqliteStore, campaign: int, *, lease: float = 60.0) -> None:
+        self.store = store
+        self.campaign = campaign
+        self.lease = lease
+        #: Who holds the leases this book takes (each book its own).
+        self.owner = os.urandom(8).hex()
+
+    def __repr__(self) -> str:
+        return f"SqliteDeliveryBook({self.store!r}, campaign={self.campaign})"
+
+    async def due(self, now: dt.datetime, limit: int) -> list[DueMessage]:
+        """Up to ``limit`` ids due at ``now``, earliest first, leased to this book for its lease."""
+        at = now.timestamp()
+
+        def go(conn: sqlite3.Connection) -> list[tuple[Any, ...]]:
+            return conn.execute(
+                "UPDATE deliveries SET lease_until = :until, lease_owner = :owner WHERE campaign = :campaign "
+                "AND message_id IN (SELECT message_id FROM deliveries WHERE campaign = :campaign "
+                "AND next_poll_at <= :now AND (lease_until IS NULL OR lease_until <= :now "
+                "OR lease_owner = :owner) ORDER BY next_poll_at, message_id LIMIT :limit) "
+                "RETURNING message_id, accepted_at, polls, next_poll_at",
+                {
+                    "until": at + self.lease,
+                    "owner": self.owner,
+                    "campaign": self.campaign,
+                    "now": at,
+                    "limit": limit,
+                },
+            ).fetchall()
+
+        rows = sorted(await self.store.transaction(go), key=lambda row: (row[3], row[0]))
+        return [DueMessage(str(m), _when(a), int(p)) for m, a, p, _next in rows]  # type: ignore[arg-type]
+
+    async def record(self, outcomes: Sequence[PollOutcome]) -> None:
+        """Apply the polls' outcomes in one transaction: states only move forward."""
+        ids = sorted({outcome.message_id for outcome in outcomes})
+        if not ids:
+            return
+
+        def go(conn: sqlite3.Connection) -> None:
+            current: dict[str, dict[str, NumberDelivery]] = {}
+            positions: dict[tuple[str, str], int] = {}
+            for start in range(0, len(ids), 500):
+                part = ids[start : start + 500]
+                for position, message_id, e164, state, raw, at in conn.execute(
+                    "SELECT r.position, r.message_id, i.e164, r.delivery, coalesce(r.delivery_raw, ''), r.delivered_at "
+                    "FROM results r JOIN inputs i ON i.campaign = r.campaign AND i.position = r.position "
+                    "WHERE r.campaign = ? AND r.delivery IN ('pending', 'expired') "
+                    f"AND r.message_id IN ({', '.join('?' * len(part))})",
+                    (self.campaign, *part),
+                ):
+                    current.setdefault(message_id, {})[e164] = NumberDelivery(
+                        DeliveryState(state), raw, _when(at)
+                    )
+                    positions[message_id, e164] = position
+            changed, due = apply_outcomes(outcomes, current)
+            conn.executemany(
+                "UPDATE results SET delivery = :state, delivery_raw = :raw, delivered_at = :at "
+                "WHERE campaign = :campaign AND position = :position AND ("
+                f"{STATE_RANK_SQL.format('delivery')} < {STATE_RANK_SQL.format(':state')} "
+                "OR (delivery = 'pending' AND :state = 'pending'))",
+                [
+                    {
+                        "state": d.state.value,
+                        "raw": d.raw,
+                        "at": None if d.at is None else d.at.timestamp(),
+                        "campaign": self.campaign,
+                        "position": positions[key],
+                    }
+                    for key, d in changed.items()
+                ],
+            )
+            conn.executemany(
+                "UPDATE deliveries SET polls = polls + 1, next_poll_at = ?, lease_until = NULL, lease_owner = NULL "
+                "WHERE campaign = ? AND message_id = ?",
+                [(None if when is None else when.timestamp(), self.campaign, m) for m, when in due],
+            )
+
+        await self.store.transaction(go)
+
+    async def next_due(self) -> dt.datetime | None:
+        """When the earliest poll is due (for an id another poller holds, when its lease ends).
+
+        None when no number is pending.
+        """
+        row = await self.store.in_thread(
+            lambda conn: conn.execute(
+                f"SELECT min({_DUE_AT}) FROM deliveries WHERE campaign = ? AND next_poll_at IS NOT NULL",
+                (self.owner, self.campaign),
+            ).fetchone()
+        )
+        return _when(row[0])

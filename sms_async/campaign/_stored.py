@@ -18,7 +18,9 @@ from typing import Any, Final, Protocol
 import attrs
 
 from sms_async._models import Entry, Outcome
+from sms_async.campaign._delivery import DeliveryBook, DeliveryTally
 from sms_async.campaign._results import Unsettled
+from sms_async.campaign._windows import Schedule
 
 __all__ = [
     "BATCH_STATES",
@@ -112,6 +114,20 @@ class StoredCampaign:
     finished_at: dt.datetime | None
     #: Why it stopped early (cancelled, or the gateway refused the credentials or has no credit).
     stop_reason: str | None
+    #: Its sending windows (``"09:00-21:00"``, several joined by commas), their IANA zone, and its
+    #: start time in ISO 8601; None for none (see :meth:`schedule`).
+    windows: str | None = None
+    timezone: str | None = None
+    start_at: str | None = None
+    #: The share of the account's rate and concurrency that delivery polls may take.
+    report_share: float = 0.1
+    #: Whether it is paused (no batch is claimed until it is resumed).
+    paused: bool = False
+
+    @property
+    def schedule(self) -> Schedule:
+        """When it may claim a batch: its windows and start time."""
+        return Schedule.restore(self.windows, self.timezone, self.start_at)
 
     @property
     def shards(self) -> int:
@@ -240,8 +256,12 @@ class Store(Protocol):
         rows: Sequence[tuple[int, str, str, str]],
         requests: int = 0,
         retries: int = 0,
+        accepted_at: dt.datetime | None = None,
     ) -> bool:
-        """A batch's final state, counts and rows."""
+        """A batch's final state, counts and rows; numbers with a message id become pending delivery.
+
+        ``accepted_at`` (default: now) dates their acceptance, from which their polls are scheduled.
+        """
 
     #: Seconds the store tries an operation again before it is taken to be out of reach.
     patience: float
@@ -251,7 +271,7 @@ class Store(Protocol):
         """Seconds one try of one operation may take before it counts as lost."""
 
     async def heartbeat(self, runner: str, campaign: int, *, patience: float) -> str:
-        """Runner ``runner`` is alive: the campaign's state (``"gone"`` if none).
+        """Runner ``runner`` is alive: the campaign's state (``"paused"`` if paused, ``"gone"`` if none).
 
         Tried again for ``patience`` seconds where the store is across a network.
         """
@@ -264,3 +284,28 @@ class Store(Protocol):
 
     async def execute(self, name: str, **params: Any) -> int:
         """Run the store's statement ``name``; the rows it touched."""
+
+    # -- delivery, schedule, pause ----------------------------------------------------------------
+
+    def delivery_book(self, campaign: int, *, lease: float = 60.0) -> DeliveryBook:
+        """The campaign's message ids as a :class:`~sms_async.campaign.DeliveryBook`.
+
+        ``due`` leases the ids it hands out for ``lease`` seconds (of the time
+        it is given) to this book alone, so that two pollers never poll one
+        id at once; ``record`` clears the lease. Several books may poll one
+        campaign at once.
+        """
+
+    async def delivery_tally(self, campaign: int) -> DeliveryTally:
+        """Accepted numbers by delivery state."""
+
+    def export_deliveries(
+        self, campaign: int
+    ) -> AsyncIterator[tuple[Entry | Unsettled, list[str], str, str]]:
+        """As :meth:`export_rows`, with each row's delivery state and delivered_at (ISO 8601), or ``""``."""
+
+    async def schedule(self, campaign: int) -> Schedule:
+        """The campaign's sending windows and start time."""
+
+    async def set_paused(self, campaign: int, paused: bool) -> bool:
+        """Pause (no batch is claimed) or resume the campaign; whether that changed anything."""

@@ -26,6 +26,7 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 
+from sms_async._clock import SYSTEM_CLOCK, Clock
 from sms_async._engine import BulkSender
 from sms_async._exceptions import ConfigurationError, UsageError
 from sms_async._message import Message, Template, check_sender_id
@@ -38,7 +39,11 @@ from sms_async.campaign import (
     Campaign,
     CampaignError,
     CampaignReport,
+    DeliveryTally,
+    DeliveryTracker,
+    MemoryDeliveryBook,
     OptionNames,
+    PollRound,
     StorageError,
     template_fields,
     template_for,
@@ -50,8 +55,11 @@ from sms_async.cli._io import InputFormat, RecipientSource
 __all__ = [
     "CLI_NAMES",
     "PARTS_WARNING",
+    "REPORTS_CLOCK",
     "SendOptions",
     "SendOutcome",
+    "delivery_document",
+    "delivery_line",
     "exit_code_of",
     "make_message",
     "make_normaliser",
@@ -107,6 +115,8 @@ class SendOptions:
     progress: bool = True
     stdin: IO[bytes] | None = None
     retry: RetryPolicy | None = None
+    #: Keep polling delivery reports after the sends until no number is pending.
+    reports: bool = False
 
 
 @attrs.frozen
@@ -117,6 +127,8 @@ class SendOutcome:
     exit_code: ExitCode
     #: Whether a signal stopped it (Ctrl+C, SIGTERM).
     interrupted: bool
+    #: With ``--reports``: this run's accepted numbers by delivery state when polling ended.
+    delivery: DeliveryTally | None = None
 
 
 def make_message(text: str, sender_id: str, max_segments: int | None) -> Message:
@@ -202,7 +214,7 @@ def run_send(options: SendOptions, err_console: Console) -> SendOutcome:
             names=CLI_NAMES,
         )
         with _Progress(err_console, approx_total, campaign, enabled=options.progress) as progress:
-            report, interrupted = run_async(
+            report, interrupted, delivery = run_async(
                 _send,
                 options,
                 driver,
@@ -217,7 +229,7 @@ def run_send(options: SendOptions, err_console: Console) -> SendOutcome:
         raise CliError(redact(error.reason)) from None
     finally:
         source.close()
-    return SendOutcome(report, exit_code_of(report, interrupted=interrupted), interrupted)
+    return SendOutcome(report, exit_code_of(report, interrupted=interrupted), interrupted, delivery)
 
 
 def _have_uvloop() -> bool:
@@ -236,8 +248,17 @@ async def _send(
     campaign: Campaign,
     progress: _Progress,
     err_console: Console,
-) -> tuple[CampaignReport, bool]:
+) -> tuple[CampaignReport, bool, DeliveryTally | None]:
     interrupted = anyio.Event()
+    clock = REPORTS_CLOCK
+    book = MemoryDeliveryBook() if options.reports else None
+
+    def settled(batch: BatchResult) -> None:
+        progress.update(batch)
+        if book is not None:
+            # Tracked as each batch settles: its acceptance is dated now, as a stored campaign dates it.
+            book.add(batch.message_ids, clock.now())
+
     sender = BulkSender(
         driver,  # type: ignore[arg-type]
         concurrency=options.concurrency,
@@ -255,10 +276,15 @@ async def _send(
             skip_dnd=options.skip_dnd,
             max_segments=options.max_segments,
             gateway_params=options.settings.params or None,
-            on_batch=progress.update,
+            on_batch=settled,
         )
+        if book is not None and not interrupted.is_set() and report.aborted is None:
+            progress.stop()
+            tracker = DeliveryTracker(bulk, book, clock=clock)
+            with _ReportsProgress(err_console, book, enabled=options.progress) as polling:
+                await tracker.run(on_round=polling.show)
         watchers.cancel_scope.cancel()
-    return report, interrupted.is_set()
+    return report, interrupted.is_set(), None if book is None else book.tally()
 
 
 async def _watch_signals(campaign: Campaign, interrupted: anyio.Event, err_console: Console) -> None:
@@ -286,6 +312,60 @@ async def _watch_signals(campaign: Campaign, interrupted: anyio.Event, err_conso
         return
 
 
+def delivery_line(tally: DeliveryTally) -> str:
+    """Accepted numbers by delivery state, and the delivery rate, in one line (send and campaign status)."""
+    rate = "" if tally.rate is None else f"; delivery rate {tally.rate:.1%}"
+    return (
+        f"{tally.accepted:,} accepted: {tally.delivered:,} delivered, {tally.undelivered:,} undelivered, "
+        f"{tally.failed:,} failed, {tally.expired:,} expired, {tally.pending:,} pending{rate}"
+    )
+
+
+def delivery_document(tally: DeliveryTally) -> dict[str, object]:
+    """Accepted numbers by delivery state, and the delivery rate, for JSON."""
+    return {
+        "accepted": tally.accepted,
+        "delivered": tally.delivered,
+        "undelivered": tally.undelivered,
+        "failed": tally.failed,
+        "expired": tally.expired,
+        "pending": tally.pending,
+        "rate": tally.rate,
+    }
+
+
+#: Where ``send --reports`` reads the time and sleeps between polls (tests put a test clock here).
+REPORTS_CLOCK: Clock = SYSTEM_CLOCK
+
+
+class _ReportsProgress:
+    """One line on a terminal's standard error while ``send --reports`` polls: numbers by delivery state."""
+
+    def __init__(self, console: Console, book: MemoryDeliveryBook, *, enabled: bool) -> None:
+        self._book = book
+        self._status = console.status("") if enabled and console.is_terminal else None
+        self._requests = 0
+
+    def __enter__(self) -> _ReportsProgress:
+        if self._status is not None:
+            self._status.__enter__()
+            self.show(PollRound())
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self._status is not None:
+            self._status.__exit__(None, None, None)
+
+    def show(self, done: PollRound) -> None:
+        self._requests += done.requests
+        if self._status is not None:
+            tally = self._book.tally()
+            self._status.update(
+                f"delivery reports: {tally.delivered:,} delivered, {tally.undelivered + tally.failed:,} not, "
+                f"{tally.pending:,} pending of {tally.accepted:,} accepted ({self._requests:,} requests)"
+            )
+
+
 class _Progress:
     """A rich progress bar on standard error: inputs done, recipients/s, counts by outcome."""
 
@@ -306,12 +386,20 @@ class _Progress:
             refresh_per_second=8,
         )
         self._task: TaskID = self._progress.add_task("sending", total=total, completed=0, rate="0", counts="")
+        self._stopped = False
 
     def __enter__(self) -> _Progress:
         self._progress.__enter__()
         return self
 
     def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    def stop(self) -> None:
+        """Show the final counts and take the bar off the terminal (once)."""
+        if self._stopped:
+            return
+        self._stopped = True
         self.update(None, final=True)
         self._progress.__exit__(None, None, None)
 

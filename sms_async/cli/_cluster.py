@@ -6,7 +6,9 @@ A thin shell over :mod:`sms_async.cluster` (``pip install 'sms_async[cluster]'``
     sms-async campaign start ID                 # Celery workers send it, or:
     sms-async campaign run ID                   # this process sends it (no broker, no worker)
     sms-async campaign status ID [--wait] [--json]
+    sms-async campaign reports ID [--wait]      # poll delivery reports now, in this process
     sms-async campaign export ID --output results.jsonl
+    sms-async campaign pause ID / resume ID
     sms-async campaign cancel ID
     sms-async worker [--concurrency N] [--queues sms_async]
 
@@ -24,6 +26,7 @@ import os
 import sys
 import time
 from collections.abc import Callable, Coroutine, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 from urllib.parse import urlsplit
@@ -40,6 +43,9 @@ from sms_async.campaign import (
     DEFAULT_REGION,
     CampaignError,
     CampaignStatus,
+    DeliveryTally,
+    PollRound,
+    Schedule,
     Store,
     StoredCampaign,
     choose_gateway,
@@ -49,7 +55,13 @@ from sms_async.campaign import (
     results_header,
     sqlite_path,
 )
-from sms_async.cli._campaign import make_message, personal_template, template_fields
+from sms_async.cli._campaign import (
+    delivery_document,
+    delivery_line,
+    make_message,
+    personal_template,
+    template_fields,
+)
 from sms_async.cli._config import parse_params
 from sms_async.cli._errors import CliError, ExitCode, run_async
 from sms_async.cli._io import InputFormat, InputReadError, RecipientSource
@@ -210,6 +222,28 @@ def campaign() -> None:
 @click.option(
     "--shard-size", type=click.IntRange(min=1), default=200, show_default=True, help="Batches per shard."
 )
+@click.option(
+    "--window",
+    "windows",
+    multiple=True,
+    metavar="HH:MM-HH:MM",
+    help="A daily sending window, on the wall clock of --timezone (several allowed; 21:00-06:00 crosses "
+    "midnight). Outside its windows the campaign sends nothing and resumes by itself; delivery polling "
+    "goes on at any hour.",
+)
+@click.option("--timezone", metavar="ZONE", help="The windows' IANA time zone, such as Asia/Kolkata.")
+@click.option(
+    "--start-at",
+    metavar="TIME",
+    help="Send nothing before this time: ISO 8601 with an offset, such as 2026-12-07T10:00+05:30.",
+)
+@click.option(
+    "--report-share",
+    type=click.FloatRange(min=0, max=1, min_open=True),
+    default=0.1,
+    show_default=True,
+    help="The share of the account's rate and concurrency that delivery polls may take.",
+)
 @click.option("--json", "as_json", is_flag=True, help='Print {"id": ...}.')
 @_store_option
 @_guarded
@@ -228,6 +262,10 @@ def create(
     keep_columns: bool,
     queue: str,
     shard_size: int,
+    windows: tuple[str, ...],
+    timezone: str | None,
+    start_at: str | None,
+    report_share: float,
     as_json: bool,
 ) -> ExitCode:
     """Read RECIPIENTS (a CSV file, one number per line, or - for standard input) into a new campaign in the
@@ -238,6 +276,8 @@ def create(
     from sms_async.cluster import CampaignSpec, create_campaign  # noqa: PLC0415
 
     how: InputFormat = "csv" if input_format == "csv" else "lines" if input_format == "lines" else "auto"
+    # A schedule that cannot be kept is refused before anything is read or stored.
+    Schedule.create(list(windows) or None, timezone, start_at=start_at, now=datetime.now(UTC))
     fields = template_fields(text)
     if not fields:
         message = make_message(text, sender_id, max_segments)
@@ -266,6 +306,10 @@ def create(
             queue=queue,
             input_name=recipients,
             shard_size=shard_size,
+            windows=windows,
+            timezone=timezone,
+            start_at=start_at,
+            report_share=report_share,
         )
 
         def numbers() -> Iterator[Any]:
@@ -308,6 +352,13 @@ def start(campaign_id: int) -> ExitCode:
             f"cannot reach: send the campaign from here with 'sms-async campaign run {campaign_id}', or keep "
             f"campaigns in a PostgreSQL store (--store or {ENV_DATABASE_URL}=postgresql://...)"
         )
+    return _queue(campaign_id, settings)
+
+
+def _queue(campaign_id: int, settings: ClusterSettings, *, reports: bool = True) -> ExitCode:
+    """Start the campaign and queue its shards with work left on the broker (and, with ``reports``,
+    its delivery polling task, which keeps itself queued while it runs or numbers are pending).
+    """  # noqa: D205
     try:
         from sms_async.cluster.celery import (  # noqa: PLC0415
             BrokerUnavailableError,
@@ -331,7 +382,7 @@ def start(campaign_id: int) -> ExitCode:
         click.echo(f"campaign {campaign_id}: nothing left to send ({found.state})")
         return ExitCode.OK
     try:
-        enqueue(found, shards)
+        enqueue(found, shards, reports=reports)
     except Exception as error:  # noqa: BLE001 - kombu raises many kinds; all mean the same here
         raise CliError(
             f"campaign {campaign_id} is marked running, but its shards could not be queued "
@@ -374,18 +425,26 @@ def _started_before(before: StoredCampaign) -> str:
 )
 @click.argument("campaign_id", metavar="ID", type=int)
 @_concurrency_option
+@click.option(
+    "--reports",
+    is_flag=True,
+    help="After the sends, keep polling delivery reports until no number is pending (up to 72 h).",
+)
 @_store_option
 @_guarded
-def run_here(campaign_id: int, concurrency: int) -> ExitCode:
+def run_here(campaign_id: int, concurrency: int, reports: bool) -> ExitCode:
     """Send what is left of campaign ID from this process, shard after shard, with the gateway account of
     this process's environment or config file (as a worker has it), then show its status. Workers may run
-    it at the same time: no batch is ever sent twice. Interrupted, it is resumed by 'campaign run' or
-    'campaign start' again.
+    it at the same time: no batch is ever sent twice. Outside the campaign's sending windows it waits
+    for the next one. Interrupted or paused, it is resumed by 'campaign run' or 'campaign start' again.
+    With --reports it then polls delivery reports until no number is pending.
     """  # noqa: D205
     settings = _settings(concurrency=concurrency)
-    from sms_async.cluster import driver_from_environment, run_shard  # noqa: PLC0415
+    from sms_async.cluster import driver_from_environment, poll_reports, run_shard  # noqa: PLC0415
 
-    async def go(store: Store) -> CampaignStatus:
+    _, err_console = consoles()
+
+    async def go(store: Store) -> tuple[CampaignStatus, DeliveryTally]:
         found, shards = await _start(store, campaign_id)
         driver = driver_from_environment(found.gateway)
         for shard in shards:
@@ -394,10 +453,20 @@ def run_here(campaign_id: int, concurrency: int) -> ExitCode:
             report = await run_shard(store, campaign_id, shard, driver=driver, **options)
             if report.stopped is not None:
                 break
-        return await store.status(campaign_id)
+        if reports:
+            with _ReportsProgress(err_console, campaign_id) as progress:
+                await poll_reports(
+                    store,
+                    campaign_id,
+                    driver=driver,
+                    until_settled=True,
+                    concurrency=concurrency,
+                    on_round=progress.show,
+                )
+        return await store.status(campaign_id), await store.delivery_tally(campaign_id)
 
-    found = _with_store(go)
-    _print_status(found)
+    found, tally = _with_store(go)
+    _print_status(found, tally)
     return _status_code(found)
 
 
@@ -434,7 +503,7 @@ def status(
     _, err_console = consoles()
     why_not: list[str] = []
 
-    async def look(store: Store) -> CampaignStatus:
+    async def look(store: Store) -> tuple[CampaignStatus, DeliveryTally]:
         import anyio  # noqa: PLC0415
 
         give_up = None if timeout is None else time.monotonic() + timeout
@@ -443,21 +512,21 @@ def status(
                 found = await store.status(campaign_id)
                 progress.show(found)
                 if not wait or found.finished or (give_up is not None and time.monotonic() >= give_up):
-                    return found
+                    return found, await store.delivery_tally(campaign_id)
                 if found.campaign.state != "running":
                     # Nobody runs a stopped campaign's shards: settle the batches of dead workers here.
                     await store.reap(campaign_id, settings.lease)
                 reason = await _nobody_works_on(store, found, idle)
                 if reason is not None:
                     why_not.append(reason)
-                    return found
+                    return found, await store.delivery_tally(campaign_id)
                 await anyio.sleep(interval)
 
-    found = _with_store(look)
+    found, tally = _with_store(look)
     if as_json:
-        click.echo(json.dumps(_status_document(found)))
+        click.echo(json.dumps(_status_document(found, tally)))
     else:
-        _print_status(found)
+        _print_status(found, tally)
     for reason in why_not:
         say_error(f"stopped waiting: {reason}")
     return _status_code(found)
@@ -478,6 +547,10 @@ async def _nobody_works_on(store: Store, found: CampaignStatus, idle: float) -> 
         return f"campaign {c.id} has not been started: start it with 'sms-async campaign start {c.id}'"
     if c.state != "running":
         return None
+    if c.paused:
+        return f"campaign {c.id} is paused: resume it with 'sms-async campaign resume {c.id}'"
+    if _waiting(c) is not None:
+        return None  # nobody works on it until its window opens: that is no reason to stop waiting
     quiet = await store.idle_for(c.id)
     if quiet is None or quiet < idle:
         return None
@@ -512,7 +585,14 @@ class _Progress:
             )
 
 
-def _status_document(found: CampaignStatus) -> dict[str, Any]:
+def _waiting(c: StoredCampaign) -> str | None:
+    """Why the campaign claims nothing now (its window or start time), if it is waiting for one."""
+    if c.state not in {"ready", "running"}:
+        return None
+    return c.schedule.waiting_message(datetime.now(UTC))
+
+
+def _status_document(found: CampaignStatus, tally: DeliveryTally | None = None) -> dict[str, Any]:
     c = found.campaign
     return {
         "id": c.id,
@@ -535,13 +615,30 @@ def _status_document(found: CampaignStatus) -> dict[str, Any]:
         "started_at": c.started_at.isoformat() if c.started_at else None,
         "finished_at": c.finished_at.isoformat() if c.finished_at else None,
         "stop_reason": c.stop_reason,
+        "paused": c.paused,
+        "windows": c.windows,
+        "timezone": c.timezone,
+        "start_at": c.start_at,
+        "waiting": _waiting(c),
+        "report_share": c.report_share,
+        "delivery": delivery_document(tally or DeliveryTally()),
     }
 
 
-def _print_status(found: CampaignStatus) -> None:
+def _print_status(found: CampaignStatus, tally: DeliveryTally | None = None) -> None:
     c = found.campaign
     rate = f", at most {c.rate:g}/s" if c.rate else ""
-    click.echo(f"campaign {c.id}: {c.state} ({c.gateway}{rate}, queue {c.queue!r}, input {c.input_name})")
+    paused = ", paused" if c.paused and c.state not in {"done", "cancelled", "aborted"} else ""
+    click.echo(
+        f"campaign {c.id}: {c.state}{paused} ({c.gateway}{rate}, queue {c.queue!r}, input {c.input_name})"
+    )
+    waiting = _waiting(c)
+    if c.paused and not paused:
+        waiting = None
+    if waiting is not None:
+        click.echo(f"  {waiting}")
+    if c.windows:
+        click.echo(f"  windows     {c.windows} ({c.timezone})")
     click.echo(f"  inputs      {c.inputs:,} ({c.recipients:,} distinct valid numbers)")
     for outcome, count in found.outcomes.items():
         click.echo(f"  {outcome.value:<11} {count:,}")
@@ -556,8 +653,12 @@ def _print_status(found: CampaignStatus) -> None:
     )
     if c.params:
         click.echo(f"  parameters  {', '.join(f'{name}={value}' for name, value in c.params.items())}")
+    if tally is not None and tally.accepted:
+        click.echo(f"  delivery    {delivery_line(tally)}")
     if c.stop_reason:
         click.echo(f"  stopped: {c.stop_reason}")
+    if paused:
+        click.echo(f"paused: nothing more is sent until 'sms-async campaign resume {c.id}'")
     unknown = found.outcomes[Outcome.UNKNOWN]
     if found.finished and unknown:
         click.echo(
@@ -582,11 +683,18 @@ def _print_status(found: CampaignStatus) -> None:
     is_flag=True,
     help="Export a campaign still running (rows not settled yet show as pending).",
 )
+@click.option(
+    "--no-delivery",
+    "without_delivery",
+    is_flag=True,
+    help="Leave out the delivery and delivered_at columns (the rows exactly as 'send' writes them).",
+)
 @_store_option
 @_guarded
-def export(campaign_id: int, output: Path, partial: bool) -> ExitCode:
+def export(campaign_id: int, output: Path, partial: bool, without_delivery: bool) -> ExitCode:
     """Write one row per input of campaign ID to --output, in input order, with the columns row, input, e164,
-    outcome, message_id and reason: the rows 'send' writes.
+    outcome, message_id and reason (the rows 'send' writes), then delivery (pending, delivered, undelivered,
+    failed, expired; empty for a number not accepted) and delivered_at (when it became final).
     """  # noqa: D205
     try:
         kind = results_format(output)
@@ -603,9 +711,10 @@ def export(campaign_id: int, output: Path, partial: bool) -> ExitCode:
         try:
             with output.open("w", encoding="utf-8", newline="") as file:
                 columns = found.campaign.columns
-                file.write(results_header(kind, columns).decode())
-                async for entry, kept in store.export_rows(campaign_id):
-                    file.write(encode_row(entry, kind, columns, kept))
+                file.write(results_header(kind, columns, delivery=not without_delivery).decode())
+                async for entry, kept, state, at in store.export_deliveries(campaign_id):
+                    delivery = None if without_delivery else (state, at)
+                    file.write(encode_row(entry, kind, columns, kept, delivery=delivery))
         except OSError as error:
             raise CliError(f"cannot write {output}: {error.strerror}", ExitCode.ABORTED) from None
         return found
@@ -636,6 +745,137 @@ def cancel(campaign_id: int) -> ExitCode:
         f"campaign {campaign_id} cancelled: {found.outcomes[Outcome.UNSENT]:,} inputs unsent; "
         f"{found.batches['sending']:,} batches in flight will finish"
     )
+    return ExitCode.OK
+
+
+@campaign.command("reports", epilog=_EXIT_CODES, short_help="Poll delivery reports now, in this process.")
+@click.argument("campaign_id", metavar="ID", type=int)
+@click.option("--wait", is_flag=True, help="Keep polling, as polls fall due, until no number is pending.")
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    help="With --wait: stop after this many seconds.",
+)
+@_concurrency_option
+@_store_option
+@_guarded
+def reports(campaign_id: int, wait: bool, timeout: float | None, concurrency: int) -> ExitCode:
+    """Ask the gateway now about the message ids of campaign ID whose poll is due, with the gateway account of
+    this process's environment or config file, and record what it says. With --wait, keep polling as polls
+    fall due (30 s, 2 min, 10 min and 1 h after acceptance, then hourly, for up to 72 h) until no number is
+    pending. Workers and other pollers may poll it at the same time: no id is polled by two at once.
+    """  # noqa: D205
+    _settings()
+    from sms_async.cluster import driver_from_environment, poll_reports  # noqa: PLC0415
+
+    _, err_console = consoles()
+
+    async def go(store: Store) -> tuple[CampaignStatus, DeliveryTally, datetime | None]:
+        found = await store.campaign(campaign_id)
+        with _ReportsProgress(err_console, campaign_id) as progress:
+            polled = await poll_reports(
+                store,
+                campaign_id,
+                driver=driver_from_environment(found.gateway),
+                until_settled=wait,
+                budget=math.inf if timeout is None else timeout,
+                concurrency=concurrency,
+                on_round=progress.show,
+            )
+        return await store.status(campaign_id), polled.tally, polled.next_due
+
+    found, tally, next_due = _with_store(go)
+    click.echo(f"campaign {campaign_id} delivery: {delivery_line(tally)}")
+    if tally.pending and next_due is not None:
+        click.echo(f"next poll due at {next_due:%Y-%m-%d %H:%M:%S %Z}", err=True)
+    # Numbers in doubt (unknown) are tracked when they have a message id; the others never can be.
+    untracked = found.outcomes[Outcome.UNKNOWN] - (tally.accepted - found.outcomes[Outcome.ACCEPTED])
+    if untracked > 0:
+        click.echo(
+            f"{untracked:,} numbers whose outcome is unknown have no message id and cannot be polled: "
+            "check them in the gateway's portal",
+            err=True,
+        )
+    return ExitCode.OK if not tally.pending else ExitCode.NOT_ALL_ACCEPTED
+
+
+class _ReportsProgress:
+    """One line on a terminal's standard error while delivery reports are polled."""
+
+    def __init__(self, console: Console, campaign_id: int) -> None:
+        self._status = console.status("") if console.is_terminal else None
+        self._campaign = campaign_id
+        self._ids = self._requests = 0
+
+    def __enter__(self) -> _ReportsProgress:
+        if self._status is not None:
+            self._status.__enter__()
+            self._status.update(f"campaign {self._campaign}: polling delivery reports")
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self._status is not None:
+            self._status.__exit__(None, None, None)
+
+    def show(self, done: PollRound) -> None:
+        self._ids += done.ids
+        self._requests += done.requests
+        if self._status is not None:
+            self._status.update(
+                f"campaign {self._campaign}: {self._ids:,} message ids polled in {self._requests:,} "
+                "requests; waiting for the next poll"
+            )
+
+
+@campaign.command("pause", epilog=_EXIT_CODES, short_help="Pause a campaign: it claims no more batches.")
+@click.argument("campaign_id", metavar="ID", type=int)
+@_store_option
+@_guarded
+def pause(campaign_id: int) -> ExitCode:
+    """Pause campaign ID: no more batches are claimed; batches in flight finish; delivery polling goes on.
+    'campaign resume' goes on where it stopped: nothing is lost or sent twice.
+    """  # noqa: D205
+
+    async def go(store: Store) -> tuple[bool, CampaignStatus]:
+        return await store.set_paused(campaign_id, True), await store.status(campaign_id)
+
+    changed, found = _with_store(go)
+    if not changed:
+        c = found.campaign
+        click.echo(f"campaign {campaign_id} is {'paused already' if c.paused else c.state}: nothing to pause")
+        return ExitCode.OK
+    click.echo(
+        f"campaign {campaign_id} paused: {found.batches['sending']:,} batches in flight will finish; "
+        f"resume it with: sms-async campaign resume {campaign_id}"
+    )
+    return ExitCode.OK
+
+
+@campaign.command("resume", epilog=_EXIT_CODES, short_help="Resume a paused campaign.")
+@click.argument("campaign_id", metavar="ID", type=int)
+@_store_option
+@_guarded
+def resume(campaign_id: int) -> ExitCode:
+    """Resume campaign ID after 'campaign pause'. A campaign running on workers has its shards queued again;
+    one sent from a process ('campaign run') goes on with 'campaign run' again.
+    """  # noqa: D205
+    settings = _settings()
+
+    async def go(store: Store) -> tuple[bool, StoredCampaign]:
+        return await store.set_paused(campaign_id, False), await store.campaign(campaign_id)
+
+    changed, found = _with_store(go)
+    if not changed:
+        click.echo(f"campaign {campaign_id} is {found.state} and not paused: nothing to resume")
+        return ExitCode.OK
+    if found.state != "running":
+        click.echo(f"campaign {campaign_id} resumed; it is {found.state}")
+        return ExitCode.OK
+    if settings.shared:
+        click.echo(f"campaign {campaign_id} resumed: its shards are queued again for the workers")
+        # Its polling task went on while it was paused.
+        return _queue(campaign_id, settings, reports=False)
+    click.echo(f"campaign {campaign_id} resumed: go on sending it with: sms-async campaign run {campaign_id}")
     return ExitCode.OK
 
 

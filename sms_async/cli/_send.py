@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import click
@@ -9,6 +10,8 @@ import click
 from sms_async.campaign import parts_warning
 from sms_async.cli._campaign import (
     SendOptions,
+    delivery_document,
+    delivery_line,
     make_message,
     make_normaliser,
     personal_template,
@@ -101,6 +104,12 @@ __all__ = ["send"]
 )
 @text_options
 @click.option(
+    "--reports",
+    is_flag=True,
+    help="After the sends, keep polling delivery reports (30 s, 2 min, 10 min, 1 h after acceptance, then "
+    "hourly, up to 72 h) until no number is pending, with a progress line; then print the delivery rate.",
+)
+@click.option(
     "--dry-run",
     is_flag=True,
     help="Check the input and text, count recipients, parts and cost; send nothing.",
@@ -132,6 +141,7 @@ def send(
     rate: float | None,
     skip_dnd: bool,
     max_segments: int | None,
+    reports: bool,
     dry_run: bool,
     as_json: bool,
     quiet: bool,
@@ -211,13 +221,19 @@ def send(
         max_segments=max_segments,
         progress=not quiet and not as_json,
         stdin=stdin(),
+        reports=reports,
     )
     outcome = run_send(options, err_console)
     report = outcome.report
     if as_json:
-        click.echo(send_summary_json(outcome))
+        summary = send_summary_json(outcome)
+        if outcome.delivery is not None:
+            summary = json.dumps({**json.loads(summary), "delivery": delivery_document(outcome.delivery)})
+        click.echo(summary)
     elif not quiet:
         print_send_summary(console, outcome, err_console, max_segments=max_segments)
+        if outcome.delivery is not None:
+            click.echo(f"delivery: {delivery_line(outcome.delivery)}")
     if as_json or quiet:
         if report.problem is not None:
             say_error(report.problem.reason)

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 from sms_async.campaign import CampaignError, CampaignStatus, StoredCampaign, StoreUnavailableError
 from sms_async.cluster._load import DEFAULT_QUEUE, DEFAULT_SHARD_SIZE, CampaignSpec, create_campaign
 from sms_async.cluster._rate import StoreMeter, StorePause
+from sms_async.cluster._reports import ReportsPolled, poll_reports
 from sms_async.cluster._runner import ShardReport, run_shard
 from sms_async.cluster._settings import (
     ClusterSettings,
@@ -63,6 +64,7 @@ __all__ = [
     "CampaignStatus",
     "CampaignStore",
     "ClusterSettings",
+    "ReportsPolled",
     "ShardReport",
     "StoreMeter",
     "StorePause",
@@ -73,5 +75,6 @@ __all__ = [
     "create_campaign",
     "driver_from_environment",
     "open_store",
+    "poll_reports",
     "run_shard",
 ]

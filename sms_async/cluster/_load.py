@@ -18,12 +18,14 @@ import json
 import math
 import re
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
 from typing import Any, Final
 
 import attrs
 
 from sms_async._batching import Batch, Batcher, Recipients, read_chunks
+from sms_async._clock import SYSTEM_CLOCK, Clock
 from sms_async._exceptions import ConfigurationError, UnsupportedOperationError
 from sms_async._journal import BatchState, numbers_digest
 from sms_async._message import Template
@@ -36,6 +38,7 @@ from sms_async.campaign import (
     CampaignError,
     InputRows,
     Loading,
+    Schedule,
     Store,
     StoredCampaign,
     StoreUnavailableError,
@@ -63,6 +66,17 @@ def _rate(_inst: object, _attribute: attrs.Attribute[float | None], value: float
 def _at_least_one(_inst: object, attribute: attrs.Attribute[int], value: int) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ConfigurationError(f"{attribute.name} must be a whole number >= 1, got {value!r}")
+
+
+def _windows(value: str | Sequence[str] | None) -> tuple[str, ...]:
+    if not value:
+        return ()
+    return (value,) if isinstance(value, str) else tuple(value)
+
+
+def _share(_inst: object, _attribute: attrs.Attribute[float], value: float) -> None:
+    if isinstance(value, bool) or not 0 < value <= 1:
+        raise ConfigurationError(f"the report share must be > 0 and <= 1, got {value!r}")
 
 
 def _as_dict(value: Mapping[str, str] | None) -> dict[str, str]:
@@ -105,6 +119,10 @@ class CampaignSpec:
         queue: The Celery queue its shards go to (workers with the right account listen on it).
         input_name: Where the recipients came from, for people reading the status.
         shard_size: Batches per shard (one Celery task each).
+        windows: Daily sending windows (``"09:00-21:00"``, several allowed); none: any hour.
+        timezone: The windows' IANA zone (required with windows).
+        start_at: No batch is claimed before this time (ISO 8601 with an offset, or an aware datetime).
+        report_share: The share of the account's rate and concurrency delivery polls may take.
     """
 
     text: str | Template
@@ -118,6 +136,10 @@ class CampaignSpec:
     queue: str = attrs.field(default=DEFAULT_QUEUE, validator=_queue)
     input_name: str = "-"
     shard_size: int = attrs.field(default=DEFAULT_SHARD_SIZE, validator=_at_least_one)
+    windows: tuple[str, ...] = attrs.field(default=(), converter=_windows)
+    timezone: str | None = None
+    start_at: str | datetime | None = None
+    report_share: float = attrs.field(default=0.1, validator=_share)
 
 
 def _by_position(position: int) -> tuple[int, tuple[str, ...]]:
@@ -240,7 +262,12 @@ def _checked(spec: CampaignSpec) -> tuple[Batcher, int]:
 
 
 async def create_campaign(
-    store: Store, spec: CampaignSpec, recipients: Recipients, *, rows: InputRows | None = None
+    store: Store,
+    spec: CampaignSpec,
+    recipients: Recipients,
+    *,
+    rows: InputRows | None = None,
+    clock: Clock = SYSTEM_CLOCK,
 ) -> StoredCampaign:
     """Load ``recipients`` (numbers, from any iterable or async iterable) as a new campaign, ready to start.
 
@@ -251,8 +278,11 @@ async def create_campaign(
     Creates the store's tables if they are missing. Raises the usage error of
     a bad text, sender id, region or gateway before reading anything, and
     :class:`CampaignError` for an input with no recipient in it; on any error
-    nothing is stored.
+    nothing is stored. A sending window, zone or start time that cannot be
+    kept (malformed, of zero length, unknown, in the past by ``clock``) is a
+    :class:`~sms_async.campaign.ScheduleError`.
     """
+    schedule = Schedule.create(spec.windows or None, spec.timezone, start_at=spec.start_at, now=clock.now())
     batcher, max_batch = _checked(spec)
     personal = isinstance(spec.text, Template)
     await store.install()
@@ -271,6 +301,10 @@ async def create_campaign(
         "input_name": spec.input_name,
         "max_batch": max_batch,
         "shard_size": spec.shard_size,
+        "windows": schedule.windows_spec,
+        "timezone": schedule.zone_name,
+        "start_at": schedule.start_at_iso,
+        "report_share": spec.report_share,
     }
     try:
         campaign = await _load(store, spec, batcher, params, recipients, rows)

@@ -29,11 +29,13 @@ import socket
 import time
 import uuid
 from collections.abc import AsyncGenerator, Coroutine, Iterator, Sequence
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, Final, TypeVar, cast
 
 import anyio
 import attrs
 
+from sms_async._clock import SYSTEM_CLOCK, Clock
 from sms_async._engine import BulkSender
 from sms_async._exceptions import ConfigurationError, GatewayError, SmsError
 from sms_async._journal import Admission, numbers_digest, state_of
@@ -41,7 +43,7 @@ from sms_async._message import Message
 from sms_async._models import BatchResult, Outcome
 from sms_async._redact import redact
 from sms_async._retry import RetryPolicy
-from sms_async.campaign import Store, StoredCampaign, StoreUnavailableError
+from sms_async.campaign import Store, StoredCampaign, StoreUnavailableError, wait_to_claim
 from sms_async.cluster._rate import StoreMeter, StorePause
 from sms_async.cluster._settings import account_key
 from sms_async.providers import Driver
@@ -82,8 +84,11 @@ class ShardReport:
     complete: bool = False
     #: The time budget ran out with work left: run the shard again.
     more: bool = False
-    #: The campaign's state when the run stopped because the campaign had stopped.
+    #: The campaign's state when the run stopped because the campaign had stopped (``"paused"``
+    #: when it was paused: ``resume`` starts its shards again).
     stopped: str | None = None
+    #: With ``more``: the shard waits for its window or start time, which opens then.
+    opens_at: datetime | None = None
 
 
 @attrs.define(eq=False)
@@ -124,6 +129,8 @@ class _ShardJournal:
         run = self._run
         if run.stopped is not None or run.lost is not None or time.monotonic() >= run.give_up:
             return Admission.SKIP  # left pending: the next run sends it
+        if not run.may_claim():
+            return Admission.SKIP  # outside its window: left pending until it opens
         if self._stored(batch) is None:
             await self._run.abort_campaign(
                 f"a worker ({socket.gethostname()}) cut batch {batch.index} of a shard differently from the "
@@ -202,6 +209,7 @@ class _ShardJournal:
                 rows=rows,
                 requests=result.requests,
                 retries=result.retries,
+                accepted_at=run.clock.now(),
             )
         except StoreUnavailableError as lost:
             run.lose(lost)
@@ -230,10 +238,20 @@ class _Run:
     """One run of one shard: its identity, heartbeat, and the loop that sends what is left."""
 
     def __init__(
-        self, store: Store, campaign: StoredCampaign, shard: int, *, lease: float, heartbeat: float
+        self,
+        store: Store,
+        campaign: StoredCampaign,
+        shard: int,
+        *,
+        lease: float,
+        heartbeat: float,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self.store = store
         self.campaign = campaign
+        self.clock = clock
+        #: When a batch may be claimed (its windows and start time).
+        self.schedule = campaign.schedule
         self.shard = shard
         self.lease = lease
         self.heartbeat = heartbeat
@@ -251,6 +269,8 @@ class _Run:
         self.beat_at = time.monotonic()
         #: The store error that stopped this run, raised when it ends.
         self.lost: StoreUnavailableError | None = None
+        #: When the window this run waits for opens, if its budget ended first.
+        self.opens_at: datetime | None = None
 
     async def unless_lost(self, call: Coroutine[Any, Any, T], neutral: T) -> T:
         """``await call``, unless the store was lost (then ``neutral``); a store lost now is kept."""
@@ -273,6 +293,26 @@ class _Run:
         if self.lost is None:
             self.lost = error
             self.stopping.set()
+
+    def may_claim(self) -> bool:
+        """Whether the campaign's windows and start time let a batch be claimed now."""
+        return self.schedule.may_claim(self.clock.now())
+
+    async def wait_to_claim(self, give_up: float) -> bool:
+        """Wait (on the clock) until a batch may be claimed, or the time budget ends; whether it may now."""
+        if self.may_claim():
+            return True
+        opens = self.schedule.next_claim(self.clock.now())
+        logger.info(
+            "campaign %d shard %d: %s",
+            self.campaign.id,
+            self.shard,
+            self.schedule.waiting_message(self.clock.now()),
+        )
+        with anyio.move_on_after(max(give_up - time.monotonic(), 0)):
+            await wait_to_claim(self.schedule, self.clock)
+        self.opens_at = None if self.may_claim() else opens
+        return self.opens_at is None
 
     def beating(self) -> bool:
         """Whether the last heartbeat written is recent enough to claim a batch on (well inside the lease)."""
@@ -328,9 +368,11 @@ class _Run:
 
     async def refresh(self) -> None:
         """Look the campaign's state up now."""
-        state = (await self.store.campaign(self.campaign.id)).state
-        if state != "running":
-            self.stop(state)
+        found = await self.store.campaign(self.campaign.id)
+        if found.state != "running":
+            self.stop(found.state)
+        elif found.paused:
+            self.stop("paused")
 
     async def load(self) -> tuple[list[_Stored], int]:
         """The shard's pending batches with their numbers, and how many others are sending."""
@@ -371,6 +413,9 @@ class _Run:
             if time.monotonic() >= give_up:
                 more = True
                 break
+            if pending and not await self.wait_to_claim(give_up):
+                more = True
+                break
             if pending:
                 before = self.settled
                 await self.send(bulk, pending, give_up)
@@ -399,6 +444,7 @@ class _Run:
             complete=complete,
             more=more,
             stopped=self.stopped,
+            opens_at=self.opens_at if more else None,
         )
 
     async def send(self, bulk: BulkSender, pending: list[_Stored], give_up: float) -> None:
@@ -430,7 +476,12 @@ class _Run:
         stopping at a batch boundary when the run must stop.
         """  # noqa: D205
         for stored in group:
-            if self.stopped is not None or self.lost is not None or time.monotonic() >= give_up:
+            if (
+                self.stopped is not None
+                or self.lost is not None
+                or time.monotonic() >= give_up
+                or not self.may_claim()
+            ):
                 return
             if stored.text is None:
                 yield from stored.numbers
@@ -475,6 +526,7 @@ async def run_shard(
     timeouts: Timeouts | None = None,
     http: HttpBackend = "auto",
     hooks: object | Sequence[object] | None = None,
+    clock: Clock = SYSTEM_CLOCK,
 ) -> ShardReport:
     """Send what is left of ``shard`` of ``campaign`` through ``driver``.
 
@@ -495,6 +547,8 @@ async def run_shard(
         timeouts: Network timeouts (as for :class:`~sms_async.BulkSender`).
         http: The transport (as for :class:`~sms_async.BulkSender`).
         hooks: Objects that hear what the sender does (as for :class:`~sms_async.BulkSender`).
+        clock: Where the run reads the time for the campaign's windows and the acceptance
+            time of its numbers (a :class:`~sms_async.testing.TestClock` in tests).
 
     Raises:
         StoreUnavailableError: the store stayed unreachable; batches this run
@@ -503,7 +557,9 @@ async def run_shard(
     found = await store.campaign(campaign)
     if found.state != "running":
         return ShardReport(campaign, shard, found.queue, stopped=found.state)
-    run = _Run(store, found, shard, lease=lease, heartbeat=heartbeat)
+    if found.paused:
+        return ShardReport(campaign, shard, found.queue, stopped="paused")
+    run = _Run(store, found, shard, lease=lease, heartbeat=heartbeat, clock=clock)
     try:
         # The campaign's parameters meet this worker's driver (and its own ones) here, before any request.
         driver.prepare_send(Message.create("-", found.sender_id), found.params or None)

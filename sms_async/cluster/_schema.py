@@ -15,7 +15,10 @@ Tables (in one schema, ``sms_async`` unless configured)::
                the inputs, its text (for texts per recipient) and its parts,
                the digest of its numbers (and text), its state, who holds
                it, and a count per outcome.
-    results    one row per number sent (or given up): outcome, message id, reason.
+    results    one row per number sent (or given up): outcome, message id, reason, and for a
+               number with a message id its delivery state, the gateway's word and when it became final.
+    deliveries one row per message id to poll: when it was accepted, polls made, the next
+               poll's time (none once no number of it is pending), and the lease of the poller on it.
     runners    one row per shard run in progress, with its heartbeat.
     meters     one row per gateway account: its rate schedule and 429 pause.
 
@@ -38,7 +41,7 @@ from __future__ import annotations
 from typing import Final
 
 from sms_async._models import Outcome
-from sms_async.campaign import given_up_counts, settled_counts
+from sms_async.campaign import STATE_RANK_SQL, given_up_counts, settled_counts
 
 __all__ = ["OUTCOMES", "ddl", "sql"]
 
@@ -46,7 +49,7 @@ __all__ = ["OUTCOMES", "ddl", "sql"]
 OUTCOMES: Final = tuple(Outcome)
 _COUNTS: Final = ", ".join(f"{o.value} integer NOT NULL DEFAULT 0" for o in OUTCOMES)
 
-SCHEMA_VERSION: Final = 2
+SCHEMA_VERSION: Final = 3
 
 # Every statement names its tables as {s}.table; {s} is a schema name checked
 # by check_schema (letters, digits and underscores only), quoted.
@@ -77,7 +80,12 @@ CREATE TABLE IF NOT EXISTS {{s}}.campaigns (
     batches        integer NOT NULL DEFAULT 0,
     started_at     timestamptz,
     finished_at    timestamptz,
-    stop_reason    text
+    stop_reason    text,
+    windows        text,
+    timezone       text,
+    start_at       text,
+    report_share   double precision NOT NULL DEFAULT 0.1,
+    paused         boolean NOT NULL DEFAULT false
 );
 CREATE TABLE IF NOT EXISTS {{s}}.inputs (
     campaign   bigint NOT NULL,
@@ -121,8 +129,25 @@ CREATE TABLE IF NOT EXISTS {{s}}.results (
     outcome     text NOT NULL,
     message_id  text,
     reason      text,
+    delivery    text,
+    delivery_raw text,
+    delivered_at timestamptz,
     PRIMARY KEY (campaign, position)
 );
+CREATE INDEX IF NOT EXISTS results_message ON {{s}}.results (campaign, message_id)
+    WHERE delivery IS NOT NULL;
+CREATE TABLE IF NOT EXISTS {{s}}.deliveries (
+    campaign      bigint NOT NULL,
+    message_id    text NOT NULL,
+    accepted_at   timestamptz NOT NULL,
+    polls         integer NOT NULL DEFAULT 0,
+    next_poll_at  timestamptz,
+    lease_until   timestamptz,
+    lease_owner   text,
+    PRIMARY KEY (campaign, message_id)
+);
+CREATE INDEX IF NOT EXISTS deliveries_due ON {{s}}.deliveries (campaign, next_poll_at)
+    WHERE next_poll_at IS NOT NULL;
 CREATE TABLE IF NOT EXISTS {{s}}.runners (
     id          text PRIMARY KEY,
     campaign    bigint NOT NULL,
@@ -164,10 +189,11 @@ _SQL: Final = {
     # -- loading -------------------------------------------------------------------------
     "insert_campaign": (
         "INSERT INTO {s}.campaigns (state, gateway, region, sender_id, text, personal, params, columns, "
-        "max_segments, skip_dnd, rate, queue, input_name, max_batch, shard_size) VALUES ('loading', "
+        "max_segments, skip_dnd, rate, queue, input_name, max_batch, shard_size, windows, timezone, "
+        "start_at, report_share) VALUES ('loading', "
         "%(gateway)s, %(region)s, %(sender_id)s, %(text)s, %(personal)s, %(params)s, %(columns)s, "
         "%(max_segments)s, %(skip_dnd)s, %(rate)s, %(queue)s, %(input_name)s, %(max_batch)s, "
-        "%(shard_size)s) RETURNING id"
+        "%(shard_size)s, %(windows)s, %(timezone)s, %(start_at)s, %(report_share)s) RETURNING id"
     ),
     "copy_inputs": "COPY {s}.inputs (campaign, position, row, kept, raw, e164, outcome, reason) FROM STDIN",
     "copy_batches": (
@@ -183,7 +209,8 @@ _SQL: Final = {
     "campaign": (
         "SELECT id, state, gateway, region, sender_id, text, personal, params, columns, max_segments, "
         "skip_dnd, rate, queue, input_name, max_batch, shard_size, inputs, recipients, batches, created_at, "
-        "started_at, finished_at, stop_reason FROM {s}.campaigns WHERE id = %(campaign)s"
+        "started_at, finished_at, stop_reason, windows, timezone, start_at, report_share, paused "
+        "FROM {s}.campaigns WHERE id = %(campaign)s"
     ),
     "start": (
         "UPDATE {s}.campaigns SET state = 'running', started_at = coalesce(started_at, now()), "
@@ -238,7 +265,8 @@ _SQL: Final = {
     ),
     "export": (
         "SELECT i.row, i.raw, i.e164, coalesce(r.outcome, i.outcome), coalesce(r.message_id, ''), "
-        "coalesce(r.reason, i.reason, ''), i.kept FROM {s}.inputs i LEFT JOIN {s}.results r "
+        "coalesce(r.reason, i.reason, ''), i.kept, coalesce(r.delivery, ''), r.delivered_at "
+        "FROM {s}.inputs i LEFT JOIN {s}.results r "
         "ON r.campaign = i.campaign AND r.position = i.position "
         "WHERE i.campaign = %(campaign)s ORDER BY i.position"
     ),
@@ -258,7 +286,8 @@ _SQL: Final = {
     ),
     "heartbeat": (
         "WITH seen AS (UPDATE {s}.runners SET seen_at = now() WHERE id = %(runner)s) "
-        "SELECT state FROM {s}.campaigns WHERE id = %(campaign)s"
+        "SELECT CASE WHEN paused AND state = 'running' THEN 'paused' ELSE state END "
+        "FROM {s}.campaigns WHERE id = %(campaign)s"
     ),
     "unregister_runner": "DELETE FROM {s}.runners WHERE id = %(runner)s",
     "unfinished": (
@@ -279,7 +308,8 @@ _SQL: Final = {
         "UPDATE {s}.batches b SET state = 'sending', owner = %(runner)s, claimed_at = now() "
         "WHERE b.campaign = %(campaign)s AND b.idx = %(idx)s "
         "AND ((b.state = 'pending' AND NOT b.settled) OR (b.state = 'sending' AND b.owner = %(runner)s)) "
-        f"AND {_RUNNING} RETURNING b.idx"
+        f"AND {_RUNNING} AND NOT EXISTS (SELECT 1 FROM {{s}}.campaigns c WHERE c.id = %(campaign)s "
+        "AND c.paused) RETURNING b.idx"
     ),
     "release": (
         "UPDATE {s}.batches SET state = 'pending', owner = NULL "
@@ -298,12 +328,64 @@ _SQL: Final = {
         "(b.owner = %(runner)s AND (b.state = 'sending' OR (b.state = 'unknown' AND b.lost))) "
         f"OR (b.state = 'pending' AND b.owner IS NULL AND %(state)s = 'pending' AND NOT {_RUNNING})"
         ") RETURNING b.idx), "
-        "written AS (INSERT INTO {s}.results (campaign, position, outcome, message_id, reason) "
-        "SELECT %(campaign)s, (r->>0)::bigint, r->>1, nullif(r->>2, ''), nullif(r->>3, '') "
+        "written AS (INSERT INTO {s}.results (campaign, position, outcome, message_id, reason, delivery) "
+        "SELECT %(campaign)s, (r->>0)::bigint, r->>1, nullif(r->>2, ''), nullif(r->>3, ''), "
+        "CASE WHEN r->>2 <> '' AND r->>1 IN ('accepted', 'unknown') THEN 'pending' END "
         "FROM json_array_elements(%(rows)s::json) AS r WHERE EXISTS (SELECT 1 FROM won) "
         "ON CONFLICT (campaign, position) DO UPDATE SET outcome = excluded.outcome, "
-        "message_id = excluded.message_id, reason = excluded.reason) "
+        "message_id = excluded.message_id, reason = excluded.reason, "
+        "delivery = coalesce({s}.results.delivery, excluded.delivery)), "
+        # Each message id with a number to track, due for its first poll.
+        "tracked AS (INSERT INTO {s}.deliveries (campaign, message_id, accepted_at, next_poll_at) "
+        "SELECT DISTINCT %(campaign)s, r->>2, %(accepted_at)s::timestamptz, %(first_poll)s::timestamptz "
+        "FROM json_array_elements(%(rows)s::json) AS r WHERE EXISTS (SELECT 1 FROM won) "
+        "AND r->>2 <> '' AND r->>1 IN ('accepted', 'unknown') ON CONFLICT (campaign, message_id) DO NOTHING) "
         "SELECT count(*) FROM won"
+    ),
+    # -- delivery, pause ------------------------------------------------------------------------
+    "delivery_tally": (
+        "SELECT delivery, count(*) FROM {s}.results WHERE campaign = %(campaign)s AND delivery IS NOT NULL "
+        "GROUP BY delivery"
+    ),
+    # Ids due, leased to one poller: another poller's lease is skipped until it runs out.
+    "due": (
+        "UPDATE {s}.deliveries d SET lease_until = %(until)s, lease_owner = %(owner)s FROM ("
+        "SELECT message_id FROM {s}.deliveries WHERE campaign = %(campaign)s AND next_poll_at <= %(now)s "
+        "AND (lease_until IS NULL OR lease_until <= %(now)s OR lease_owner = %(owner)s) "
+        "ORDER BY next_poll_at, message_id LIMIT %(limit)s FOR UPDATE SKIP LOCKED) due "
+        "WHERE d.campaign = %(campaign)s AND d.message_id = due.message_id "
+        "RETURNING d.message_id, d.accepted_at, d.polls, d.next_poll_at"
+    ),
+    # The numbers of polled ids whose state may still move (a final one never does).
+    "tracked_numbers": (
+        "SELECT r.position, r.message_id, i.e164, r.delivery, coalesce(r.delivery_raw, ''), r.delivered_at "
+        "FROM {s}.results r JOIN {s}.inputs i ON i.campaign = r.campaign AND i.position = r.position "
+        "WHERE r.campaign = %(campaign)s AND r.delivery IN ('pending', 'expired') "
+        "AND r.message_id = ANY(%(ids)s) "
+        "ORDER BY r.position FOR UPDATE OF r"
+    ),
+    # A state only moves to a higher rank (or, while pending, to the gateway's latest word).
+    "record_numbers": (
+        "UPDATE {s}.results r SET delivery = c->>1, delivery_raw = c->>2, "
+        "delivered_at = (c->>3)::timestamptz FROM json_array_elements(%(changes)s::json) AS c "
+        "WHERE r.campaign = %(campaign)s AND r.position = (c->>0)::bigint AND ("
+        f"{STATE_RANK_SQL.format('r.delivery')} < {STATE_RANK_SQL.format('c->>1')} "
+        "OR (r.delivery = 'pending' AND c->>1 = 'pending'))"
+    ),
+    "record_polls": (
+        "UPDATE {s}.deliveries d SET polls = d.polls + 1, next_poll_at = (p->>1)::timestamptz, "
+        "lease_until = NULL, lease_owner = NULL FROM json_array_elements(%(polls)s::json) AS p "
+        "WHERE d.campaign = %(campaign)s AND d.message_id = p->>0"
+    ),
+    # An id another poller holds is due when its lease ends.
+    "next_due": (
+        "SELECT min(CASE WHEN lease_owner <> %(owner)s AND lease_until > next_poll_at THEN lease_until "
+        "ELSE next_poll_at END) FROM {s}.deliveries WHERE campaign = %(campaign)s "
+        "AND next_poll_at IS NOT NULL"
+    ),
+    "set_paused": (
+        "UPDATE {s}.campaigns SET paused = %(paused)s WHERE id = %(campaign)s AND paused <> %(paused)s "
+        "AND state NOT IN ('done', 'cancelled', 'aborted') RETURNING id"
     ),
     # -- the shared rate and pause of an account ------------------------------------------------
     # GCRA: reserve the next slot of the account's schedule, never earlier than

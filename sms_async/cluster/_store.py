@@ -11,8 +11,10 @@ longer), because a lost answer does not tell whether the commit happened.
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import json
 import logging
+import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from types import TracebackType
@@ -29,10 +31,18 @@ from sms_async._redact import keep_secrets, redact
 from sms_async.campaign import (
     CampaignError,
     CampaignStatus,
+    DeliveryState,
+    DeliveryTally,
+    DueMessage,
     Loading,
+    NumberDelivery,
+    PollOutcome,
+    PollSchedule,
+    Schedule,
     StoredCampaign,
     StoreUnavailableError,
     Unsettled,
+    apply_outcomes,
     status_from_totals,
 )
 from sms_async.cluster._connect import ConnectionSettings, is_pooler_error
@@ -55,6 +65,7 @@ T = TypeVar("T")
 
 _EVERY_BATCH: Final = (0, 2**31 - 1)
 _COUNT_NAMES: Final = tuple(outcome.value for outcome in OUTCOMES)
+_POLLS: Final = PollSchedule()
 
 
 class _PgLoading:
@@ -261,6 +272,8 @@ class CampaignStore:
                     **nobody,
                     **dict.fromkeys(_COUNT_NAMES, 0),
                     "rows": "[]",
+                    "accepted_at": None,
+                    "first_poll": None,
                     "state": "sent",
                     "requests": 0,
                     "retries": 0,
@@ -381,6 +394,7 @@ class CampaignStore:
     @contextlib.asynccontextmanager
     async def loading(self, params: dict[str, Any]) -> AsyncIterator[Loading]:
         """A new campaign of ``params``, loaded in one transaction: all of it, or nothing."""
+        params = {"windows": None, "timezone": None, "start_at": None, "report_share": 0.1, **params}
         async with self._pool.connection() as conn, conn.transaction():
             row = await (await conn.execute(self.sql["insert_campaign"], params)).fetchone()
             assert row is not None  # noqa: S101 - INSERT ... RETURNING answers one row
@@ -532,6 +546,13 @@ class CampaignStore:
         CSV row: see :func:`create_campaign`), as a results file shows it. An
         input not settled yet is :class:`~sms_async.campaign.Unsettled`.
         """
+        async for row, kept, _delivery, _at in self.export_deliveries(campaign):
+            yield row, kept
+
+    async def export_deliveries(
+        self, campaign: int
+    ) -> AsyncIterator[tuple[Entry | Unsettled, list[str], str, str]]:
+        """As :meth:`export_rows`, with each row's delivery state and delivered_at (ISO 8601), or ``""``."""
         await self.campaign(campaign)
         async with (
             self._pool.connection() as conn,
@@ -539,12 +560,18 @@ class CampaignStore:
             conn.cursor(name="sms_async_export") as cursor,
         ):
             cursor.itersize = 5000
+            # Every row is read: plan for the whole result, not the first rows. Planned for
+            # its first rows (a cursor's default), a campaign whose tables have no statistics
+            # yet gets a nested loop over both tables, which runs past the statement timeout.
+            await conn.execute("SET LOCAL cursor_tuple_fraction = 1.0")
             await cursor.execute(self.sql["export"], {"campaign": campaign})
-            async for position, raw, e164, outcome, message_id, reason, kept in cursor:
+            async for position, raw, e164, outcome, message_id, reason, kept, delivery, at in cursor:
+                when = "" if at is None else at.astimezone(dt.UTC).isoformat()
                 if outcome is None:
-                    yield Unsettled(int(position), raw, e164), kept or []
+                    yield Unsettled(int(position), raw, e164), kept or [], delivery, when
                 else:
-                    yield Entry(int(position), raw, e164, Outcome(outcome), message_id, reason), kept or []
+                    entry = Entry(int(position), raw, e164, Outcome(outcome), message_id, reason)
+                    yield entry, kept or [], delivery, when
 
     # -- one batch ----------------------------------------------------------------------
 
@@ -572,8 +599,12 @@ class CampaignStore:
         rows: Sequence[tuple[int, str, str, str]],
         requests: int = 0,
         retries: int = 0,
+        accepted_at: dt.datetime | None = None,
     ) -> bool:
         """Record a batch's final state, counts and rows ``(position, outcome, message_id, reason)``.
+
+        Numbers accepted (or unknown) with a message id become pending delivery, their ids due
+        for a first poll; ``accepted_at`` (default: now) dates their acceptance.
 
         Returns whether the batch was ``runner``'s to settle; settling twice
         (a retry after a lost answer) is harmless.
@@ -586,6 +617,8 @@ class CampaignStore:
             "requests": requests,
             "retries": retries,
             "rows": json.dumps(rows),
+            "accepted_at": (accepted := accepted_at or dt.datetime.now(dt.UTC)),
+            "first_poll": _POLLS.first_poll(accepted),
         }
         params.update({outcome.value: counts.get(outcome, 0) for outcome in OUTCOMES})
 
@@ -606,3 +639,97 @@ class CampaignStore:
             return bool(done and done[0])
 
         return await self.run("settle", go)
+
+    # -- delivery, schedule, pause ------------------------------------------------------
+
+    def delivery_book(self, campaign: int, *, lease: float = 60.0) -> PgDeliveryBook:
+        """The campaign's message ids as a delivery book (see :class:`~sms_async.campaign.Store`)."""
+        return PgDeliveryBook(self, campaign, lease=lease)
+
+    async def delivery_tally(self, campaign: int) -> DeliveryTally:
+        """Accepted numbers by delivery state."""
+        rows = await self.fetchall("delivery_tally", campaign=campaign)
+        return DeliveryTally(**{str(state): int(count) for state, count in rows})
+
+    async def schedule(self, campaign: int) -> Schedule:
+        """The campaign's sending windows and start time."""
+        return (await self.campaign(campaign)).schedule
+
+    async def set_paused(self, campaign: int, paused: bool) -> bool:
+        """Pause or resume the campaign (one that has not stopped); whether that changed anything."""
+        await self.campaign(campaign)
+        return bool(await self.execute("set_paused", campaign=campaign, paused=paused))
+
+
+class PgDeliveryBook:
+    """One campaign's message ids in the PostgreSQL store, as a :class:`~sms_async.campaign.DeliveryBook`.
+
+    ``due`` leases the ids it returns to this book (``UPDATE ... RETURNING``
+    over rows locked with ``SKIP LOCKED``), so that two workers never poll one
+    id at once; a worker killed mid-poll leaves a lease that runs out, and
+    the id is polled again. ``record`` is one transaction, and safe to repeat.
+    """
+
+    def __init__(self, store: CampaignStore, campaign: int, *, lease: float = 60.0) -> None:
+        self.store = store
+        self.campaign = campaign
+        self.lease = lease
+        #: Who holds the leases this book takes (each book its own).
+        self.owner = os.urandom(8).hex()
+
+    def __repr__(self) -> str:
+        return f"PgDeliveryBook({self.store!r}, campaign={self.campaign})"
+
+    async def due(self, now: dt.datetime, limit: int) -> list[DueMessage]:
+        """Up to ``limit`` ids due at ``now``, earliest first, leased to this book for its lease."""
+        rows = await self.store.fetchall(
+            "due",
+            campaign=self.campaign,
+            now=now,
+            until=now + dt.timedelta(seconds=self.lease),
+            owner=self.owner,
+            limit=limit,
+        )
+        rows.sort(key=lambda row: (row[3], row[0]))
+        return [DueMessage(str(m), a, int(p)) for m, a, p, _next in rows]
+
+    async def record(self, outcomes: Sequence[PollOutcome]) -> None:
+        """Apply the polls' outcomes in one transaction: states only move forward."""
+        ids = sorted({outcome.message_id for outcome in outcomes})
+        if not ids:
+            return
+        sql = self.store.sql
+
+        async def go(conn: psycopg.AsyncConnection[Any], _attempt: int) -> None:
+            async with conn.transaction():
+                rows = await (
+                    await conn.execute(sql["tracked_numbers"], {"campaign": self.campaign, "ids": ids})
+                ).fetchall()
+                current: dict[str, dict[str, NumberDelivery]] = {}
+                positions: dict[tuple[str, str], int] = {}
+                for position, message_id, e164, state, raw, at in rows:
+                    current.setdefault(message_id, {})[e164] = NumberDelivery(DeliveryState(state), raw, at)
+                    positions[message_id, e164] = int(position)
+                changed, due = apply_outcomes(outcomes, current)
+                if changed:
+                    changes = [
+                        [positions[key], d.state.value, d.raw, None if d.at is None else d.at.isoformat()]
+                        for key, d in changed.items()
+                    ]
+                    await conn.execute(
+                        sql["record_numbers"], {"campaign": self.campaign, "changes": json.dumps(changes)}
+                    )
+                polls = [[m, None if when is None else when.isoformat()] for m, when in due]
+                await conn.execute(
+                    sql["record_polls"], {"campaign": self.campaign, "polls": json.dumps(polls)}
+                )
+
+        await self.store.run("record delivery", go)
+
+    async def next_due(self) -> dt.datetime | None:
+        """When the earliest poll is due (for an id another poller holds, when its lease ends).
+
+        None when no number is pending.
+        """
+        row = await self.store.fetchone("next_due", campaign=self.campaign, owner=self.owner)
+        return None if row is None else row[0]

@@ -28,6 +28,14 @@ after a crash while the first copy still runs, never sends a batch twice.
   and each retry is logged.
 * shards run on an event loop of the worker process's own (not Celery's),
   in a thread, with the store's connections kept open from one task to the next.
+
+Delivery reports are polled by a second task, ``sms_async.poll_reports``, with
+the same options: ``campaign start`` queues one per campaign; each polls the
+ids due (the store leases them to it, so that two workers never poll one id
+at once, and a killed worker's lease runs out and its ids are polled again)
+and queues the next for when the next poll is due (at most 10 minutes
+ahead, as a shard waiting for its window is), until no number is pending.
+A poll done twice changes nothing: delivery states only move forward.
 """
 
 from __future__ import annotations
@@ -40,15 +48,17 @@ import os
 import socket
 import threading
 from collections.abc import Callable, Coroutine
+from datetime import UTC, datetime, timedelta
 from typing import Any, Final, TypeVar
 
 import psycopg
 from celery import Celery, Task
 from celery.exceptions import Reject
 
-from sms_async._exceptions import ConfigurationError
+from sms_async._exceptions import ConfigurationError, GatewayError
 from sms_async._redact import redact
 from sms_async.cluster._load import DEFAULT_QUEUE
+from sms_async.cluster._reports import ReportsPolled, poll_reports
 from sms_async.cluster._runner import ShardReport, run_shard
 from sms_async.cluster._settings import (
     DEFAULT_BROKER_URL,
@@ -59,6 +69,7 @@ from sms_async.cluster._settings import (
 from sms_async.cluster._store import CampaignStore, StoredCampaign, StoreUnavailableError
 
 __all__ = [
+    "POLL_TASK_NAME",
     "TASK_NAME",
     "TASK_OPTIONS",
     "BrokerUnavailableError",
@@ -88,6 +99,22 @@ TASK_OPTIONS: Final[dict[str, Any]] = {
     "ignore_result": True,
     "max_retries": None,
 }
+#: The delivery polling task's name.
+POLL_TASK_NAME: Final = "sms_async.poll_reports"
+# Seconds between a campaign's polling tasks while it still sends and no poll is due.
+_POLL_IDLE: Final = 30.0
+# The furthest a task is queued ahead: a worker holds a message with an ETA unacknowledged
+# until then, and RabbitMQ closes a channel that holds one past its consumer timeout (30 min).
+_LONGEST_WAIT: Final = timedelta(minutes=10)
+
+
+def _eta(when: datetime | None) -> datetime | None:
+    """When to run a task queued again for ``when``: then, or at most :data:`_LONGEST_WAIT` from now."""
+    if when is None:
+        return None
+    return min(when, datetime.now(UTC) + _LONGEST_WAIT)
+
+
 # Seconds before a shard whose store was unreachable is tried again.
 _STORE_RETRY: Final = 10.0
 # Seconds before a shard that failed for a reason nobody foresaw is tried again.
@@ -224,12 +251,67 @@ def _run_shard_task(task: Task, campaign: int, shard: int) -> None:
     )
     if report.more:
         try:
-            task.app.send_task(TASK_NAME, args=(campaign, shard), queue=report.queue)
+            # A shard waiting for its window comes back when the window opens, not at once.
+            task.app.send_task(
+                TASK_NAME, args=(campaign, shard), queue=report.queue, eta=_eta(report.opens_at)
+            )
         except Exception as error:  # noqa: BLE001 - kombu raises many kinds; all mean the same here
             # Not acknowledged, this very message comes back for the rest of the shard.
             raise Reject(
                 f"could not queue the rest of the shard ({type(error).__name__})", requeue=True
             ) from None
+
+
+def _poll_reports_task(task: Task, campaign: int) -> None:
+    """Poll a campaign's due delivery reports once; queue the next poll while numbers are pending."""
+    settings = ClusterSettings.from_env()
+    try:
+        polled, state, queue = _RUNTIME.call(_poll_from_environment, settings, campaign)
+    except (StoreUnavailableError, psycopg.Error, TimeoutError, OSError) as error:
+        why = redact(str(error))[:300] or type(error).__name__
+        logger.warning("campaign %d reports: %s; trying again in %.0f s", campaign, why, _STORE_RETRY)
+        raise task.retry(countdown=_STORE_RETRY, exc=StoreUnavailableError(why)) from None
+    except GatewayError as error:
+        if not error.aborts_run:
+            raise task.retry(countdown=_FAILURE_RETRY, exc=RuntimeError(type(error).__name__)) from None
+        # The account was refused: polling again would be refused too. What was recorded stays.
+        logger.error(  # noqa: TRY400 - the reason is the message
+            "campaign %d reports: %s: %s; polling stopped", campaign, type(error).__name__, error.reason
+        )
+        return
+    except Exception as error:
+        logger.exception("campaign %d reports failed (%s)", campaign, type(error).__name__)
+        raise task.retry(countdown=_FAILURE_RETRY, exc=RuntimeError(type(error).__name__)) from None
+    tally = polled.tally
+    logger.info(
+        "campaign %d reports: %d ids polled in %d requests; %d delivered, %d pending",
+        campaign,
+        polled.ids,
+        polled.requests,
+        tally.delivered,
+        tally.pending,
+    )
+    if polled.next_due is not None:
+        eta = polled.next_due
+    elif state in {"ready", "running"}:
+        # Still sending: numbers accepted from now on are polled 30 s after their acceptance.
+        eta = datetime.now(UTC) + timedelta(seconds=_POLL_IDLE)
+    else:
+        return
+    try:
+        task.app.send_task(POLL_TASK_NAME, args=(campaign,), queue=queue, eta=_eta(eta))
+    except Exception as error:  # noqa: BLE001 - kombu raises many kinds; all mean the same here
+        raise Reject(f"could not queue the next poll ({type(error).__name__})", requeue=True) from None
+
+
+async def _poll_from_environment(
+    runtime: _Runtime, settings: ClusterSettings, campaign: int
+) -> tuple[ReportsPolled, str, str]:
+    store = await runtime.store(settings)
+    found = await store.campaign(campaign)
+    driver = driver_from_environment(found.gateway)
+    polled = await poll_reports(store, campaign, driver=driver, concurrency=settings.concurrency)
+    return polled, (await store.campaign(campaign)).state, found.queue
 
 
 class _Runtime:
@@ -355,11 +437,18 @@ def register(target: Celery) -> Task:
     ``SMS_ASYNC_DATABASE_URL`` and the gateway credentials in their environment.
     """
     task: Task = target.task(**TASK_OPTIONS)(_run_shard_task)
+    target.task(**{**TASK_OPTIONS, "name": POLL_TASK_NAME})(_poll_reports_task)
     return task
 
 
-def enqueue(campaign: StoredCampaign, shards: list[int], target: Celery | None = None) -> None:
-    """Queue a task for each of ``shards`` of ``campaign`` on its queue, through ``target`` (default: app)."""
+def enqueue(
+    campaign: StoredCampaign, shards: list[int], target: Celery | None = None, *, reports: bool = True
+) -> None:
+    """Queue a task for each of ``shards`` of ``campaign`` on its queue, through ``target`` (default: app).
+
+    With ``reports``, a delivery polling task too (``sms_async.poll_reports``), which queues
+    the next one itself while numbers are pending.
+    """
     sender = target or app
     # One connection made now from the app's settings: a producer pool made before
     # the broker was configured (or reconfigured) would send to the old broker.
@@ -367,6 +456,14 @@ def enqueue(campaign: StoredCampaign, shards: list[int], target: Celery | None =
         for shard in shards:
             sender.send_task(
                 TASK_NAME, args=(campaign.id, shard), queue=campaign.queue, connection=connection
+            )
+        if reports:
+            sender.send_task(
+                POLL_TASK_NAME,
+                args=(campaign.id,),
+                queue=campaign.queue,
+                countdown=_POLL_IDLE,
+                connection=connection,
             )
 
 

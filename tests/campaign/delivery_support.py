@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from datetime import datetime
 from typing import Protocol
 
@@ -72,5 +73,23 @@ class MemoryBookUnderTest:
         return self.memory.tally()
 
 
-#: Every book the conformance suite runs over, by name; a store adds its own here.
-BOOKS: dict[str, Callable[[], BookUnderTest]] = {"memory": MemoryBookUnderTest}
+@contextlib.asynccontextmanager
+async def memory_book() -> AsyncIterator[BookUnderTest]:
+    """The in-memory book."""
+    yield MemoryBookUnderTest()
+
+
+#: Every book the conformance suite runs over, by name (each opened for one test); a store adds its own here.
+BOOKS: dict[str, Callable[[], contextlib.AbstractAsyncContextManager[BookUnderTest]]] = {
+    "memory": memory_book
+}
+
+
+def _add_stores() -> None:
+    from store_books import postgresql_book, sqlite_book  # noqa: PLC0415 - beside this module
+
+    BOOKS["sqlite"] = sqlite_book
+    BOOKS["postgresql"] = postgresql_book
+
+
+_add_stores()

@@ -16,8 +16,9 @@ S150 = START + timedelta(seconds=150)
 
 
 @pytest.fixture(params=sorted(BOOKS))
-def subject(request):
-    return BOOKS[request.param]()
+async def subject(request):
+    async with BOOKS[request.param]() as opened:
+        yield opened
 
 
 def answer(message_id: str, polled_at: datetime, next_poll_at: datetime | None, *reports) -> PollOutcome:

@@ -9,13 +9,22 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 
 import anyio
 import pytest
 from cluster_support import DATABASE_URL, new_schema, numbers, require_postgres
 
-from sms_async import BulkSender, Iton, Outcome, Template
-from sms_async.campaign import CampaignError, SqliteStore, Store, encode_row
+from sms_async import BulkSender, DeliveryReport, DeliveryStatus, Iton, Outcome, Template
+from sms_async.campaign import (
+    CampaignError,
+    DeliveryTally,
+    PollOutcome,
+    ScheduleError,
+    SqliteStore,
+    Store,
+    encode_row,
+)
 from sms_async.testing import SimulatedGateway
 
 pytest.importorskip("psycopg")
@@ -193,3 +202,136 @@ class _Rows:
 
     def forget(self, first: int, count: int) -> None:
         return
+
+
+# -- delivery, schedule, pause ---------------------------------------------------------------------
+
+T0 = datetime(2026, 12, 6, 15, 20, tzinfo=UTC)
+
+
+async def test_accepted_numbers_with_ids_are_pending_delivery_and_their_ids_due_once(any_store):
+    """Settling as sent makes each number with an id pending, its id due 30 s after acceptance, once."""
+    campaign = await started(any_store, count=100)
+    assert await any_store.claim(campaign, 0, "me")
+    rows = [(p, "accepted", f"id{p % 3}", "") for p in range(1, 99)] + [
+        (99, "unknown", "id9", ""),
+        (100, "unknown", "", "in doubt"),
+    ]
+    counts = {Outcome.ACCEPTED: 98, Outcome.UNKNOWN: 2}
+    assert await any_store.settle(campaign, 0, "me", state="sent", counts=counts, rows=rows, accepted_at=T0)
+    assert await any_store.delivery_tally(campaign) == DeliveryTally(pending=99)
+    book = any_store.delivery_book(campaign)
+    assert await book.next_due() == T0 + timedelta(seconds=30)
+    assert await book.due(T0 + timedelta(seconds=29), 10) == []
+    due = await book.due(T0 + timedelta(seconds=30), 10)
+    assert sorted(d.message_id for d in due) == ["id0", "id1", "id2", "id9"]
+    exported = [
+        (e.position, delivery, at) async for e, _, delivery, at in any_store.export_deliveries(campaign)
+    ]
+    assert exported[0] == (1, "pending", "")
+    assert exported[-1] == (100, "", "")
+
+
+async def test_two_pollers_never_hold_one_id_and_a_lapsed_lease_is_taken_over(any_store):
+    """An id handed to one book is not handed to another until its lease runs out or its poll is recorded."""
+    campaign = await started(any_store, count=100)
+    assert await any_store.claim(campaign, 0, "me")
+    rows = [(p, "accepted", f"id{p}", "") for p in range(1, 101)]
+    await any_store.settle(
+        campaign, 0, "me", state="sent", counts={Outcome.ACCEPTED: 100}, rows=rows, accepted_at=T0
+    )
+    first, second = any_store.delivery_book(campaign, lease=60), any_store.delivery_book(campaign, lease=60)
+    at = T0 + timedelta(seconds=30)
+    got: list[list[str]] = []
+
+    async def take(book) -> None:
+        got.append([d.message_id for d in await book.due(at, 100)])
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(take, first)
+        tg.start_soon(take, second)
+    # Taken at once, the ids are shared out: none is held by both.
+    assert sorted(got[0] + got[1]) == sorted(f"id{p}" for p in range(1, 101))
+    third = any_store.delivery_book(campaign, lease=60)
+    assert await third.due(at + timedelta(seconds=59), 200) == []
+    # Both pollers are killed: their leases lapse and another takes every id over.
+    taken = {d.message_id for d in await third.due(at + timedelta(seconds=60), 200)}
+    assert taken == {f"id{p}" for p in range(1, 101)}
+
+
+async def test_a_poll_outcome_moves_states_forward_and_counts_in_status(any_store):
+    """Recorded polls change the tally; delivered stays delivered; the id is due no more once settled."""
+    campaign = await started(any_store, count=100)
+    assert await any_store.claim(campaign, 0, "me")
+    rows = [(p, "accepted", "one", "") for p in range(1, 101)]
+    await any_store.settle(
+        campaign, 0, "me", state="sent", counts={Outcome.ACCEPTED: 100}, rows=rows, accepted_at=T0
+    )
+    book = any_store.delivery_book(campaign)
+    at = T0 + timedelta(seconds=30)
+    assert [d.message_id for d in await book.due(at, 10)] == ["one"]
+    everyone = (DeliveryReport("one", None, DeliveryStatus.DELIVERED, "D"),)
+    await book.record([PollOutcome("one", at, everyone, True, at + timedelta(minutes=2))])
+    await book.record(
+        [PollOutcome("one", at, (DeliveryReport("one", None, DeliveryStatus.FAILED, "E"),), True, None)]
+    )
+    assert await any_store.delivery_tally(campaign) == DeliveryTally(delivered=100)
+    assert await book.next_due() is None
+    rows_out = [(delivery, at_) async for _e, _k, delivery, at_ in any_store.export_deliveries(campaign)]
+    assert rows_out[0] == ("delivered", at.isoformat())
+
+
+async def test_a_schedule_is_kept_and_a_bad_one_refused_at_create(any_store):
+    """Windows, zone and start time are kept and read back; a past start or unknown zone stores nothing."""
+    spec = CampaignSpec(
+        "Hello",
+        "ITONAB",
+        windows=["09:00-12:00", "14:00-21:00"],
+        timezone="Asia/Kolkata",
+        start_at="2099-12-07T10:00+05:30",
+        report_share=0.2,
+    )
+    created = await create_campaign(any_store, spec, numbers(10))
+    schedule = await any_store.schedule(created.id)
+    assert (schedule.windows_spec, schedule.zone_name) == ("09:00-12:00,14:00-21:00", "Asia/Kolkata")
+    assert schedule.start_at_iso == "2099-12-07T10:00:00+05:30"
+    assert (await any_store.campaign(created.id)).report_share == 0.2
+    for bad, words in (
+        ({"windows": ["09:00-21:00"], "timezone": "Asia/Kolkatta"}, "unknown time zone"),
+        ({"start_at": "2020-01-01T10:00+05:30"}, "in the past"),
+        ({"windows": ["09:00-09:00"], "timezone": "UTC"}, "zero length"),
+    ):
+        with pytest.raises(ScheduleError, match=words):
+            await create_campaign(any_store, CampaignSpec("Hello", "ITONAB", **bad), numbers(10))
+
+
+async def test_a_paused_campaign_claims_nothing_until_resumed(any_store):
+    """Pause: no claim succeeds, a batch in flight still settles; resume: claims go on."""
+    campaign = await started(any_store, count=300)
+    assert await any_store.claim(campaign, 0, "me")
+    assert await any_store.set_paused(campaign, True)
+    assert not await any_store.set_paused(campaign, True)
+    assert (await any_store.campaign(campaign)).paused
+    assert not await any_store.claim(campaign, 1, "me")
+    rows = [(p, "accepted", "x", "") for p in range(1, 101)]
+    assert await any_store.settle(campaign, 0, "me", state="sent", counts={Outcome.ACCEPTED: 100}, rows=rows)
+    assert await any_store.set_paused(campaign, False)
+    assert await any_store.claim(campaign, 1, "me")
+
+
+async def test_a_fresh_campaign_of_100_000_settled_rows_exports_at_once(any_store):
+    """Export right after the rows are written (no table statistics yet) reads every row in one plan."""
+    created = await create_campaign(any_store, CampaignSpec("Hello", "ITONAB"), numbers(100_000))
+    await any_store.start(created.id)
+    runs = [(idx, f"r{idx}") for idx in range(created.batches)]
+    for idx, runner in runs:
+        assert await any_store.claim(created.id, idx, runner)
+    for idx, runner in runs:
+        first = idx * 100 + 1
+        rows = [(p, "accepted", f"m{idx}", "") for p in range(first, first + 100)]
+        await any_store.settle(
+            created.id, idx, runner, state="sent", counts={Outcome.ACCEPTED: 100}, rows=rows
+        )
+    with anyio.fail_after(30):
+        exported = [delivery async for _e, _k, delivery, _at in any_store.export_deliveries(created.id)]
+    assert exported == ["pending"] * 100_000
