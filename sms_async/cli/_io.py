@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from sms_async import campaign
 from sms_async.campaign import InputFormat, InputOptionNames, InputReadError
-from sms_async.campaign import RecipientSource as _LibrarySource
 
 __all__ = ["CLI_INPUT_NAMES", "InputFormat", "InputReadError", "RecipientSource"]
 
@@ -21,7 +21,7 @@ CLI_INPUT_NAMES = InputOptionNames(
 )
 
 
-class RecipientSource(_LibrarySource):
+class RecipientSource(campaign.RecipientSource):
     """:class:`sms_async.campaign.RecipientSource`, advising the command line's options."""
 
     def __init__(self, path: str, **options: Any) -> None:

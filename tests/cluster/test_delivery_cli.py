@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
@@ -100,7 +101,7 @@ def test_run_status_reports_and_export_show_delivery(here, tmp_path):
         early = run(["campaign", "reports", str(campaign)], env)
         assert "0 delivered" in early.stdout  # no poll is due 30 s after acceptance yet
         # Thirty seconds pass: every id falls due (the file is this test's own).
-        with sqlite3.connect(tmp_path / "campaigns.db") as conn:
+        with contextlib.closing(sqlite3.connect(tmp_path / "campaigns.db")) as conn, conn:
             conn.execute("UPDATE deliveries SET next_poll_at = next_poll_at - 30")
         polled = run(["campaign", "reports", str(campaign)], env)
         # Three ids (one per request of 100 numbers), asked about in one request, once.
