@@ -6,14 +6,13 @@ import csv
 import json
 import math
 from collections import Counter
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import anyio
 import pytest
 from click.testing import CliRunner
-from cluster_support import DATABASE_URL, new_schema, numbers, require_postgres
+from cluster_support import DATABASE_URL, numbers
 
 from sms_async import Iton, Outcome
 from sms_async.campaign import DeliveryTally, PollSchedule, SqliteStore, Store
@@ -29,7 +28,7 @@ from sms_async.testing import (
 
 pytest.importorskip("psycopg")
 
-from sms_async.cluster import CampaignSpec, CampaignStore, create_campaign, poll_reports, run_shard
+from sms_async.cluster import CampaignSpec, create_campaign, poll_reports, run_shard
 
 HOUR = 3600.0
 IST = ZoneInfo("Asia/Kolkata")
@@ -41,23 +40,6 @@ PLAN = DeliveryPlan(
     ],
     seed=20,
 )
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-async def any_store(request: pytest.FixtureRequest, tmp_path) -> AsyncIterator[Store]:
-    """An installed, empty campaign store of each kind."""
-    if request.param == "sqlite":
-        async with SqliteStore(tmp_path / "campaigns.db") as opened:
-            await opened.install()
-            yield opened
-        return
-    require_postgres()
-    async with CampaignStore(DATABASE_URL, schema=new_schema(), patience=10) as shared:
-        await shared.install()
-        try:
-            yield shared
-        finally:
-            await shared.drop()
 
 
 def driver(gw: SimulatedGateway) -> Iton:

@@ -8,12 +8,11 @@ instead with SMS_ASYNC_REQUIRE_SERVICES=1.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import anyio
 import pytest
-from cluster_support import DATABASE_URL, new_schema, numbers, require_postgres
+from cluster_support import numbers
 
 from sms_async import BulkSender, DeliveryReport, DeliveryStatus, Iton, Outcome, Template
 from sms_async.campaign import (
@@ -21,7 +20,6 @@ from sms_async.campaign import (
     DeliveryTally,
     PollOutcome,
     ScheduleError,
-    SqliteStore,
     Store,
     encode_row,
 )
@@ -29,24 +27,7 @@ from sms_async.testing import SimulatedGateway
 
 pytest.importorskip("psycopg")
 
-from sms_async.cluster import CampaignSpec, CampaignStore, create_campaign, run_shard
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-async def any_store(request: pytest.FixtureRequest, tmp_path) -> AsyncIterator[Store]:
-    """An installed, empty campaign store of each kind."""
-    if request.param == "sqlite":
-        async with SqliteStore(tmp_path / "campaigns.db") as opened:
-            await opened.install()
-            yield opened
-        return
-    require_postgres()
-    async with CampaignStore(DATABASE_URL, schema=new_schema(), patience=10) as shared:
-        await shared.install()
-        try:
-            yield shared
-        finally:
-            await shared.drop()
+from sms_async.cluster import CampaignSpec, create_campaign, run_shard
 
 
 def driver(gw: SimulatedGateway) -> Iton:
