@@ -109,8 +109,7 @@ class RecipientSource:
         from sms_async.campaign import RecipientSource
 
         with RecipientSource("customers.csv") as source:   # the "phone" column, found by its name
-            for number in source:
-                ...
+            numbers = list(source)
     """
 
     def __init__(
