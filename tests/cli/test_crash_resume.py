@@ -230,6 +230,13 @@ def test_kill_drill_with_a_rate_limit(tmp_path, sms_gateway_factory):
     pytest.fail(f"every one of {DRILL_TRIES} drills killed a run between a claim and its request")
 
 
+def wait_for_rows(output: Path, size: int = 2000, timeout: float = 30) -> None:
+    """Wait until the results file holds ``size`` bytes of rows (a sending process has settled batches)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and (not output.exists() or output.stat().st_size < size):
+        time.sleep(0.05)
+
+
 def test_ctrl_c_stops_cleanly_and_resumes(tmp_path, sms_gateway_factory):
     """SIGINT finishes the batches in flight and exits 4; --resume then completes the campaign."""
     gw = sms_gateway_factory(faults=[Fault("latency", rate=1.0, seconds=0.15)])
@@ -238,9 +245,7 @@ def test_ctrl_c_stops_cleanly_and_resumes(tmp_path, sms_gateway_factory):
     output = tmp_path / "results.jsonl"
     env = child_env(gw, tmp_path)
     proc = start(send_command(source, output), env)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and (not output.exists() or output.stat().st_size < 2000):
-        time.sleep(0.05)
+    wait_for_rows(output)
     proc.send_signal(signal.SIGINT)
     code, err = finish(proc)
     assert code == 4, err
@@ -262,7 +267,9 @@ def test_two_resumes_at_once(tmp_path, sms_gateway_factory):
     output = tmp_path / "results.jsonl"
     env = child_env(gw, tmp_path)
     first = start(send_command(source, output), env)
-    time.sleep(1.0)
+    # Killed once it has sent something (it has a journal to resume then), however
+    # long the interpreter took to start on this machine.
+    wait_for_rows(output)
     first.kill()
     first.communicate()
     one = start(send_command(source, output, "--resume"), env)
