@@ -390,6 +390,9 @@ def _csv_records(lines: Iterable[bytes]) -> Iterator[str]:
     held: list[bytes] = []
     quotes = 0
     for line in lines:
+        if not held and b'"' not in line:
+            yield line.decode("utf-8")
+            continue
         held.append(line)
         quotes += line.count(b'"')
         if quotes % 2 == 0:
@@ -507,11 +510,15 @@ def _rewrite_csv(
         texts.clear()
         records.clear()
 
-    for text in _csv_records(source):
-        fields = next(csv.reader([text]), None)
-        if fields is None or len(fields) < len(COLUMNS) + (2 if had else 0):
+    def read() -> Iterator[str]:
+        for text in _csv_records(source):
+            texts.append(text)
+            yield text
+
+    # One whole record a line: the reader takes exactly one line for each record it gives.
+    for fields in csv.reader(read()):
+        if len(fields) < len(COLUMNS) + (2 if had else 0):
             raise ValueError("a row has too few columns")
-        texts.append(text)
         records.append(fields)
         if len(records) >= _CHUNK:
             flush()
