@@ -22,7 +22,7 @@ import pytest
 from cli_support import env_for, invoke
 
 from sms_async._models import Entry, Outcome
-from sms_async.campaign import DeliveryTally
+from sms_async.campaign import DeliveryTally, StorageError
 from sms_async.campaign._results import encode_row, rewrite_delivery
 from sms_async.testing import DeliveryPlan, DeliveryRule, Fault, RequestLog, TestClock
 
@@ -355,3 +355,49 @@ def test_interrupted_polling_writes_what_it_knew_and_a_resume_finishes_it(
         elif row["delivery"] == "expired":
             assert datetime.fromisoformat(str(row["delivered_at"])) == START + GIVE_UP
     assert all(e.at <= START + GIVE_UP for e in log.entries("iton.message_status"))
+
+
+def test_json_lines_kept_columns_named_like_ours_stay_where_they_were(tmp_path, sms_gateway_factory, clock):
+    """Kept columns named reason, delivery, delivered_at, values that look like members: bytes kept."""
+    gw = sms_gateway_factory(clock=clock, delivery=FATES)
+    numbers = [f"95{i:08d}" for i in range(120)]
+    tricky = ['x", "reason": "y', "back\\slash\\", ', "delivery": null', "é\u2028"]
+    lines = ["phone,reason,delivery,delivered_at"]
+    for i, number in enumerate(numbers):
+        value = tricky[i % len(tricky)].replace('"', '""')
+        lines.append(f'{number},"{value}",kept-{i},at-{i}')
+    lines.append('not a number,"oops, ""quoted""",kept-bad,at-bad')
+    source = tmp_path / "customers.csv"
+    source.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    output = tmp_path / "results.jsonl"
+    plain = tmp_path / "plain.jsonl"
+    clock.snapshot = (output, plain)
+    args = ["send", str(source), "--column", "phone", "-t", "Hi", "-s", "ITONAB", "-o", str(output)]
+    done = invoke([*args, "--keep-columns", "--reports", "--json"], env_for(gw, tmp_path))
+    assert done.exit_code == 1, done.output  # the invalid row
+    _, rows = read_rows(output)
+    assert len(rows) == 121
+    for row in rows:
+        kept = row["columns"]
+        assert isinstance(kept, dict)
+        assert list(kept) == ["reason", "delivery", "delivered_at"]
+        if row["message_id"]:
+            assert row["delivery"] == expected_final(str(row["e164"]))
+            assert kept["delivery"] == f"kept-{numbers.index(str(row['e164'])[3:])}"
+        else:
+            assert (row["outcome"], row["delivery"], row["delivered_at"]) == ("invalid", None, None)
+            assert kept == {"reason": 'oops, "quoted"', "delivery": "kept-bad", "delivered_at": "at-bad"}
+    check_every_other_byte(output, plain, ["reason", "delivery", "delivered_at"])
+    assert gw.stats.accepted == 120
+    assert not gw.stats.duplicate_numbers()
+
+
+def test_a_results_file_changed_by_hand_is_left_as_it_was(tmp_path):
+    """A row the campaign would not write (a bare carriage return) stops the rewrite; nothing changes."""
+    path = tmp_path / "results.csv"
+    path.write_bytes(b"row,input,e164,outcome,message_id,reason\n1,98\r00,+91,accepted,id1,\n")
+    before = path.read_bytes()
+    with pytest.raises(StorageError, match="left as it was"):
+        rewrite_delivery(path, "csv", (), lambda _e164, _id: ("delivered", ""))
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["results.csv"]  # no temporary file left behind
