@@ -401,3 +401,29 @@ def test_a_results_file_changed_by_hand_is_left_as_it_was(tmp_path):
         rewrite_delivery(path, "csv", (), lambda _e164, _id: ("delivered", ""))
     assert path.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["results.csv"]  # no temporary file left behind
+
+
+def test_a_resume_killed_after_taking_the_columns_out_gets_them_back_from_the_journal(
+    tmp_path, sms_gateway_factory, clock
+):
+    """The journal keeps the states: a file left without its columns (a resume killed) gets them back."""
+    gw = sms_gateway_factory(clock=clock, delivery=FATES)
+    numbers = [f"94{i:08d}" for i in range(300)]
+    source = tmp_path / "numbers.txt"
+    source.write_text("\n".join(numbers) + "\n")
+    output = tmp_path / "results.csv"
+    args = ["send", str(source), "-t", "Hello", "-s", "ITONAB", "-o", str(output), "--ordered"]
+    done = invoke([*args, "--reports"], env_for(gw, tmp_path))
+    assert done.exit_code == 0, done.output
+    written = output.read_bytes()
+    _, rows = read_rows(output)
+    assert [r["row"] for r in rows] == [str(i) for i in range(1, 301)]
+    assert all(r["delivery"] == expected_final(str(r["e164"])) for r in rows)
+    # What a resume leaves while it runs: the file without the columns, whole.
+    assert rewrite_delivery(output, "csv", (), None) is True
+    assert "delivery" not in output.read_text().splitlines()[0]
+    again = invoke([*args, "--resume"], env_for(gw, tmp_path))
+    assert again.exit_code == 0, again.output
+    assert output.read_bytes() == written
+    assert gw.stats.accepted == 300
+    assert not gw.stats.duplicate_numbers()
