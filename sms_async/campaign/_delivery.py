@@ -300,6 +300,7 @@ class MemoryDeliveryBook:
         self.schedule = schedule or PollSchedule()
         self._ids: dict[str, _Tracked] = {}
         self._numbers: dict[str, NumberDelivery] = {}
+        self._by_number: dict[str, str] = {}
         self._heap: list[tuple[datetime, int, str]] = []
         self._order = itertools.count()
         self._pending = 0
@@ -326,6 +327,35 @@ class MemoryDeliveryBook:
             tracked.pending += 1
             self._pending += 1
             self._numbers[number] = NumberDelivery()
+            self._by_number[number] = message_id
+
+    def restore(
+        self, number: str, message_id: str, accepted_at: datetime, delivery: NumberDelivery | None = None
+    ) -> bool:
+        """Track one accepted number with the delivery an earlier run recorded for it (``None``: pending).
+
+        A number already tracked is left as it is. A pending number's id is
+        due at its first poll (at once, if that is past): the polls an
+        earlier run made are not known, and asking once more changes nothing
+        that is final. Returns whether the number was added.
+        """
+        if number in self._numbers:
+            return False
+        delivery = delivery if delivery is not None else NumberDelivery()
+        tracked = self._ids.get(message_id)
+        if tracked is None:
+            tracked = _Tracked(accepted_at, [], None)
+            self._ids[message_id] = tracked
+        tracked.numbers.append(number)
+        self._numbers[number] = delivery
+        self._by_number[number] = message_id
+        if delivery.state is DeliveryState.PENDING:
+            tracked.pending += 1
+            self._pending += 1
+            if tracked.next_poll_at is None:
+                tracked.next_poll_at = self.schedule.first_poll(tracked.accepted_at)
+                self._push(tracked.next_poll_at, message_id)
+        return True
 
     def _push(self, when: datetime | None, message_id: str) -> None:
         if when is not None:
@@ -390,6 +420,14 @@ class MemoryDeliveryBook:
     def delivery(self, number: str) -> NumberDelivery:
         """The delivery of one tracked number (KeyError if it is not tracked)."""
         return self._numbers[number]
+
+    def message_id(self, number: str) -> str:
+        """The message id a tracked number was accepted with (KeyError if it is not tracked)."""
+        return self._by_number[number]
+
+    def accepted_at(self, number: str) -> datetime:
+        """When a tracked number's message was accepted (KeyError if it is not tracked)."""
+        return self._ids[self._by_number[number]].accepted_at
 
     def items(self) -> Iterable[tuple[str, NumberDelivery]]:
         """Every tracked number with its delivery, in the order they were added."""

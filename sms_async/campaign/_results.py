@@ -14,10 +14,16 @@ records) is the reader's job, through :class:`InputRows`.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
-from collections.abc import Sequence
+import os
+import stat
+import sys
+import tempfile
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from json.decoder import scanstring  # type: ignore[attr-defined] # the C scanner json.loads uses
 from json.encoder import encode_basestring
 from pathlib import Path
 from typing import Final, Literal, NamedTuple, Protocol
@@ -33,14 +39,17 @@ __all__ = [
     "COLUMNS",
     "DELIVERY_COLUMNS",
     "NOT_SETTLED",
+    "DeliveryCells",
     "InputRows",
     "ResultsEncoder",
     "ResultsFormat",
     "ResultsScan",
     "Unsettled",
+    "accepted_rows",
     "encode_row",
     "results_format",
     "results_header",
+    "rewrite_delivery",
     "scan_results",
 ]
 
@@ -321,3 +330,225 @@ def scan_results(path: Path) -> ResultsScan:
     except OSError as error:
         raise StorageError(f"cannot read {path}: {error.strerror or error}") from None
     return ResultsScan(tuple(ids), counts, unsettled)
+
+
+# -- the delivery columns of a send's results file ----------------------------------
+
+#: A number's delivery cells, ``(state, delivered_at)`` (``""`` for none), from its ``(e164, message_id)``.
+DeliveryCells = Callable[[str, str], tuple[str, str]]
+
+_E164_KEY: Final = ', "e164": '
+_ID_KEY: Final = ', "message_id": '
+_REASON_KEY: Final = ', "reason": '
+_DELIVERY_KEY: Final = ', "delivery": '
+_AT_KEY: Final = ', "delivered_at": '
+_CHUNK: Final = 10_000
+
+
+def _delivery_json(state: str, at: str) -> str:
+    """The JSON members :func:`encode_row` writes for the delivery columns."""
+    return (
+        f"{_DELIVERY_KEY}{_json_string(state) if state else 'null'}"
+        f"{_AT_KEY}{_json_string(at) if at else 'null'}"
+    )
+
+
+def _json_value(line: str, start: int) -> tuple[str, int]:
+    """A ``null`` or a JSON string at ``start``: its text (``""`` for null) and where it ends."""
+    if line.startswith("null", start):
+        return "", start + 4
+    if not line.startswith('"', start):
+        raise ValueError("not a string")
+    return scanstring(line, start + 1)  # type: ignore[no-any-return]
+
+
+def _json_row(line: str) -> tuple[str, str, int, int]:
+    """A JSON Lines results row: its e164, message_id, where its reason ends and where its delivery ends.
+
+    The members are found by their keys: a key is ``, "name": `` (a quote after a space),
+    which no JSON string holds (a quote in a string is escaped), and the results members
+    come before the kept ``columns``; so the first match is the row's own member.
+    """
+    found = []
+    for key in (_E164_KEY, _ID_KEY, _REASON_KEY):
+        at = line.find(key)
+        if at < 0:
+            raise ValueError(f"no {key.strip(', :')} member")
+        found.append(_json_value(line, at + len(key)))
+    (e164, _), (message_id, _), (_, reason_end) = found
+    end = reason_end
+    if line.startswith(_DELIVERY_KEY, end):
+        _, end = _json_value(line, end + len(_DELIVERY_KEY))
+        if not line.startswith(_AT_KEY, end):
+            raise ValueError("a delivery member without delivered_at")
+        _, end = _json_value(line, end + len(_AT_KEY))
+    return e164, message_id, reason_end, end
+
+
+def _csv_records(lines: Iterable[bytes]) -> Iterator[str]:
+    """Whole CSV records (a quoted field may hold a newline): lines joined while their quotes are unpaired."""
+    held: list[bytes] = []
+    quotes = 0
+    for line in lines:
+        if not held and b'"' not in line:
+            yield line.decode("utf-8")
+            continue
+        held.append(line)
+        quotes += line.count(b'"')
+        if quotes % 2 == 0:
+            yield b"".join(held).decode("utf-8")
+            held.clear()
+            quotes = 0
+    if held:
+        yield b"".join(held).decode("utf-8")
+
+
+def accepted_rows(data: bytes, results_format: ResultsFormat) -> Iterator[tuple[str, str]]:
+    """``(e164, message_id)`` of each row in ``data`` (whole results rows, no header) with a message id."""
+    lines = io.BytesIO(data)
+    if results_format == "csv":
+        for fields in csv.reader(_csv_records(lines)):
+            if len(fields) >= len(COLUMNS) and fields[4]:
+                yield fields[2], fields[4]
+        return
+    for raw in lines:
+        line = raw.decode("utf-8")
+        if line.strip():
+            e164, message_id, _, _ = _json_row(line)
+            if message_id:
+                yield e164, message_id
+
+
+def rewrite_delivery(
+    path: Path, results_format: ResultsFormat, columns: Sequence[str], cells: DeliveryCells | None
+) -> bool:
+    """Rewrite a send's results file with the :data:`DELIVERY_COLUMNS` (``cells``), or without (``None``).
+
+    Every other byte stays as it was: rows in the same order, the same
+    columns and values, kept columns and row numbers included; the delivery
+    cells go where a campaign's export puts them (after ``reason``, before
+    the kept columns). A file already in the asked form is left alone.
+    The new file is written beside the old one, fsynced, and put in its
+    place with one rename, so a crash leaves one or the other, whole.
+    Returns whether the file had the delivery columns.
+
+    Raises:
+        StorageError: the file cannot be read or written, or holds a row
+            that is not as a campaign writes it (it is then left unchanged).
+    """
+    directory = path.parent
+    temp: Path | None = None
+    try:
+        with path.open("rb") as source:
+            had = _has_delivery(source.readline(), results_format, columns)
+            if had == (cells is not None):
+                return had
+            source.seek(0)
+            fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
+            temp = Path(name)
+            with os.fdopen(fd, "wb") as out:
+                if results_format == "csv":
+                    source.readline()
+                    out.write(results_header(results_format, columns, delivery=cells is not None))
+                    _rewrite_csv(source, out, had=had, cells=cells)
+                else:
+                    _rewrite_jsonl(source, out, cells=cells)
+                out.flush()
+                os.fsync(out.fileno())
+            temp.chmod(stat.S_IMODE(path.stat().st_mode))
+        temp.replace(path)
+        temp = None
+        _fsync_directory(directory)
+    except OSError as error:
+        raise StorageError(f"cannot rewrite the results file {path}: {error.strerror or error}") from None
+    except (ValueError, csv.Error) as error:
+        raise StorageError(
+            f"cannot rewrite the results file {path} with its delivery columns: it was changed since it was "
+            f"written ({error}); it is left as it was"
+        ) from None
+    finally:
+        if temp is not None:
+            with contextlib.suppress(OSError):
+                temp.unlink()
+    return had
+
+
+def _has_delivery(first: bytes, results_format: ResultsFormat, columns: Sequence[str]) -> bool:
+    """Whether a results file whose first line is ``first`` has the delivery columns."""
+    if results_format == "csv":
+        if first == results_header(results_format, columns, delivery=True):
+            return True
+        if first == results_header(results_format, columns):
+            return False
+        raise ValueError("its first line is not the header this campaign writes")
+    if not first.strip():
+        return False
+    _, _, reason_end, end = _json_row(first.decode("utf-8"))
+    return end != reason_end
+
+
+def _rewrite_csv(
+    source: Iterable[bytes], out: io.BufferedWriter, *, had: bool, cells: DeliveryCells | None
+) -> None:
+    texts: list[str] = []
+    records: list[list[str]] = []
+
+    def flush() -> None:
+        # Each record read must be the very bytes the campaign's writer gives for its fields:
+        # then writing the fields back changes nothing but the delivery cells.
+        if _csv_bytes(records) != "".join(texts).encode("utf-8"):
+            raise ValueError("a row is not as a campaign writes it")
+        rows = []
+        for fields in records:
+            plain = [*fields[:6], *fields[8:]] if had else fields
+            if cells is None:
+                rows.append(plain)
+            else:
+                state, at = cells(plain[2], plain[4]) if plain[4] else ("", "")
+                rows.append([*plain[:6], state, at, *plain[6:]])
+        out.write(_csv_bytes(rows))
+        texts.clear()
+        records.clear()
+
+    def read() -> Iterator[str]:
+        for text in _csv_records(source):
+            texts.append(text)
+            yield text
+
+    # One whole record a line: the reader takes exactly one line for each record it gives.
+    for fields in csv.reader(read()):
+        if len(fields) < len(COLUMNS) + (2 if had else 0):
+            raise ValueError("a row has too few columns")
+        records.append(fields)
+        if len(records) >= _CHUNK:
+            flush()
+    flush()
+
+
+def _rewrite_jsonl(source: Iterable[bytes], out: io.BufferedWriter, *, cells: DeliveryCells | None) -> None:
+    parts: list[str] = []
+    for raw in source:
+        line = raw.decode("utf-8")
+        if not line.strip():
+            parts.append(line)
+            continue
+        e164, message_id, reason_end, end = _json_row(line)
+        if cells is None:
+            parts.append(line[:reason_end] + line[end:])
+        else:
+            state, at = cells(e164, message_id) if message_id else ("", "")
+            parts.append(line[:reason_end] + _delivery_json(state, at) + line[end:])
+        if len(parts) >= _CHUNK:
+            out.write("".join(parts).encode("utf-8"))
+            parts.clear()
+    out.write("".join(parts).encode("utf-8"))
+
+
+def _fsync_directory(directory: Path) -> None:
+    if sys.platform == "win32":  # pragma: no cover - directories cannot be opened there
+        return
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -28,6 +28,7 @@ from collections.abc import (
     AsyncGenerator,
     AsyncIterable,
     AsyncIterator,
+    Awaitable,
     Callable,
     Iterable,
     Iterator,
@@ -41,10 +42,12 @@ import attrs
 
 from sms_async import _exceptions as exc
 from sms_async._batching import Recipients
+from sms_async._clock import SYSTEM_CLOCK, Clock
 from sms_async._engine import BulkSender
 from sms_async._message import Message, Template, check_sender_id
 from sms_async._models import BatchResult, Outcome
 from sms_async._redact import redact
+from sms_async.campaign._delivery import DeliveryTally, MemoryDeliveryBook, PollSchedule
 from sms_async.campaign._errors import PYTHON_NAMES, CampaignError, OptionNames, no_input_message
 from sms_async.campaign._opening import check_resend
 from sms_async.campaign._results import InputRows, ResultsEncoder, results_format
@@ -95,6 +98,9 @@ class CampaignReport:
     problem: CampaignError | None = None
     #: Whether :meth:`Campaign.stop` stopped it.
     stopped: bool = False
+    #: With ``reports`` (or a results file that has the delivery columns): the campaign's accepted
+    #: numbers by delivery state, as the results file's delivery columns now show them.
+    delivery: DeliveryTally | None = None
 
     @property
     def rate(self) -> float:
@@ -132,6 +138,9 @@ class Campaign:
         rows: Where each input came from (its line, CSV row, other columns): the
             reader's :class:`InputRows`; by default rows are numbered by position.
         names: How messages spell these options.
+        clock: Where the times recorded with each batch come from, and delivery polls' time
+            (default: the machine's; a :class:`~sms_async.testing.TestClock` in tests).
+        schedule: When accepted numbers are polled (with ``reports``).
     """
 
     def __init__(
@@ -148,6 +157,8 @@ class Campaign:
         input_fingerprint: str = "",
         rows: InputRows | None = None,
         names: OptionNames = PYTHON_NAMES,
+        clock: Clock = SYSTEM_CLOCK,
+        schedule: PollSchedule | None = None,
     ) -> None:
         self.results = Path(results).expanduser().resolve()
         self.journal_path = (
@@ -163,8 +174,11 @@ class Campaign:
         self._input_fingerprint = input_fingerprint
         self._rows = rows
         self._names = names
+        self._clock = clock
+        self._schedule = schedule
         self._journal: CampaignJournal | None = None
         self._scope: anyio.CancelScope | None = None
+        self._polling: anyio.CancelScope | None = None
         self._stop: str | None = None
         self._stop_now = False
         self._started = False
@@ -174,10 +188,14 @@ class Campaign:
     def stop(self, *, now: bool = False) -> None:
         """Start no new batch; batches in flight finish (``now``: cancel them, reported ``unknown``).
 
-        Batches not sent are left for a resume. Call it from the event loop
-        running the campaign (a signal receiver, another task).
+        Batches not sent are left for a resume. Delivery polling (``reports``)
+        stops at once, and the results file gets the states known by then.
+        Call it from the event loop running the campaign (a signal receiver,
+        another task).
         """
         self._stop = _STOPPED
+        if self._polling is not None:
+            self._polling.cancel()
         if self._journal is not None:
             self._journal.stop(_STOPPED)
         if now:
@@ -207,6 +225,7 @@ class Campaign:
         max_segments: int | None = None,
         gateway_params: Mapping[str, str] | None = None,
         on_batch: Callable[[BatchResult], None] | None = None,
+        reports: Callable[[MemoryDeliveryBook], Awaitable[object]] | None = None,
     ) -> CampaignReport:
         """Send ``text`` to ``recipients`` through ``bulk``, journalled; return the report.
 
@@ -215,6 +234,17 @@ class Campaign:
         mappings with a :class:`Template`). ``on_batch`` hears each batch as
         it settles. Returns when the input is done, or the run stopped
         (:meth:`stop`, an abort, a problem with the journal): the report says which.
+
+        With ``reports``, once the sends are done (and the campaign still
+        held), every number the results file shows accepted, earlier runs'
+        included, is put in a :class:`MemoryDeliveryBook` (with the states
+        an earlier run recorded) and ``reports(book)`` polls it (such as a
+        :class:`DeliveryTracker`'s ``run``). When it returns, raises, or is
+        stopped (:meth:`stop`), the results file is rewritten with the
+        ``delivery`` and ``delivered_at`` columns, as a campaign's export
+        writes them. A run stopped or aborted before its sends were done does
+        not poll, but still writes the columns. A resumed run of a campaign
+        whose file has the columns writes them again, with or without ``reports``.
 
         Raises:
             CampaignError: the campaign cannot start (nothing to resume, a
@@ -238,6 +268,7 @@ class Campaign:
             resend_rejected=self._resend_rejected,
             overwrite=self._overwrite,
             names=self._names,
+            clock=self._clock,
         )
         journal = await anyio.to_thread.run_sync(opening)
         self._journal = journal
@@ -268,6 +299,13 @@ class Campaign:
         finally:
             self._scope = None
             with anyio.CancelScope(shield=True):
+                await anyio.to_thread.run_sync(journal.finish)
+        delivery: DeliveryTally | None = None
+        try:
+            if (reports is not None or journal.keeps_delivery) and journal.failure is None:
+                delivery = await self._track(journal, reports)
+        finally:
+            with anyio.CancelScope(shield=True):
                 await anyio.to_thread.run_sync(journal.close)
         return CampaignReport(
             results=self.results,
@@ -284,7 +322,26 @@ class Campaign:
             aborted=journal.aborted,
             problem=journal.failure,
             stopped=self._stop is not None,
+            delivery=delivery,
         )
+
+    async def _track(
+        self, journal: CampaignJournal, reports: Callable[[MemoryDeliveryBook], Awaitable[object]] | None
+    ) -> DeliveryTally:
+        """Poll the accepted numbers with ``reports``; then, whatever happens, write what is known."""
+        book = await anyio.to_thread.run_sync(journal.delivery_book, self._clock.now(), self._schedule)
+        sends_done = self._stop is None and journal.aborted is None and journal.failure is None
+        try:
+            if reports is not None and sends_done:
+                with anyio.CancelScope() as polling:
+                    self._polling = polling
+                    await reports(book)
+        finally:
+            self._polling = None
+            with anyio.CancelScope(shield=True):
+                if journal.failure is None:
+                    await anyio.to_thread.run_sync(journal.write_delivery, book)
+        return book.tally()
 
     def _check(
         self,

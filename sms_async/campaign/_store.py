@@ -36,12 +36,24 @@ Rules:
   ``rejected`` batches are skipped; a batch whose numbers or text differ
   from those recorded, or a campaign whose input, text, sender, gateway,
   region or results file differ, is refused.
+
+Delivery columns (``send --reports``): the journal's byte offsets always
+describe the results file *without* the ``delivery`` and ``delivered_at``
+columns. When polling ends, the numbers' states go to the journal's
+``deliveries`` table first (one transaction), and then the results file is
+rewritten with the two columns (a new file beside it, fsynced, renamed over
+it). A resume takes the columns out again (the same way) before it checks
+and cuts the file, so everything above is unchanged, and puts them back
+when its run ends, from the table. The table exists once a run has written
+the columns: a crash anywhere leaves the states in the table and the file
+either whole with the columns or whole without them.
 """
 
 from __future__ import annotations
 
 import os
 import sqlite3
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Self
 
@@ -49,9 +61,11 @@ import anyio
 import anyio.abc
 import attrs
 
+from sms_async._clock import Clock
 from sms_async._exceptions import SmsError
 from sms_async._journal import Admission, BatchState, numbers_digest, state_of
 from sms_async._models import BatchResult
+from sms_async.campaign._delivery import DeliveryState, MemoryDeliveryBook, NumberDelivery, PollSchedule
 from sms_async.campaign._errors import PYTHON_NAMES, CampaignError, OptionNames, StorageError
 from sms_async.campaign._lock import CampaignLock
 from sms_async.campaign._opening import (
@@ -66,7 +80,7 @@ from sms_async.campaign._opening import (
     read_campaign,
     transaction,
 )
-from sms_async.campaign._results import ResultsEncoder
+from sms_async.campaign._results import ResultsEncoder, accepted_rows, rewrite_delivery
 from sms_async.campaign._schema import Identity, connect, sum_counts
 from sms_async.campaign._tally import Tally
 from sms_async.campaign._writer import HAS_ROWS, GroupWriter, Op
@@ -80,6 +94,41 @@ __all__ = ["CampaignJournal"]
 
 _PENDING = BatchState.PENDING.value
 _UNKNOWN = BatchState.UNKNOWN.value
+
+#: Each tracked number's delivery, as the results file's delivery columns last showed it (see above).
+_DELIVERIES = (
+    "CREATE TABLE IF NOT EXISTS deliveries (e164 TEXT PRIMARY KEY, message_id TEXT NOT NULL, "
+    "accepted_at TEXT NOT NULL, state TEXT NOT NULL, raw TEXT NOT NULL, delivered_at TEXT)"
+)
+_SAVE_DELIVERY = (
+    "INSERT INTO deliveries VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (e164) DO UPDATE SET "
+    "message_id = excluded.message_id, accepted_at = excluded.accepted_at, state = excluded.state, "
+    "raw = excluded.raw, delivered_at = excluded.delivered_at"
+)
+
+
+#: Where the rows of every settled batch are: in the results file, or held in the journal.
+_ACCEPTED_BATCHES = (
+    "SELECT rows_at, rows_len, rows, updated_at FROM batches "  # noqa: S608 - a fixed condition, no input
+    f"WHERE state != 'pending' AND {HAS_ROWS} ORDER BY idx"
+)
+
+
+def _keeps_delivery(conn: sqlite3.Connection) -> bool:
+    """Whether a run wrote the delivery columns to this campaign's results file."""
+    found = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'deliveries'")
+    return found.fetchone() is not None
+
+
+def _time(text: object) -> datetime | None:
+    """A time the journal recorded (ISO 8601), or None if there is none it can read."""
+    if not isinstance(text, str) or not text:
+        return None
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
 
 
 @attrs.frozen
@@ -115,11 +164,12 @@ class CampaignJournal:
         resumed: bool,
         ordered: bool,
         offset: int,
+        clock: Clock | None = None,
     ) -> None:
         self.path = path
         self.output = output
         self._lock = lock
-        self._writer = GroupWriter(conn, out, run, offset, ordered=ordered)
+        self._writer = GroupWriter(conn, out, run, offset, ordered=ordered, clock=clock)
         self._encoder = encoder
         #: This run's number (1 for a new campaign).
         self.run = run
@@ -148,6 +198,7 @@ class CampaignJournal:
         self._closing = False
         self._task_group: anyio.abc.TaskGroup | None = None
         self._closed = False
+        self._finished = False
         self._totals = Tally()
 
     # -- opening ---------------------------------------------------------------------
@@ -164,6 +215,7 @@ class CampaignJournal:
         resend_rejected: bool = False,
         overwrite: bool = False,
         names: OptionNames = PYTHON_NAMES,
+        clock: Clock | None = None,
     ) -> CampaignJournal:
         """Lock the campaign, create or check its journal, and prepare the results file.
 
@@ -177,6 +229,7 @@ class CampaignJournal:
             resend_rejected: On resume, send again the batches the gateway refused.
             overwrite: Replace a results file that no journal accounts for.
             names: How messages spell these options.
+            clock: Where the times recorded with each batch come from (default: the machine's).
 
         Raises:
             CampaignError: nothing to resume, the journal is in use, belongs to
@@ -201,6 +254,9 @@ class CampaignJournal:
             else:
                 old, offset, runs = stored
                 check_same_campaign(path, identity, old, names, resume=resume)
+                if _keeps_delivery(conn) and output.is_file():
+                    # The offsets describe the file without its delivery columns: take them out first.
+                    rewrite_delivery(output, encoder.format, encoder.columns, None)
                 check_output_length(output, offset)
                 resumed, run = True, runs + 1
                 again = (_UNKNOWN,) * resend_unknown + (BatchState.REJECTED.value,) * resend_rejected
@@ -224,6 +280,7 @@ class CampaignJournal:
                 resumed=resumed,
                 ordered=identity.layout == "ordered",
                 offset=offset,
+                clock=clock,
             )
             journal._load()
             # Rows an earlier run kept in the journal go to the file now, where they can.
@@ -415,28 +472,121 @@ class CampaignJournal:
 
     # -- closing ---------------------------------------------------------------------------
 
+    def finish(self) -> None:
+        """Append the rows the journal holds past the recorded length: the results file is whole.
+
+        The campaign stays held (its delivery can still be written) until :meth:`close`.
+        """
+        if self._finished:
+            return
+        self._finished = True
+        try:
+            self._writer.finish()
+        except (OSError, sqlite3.Error) as error:
+            self.fail(StorageError(f"cannot finish the results file {self.output}: {describe(error)}"))
+        finally:
+            close_quietly(self._writer.out, None)
+        try:
+            self._totals = self._writer.totals()
+        except sqlite3.Error as error:
+            self.fail(StorageError(f"cannot read the journal {self.path}: {describe(error)}"))
+            self._totals = self.base.copy()
+            self._totals.add(self.tally)
+
     def close(self) -> None:
-        """Append the rows the journal holds past the recorded length, and let the campaign go."""
+        """Finish the results file (see :meth:`finish`) if that is not done, and let the campaign go."""
         if self._closed:
             return
         self._closed = True
         try:
-            try:
-                self._writer.finish()
-            except (OSError, sqlite3.Error) as error:
-                self.fail(StorageError(f"cannot finish the results file {self.output}: {describe(error)}"))
-            finally:
-                close_quietly(self._writer.out, None)
-            try:
-                self._totals = self._writer.totals()
-            except sqlite3.Error as error:
-                self.fail(StorageError(f"cannot read the journal {self.path}: {describe(error)}"))
-                self._totals = self.base.copy()
-                self._totals.add(self.tally)
+            self.finish()
         finally:
             # Reached whatever the steps above raise: the connection and the lock never outlive close().
             close_quietly(None, self._writer.conn)
             self._lock.release()
+
+    # -- delivery columns (send --reports) -----------------------------------------------
+
+    @property
+    def keeps_delivery(self) -> bool:
+        """Whether an earlier run wrote the delivery columns (this run then writes them again at its end)."""
+        try:
+            return _keeps_delivery(self._writer.conn)
+        except sqlite3.Error:
+            return False
+
+    def delivery_book(self, now: datetime, schedule: PollSchedule | None = None) -> MemoryDeliveryBook:
+        """Every number the campaign's results file shows accepted, in a book to poll, earlier runs' included.
+
+        Call it once the file is whole (:meth:`finish`). A number keeps the
+        delivery and acceptance time recorded when the columns were last
+        written; any other is pending, accepted when its batch was settled
+        (as the journal dated it), or ``now`` if that cannot be read.
+        """
+        book = MemoryDeliveryBook(schedule)
+        conn = self._writer.conn
+        try:
+            if _keeps_delivery(conn):
+                for e164, message_id, accepted, state, raw, at in conn.execute(
+                    "SELECT e164, message_id, accepted_at, state, raw, delivered_at FROM deliveries "
+                    "ORDER BY rowid"
+                ):
+                    known = NumberDelivery(DeliveryState(state), str(raw), _time(at))
+                    book.restore(str(e164), str(message_id), _time(accepted) or now, known)
+            batches = conn.execute(_ACCEPTED_BATCHES).fetchall()
+            with self.output.open("rb") as file:
+                for at, length, held, updated in batches:
+                    if at is not None:
+                        file.seek(int(at))
+                        data = file.read(int(length))
+                    else:
+                        data = bytes(held)
+                    accepted_at = _time(updated) or now
+                    for e164, message_id in accepted_rows(data, self._encoder.format):
+                        book.restore(e164, message_id, accepted_at)
+        except (OSError, sqlite3.Error, ValueError) as error:
+            reason = describe(error) if isinstance(error, OSError | sqlite3.Error) else str(error)
+            self.fail(StorageError(f"cannot read the accepted numbers of {self.output}: {reason}"))
+        return book
+
+    def write_delivery(self, book: MemoryDeliveryBook) -> None:
+        """Record the book's states in the journal, then rewrite the results file with the delivery columns.
+
+        Rows keep their order and every other column; a row without a message
+        id (or one the book does not track) gets empty delivery cells.
+        """
+        conn = self._writer.conn
+
+        def saved() -> object:
+            for number, delivery in book.items():
+                yield (
+                    number,
+                    book.message_id(number),
+                    book.accepted_at(number).isoformat(),
+                    delivery.state.value,
+                    delivery.raw,
+                    None if delivery.at is None else delivery.at.isoformat(),
+                )
+
+        def cells(e164: str, message_id: str) -> tuple[str, str]:
+            try:
+                if book.message_id(e164) != message_id:
+                    return "", ""
+                delivery = book.delivery(e164)
+            except KeyError:
+                return "", ""
+            at = delivery.at
+            return delivery.state.value, "" if at is None else at.astimezone(UTC).isoformat()
+
+        try:
+            with transaction(conn):
+                conn.execute(_DELIVERIES)
+                conn.executemany(_SAVE_DELIVERY, saved())  # type: ignore[arg-type]
+            rewrite_delivery(self.output, self._encoder.format, self._encoder.columns, cells)
+        except sqlite3.Error as error:
+            self.fail(StorageError(f"cannot record delivery in the journal {self.path}: {describe(error)}"))
+        except StorageError as error:
+            self.fail(error)
 
     @property
     def processed(self) -> int:
@@ -444,8 +594,8 @@ class CampaignJournal:
         return self.base.total + self.tally.total
 
     def totals(self) -> Tally:
-        """Inputs by outcome across the campaign: what the results file holds (exact once closed)."""
-        if self._closed:
+        """Inputs by outcome across the campaign: what the results file holds (exact once finished)."""
+        if self._finished:
             return self._totals.copy()
         totals = self.base.copy()
         totals.add(self.tally)

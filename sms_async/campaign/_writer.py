@@ -20,6 +20,7 @@ from typing import IO, Literal
 import anyio
 import attrs
 
+from sms_async._clock import Clock
 from sms_async._journal import BatchState
 from sms_async.campaign._opening import transaction
 from sms_async.campaign._schema import CLAIM, LOST, RELEASE, SETTLE, now, sum_counts
@@ -59,12 +60,22 @@ class GroupWriter:
         run: This run's number.
         offset: The results file's recorded length.
         ordered: Write rows in batch order.
+        clock: Where the times recorded with each batch come from (default: the machine's):
+            a batch settled as sent is dated on it, and its numbers' acceptance with it.
     """
 
     def __init__(
-        self, conn: sqlite3.Connection, out: IO[bytes], run: int, offset: int, *, ordered: bool
+        self,
+        conn: sqlite3.Connection,
+        out: IO[bytes],
+        run: int,
+        offset: int,
+        *,
+        ordered: bool,
+        clock: Clock | None = None,
     ) -> None:
         self.conn = conn
+        self.clock = clock
         self.out = out
         self.run = run
         self.offset = offset
@@ -84,7 +95,8 @@ class GroupWriter:
 
     def commit(self, group: list[Op]) -> None:
         """Apply ``group``: states, then rows (fsynced), then their places and the file's length."""
-        conn, run, stamp = self.conn, self.run, now()
+        conn, run = self.conn, self.run
+        stamp = now() if self.clock is None else self.clock.now().isoformat(timespec="milliseconds")
         settled: dict[int, bytes] = {}
         held: list[tuple[bytes, int]] = []
         results: list[bool] = []

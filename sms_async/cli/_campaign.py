@@ -127,7 +127,8 @@ class SendOutcome:
     exit_code: ExitCode
     #: Whether a signal stopped it (Ctrl+C, SIGTERM).
     interrupted: bool
-    #: With ``--reports``: this run's accepted numbers by delivery state when polling ended.
+    #: With ``--reports``: the campaign's accepted numbers (earlier runs' included) by delivery state
+    #: when polling ended, as the results file's delivery columns show them.
     delivery: DeliveryTally | None = None
 
 
@@ -212,6 +213,7 @@ def run_send(options: SendOptions, err_console: Console) -> SendOutcome:
             input_fingerprint=fingerprint,
             rows=source,
             names=CLI_NAMES,
+            clock=REPORTS_CLOCK,
         )
         with _Progress(err_console, approx_total, campaign, enabled=options.progress) as progress:
             report, interrupted, delivery = run_async(
@@ -250,15 +252,6 @@ async def _send(
     err_console: Console,
 ) -> tuple[CampaignReport, bool, DeliveryTally | None]:
     interrupted = anyio.Event()
-    clock = REPORTS_CLOCK
-    book = MemoryDeliveryBook() if options.reports else None
-
-    def settled(batch: BatchResult) -> None:
-        progress.update(batch)
-        if book is not None:
-            # Tracked as each batch settles: its acceptance is dated now, as a stored campaign dates it.
-            book.add(batch.message_ids, clock.now())
-
     sender = BulkSender(
         driver,  # type: ignore[arg-type]
         concurrency=options.concurrency,
@@ -267,6 +260,15 @@ async def _send(
         retry=options.retry,
     )
     async with sender as bulk, anyio.create_task_group() as watchers:
+
+        async def track(book: MemoryDeliveryBook) -> None:
+            # Every number the results file shows accepted, earlier runs' included; the
+            # campaign writes the delivery columns when this returns or is interrupted.
+            progress.stop()
+            tracker = DeliveryTracker(bulk, book, clock=REPORTS_CLOCK)
+            with _ReportsProgress(err_console, book, enabled=options.progress) as polling:
+                await tracker.run(on_round=polling.show)
+
         watchers.start_soon(_watch_signals, campaign, interrupted, err_console)
         report = await campaign.run(
             bulk,
@@ -276,15 +278,12 @@ async def _send(
             skip_dnd=options.skip_dnd,
             max_segments=options.max_segments,
             gateway_params=options.settings.params or None,
-            on_batch=settled,
+            on_batch=progress.update,
+            reports=track if options.reports else None,
         )
-        if book is not None and not interrupted.is_set() and report.aborted is None:
-            progress.stop()
-            tracker = DeliveryTracker(bulk, book, clock=clock)
-            with _ReportsProgress(err_console, book, enabled=options.progress) as polling:
-                await tracker.run(on_round=polling.show)
         watchers.cancel_scope.cancel()
-    return report, interrupted.is_set(), None if book is None else book.tally()
+    delivery = (report.delivery or DeliveryTally()) if options.reports else None
+    return report, interrupted.is_set(), delivery
 
 
 async def _watch_signals(campaign: Campaign, interrupted: anyio.Event, err_console: Console) -> None:

@@ -107,7 +107,9 @@ __all__ = ["send"]
     "--reports",
     is_flag=True,
     help="After the sends, keep polling delivery reports (30 s, 2 min, 10 min, 1 h after acceptance, then "
-    "hourly, up to 72 h) until no number is pending, with a progress line; then print the delivery rate.",
+    "hourly, up to 72 h) until no number is pending, with a progress line; then print the delivery rate and "
+    "add the delivery and delivered_at columns (as 'campaign export' writes them) to the results file, also "
+    "when interrupted. With --resume: every number the campaign accepted, earlier runs' included.",
 )
 @click.option(
     "--dry-run",
