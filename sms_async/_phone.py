@@ -125,6 +125,8 @@ _SEPARATORS: Final = b" -./()"
 _DIGITS: Final = b"0123456789"
 # A bytes.translate table: digits and newlines stay, every other byte becomes 0xff.
 _DIGITS_AND_NEWLINES: Final = bytes(c if c in _DIGITS or c == 0x0A else 0xFF for c in range(256))
+# ASCII digits to their values, for bytes.translate.
+_DIGIT_VALUES: Final = bytes.maketrans(_DIGITS, bytes(range(10)))
 # _national_one_length's answer for digits of several lengths.
 _MIXED: Final = object()
 
@@ -562,25 +564,30 @@ def _accepted_by_columns(table: Table, numbers: list[str], blob: bytes, stride: 
 def _column_codes(blob: bytes, stride: int, start: int, width: int, count: int) -> str:
     """The ``width`` digits at ``start`` of each of ``count`` lines of ``blob``, as a code point each.
 
-    Line ``i`` starts at ``i * stride``. The columns are read with strided
-    slices into the low bytes of 16-bit slots of one integer, combined in
-    base 10 by integer arithmetic (a slot stays below 65,536 for 4 digits),
-    and the slots decoded as UTF-16: a string of ``count`` code points, each
-    the digits' value (below 10,000, so never a surrogate).
+    Line ``i`` starts at ``i * stride``; the code points are
+    :func:`~sms_async._phone_tables.column_code`'s. A column is a strided
+    slice; two columns become the two bytes of UTF-16 code units, and a pair
+    of digits becomes its value, in one byte, by integer arithmetic over the
+    whole column (each byte stays below 100, so nothing carries).
     """
-    slots = bytearray(2 * count)
-    value = 0
-    for place in range(start, start + width):
-        slots[::2] = blob[place::stride]
-        value = value * 10 + int.from_bytes(slots, "little")
-    return (value - _ascii_zeros(width, count)).to_bytes(2 * count, "little").decode("utf-16-le")
+    columns = [blob[place::stride] for place in range(start, start + width)]
+    if width == 1:
+        return columns[0].decode("latin-1")
+    if width == 2:
+        low, high = columns
+    else:
+        low = _pair_values(columns[0], columns[1], count)
+        high = columns[2] if width == 3 else _pair_values(columns[2], columns[3], count)
+    units = bytearray(2 * count)
+    units[::2] = low
+    units[1::2] = high
+    return units.decode("utf-16-le")
 
 
-@functools.lru_cache(maxsize=16)
-def _ascii_zeros(width: int, count: int) -> int:
-    """What ``width`` ASCII ``0`` digits add to each of ``count`` slots in :func:`_column_codes`."""
-    zero = ord("0") * ((10**width - 1) // 9)
-    return int.from_bytes(zero.to_bytes(2, "little") * count, "little")
+def _pair_values(tens: bytes, ones: bytes, count: int) -> bytes:
+    """Bytes of ``10 * tens[i] + ones[i]`` for two columns of ASCII digits."""
+    value = int.from_bytes(tens.translate(_DIGIT_VALUES), "little") * 10
+    return (value + int.from_bytes(ones.translate(_DIGIT_VALUES), "little")).to_bytes(count, "little")
 
 
 def _longest(joined: str, lines: list[str]) -> int:

@@ -62,6 +62,7 @@ __all__ = [
     "TYPE_FIELDS",
     "Node",
     "Table",
+    "column_code",
     "dropped_tables",
     "e164_table",
     "length_verdict",
@@ -186,15 +187,16 @@ class Table:
 
         A number's first look-up reads its head (``"+<code>"``, the same for
         every number the table is asked about) and the ``width`` digits after
-        it. Read as an integer, those digits are a code point below 10,000:
-        ``pattern`` finds a code point whose look-up does not decide on its
-        own (its number is invalid, or needs a further look-up), so that a
-        string of a whole list's code points is tested in one C-level search.
+        it; :func:`column_code` makes those digits one code point. ``pattern``
+        finds a code point whose look-up does not decide on its own (its
+        number is invalid, or needs a further look-up), so that a string of a
+        whole list's code points is tested in one C-level search.
 
         Returns:
             ``(width, pattern)``; ``pattern`` is ``None`` when every code point
             decides. ``None`` when the first look-up is not of that form (its
-            keys do not start at the head, or are more than 4 digits long).
+            keys do not start at the head, or are more than 4 digits long, or
+            it reads no digit and does not decide).
         """
         try:
             return self._columns[head]
@@ -203,17 +205,34 @@ class Table:
         root = self.root
         width = root.stop - head
         found: tuple[int, re.Pattern[str] | None] | None = None
-        if root.start == 0 and 0 <= width <= 4:
-            codes = sorted(int(key[head:] or 0) for key in self._decided)
+        if root.start == 0 and width == 0:
+            # Every number of this length, or none, as the head's look-up says.
+            found = (0, None) if self._decided else None
+        elif root.start == 0 and 0 < width <= 4:
+            codes = sorted(column_code(key[head:]) for key in self._decided)
             if len(codes) == 10**width:
                 found = (width, None)
             else:
-                # A code point that is not one of ``codes`` (they are digits
-                # only, so \uXXXX escapes spell them safely in a class).
+                # A code point that is not one of ``codes`` (\\uXXXX escapes
+                # spell any of them safely in a class).
                 excluded = "".join(f"\\u{code:04x}" for code in codes)
                 found = (width, re.compile(f"[^{excluded}]" if codes else "(?s:.)"))
         self._columns[head] = found
         return found
+
+
+def column_code(digits: str) -> int:
+    """The code point that stands for up to 4 digits in :meth:`Table.columns`.
+
+    Made to be computed for a whole list at once from the digits' columns
+    (``_phone._column_codes``): a digit is its ASCII code, two digits are
+    two bytes of a UTF-16 code unit, and 3 or 4 take the value of a pair
+    (``"42"`` is 42) as the low byte. Every code is below 0x3A00, never a
+    surrogate.
+    """
+    if len(digits) <= 2:
+        return sum(ord(c) << (8 * i) for i, c in enumerate(digits))
+    return int(digits[:2]) + 256 * (ord(digits[2]) if len(digits) == 3 else int(digits[2:]))
 
 
 def _to_table(tree: Tree, head: str, length: int) -> Table | None:
