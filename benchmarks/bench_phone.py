@@ -21,6 +21,14 @@ numbers. ``normalise_many`` is what the engine calls on a chunk; "one by one"
 is ``normalise_or_none`` in a loop; "phonenumbers" is ``reference_normalise``
 (``parse``, ``is_valid_number``, ``format_number``) on a sample of the input.
 
+``--fresh`` measures as the engine calls it instead: chunks of 1,024
+(``--chunk`` to change), each input a new string made before the round and
+pushed out of the CPU's caches, every chunk timed once with
+``time.process_time``; each round gives microseconds per 1,024 numbers over
+the whole set, and the figure is the median of ``--rounds`` rounds (with
+their range), the paths alternating round by round. That is what a bulk
+``send`` pays: its inputs are strings read from cold memory.
+
 ``--baseline FILE`` also times the ``PhoneNormaliser`` of another revision's
 ``_phone.py`` (for instance ``git show main:sms_async/_phone.py > /tmp/p.py``)
 in the same rounds, so that before and after are measured side by side.
@@ -32,6 +40,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import random
+import statistics
 import sys
 import time
 from collections.abc import Callable
@@ -170,15 +179,93 @@ def measure(
     return {name: seconds * 1e6 * 100 / len(inputs) for name, seconds in totals.items()}
 
 
+def _fresh_copies(raws: list[str]) -> list[str]:
+    """New string objects with the same text, then the caches filled with other data."""
+    copies = [raw[:1] + raw[1:] for raw in raws]
+    flush = bytearray(32 << 20)
+    flush[::4096] = b"\x01" * len(flush[::4096])
+    return copies
+
+
+def measure_fresh(
+    inputs: Inputs, rounds: int, chunk_size: int, baseline: ModuleType | None
+) -> dict[str, list[float]]:
+    """Return, per path, each round's microseconds per ``chunk_size`` numbers (CPU time, new strings)."""
+    by_region: dict[str | None, list[str]] = {}
+    for raw, region in inputs:
+        by_region.setdefault(region, []).append(raw)
+    samples: dict[str, list[float]] = {}
+    paths_by_region = {}
+    for region, raws in by_region.items():
+        paths: dict[str, Callable[[list[str]], object]] = {"many": PhoneNormaliser(region).normalise_many}
+        if baseline is not None:
+            paths["baseline many"] = baseline.PhoneNormaliser(region).normalise_many
+        for name, path in paths.items():
+            for start in range(0, len(raws), chunk_size):
+                chunk = raws[start : start + chunk_size]
+                if list(path(chunk)) != [reference_normalise(raw, region) for raw in chunk]:  # type: ignore[call-overload]
+                    raise SystemExit(f"MISMATCH {name} {region}")
+        paths_by_region[region] = paths
+    names = list(next(iter(paths_by_region.values())))
+    for round_ in range(rounds):
+        # Alternate which path goes first.
+        for name in names if round_ % 2 == 0 else names[::-1]:
+            spent = 0.0
+            for region, raws in by_region.items():
+                path = paths_by_region[region][name]
+                fresh = _fresh_copies(raws)
+                chunks = [fresh[i : i + chunk_size] for i in range(0, len(fresh), chunk_size)]
+                start = time.process_time()
+                for chunk in chunks:
+                    path(chunk)
+                spent += time.process_time() - start
+            samples.setdefault(name, []).append(spent * 1e6 * chunk_size / len(inputs))
+    return samples
+
+
+def main_fresh(args: argparse.Namespace, sets: dict[str, Inputs], baseline: ModuleType | None) -> None:
+    """Print the ``--fresh`` table."""
+    print(
+        f"phonenumbers {phonenumbers.__version__}, Python {sys.version.split()[0]}, {args.count:,} numbers "
+        f"a set, new strings each round, chunks of {args.chunk}, median (range) of {args.rounds} rounds; "
+        f"CPU microseconds per {args.chunk:,} numbers"
+    )
+    print()
+    head, rule = "| input | normalise_many |", "|---|---:|"
+    if baseline is not None:
+        head += " baseline normalise_many | speed-up |"
+        rule += "---:|---:|"
+    print(head)
+    print(rule)
+    for name, inputs in sets.items():
+        result = measure_fresh(inputs, args.rounds, args.chunk, baseline)
+        many = result["many"]
+        row = f"| {name} | {statistics.median(many):.1f} ({min(many):.1f}-{max(many):.1f}) |"
+        if baseline is not None:
+            base = result["baseline many"]
+            ratios = [b / m for b, m in zip(base, many, strict=True)]
+            row += (
+                f" {statistics.median(base):.1f} ({min(base):.1f}-{max(base):.1f}) |"
+                f" {statistics.median(ratios):.2f}x ({min(ratios):.2f}-{max(ratios):.2f}) |"
+            )
+        print(row, flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--count", type=int, default=50_000, help="numbers per input set")
     parser.add_argument("--rounds", type=int, default=5, help="timings per chunk and path; the best is kept")
-    parser.add_argument("--chunk", type=int, default=100, help="numbers per normalise_many call")
+    parser.add_argument(
+        "--chunk", type=int, help="numbers per normalise_many call (default 100; --fresh: 1,024)"
+    )
     parser.add_argument("--sample", type=int, default=5_000, help="numbers per set timed with phonenumbers")
     parser.add_argument("--seed", type=int, default=20240601)
     parser.add_argument("--baseline", type=Path, help="another revision's sms_async/_phone.py to time too")
+    parser.add_argument(
+        "--fresh", action="store_true", help="new strings each round, chunks of 1,024, CPU time"
+    )
     args = parser.parse_args()
+    args.chunk = args.chunk or (1024 if args.fresh else 100)
     baseline = load_baseline(args.baseline) if args.baseline else None
 
     sets = {
@@ -187,6 +274,9 @@ def main() -> None:
         "e164 10 countries, mixed": e164_mix_inputs(args.count, args.seed + 2),
         "national GB/DE/US": national_mix_inputs(args.count, args.seed + 3),
     }
+    if args.fresh:
+        main_fresh(args, sets, baseline)
+        return
     python = sys.version.split()[0]
     print(
         f"phonenumbers {phonenumbers.__version__}, Python {python}, {args.count:,} numbers a set, "

@@ -123,6 +123,12 @@ _LENGTH_TABLE_SIZE: Final = 512
 # in its ``_VALID_PUNCTUATION`` and none starts an extension or a second number.
 _SEPARATORS: Final = b" -./()"
 _DIGITS: Final = b"0123456789"
+# A bytes.translate table: digits and newlines stay, every other byte becomes 0xff.
+_DIGITS_AND_NEWLINES: Final = bytes(c if c in _DIGITS or c == 0x0A else 0xFF for c in range(256))
+# ASCII digits to their values, for bytes.translate.
+_DIGIT_VALUES: Final = bytes.maketrans(_DIGITS, bytes(range(10)))
+# _national_one_length's answer for digits of several lengths.
+_MIXED: Final = object()
 
 _LETTERS_REASON: Final = "it contains letters (vanity numbers and extensions are not accepted)"
 _NO_REGION_REASON: Final = (
@@ -502,7 +508,7 @@ def _e164_table(country: _Country, length: int) -> Table | None:
     return e164_table(country.calling_code, nsn_length)
 
 
-def _plus_and_digits(raws: list[str]) -> int | None:
+def _plus_and_digits(raws: list[str]) -> tuple[int, bytes] | None:
     """Say whether the inputs hold one "+" each, and otherwise only ASCII digits.
 
     With the tables' keys, which start with "+" and a country code, that
@@ -510,7 +516,7 @@ def _plus_and_digits(raws: list[str]) -> int | None:
 
     Returns:
         ``None`` when they do not; else the length they all have, or 0 when
-        their lengths differ.
+        their lengths differ, and the inputs joined, as bytes.
     """
     joined = "".join(raws)
     if not joined.isascii():
@@ -521,7 +527,7 @@ def _plus_and_digits(raws: list[str]) -> int | None:
         return None
     # One "+" a number; if every L-th byte is one, each number is L long.
     length = len(raws[0])
-    return length if blob[::length] == plus and len(blob) == length * len(raws) else 0
+    return (length if blob[::length] == plus and len(blob) == length * len(raws) else 0), blob
 
 
 def _one_length(joined: str, lines: list[str]) -> int:
@@ -535,19 +541,76 @@ def _one_length(joined: str, lines: list[str]) -> int:
     return length if len(joined) == (length + 1) * len(lines) - 1 and ends == "\n" * len(ends) else 0
 
 
+def _accepted_by_columns(table: Table, numbers: list[str], blob: bytes, stride: int, head: int) -> bool:
+    """Say whether ``table`` accepts every number; they all start with its ``"+<code>"``.
+
+    ``blob`` holds the numbers' characters (newlines or anything else
+    between them), number ``i`` at ``i * stride``; ``head`` is the length of
+    ``"+<code>"``. The digits of each number's first look-up are read from
+    ``blob`` as code points of one string, searched in one step for those
+    that do not decide alone; only those numbers are looked up one by one.
+    """
+    columns = table.columns(head)
+    if columns is None:
+        return table.accepts_all(numbers)
+    width, undecided = columns
+    if undecided is None:
+        return True
+    codes = _column_codes(blob, stride, head, width, len(numbers))
+    accepts = table.accepts
+    return all(accepts(numbers[found.start()]) for found in undecided.finditer(codes))
+
+
+def _column_codes(blob: bytes, stride: int, start: int, width: int, count: int) -> str:
+    """The ``width`` digits at ``start`` of each of ``count`` lines of ``blob``, as a code point each.
+
+    Line ``i`` starts at ``i * stride``; the code points are
+    :func:`~sms_async._phone_tables.column_code`'s. A column is a strided
+    slice; two columns become the two bytes of UTF-16 code units, and a pair
+    of digits becomes its value, in one byte, by integer arithmetic over the
+    whole column (each byte stays below 100, so nothing carries).
+    """
+    columns = [blob[place::stride] for place in range(start, start + width)]
+    if width == 1:
+        return columns[0].decode("latin-1")
+    if width == 2:
+        low, high = columns
+    else:
+        low = _pair_values(columns[0], columns[1], count)
+        high = columns[2] if width == 3 else _pair_values(columns[2], columns[3], count)
+    units = bytearray(2 * count)
+    units[::2] = low
+    units[1::2] = high
+    return units.decode("utf-16-le")
+
+
+def _pair_values(tens: bytes, ones: bytes, count: int) -> bytes:
+    """Bytes of ``10 * tens[i] + ones[i]`` for two columns of ASCII digits."""
+    value = int.from_bytes(tens.translate(_DIGIT_VALUES), "little") * 10
+    return (value + int.from_bytes(ones.translate(_DIGIT_VALUES), "little")).to_bytes(count, "little")
+
+
 def _longest(joined: str, lines: list[str]) -> int:
     """The length of the longest line (``joined`` is the lines joined by newlines)."""
     return _one_length(joined, lines) or max(map(len, lines))
 
 
-def _all_valid_e164(raws: list[str], country: _Country, length: int) -> bool:
+def _all_valid_e164(raws: list[str], country: _Country, length: int, blob: bytes) -> bool:
     """Say whether every input ("+" and digits) is accepted by the country's tables.
 
-    ``length`` is the length every input has, or 0 when their lengths differ.
+    ``length`` is the length every input has, or 0 when their lengths
+    differ; ``blob`` is the inputs joined, as bytes.
     """
     if length:
         table = _e164_table(country, length)
-        return table is not None and table.accepts_all(raws)
+        if table is None:
+            return False
+        # Each input must start with "+<code>" (the "+" is checked).
+        count = len(raws)
+        for place, digit in enumerate(country.code.encode("ascii"), 1):
+            if blob[place::length] != bytes((digit,)) * count:
+                return False
+        return _accepted_by_columns(table, raws, blob, length, 1 + len(country.code))
     lengths = set(map(len, raws))
     return _all_accepted(raws, {length: _e164_table(country, length) for length in lengths})
 
@@ -688,15 +751,16 @@ class PhoneNormaliser:
         if raws:
             first = raws[0]
             if first[:1] == "+":
-                length = _plus_and_digits(raws)
-                if length is not None:
+                checked = _plus_and_digits(raws)
+                if checked is not None:
+                    length, blob = checked
                     country = _COUNTRY_BY_PREFIX.get(first[1:4]) or _country_for_prefix(first[1:4])
                     # A list whose last number is of another country is not
                     # worth a try of the one-country path.
                     if (
                         country is not None
                         and _COUNTRY_BY_PREFIX.get(raws[-1][1:4]) is country
-                        and _all_valid_e164(raws, country, length)
+                        and _all_valid_e164(raws, country, length, blob)
                     ):
                         return list(raws)
                     return self._e164_each(raws)
@@ -730,6 +794,80 @@ class PhoneNormaliser:
 
     def _national_many(self, raws: list[str]) -> list[str | None] | None:
         """Return the E.164 forms of national spellings when the tables accept them all, else ``None``."""
+        first = raws[0]
+        plus_code = self._plus_code
+        if not first.isascii():
+            return None
+        prefix = self._national_prefix(first.encode("ascii").translate(None, _SEPARATORS).decode("ascii"))
+        pad = len(plus_code) - len(prefix)
+        if pad >= 0 and len(raws[-1]) == len(first):
+            # The usual list: one spelling, so that its first and last inputs
+            # are as long as each other, and likely every one.
+            found = self._national_one_length(raws, prefix, pad)
+            if found is not _MIXED:
+                return cast("list[str | None] | None", found)
+        return self._national_lengths(raws)
+
+    def _national_one_length(self, raws: list[str], prefix: str, pad: int) -> list[str] | object | None:
+        """The E.164 forms of national spellings whose digits are all as long, each starting with ``prefix``.
+
+        The inputs are joined with ``pad`` filler digits before each, so
+        that, once separators are taken out, each line is as long as its
+        E.164 form: the national prefix and the filler are the places of
+        ``"+<code>"``, written over them in a copy. No Python code runs per
+        input unless a table's first look-up leaves its number open.
+
+        Returns:
+            The E.164 forms; ``None`` when some input is not a valid spelling
+            that the tables accept (the caller decides them one by one); or
+            ``_MIXED`` when the digits are not all as long.
+        """
+        count = len(raws)
+        filler = "0" * pad
+        joined = filler + ("\n" + filler).join(raws)
+        if not joined.isascii():
+            return None
+        # Digits and newlines stay; any other character becomes 0xff.
+        blob = joined.encode("ascii").translate(_DIGITS_AND_NEWLINES, _SEPARATORS)
+        if b"\xff" in blob:
+            return None
+        # Over-long inputs are invalid, whatever their digits. A line a table
+        # accepts has at most 34 digits (a national prefix and a national
+        # number, each at most 17), so only separators can make one that long:
+        # count them before measuring each input. Inputs as long as the
+        # first are measured in one step: the newlines of the join then
+        # stand at one stride (a newline of an input's own is refused below).
+        if len(joined) - len(blob) > _MAX_INPUT_LENGTH - 2 * _MAX_NSN_LENGTH:
+            size = len(raws[0])
+            if size > _MAX_INPUT_LENGTH:
+                return None
+            step = size + 1 + pad
+            if (len(joined) != step * count - 1 or joined[step - 1 :: step] != "\n" * (count - 1)) and max(
+                map(len, raws)
+            ) > _MAX_INPUT_LENGTH:
+                return None
+        stride = blob.find(b"\n") + 1 if count > 1 else len(blob) + 1
+        if len(blob) != stride * count - 1 or blob[stride - 1 :: stride] != b"\n" * (count - 1):
+            return _MIXED
+        # Every input must start with the first one's national prefix (or,
+        # like it, with none); the tables accept nothing else.
+        for place, digit in enumerate(prefix.encode("ascii"), pad):
+            if blob[place::stride] != bytes((digit,)) * count:
+                return None
+        table = self._national_table(stride - 1 - pad, prefix)
+        if table is None:
+            return None
+        spelled = bytearray(blob)
+        for place, char in enumerate(self._plus_code.encode("ascii")):
+            spelled[place::stride] = bytes((char,)) * count
+        numbers = spelled.decode("ascii").split("\n")
+        # A newline of an input's own makes one line too many.
+        if len(numbers) != count:
+            return None
+        return numbers if _accepted_by_columns(table, numbers, blob, stride, len(self._plus_code)) else None
+
+    def _national_lengths(self, raws: list[str]) -> list[str | None] | None:
+        """:meth:`_national_many` for lists whose spellings differ in length."""
         joined = "\n".join(raws)
         if not joined.isascii():
             return None

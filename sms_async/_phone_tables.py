@@ -38,6 +38,7 @@ from __future__ import annotations
 import functools
 import itertools
 import operator
+import re
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from typing import Final
@@ -61,6 +62,7 @@ __all__ = [
     "TYPE_FIELDS",
     "Node",
     "Table",
+    "column_code",
     "dropped_tables",
     "e164_table",
     "length_verdict",
@@ -147,7 +149,7 @@ class Table:
         entries: How many dict entries its nodes hold (each shared node once).
     """
 
-    __slots__ = ("_decided", "_slice", "entries", "root")
+    __slots__ = ("_columns", "_decided", "_slice", "entries", "root")
 
     def __init__(self, root: Node) -> None:
         self.root = root
@@ -164,6 +166,7 @@ class Table:
             return len(node.table) + sum(count(v) for v in node.table.values() if isinstance(v, Node))
 
         self.entries = count(root)
+        self._columns: dict[int, tuple[int, re.Pattern[str] | None] | None] = {}
 
     def accepts(self, number: str) -> bool:
         """Say whether the table accepts ``number``."""
@@ -178,6 +181,58 @@ class Table:
         if not isinstance(numbers, list):
             numbers = list(numbers)
         return self._decided.issuperset(map(self._slice, numbers)) or all(map(self.accepts, numbers))
+
+    def columns(self, head: int) -> tuple[int, re.Pattern[str] | None] | None:
+        """The first look-up as a test of digits, for numbers whose first ``head`` characters it knows.
+
+        A number's first look-up reads its head (``"+<code>"``, the same for
+        every number the table is asked about) and the ``width`` digits after
+        it; :func:`column_code` makes those digits one code point. ``pattern``
+        finds a code point whose look-up does not decide on its own (its
+        number is invalid, or needs a further look-up), so that a string of a
+        whole list's code points is tested in one C-level search.
+
+        Returns:
+            ``(width, pattern)``; ``pattern`` is ``None`` when every code point
+            decides. ``None`` when the first look-up is not of that form (its
+            keys do not start at the head, or are more than 4 digits long, or
+            it reads no digit and does not decide).
+        """
+        try:
+            return self._columns[head]
+        except KeyError:
+            pass
+        root = self.root
+        width = root.stop - head
+        found: tuple[int, re.Pattern[str] | None] | None = None
+        if root.start == 0 and width == 0:
+            # Every number of this length, or none, as the head's look-up says.
+            found = (0, None) if self._decided else None
+        elif root.start == 0 and 0 < width <= 4:
+            codes = sorted(column_code(key[head:]) for key in self._decided)
+            if len(codes) == 10**width:
+                found = (width, None)
+            else:
+                # A code point that is not one of ``codes`` (\\uXXXX escapes
+                # spell any of them safely in a class).
+                excluded = "".join(f"\\u{code:04x}" for code in codes)
+                found = (width, re.compile(f"[^{excluded}]" if codes else "(?s:.)"))
+        self._columns[head] = found
+        return found
+
+
+def column_code(digits: str) -> int:
+    """The code point that stands for up to 4 digits in :meth:`Table.columns`.
+
+    Made to be computed for a whole list at once from the digits' columns
+    (``_phone._column_codes``): a digit is its ASCII code, two digits are
+    two bytes of a UTF-16 code unit, and 3 or 4 take the value of a pair
+    (``"42"`` is 42) as the low byte. Every code is below 0x3A00, never a
+    surrogate.
+    """
+    if len(digits) <= 2:
+        return sum(ord(c) << (8 * i) for i, c in enumerate(digits))
+    return int(digits[:2]) + 256 * (ord(digits[2]) if len(digits) == 3 else int(digits[2:]))
 
 
 def _to_table(tree: Tree, head: str, length: int) -> Table | None:
