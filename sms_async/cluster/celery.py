@@ -381,9 +381,12 @@ def _poll_reports_task(task: Task, campaign: int, generation: int | None = None)
         return
     polled, state, queue = found
     tally = polled.tally
-    logger.info(
-        "campaign %d reports: %d ids polled in %d requests; %d delivered, %d pending",
+    # A poll that found nothing due (another poller holds it, or a test's clock stands still) is no news.
+    logger.log(
+        logging.INFO if polled.ids else logging.DEBUG,
+        "campaign %d reports (chain %s): %d ids polled in %d requests; %d delivered, %d pending",
         campaign,
+        "-" if generation is None else generation,
         polled.ids,
         polled.requests,
         tally.delivered,
