@@ -231,3 +231,17 @@ async def test_the_database_lost_mid_poll_moves_no_state_and_polling_finishes_on
         if state == "delivered":
             assert after[number] == (state, at)
     assert not gw.stats.duplicate_numbers()
+
+
+async def test_a_store_made_before_polling_chains_were_kept_gains_them_at_a_start(store):
+    """No poll_chains table (a store of the last release): no chain is live; the first new one makes it."""
+    created = await create_campaign(store, CampaignSpec("Hello", "ITONAB"), numbers(10))
+    query(f'DROP TABLE "{store.schema}".poll_chains')
+    assert await store.poll_chain(created.id) is None
+    assert await store.new_poll_chain(created.id) == 1
+    assert await store.new_poll_chain(created.id) == 2
+    assert await store.poll_chain(created.id) == 2
+    # install, as campaign create runs it, keeps the store's version and what it holds.
+    await store.install()
+    assert await store.poll_chain(created.id) == 2
+    assert (await store.campaign(created.id)).recipients == 10

@@ -193,7 +193,7 @@ def drill_plan(recipients: list[str]) -> DeliveryPlan:
     )
 
 
-@pytest.mark.timeout(600)
+@pytest.mark.timeout(300)
 def test_a_worker_killed_mid_poll_loses_nothing_and_its_ids_are_polled_after_its_lease(cluster, clock):
     """DRILL_SIZE numbers on two workers; the one polling is SIGKILLed after it leased the ids and before
     it recorded them. After the simulated 72 hours: status and export show exactly 80% delivered at once,
