@@ -414,9 +414,11 @@ async def _start_polling(
     replaces the campaign's earlier ones (whether they still run or were lost).
     """
     found, shards = await _start(store, campaign_id)
-    pending = (await store.delivery_tally(campaign_id)).pending
     new_chain = getattr(store, "new_poll_chain", None)  # workers poll a shared (PostgreSQL) store only
-    if not reports or new_chain is None or not (shards or pending or found.state == "running"):
+    # Counted only when it decides (it reads every row of the campaign's results).
+    sending = bool(shards) or found.state == "running"
+    pending = 0 if sending or not reports else (await store.delivery_tally(campaign_id)).pending
+    if not reports or new_chain is None or not (sending or pending):
         return found, shards, pending, None
     generation: int = await new_chain(campaign_id)
     return found, shards, pending, generation
