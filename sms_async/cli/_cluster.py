@@ -342,8 +342,10 @@ def create(
 @_store_option
 @_guarded
 def start(campaign_id: int) -> ExitCode:
-    """Queue a task for every shard of campaign ID that has something left to send. Starting a campaign
-    that ran before resumes it: unsent batches are sent, batches already sent are not.
+    """Queue a task for every shard of campaign ID that has something left to send, and its delivery
+    polling task. Starting a campaign that ran before resumes it: unsent batches are sent, batches already
+    sent are not; a campaign with nothing left to send but numbers pending delivery has its polling queued
+    again. Each start replaces the campaign's polling: one polling chain is left, however often it starts.
     """  # noqa: D205
     settings = _settings()
     if not settings.shared:
@@ -377,21 +379,49 @@ def _queue(campaign_id: int, settings: ClusterSettings, *, reports: bool = True)
             check_broker(app)
         except BrokerUnavailableError as error:
             raise CliError(f"campaign {campaign_id} was not started: {error}", ExitCode.ABORTED) from None
-    found, shards = _with_store(lambda store: _start(store, campaign_id))
-    if not shards:
+    found, shards, pending, generation = _with_store(
+        lambda store: _start_polling(store, campaign_id, reports)
+    )
+    if not shards and generation is None:
         click.echo(f"campaign {campaign_id}: nothing left to send ({found.state})")
         return ExitCode.OK
     try:
-        enqueue(found, shards, reports=reports)
+        enqueue(found, shards, reports=generation is not None, generation=generation)
     except Exception as error:  # noqa: BLE001 - kombu raises many kinds; all mean the same here
+        what = "its shards" if shards else "its delivery polling"
         raise CliError(
-            f"campaign {campaign_id} is marked running, but its shards could not be queued "
+            f"campaign {campaign_id} is marked running, but {what} could not be queued "
             f"({type(error).__name__}: {redact(str(error))[:200]}): run 'sms-async campaign start "
             f"{campaign_id}' again once the broker (SMS_ASYNC_BROKER_URL) can be reached",
             ExitCode.ABORTED,
         ) from None
-    click.echo(f"campaign {campaign_id}: {len(shards)} shards queued on {found.queue!r}")
+    if shards:
+        click.echo(f"campaign {campaign_id}: {len(shards)} shards queued on {found.queue!r}")
+    else:
+        click.echo(
+            f"campaign {campaign_id}: nothing left to send ({found.state}); delivery polling queued for "
+            f"{pending:,} pending numbers"
+        )
     return ExitCode.OK
+
+
+async def _start_polling(
+    store: Store, campaign_id: int, reports: bool
+) -> tuple[StoredCampaign, list[int], int, int | None]:
+    """Start the campaign; with ``reports``, a new polling chain where one is needed (its generation).
+
+    One is needed while the campaign sends, or numbers are pending delivery: a new chain
+    replaces the campaign's earlier ones (whether they still run or were lost).
+    """
+    found, shards = await _start(store, campaign_id)
+    new_chain = getattr(store, "new_poll_chain", None)  # workers poll a shared (PostgreSQL) store only
+    # Counted only when it decides (it reads every row of the campaign's results).
+    sending = bool(shards) or found.state == "running"
+    pending = 0 if sending or not reports else (await store.delivery_tally(campaign_id)).pending
+    if not reports or new_chain is None or not (sending or pending):
+        return found, shards, pending, None
+    generation: int = await new_chain(campaign_id)
+    return found, shards, pending, generation
 
 
 # States whose start the store refuses with its own reason (which the broker's state must not hide).

@@ -10,8 +10,9 @@ its rate. Windows and pause do not stop polling: a report may come at any hour.
 
 from __future__ import annotations
 
+import contextlib
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import datetime
 
 import attrs
@@ -19,7 +20,14 @@ import attrs
 from sms_async._clock import SYSTEM_CLOCK, Clock
 from sms_async._engine import BulkSender
 from sms_async._retry import RetryPolicy
-from sms_async.campaign import DeliveryTally, DeliveryTracker, PollRound, PollSchedule, Store
+from sms_async.campaign import (
+    DeliveryTally,
+    DeliveryTracker,
+    PollRound,
+    PollSchedule,
+    Store,
+    StoreUnavailableError,
+)
 from sms_async.cluster._rate import StoreMeter, StorePause
 from sms_async.cluster._settings import account_key
 from sms_async.providers import Driver
@@ -41,6 +49,32 @@ class ReportsPolled:
     tally: DeliveryTally
     #: When the next poll is due (None: no number is pending).
     next_due: datetime | None
+
+
+def _leaves(group: BaseExceptionGroup[BaseException]) -> list[BaseException]:
+    found: list[BaseException] = []
+    for error in group.exceptions:
+        found += _leaves(error) if isinstance(error, BaseExceptionGroup) else [error]
+    return found
+
+
+@contextlib.contextmanager
+def _one_error() -> Iterator[None]:
+    """A round's requests run in a task group: its failure, a group, is raised as the error it holds.
+
+    The store out of reach (the rest of the round met it too) is raised as itself, so that the
+    poll task retries it as a store error and the command line says so in one line.
+    """
+    try:
+        yield
+    except BaseExceptionGroup as group:
+        leaves = _leaves(group)
+        unavailable = [error for error in leaves if isinstance(error, StoreUnavailableError)]
+        if unavailable:
+            raise unavailable[0] from group
+        if len(leaves) == 1:
+            raise leaves[0] from group
+        raise
 
 
 async def poll_reports(
@@ -81,6 +115,9 @@ async def poll_reports(
     Raises:
         AuthenticationError, OutOfCreditError: the gateway refused the account;
             what was recorded stays.
+        StoreUnavailableError: the store could not be reached (past its patience)
+            in the middle of a round: what was recorded stays; ids leased and not
+            recorded are polled again once their lease runs out.
     """
     found = await store.campaign(campaign)
     key = account or account_key(driver)
@@ -115,7 +152,8 @@ async def poll_reports(
         if until_settled:
             end = clock.monotonic() + budget
             while await book.next_due() is not None and clock.monotonic() < end:
-                done = await tracker.poll_due()
+                with _one_error():
+                    done = await tracker.poll_due()
                 if done.ids:
                     heard(done)
                 upcoming = await book.next_due()
@@ -128,7 +166,8 @@ async def poll_reports(
                 if wait > 0:
                     await clock.sleep(min(wait, max(end - clock.monotonic(), 0)))
         else:
-            done = await tracker.poll_due()
+            with _one_error():
+                done = await tracker.poll_due()
             if done.ids:
                 heard(done)
     return ReportsPolled(

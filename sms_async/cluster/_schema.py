@@ -21,6 +21,8 @@ Tables (in one schema, ``sms_async`` unless configured)::
                poll's time (none once no number of it is pending), and the lease of the poller on it.
     runners    one row per shard run in progress, with its heartbeat.
     meters     one row per gateway account: its rate schedule and 429 pause.
+    poll_chains one row per campaign started on workers: the generation of its delivery polling
+               chain (each ``campaign start`` makes a new one; a poll task of an older one ends).
 
 A batch's states::
 
@@ -43,7 +45,7 @@ from typing import Final
 from sms_async._models import Outcome
 from sms_async.campaign import STATE_RANK_SQL, given_up_counts, settled_counts
 
-__all__ = ["OUTCOMES", "ddl", "sql"]
+__all__ = ["OUTCOMES", "ddl", "poll_chains_ddl", "sql"]
 
 #: Outcome count columns of ``batches``, in this order.
 OUTCOMES: Final = tuple(Outcome)
@@ -161,6 +163,15 @@ CREATE TABLE IF NOT EXISTS {{s}}.meters (
     key           text PRIMARY KEY,
     tat           double precision NOT NULL DEFAULT 0,
     paused_until  double precision NOT NULL DEFAULT 0
+);
+"""
+# Added after store version 3 was made, in a table of its own, so that a store made by an
+# earlier release of version 3 gains it without a new version: ``install`` and ``campaign
+# start`` create it where it is missing (CREATE ... IF NOT EXISTS takes no lock on the other tables).
+_POLL_CHAINS_DDL: Final = """
+CREATE TABLE IF NOT EXISTS {s}.poll_chains (
+    campaign    bigint PRIMARY KEY,
+    generation  bigint NOT NULL
 );
 """
 
@@ -403,12 +414,24 @@ _SQL: Final = {
         "ON CONFLICT (key) DO UPDATE SET paused_until = greatest(m.paused_until, excluded.paused_until)"
     ),
     "paused_for": f"SELECT greatest(paused_until - {_NOW}, 0) FROM {{s}}.meters WHERE key = %(key)s",
+    # -- the delivery polling chain of a campaign on workers -----------------------------------
+    # A new generation: poll tasks of older ones end without polling.
+    "new_poll_chain": (
+        "INSERT INTO {s}.poll_chains AS p (campaign, generation) VALUES (%(campaign)s, 1) "
+        "ON CONFLICT (campaign) DO UPDATE SET generation = p.generation + 1 RETURNING p.generation"
+    ),
+    "poll_chain": "SELECT generation FROM {s}.poll_chains WHERE campaign = %(campaign)s",
 }
 
 
 def ddl(schema: str) -> str:
     """The statements that create the store in ``schema`` (idempotent)."""
-    return _DDL.replace("{s}", f'"{schema}"')
+    return (_DDL + _POLL_CHAINS_DDL).replace("{s}", f'"{schema}"')
+
+
+def poll_chains_ddl(schema: str) -> str:
+    """The statement that adds the poll chains' table to a store of ``schema`` that lacks it (idempotent)."""
+    return _POLL_CHAINS_DDL.replace("{s}", f'"{schema}"')
 
 
 def sql(schema: str) -> dict[str, str]:

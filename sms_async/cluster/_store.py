@@ -15,6 +15,7 @@ import datetime as dt
 import json
 import logging
 import os
+import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from types import TracebackType
@@ -46,7 +47,7 @@ from sms_async.campaign import (
     status_from_totals,
 )
 from sms_async.cluster._connect import ConnectionSettings, is_pooler_error
-from sms_async.cluster._schema import OUTCOMES, SCHEMA_VERSION, ddl, sql
+from sms_async.cluster._schema import OUTCOMES, SCHEMA_VERSION, ddl, poll_chains_ddl, sql
 from sms_async.cluster._settings import DEFAULT_SCHEMA, ClusterSettings, check_schema
 
 __all__ = [
@@ -660,6 +661,48 @@ class CampaignStore:
         await self.campaign(campaign)
         return bool(await self.execute("set_paused", campaign=campaign, paused=paused))
 
+    # -- the delivery polling chain (Celery) ---------------------------------------------------
+
+    async def new_poll_chain(self, campaign: int) -> int:
+        """A new generation of the campaign's delivery polling chain, which ends every older one.
+
+        ``campaign start`` takes one for the poll task it queues; a poll task
+        whose generation is older than :meth:`poll_chain`'s ends without
+        polling, so repeated starts leave one chain. Adds the chains' table
+        to a store made before it existed. Running it twice (a lost answer)
+        only ends one chain more.
+        """
+
+        async def go(conn: psycopg.AsyncConnection[Any], _attempt: int) -> int:
+            async with conn.transaction():
+                # As install: one creator at a time (CREATE ... IF NOT EXISTS races with itself).
+                await conn.execute(
+                    "SELECT pg_advisory_xact_lock(hashtext(%s))", (f"sms_async:{self.schema}",)
+                )
+                await conn.execute(poll_chains_ddl(self.schema))
+                row = await (
+                    await conn.execute(self.sql["new_poll_chain"], {"campaign": campaign})
+                ).fetchone()
+            assert row is not None  # noqa: S101 - INSERT ... RETURNING answers one row
+            return int(row[0])
+
+        return await self.run("new poll chain", go)
+
+    async def poll_chain(self, campaign: int) -> int | None:
+        """The generation of the campaign's live polling chain; None if no start made one.
+
+        (None too in a store made before chains were kept, where no start has made one since.)
+        """
+
+        async def go(conn: psycopg.AsyncConnection[Any], _attempt: int) -> int | None:
+            try:
+                row = await (await conn.execute(self.sql["poll_chain"], {"campaign": campaign})).fetchone()
+            except pg_errors.UndefinedTable:
+                return None
+            return None if row is None else int(row[0])
+
+        return await self.run("poll chain", go)
+
 
 class PgDeliveryBook:
     """One campaign's message ids in the PostgreSQL store, as a :class:`~sms_async.campaign.DeliveryBook`.
@@ -674,8 +717,9 @@ class PgDeliveryBook:
         self.store = store
         self.campaign = campaign
         self.lease = lease
-        #: Who holds the leases this book takes (each book its own).
-        self.owner = os.urandom(8).hex()
+        #: Who holds the leases this book takes (each book its own): host and process, as a
+        #: shard run's id, so that one can tell whose lease an id is under.
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{os.urandom(6).hex()}"
 
     def __repr__(self) -> str:
         return f"PgDeliveryBook({self.store!r}, campaign={self.campaign})"

@@ -34,8 +34,21 @@ the same options: ``campaign start`` queues one per campaign; each polls the
 ids due (the store leases them to it, so that two workers never poll one id
 at once, and a killed worker's lease runs out and its ids are polled again)
 and queues the next for when the next poll is due (at most 10 minutes
-ahead, as a shard waiting for its window is), until no number is pending.
-A poll done twice changes nothing: delivery states only move forward.
+ahead, as a shard waiting for its window is), until no number is pending
+and the campaign has stopped sending. A poll done twice changes nothing:
+delivery states only move forward.
+
+Those tasks make a chain, and each ``campaign start`` makes a new one of a
+new generation (:meth:`CampaignStore.new_poll_chain`), which the chain's
+tasks carry: a task of an older generation ends without polling or queuing
+another. So however often a campaign is started, one chain polls it; and a
+chain that was lost (a purged queue) is made again by the next start.
+
+``SMS_ASYNC_TEST_CLOCK`` (for tests only) names a file holding an ISO 8601
+time: this process's shard runs and polls read the time from it, and tasks
+queued for later on that clock wake within a fifth of a second to look
+again, so that a test moves the workers' time (and the simulated gateway's)
+by hours in a step.
 """
 
 from __future__ import annotations
@@ -49,12 +62,15 @@ import socket
 import threading
 from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any, Final, TypeVar
 
+import anyio
 import psycopg
 from celery import Celery, Task
 from celery.exceptions import Reject
 
+from sms_async._clock import SYSTEM_CLOCK, Clock
 from sms_async._exceptions import ConfigurationError, GatewayError
 from sms_async._redact import redact
 from sms_async.cluster._load import DEFAULT_QUEUE
@@ -108,11 +124,75 @@ _POLL_IDLE: Final = 30.0
 _LONGEST_WAIT: Final = timedelta(minutes=10)
 
 
-def _eta(when: datetime | None) -> datetime | None:
-    """When to run a task queued again for ``when``: then, or at most :data:`_LONGEST_WAIT` from now."""
+#: The variable naming a test clock's file (see the module's docstring).
+ENV_TEST_CLOCK: Final = "SMS_ASYNC_TEST_CLOCK"
+# Seconds of real time at most before a task queued for later on a test clock looks again.
+_TEST_CLOCK_WAKE: Final = 0.2
+
+
+class _FileClock:
+    """A clock that a test in another process drives: the time is the ISO 8601 time its file holds.
+
+    The test replaces the file's content (atomically) to move time on; sleepers look every 50 ms.
+    """
+
+    __slots__ = ("path",)
+
+    def __init__(self, path: str) -> None:
+        self.path = Path(path)
+
+    def __repr__(self) -> str:
+        return f"_FileClock({str(self.path)!r})"
+
+    def now(self) -> datetime:
+        """The time the file holds, in UTC."""
+        return datetime.fromisoformat(self.path.read_text(encoding="utf-8").strip()).astimezone(UTC)
+
+    def monotonic(self) -> float:
+        """The file's time in seconds since the epoch (a test only moves it forward)."""
+        return self.now().timestamp()
+
+    async def sleep(self, seconds: float) -> None:
+        """Wait until the file's time has moved on by ``seconds``."""
+        end = self.monotonic() + seconds
+        await anyio.sleep(0.05 if seconds > 0 else 0.0)
+        while self.monotonic() < end:  # noqa: ASYNC110 - the time is in a file another process writes
+            await anyio.sleep(0.05)
+
+
+_clock_said = False
+
+
+def _clock_from_environment() -> Clock:
+    """This process's clock: the machine's, or a test's (``SMS_ASYNC_TEST_CLOCK``)."""
+    global _clock_said  # noqa: PLW0603 - said once per process
+    path = os.environ.get(ENV_TEST_CLOCK)
+    if not path:
+        return SYSTEM_CLOCK
+    if not _clock_said:
+        _clock_said = True
+        logger.warning(
+            "%s is set: this process reads the time from %s (for tests only)", ENV_TEST_CLOCK, path
+        )
+    return _FileClock(path)
+
+
+def _eta(when: datetime | None, clock: Clock = SYSTEM_CLOCK) -> datetime | None:
+    """When to run a task queued again for ``when`` on ``clock``: then, or :data:`_LONGEST_WAIT` from now.
+
+    On a test clock, time moves when the test says: the task looks again within :data:`_TEST_CLOCK_WAKE` s.
+    """
     if when is None:
         return None
-    return min(when, datetime.now(UTC) + _LONGEST_WAIT)
+    return datetime.now(UTC) + timedelta(seconds=_delay(clock, (when - clock.now()).total_seconds()))
+
+
+def _delay(clock: Clock, seconds: float) -> float:
+    """Real seconds to wait for ``seconds`` of ``clock``: as many (at most :data:`_LONGEST_WAIT`), or on a
+    test clock at most :data:`_TEST_CLOCK_WAKE`.
+    """  # noqa: D205
+    seconds = min(max(seconds, 0.0), _LONGEST_WAIT.total_seconds())
+    return min(seconds, _TEST_CLOCK_WAKE) if isinstance(clock, _FileClock) else seconds
 
 
 # Seconds before a shard whose store was unreachable is tried again.
@@ -253,7 +333,10 @@ def _run_shard_task(task: Task, campaign: int, shard: int) -> None:
         try:
             # A shard waiting for its window comes back when the window opens, not at once.
             task.app.send_task(
-                TASK_NAME, args=(campaign, shard), queue=report.queue, eta=_eta(report.opens_at)
+                TASK_NAME,
+                args=(campaign, shard),
+                queue=report.queue,
+                eta=_eta(report.opens_at, _clock_from_environment()),
             )
         except Exception as error:  # noqa: BLE001 - kombu raises many kinds; all mean the same here
             # Not acknowledged, this very message comes back for the rest of the shard.
@@ -262,11 +345,17 @@ def _run_shard_task(task: Task, campaign: int, shard: int) -> None:
             ) from None
 
 
-def _poll_reports_task(task: Task, campaign: int) -> None:
-    """Poll a campaign's due delivery reports once; queue the next poll while numbers are pending."""
+def _poll_reports_task(task: Task, campaign: int, generation: int | None = None) -> None:
+    """Poll a campaign's due delivery reports once; queue the next poll while numbers are pending.
+
+    ``generation`` is the chain's (see :meth:`CampaignStore.new_poll_chain`): a task of a chain older
+    than the campaign's live one ends at once. A task without one (queued by an earlier release)
+    goes on while no start has made a chain since.
+    """
     settings = ClusterSettings.from_env()
+    clock = _clock_from_environment()
     try:
-        polled, state, queue = _RUNTIME.call(_poll_from_environment, settings, campaign)
+        found = _RUNTIME.call(_poll_from_environment, settings, campaign, generation, clock)
     except (StoreUnavailableError, psycopg.Error, TimeoutError, OSError) as error:
         why = redact(str(error))[:300] or type(error).__name__
         logger.warning("campaign %d reports: %s; trying again in %.0f s", campaign, why, _STORE_RETRY)
@@ -282,10 +371,22 @@ def _poll_reports_task(task: Task, campaign: int) -> None:
     except Exception as error:
         logger.exception("campaign %d reports failed (%s)", campaign, type(error).__name__)
         raise task.retry(countdown=_FAILURE_RETRY, exc=RuntimeError(type(error).__name__)) from None
+    if isinstance(found, int):
+        logger.info(
+            "campaign %d reports: this polling chain (%s) was replaced by a later start's (%d); it ends here",
+            campaign,
+            "of an earlier release" if generation is None else f"generation {generation}",
+            found,
+        )
+        return
+    polled, state, queue = found
     tally = polled.tally
-    logger.info(
-        "campaign %d reports: %d ids polled in %d requests; %d delivered, %d pending",
+    # A poll that found nothing due (another poller holds it, or a test's clock stands still) is no news.
+    logger.log(
+        logging.INFO if polled.ids else logging.DEBUG,
+        "campaign %d reports (chain %s): %d ids polled in %d requests; %d delivered, %d pending",
         campaign,
+        "-" if generation is None else generation,
         polled.ids,
         polled.requests,
         tally.delivered,
@@ -295,22 +396,35 @@ def _poll_reports_task(task: Task, campaign: int) -> None:
         eta = polled.next_due
     elif state in {"ready", "running"}:
         # Still sending: numbers accepted from now on are polled 30 s after their acceptance.
-        eta = datetime.now(UTC) + timedelta(seconds=_POLL_IDLE)
+        eta = clock.now() + timedelta(seconds=_POLL_IDLE)
     else:
+        logger.info(
+            "campaign %d reports: no number is pending and the campaign is %s: polling ends", campaign, state
+        )
         return
     try:
-        task.app.send_task(POLL_TASK_NAME, args=(campaign,), queue=queue, eta=_eta(eta))
+        task.app.send_task(
+            POLL_TASK_NAME, args=_poll_args(campaign, generation), queue=queue, eta=_eta(eta, clock)
+        )
     except Exception as error:  # noqa: BLE001 - kombu raises many kinds; all mean the same here
         raise Reject(f"could not queue the next poll ({type(error).__name__})", requeue=True) from None
 
 
+def _poll_args(campaign: int, generation: int | None) -> tuple[int, ...]:
+    return (campaign,) if generation is None else (campaign, generation)
+
+
 async def _poll_from_environment(
-    runtime: _Runtime, settings: ClusterSettings, campaign: int
-) -> tuple[ReportsPolled, str, str]:
+    runtime: _Runtime, settings: ClusterSettings, campaign: int, generation: int | None, clock: Clock
+) -> tuple[ReportsPolled, str, str] | int:
+    """One poll of the campaign's due ids; or, for a task of a replaced chain, the live chain's generation."""
     store = await runtime.store(settings)
+    live = await store.poll_chain(campaign)
+    if live is not None and (generation is None or generation < live):
+        return live
     found = await store.campaign(campaign)
     driver = driver_from_environment(found.gateway)
-    polled = await poll_reports(store, campaign, driver=driver, concurrency=settings.concurrency)
+    polled = await poll_reports(store, campaign, driver=driver, concurrency=settings.concurrency, clock=clock)
     return polled, (await store.campaign(campaign)).state, found.queue
 
 
@@ -426,7 +540,8 @@ async def _run_from_environment(
         await store.stop(campaign, "aborted", reason)
         logger.error("campaign %d aborted: %s", campaign, reason)  # noqa: TRY400 - the reason is the message
         return ShardReport(campaign, shard, found.queue, stopped="aborted")
-    return await run_shard(store, campaign, shard, driver=driver, **settings.shard_options())
+    options = settings.shard_options()
+    return await run_shard(store, campaign, shard, driver=driver, clock=_clock_from_environment(), **options)
 
 
 def register(target: Celery) -> Task:
@@ -442,12 +557,19 @@ def register(target: Celery) -> Task:
 
 
 def enqueue(
-    campaign: StoredCampaign, shards: list[int], target: Celery | None = None, *, reports: bool = True
+    campaign: StoredCampaign,
+    shards: list[int],
+    target: Celery | None = None,
+    *,
+    reports: bool = True,
+    generation: int | None = None,
 ) -> None:
     """Queue a task for each of ``shards`` of ``campaign`` on its queue, through ``target`` (default: app).
 
     With ``reports``, a delivery polling task too (``sms_async.poll_reports``), which queues
-    the next one itself while numbers are pending.
+    the next one itself while numbers are pending or the campaign sends. Give it the
+    ``generation`` of :meth:`CampaignStore.new_poll_chain`, taken just before: the chain
+    it starts then replaces the campaign's earlier ones (``campaign start`` does so).
     """
     sender = target or app
     # One connection made now from the app's settings: a producer pool made before
@@ -460,9 +582,9 @@ def enqueue(
         if reports:
             sender.send_task(
                 POLL_TASK_NAME,
-                args=(campaign.id,),
+                args=_poll_args(campaign.id, generation),
                 queue=campaign.queue,
-                countdown=_POLL_IDLE,
+                countdown=_delay(_clock_from_environment(), _POLL_IDLE),
                 connection=connection,
             )
 

@@ -302,3 +302,50 @@ async def test_malformed_poll_answers_invent_nothing_and_the_next_real_answer_co
     mended = await poll_reports(any_store, created.id, driver=driver(gw), clock=clock)
     at_once = PLAN.expected(recipients, 150)
     assert mended.tally == DeliveryTally(pending=at_once["sent"], delivered=at_once["delivered"])
+
+
+async def test_a_poll_task_of_a_replaced_chain_ends_without_polling(store, sms_gateway_factory, monkeypatch):
+    """Two chains made (two starts): the older one's task, and one queued without a generation (an
+    earlier release's), poll nothing and queue nothing; the live one's polls.
+    """  # noqa: D205
+    pytest.importorskip("celery")
+    from celery import Celery  # noqa: PLC0415
+
+    from sms_async.cluster.celery import POLL_TASK_NAME, configure, register, shutdown  # noqa: PLC0415
+
+    theirs = configure(Celery("here"), "memory://")
+    register(theirs)
+    task = theirs.tasks[POLL_TASK_NAME]
+    log = RequestLog()
+    gw = sms_gateway_factory(delivery=PLAN, status_delays=(0.0, 0.0), request_log=log)
+    for name, value in {
+        "SMS_ASYNC_DATABASE_URL": DATABASE_URL,
+        "SMS_ASYNC_DATABASE_SCHEMA": store.schema,
+        "SMS_ASYNC_USERNAME": gw.username,
+        "SMS_ASYNC_PASSWORD": gw.password,
+        "SMS_ASYNC_BASE_URL": gw.iton_url,
+    }.items():
+        monkeypatch.setenv(name, value)
+    for name in ("SMS_ASYNC_CONFIG", "SMS_ASYNC_GATEWAY", "SMS_ASYNC_TEST_CLOCK"):
+        monkeypatch.delenv(name, raising=False)
+    recipients = numbers(500)
+    created = await create_campaign(store, CampaignSpec("Hello", "ITONAB"), recipients)
+    # Accepted two hours ago, by the clock of the store's rows: every id is due.
+    await send_all(store, created.id, gw, TestClock(datetime.now(UTC) - timedelta(hours=2)))
+    assert [await store.new_poll_chain(created.id) for _ in range(2)] == [1, 2]
+    sent: list[tuple] = []
+    monkeypatch.setattr(theirs, "send_task", lambda *args, **kwargs: sent.append((args, kwargs)))
+    try:
+        for args in [(created.id, 1), (created.id,)]:
+            await anyio.to_thread.run_sync(lambda args=args: task.apply(args=args).get())
+        assert log.entries("iton.message_status") == []
+        assert sent == []
+        assert await store.delivery_tally(created.id) == DeliveryTally(pending=500)
+        await anyio.to_thread.run_sync(lambda: task.apply(args=(created.id, 2)).get())
+    finally:
+        await anyio.to_thread.run_sync(shutdown)
+    assert len(log.entries("iton.message_status")) == 1
+    tally = await store.delivery_tally(created.id)
+    assert tally.delivered == PLAN.expected(recipients, 60)["delivered"]
+    # Numbers are pending: the live chain queued its next task, with its generation.
+    assert [(args, kwargs["args"]) for args, kwargs in sent] == [((POLL_TASK_NAME,), (created.id, 2))]
