@@ -30,7 +30,7 @@ from sms_async._clock import SYSTEM_CLOCK, Clock
 from sms_async._exceptions import ConfigurationError, UnsupportedOperationError
 from sms_async._journal import BatchState, numbers_digest
 from sms_async._message import Template
-from sms_async._models import BatchResult, LocalInput, Outcome
+from sms_async._models import BatchResult, Failure, LocalInput, Outcome
 from sms_async._phone import PhoneNormaliser
 from sms_async._redact import redact
 from sms_async.campaign import (
@@ -39,6 +39,7 @@ from sms_async.campaign import (
     CampaignError,
     InputRows,
     Loading,
+    RecipientSource,
     Schedule,
     Store,
     StoredCampaign,
@@ -193,6 +194,9 @@ class _Writer:
             )
         else:
             settled_here = {local.offset for local in batch.local}
+            for local in batch.local:
+                if local.failure is not None:
+                    _drop_traceback(local.failure)
             for entry in batch.to_result().entries():
                 position = entry.position
                 if position - batch.first in settled_here:
@@ -256,6 +260,17 @@ _DUPLICATE: Final = Outcome.DUPLICATE.value
 _REPEATED: Final = next(BatchResult(local=[LocalInput(0, "", "", None)]).entries()).reason
 
 
+def _drop_traceback(failure: Failure) -> None:
+    """Free ``failure``'s error of its traceback (a stored row keeps only the error's words).
+
+    The traceback's frames hold the batch: left there, each batch with an
+    invalid input is a cycle that only the cyclic garbage collector frees,
+    which then runs every few batches and scans them all.
+    """
+    if failure.error is not None:
+        failure.error.__traceback__ = None
+
+
 def _text(value: str) -> str:
     """``value`` as a field of COPY's text format (a NUL as _clean writes it)."""
     return value.translate(_ESCAPES) if _SPECIAL.search(value) else value
@@ -282,6 +297,8 @@ class _CopyWriter:
         self._personal = personal
         self._take = rows.take if rows else None
         self._keeps = bool(rows and rows.columns)
+        # A reader that tells the rows of many positions at once.
+        self._take_rows = rows.take_rows if isinstance(rows, RecipientSource) and not self._keeps else None
         self._lines: list[str] = []
         self._batches: list[str] = []
         #: The batches' lines, a block of them a string.
@@ -295,6 +312,11 @@ class _CopyWriter:
         positions = range(first, first + size)
         if take is None:
             return [f"{prefix}{position}\t{position}\t\\N\t" for position in positions]
+        if self._take_rows is not None:
+            rows = self._take_rows(first, size)
+            return [
+                f"{prefix}{position}\t{row}\t\\N\t" for position, row in zip(positions, rows, strict=True)
+            ]
         if not self._keeps:
             return [f"{prefix}{position}\t{take(position)[0]}\t\\N\t" for position in positions]
         heads = []
@@ -328,6 +350,7 @@ class _CopyWriter:
                     outcome, e164, reason = _DUPLICATE, entry.e164, _REPEATED
                     duplicate += 1
                 else:
+                    _drop_traceback(failure)
                     outcome, e164, reason = failure.outcome.value, "", _text(failure.reason)
                     invalid += failure.outcome is Outcome.INVALID
                     duplicate += failure.outcome is Outcome.DUPLICATE
