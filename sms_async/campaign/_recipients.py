@@ -170,27 +170,36 @@ class RecipientSource:
         self._text = io.TextIOWrapper(
             binary, encoding="utf-8-sig", errors="replace", newline="" if is_csv else None
         )
-        self._items: Iterator[Any]
+        self._items: Iterator[Any] = iter(())
+        # Lines: the inputs a list at a time, and what is left of the last list.
+        self._lists: Iterator[list[str]] | None = None
+        self._left: list[str] = []
         try:
-            self._items = self._csv_items(column) if is_csv else self._line_items()
+            if is_csv:
+                self._items = self._csv_items(column)
+            else:
+                self._lists = self._line_lists()
         except BaseException:
             self.close()
             raise
 
     # -- reading ---------------------------------------------------------------------
 
-    def _line_items(self) -> Iterator[str]:
+    def _line_lists(self) -> Iterator[list[str]]:
+        """The non-blank lines, a list at a time."""
         for lines in self._line_blocks():
             first = self._line + 1
             self._line += len(lines)
             if not _BLANK_LINE.search("\n".join(lines)):
                 self._hand(first, len(lines))
-                yield from lines
+                yield lines
                 continue
+            values = []
             for line, value in enumerate(lines, first):
                 if value.strip():
                     self._hand(line, 1)
-                    yield value
+                    values.append(value)
+            yield values
 
     def _line_blocks(self) -> Iterator[list[str]]:
         """The lines, without their line endings, a list at a time (standard input: a line as it comes)."""
@@ -265,13 +274,27 @@ class RecipientSource:
         """
         while True:
             try:
-                chunk = list(itertools.islice(self._items, _CHUNK))
+                chunk = (
+                    self._next_lines()
+                    if self._lists is not None
+                    else list(itertools.islice(self._items, _CHUNK))
+                )
             except (OSError, csv.Error) as error:
                 detail = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
                 raise InputReadError(f"{self.name}, row {self._line + 1}: cannot read on: {detail}") from None
             if not chunk:
                 return
             yield chunk
+
+    def _next_lines(self) -> list[str]:
+        """Up to a chunk of lines' inputs (none at the end)."""
+        assert self._lists is not None  # noqa: S101 - only for a file of lines
+        chunk, self._left = self._left, []
+        while len(chunk) < _CHUNK and (more := next(self._lists, None)) is not None:
+            chunk.extend(more)
+        if len(chunk) > _CHUNK:
+            chunk, self._left = chunk[:_CHUNK], chunk[_CHUNK:]
+        return chunk
 
     def __iter__(self) -> Iterator[Any]:
         """Every recipient, read a chunk at a time (for files: reading never blocks for long)."""
