@@ -15,8 +15,9 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
-from cluster_support import numbers, query
+from cluster_support import DATABASE_URL, new_schema, numbers, query, require_postgres
 
 from sms_async import Template
 from sms_async._batching import LOCAL_FLUSH
@@ -165,3 +166,25 @@ async def test_texts_per_recipient_store_the_same_batches_both_ways(store):
     assert copied == by_row
     texts = {batch[5] for batch in copied[1]}
     assert "Hi N0\t\\" in texts
+
+
+async def test_a_load_read_slower_than_the_statement_timeout_is_stored_whole(monkeypatch):
+    """The inputs' one COPY lasts as long as the reading: the load lifts the 0.8 s statement timeout."""
+    require_postgres()
+    monkeypatch.setenv("SMS_ASYNC_DATABASE_TIMEOUT", "1")
+    from sms_async.cluster import CampaignStore  # noqa: PLC0415 - after the timeout is set
+
+    async def slow() -> AsyncIterator[str]:
+        for number in numbers(300):
+            if number.endswith("150"):
+                await anyio.sleep(1.5)
+            yield number
+
+    async with CampaignStore(DATABASE_URL, schema=new_schema(), patience=10) as store:
+        try:
+            assert store.connecting.statement_timeout < 1.5
+            created = await create_campaign(store, CampaignSpec("Hello", "ITONAB"), slow())
+            assert (created.inputs, created.recipients, created.batches) == (300, 300, 3)
+            assert query(f'SELECT count(*) FROM "{store.schema}".inputs') == [(300,)]  # noqa: S608
+        finally:
+            await store.drop()
