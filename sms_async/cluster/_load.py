@@ -14,8 +14,10 @@ The whole load is one transaction: a failure leaves nothing behind.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import math
+import operator
 import re
 import sys
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -513,13 +515,12 @@ async def _feed(batcher: Batcher, recipients: Recipients, add: Callable[[Batch],
         await add(batch)
 
 
-# A line that is not "+" and digits, and a line that repeats the one before.
-_ODD_LINE: Final = re.compile(r"^(?!\+\d+$)", re.MULTILINE)
-_REPEATED_LINE: Final = re.compile(r"^(.+)\n\1$", re.MULTILINE)
+_DIGITS: Final = b"0123456789"
+_PLUS: Final = b"+"
 
 
 def _runs(chunk: list[Any]) -> list[list[Any]]:
-    """``chunk`` cut into runs of E.164-looking inputs, and runs of others and of repeats of the line before.
+    """``chunk`` cut into runs of "+"-and-digits inputs, and runs of others and of repeats of the one before.
 
     The batcher cuts the same batches from any cut of its input, and checks,
     and adds to its seen numbers, a list of "+" and digits with no repeat in
@@ -529,23 +530,18 @@ def _runs(chunk: list[Any]) -> list[list[Any]]:
     with no line break go whole.
     """
     try:
-        joined = "\n".join(chunk)
-    except TypeError:
+        joined = "\n".join(chunk).encode("utf-8")
+    except (TypeError, UnicodeEncodeError):
         return [chunk]
-    if joined.count("\n") != len(chunk) - 1:
+    # Each "+"-and-digits input is "+" once its digits are gone.
+    shapes = joined.translate(None, _DIGITS).split(b"\n")
+    if len(shapes) != len(chunk):
         return [chunk]
-    starts = [found.start() for found in _ODD_LINE.finditer(joined)]
-    starts += [found.end(1) + 1 for found in _REPEATED_LINE.finditer(joined)]
-    if not starts:
+    found = set(itertools.compress(range(len(chunk)), map(_PLUS.__ne__, shapes)))
+    found.update(itertools.compress(range(1, len(chunk)), map(operator.eq, chunk[1:], chunk)))
+    if not found:
         return [chunk]
-    starts.sort()
-    odd: list[int] = []
-    line = done = 0
-    for start in starts:
-        line += joined.count("\n", done, start)
-        done = start
-        if not odd or odd[-1] != line:
-            odd.append(line)
+    odd = sorted(found)
     runs: list[list[Any]] = []
     begin = at = 0
     while at < len(odd):
