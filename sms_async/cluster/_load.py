@@ -4,9 +4,12 @@ The input is read once, in chunks, and cut by :class:`~sms_async._batching.Batch
 exactly as a single-process ``send`` of the same input would cut it (the same
 normalisation, de-duplication, batches and indexes). Inputs settled without
 sending (invalid, repeated) get their rows at once; the numbers to send are
-stored with their batch, pending. Rows go to PostgreSQL with COPY, a few
-thousand at a time, so memory holds one flush of rows plus the batcher's
-compact de-duplication keys, whatever the size of the input.
+stored with their batch, pending. In PostgreSQL the input rows go through one
+COPY, streamed in its text format as the input is read, and the batches'
+rows (one for about a hundred inputs, kept until then) through a second one;
+memory holds a few thousand input rows, the batches' rows and the batcher's
+compact de-duplication keys. A store without COPY (SQLite) is handed row
+tuples a few thousand at a time.
 
 The whole load is one transaction: a failure leaves nothing behind.
 """
@@ -491,8 +494,8 @@ async def _load(
                 await lines.flush()
             if lines.batch_blocks:
                 async with copying("batches") as write:
-                    while lines.batch_blocks:
-                        await write(lines.batch_blocks.pop(0))
+                    for block in lines.batch_blocks:
+                        await write(block)
             batches = lines.batches
         if not batcher.read:
             raise CampaignError(no_input_message(spec.input_name if spec.input_name != "-" else ""))
