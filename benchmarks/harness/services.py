@@ -33,11 +33,18 @@ BROKER = ("127.0.0.1", 5672)
 
 @dataclass(frozen=True)
 class CreateSample:
-    """``campaign create`` of ``inputs`` lines: wall time and the process's peak RSS."""
+    """``campaign create`` of ``inputs`` lines: wall time, the process's peak RSS, and CPU.
+
+    ``cpu_seconds`` is the client process's (user + system, from ``wait4``);
+    ``server_cpu_seconds`` its PostgreSQL backend's, read from ``/proc`` while
+    it runs (``None`` when the server is not on this machine).
+    """
 
     inputs: int
     seconds: float
     rss_peak_kb: int
+    cpu_seconds: float = 0.0
+    server_cpu_seconds: float | None = None
 
 
 def _reachable(host: str, port: int) -> bool:
@@ -105,7 +112,7 @@ def campaign_create(count: int, tmp: Path) -> CreateSample:
     try:
         started = time.perf_counter()
         process = subprocess.Popen(command, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        _, status, usage = os.wait4(process.pid, 0)
+        status, usage, server_cpu = _wait_watching_backends(process.pid, schema)
         seconds = time.perf_counter() - started
         process.returncode = os.waitstatus_to_exitcode(status)
         _, error = process.communicate()
@@ -119,7 +126,47 @@ def campaign_create(count: int, tmp: Path) -> CreateSample:
                 await store.drop()
 
         anyio.run(drop)
-    return CreateSample(count, seconds, usage.ru_maxrss)
+    return CreateSample(count, seconds, usage.ru_maxrss, usage.ru_utime + usage.ru_stime, server_cpu)
+
+
+def _backend_cpu(pid: int) -> float | None:
+    """A local process's CPU seconds (user + system) from ``/proc``, or ``None``."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _wait_watching_backends(pid: int, schema: str) -> tuple[int, Any, float | None]:
+    """Wait for ``pid``; its wait status, rusage, and the CPU of the backends that ran its statements.
+
+    The backends are found in ``pg_stat_activity`` by their statements, which
+    name the run's schema, and read from ``/proc`` every 0.1 s until the
+    client ends (so the last 0.1 s of a backend may be missed).
+    """
+    import psycopg  # noqa: PLC0415  (the cluster extra)
+
+    local = urlsplit(DATABASE_URL).hostname in {None, "", "127.0.0.1", "localhost"} and Path("/proc").is_dir()
+    seen: dict[int, float] = {}
+    with psycopg.connect(DATABASE_URL, autocommit=True) as monitor:
+        while True:
+            done, status, usage = os.wait4(pid, os.WNOHANG)
+            if done:
+                break
+            if local:
+                found = monitor.execute(
+                    "SELECT pid FROM pg_stat_activity WHERE query LIKE %s AND pid <> pg_backend_pid()",
+                    (f"%{schema}%",),
+                ).fetchall()
+                for (backend,) in found:
+                    seen.setdefault(backend, 0.0)
+                for backend in seen:
+                    cpu = _backend_cpu(backend)
+                    if cpu is not None:
+                        seen[backend] = cpu
+            time.sleep(0.1)
+    return status, usage, sum(seen.values()) if local and seen else None
 
 
 def run_campaign_create(count: int) -> CreateSample:

@@ -15,10 +15,12 @@ row) and, with ``keep_columns``, its other CSV columns.
 
 from __future__ import annotations
 
+import collections
 import csv
 import hashlib
 import io
 import itertools
+import re
 import string
 from collections.abc import AsyncIterator, Iterator, Sequence
 from pathlib import Path
@@ -58,6 +60,10 @@ PHONE_COLUMNS: Final = (
 )
 _CHUNK: Final = 2048
 _HASH_BLOCK: Final = 1 << 20
+# Characters of a file of lines read at a time.
+_LINES_BLOCK: Final = 1 << 16
+# A blank line (nothing but white space) among lines joined by newlines.
+_BLANK_LINE: Final = re.compile(r"^[^\S\n]*$", re.MULTILINE)
 
 
 class RecipientsInputError(CampaignError):
@@ -148,9 +154,12 @@ class RecipientSource:
         self._keep = keep_columns
         self._as_rows = as_rows
         self._others: list[int] = []
-        # Inputs handed out, counted from 1, and their rows, until the campaign takes them.
+        # Inputs handed out, counted from 1, and (CSV) their rows, until the campaign takes them.
         self._handed = 0
         self._rows: dict[int, tuple[int, tuple[str, ...]]] = {}
+        # Lines: an input's row is its position plus the blank lines before it. Each time that
+        # shift changes, (the first position it holds for, the shift), until the campaign takes them.
+        self._shifts: collections.deque[tuple[int, int]] = collections.deque()
         self._line = 0
         if self.path is None:
             if stdin is None:
@@ -161,23 +170,58 @@ class RecipientSource:
         self._text = io.TextIOWrapper(
             binary, encoding="utf-8-sig", errors="replace", newline="" if is_csv else None
         )
-        self._items: Iterator[Any]
+        self._items: Iterator[Any] = iter(())
+        # Lines: the inputs a list at a time, and what is left of the last list.
+        self._lists: Iterator[list[str]] | None = None
+        self._left: list[str] = []
         try:
-            self._items = self._csv_items(column) if is_csv else self._line_items()
+            if is_csv:
+                self._items = self._csv_items(column)
+            else:
+                self._lists = self._line_lists()
         except BaseException:
             self.close()
             raise
 
     # -- reading ---------------------------------------------------------------------
 
-    def _line_items(self) -> Iterator[str]:
-        for line in self._text:
-            self._line += 1
-            value = line.removesuffix("\n")
-            if value.strip():
-                self._handed += 1
-                self._rows[self._handed] = (self._line, ())
-                yield value
+    def _line_lists(self) -> Iterator[list[str]]:
+        """The non-blank lines, a list at a time."""
+        for lines in self._line_blocks():
+            first = self._line + 1
+            self._line += len(lines)
+            if not _BLANK_LINE.search("\n".join(lines)):
+                self._hand(first, len(lines))
+                yield lines
+                continue
+            values = []
+            for line, value in enumerate(lines, first):
+                if value.strip():
+                    self._hand(line, 1)
+                    values.append(value)
+            yield values
+
+    def _line_blocks(self) -> Iterator[list[str]]:
+        """The lines, without their line endings, a list at a time (standard input: a line as it comes)."""
+        if self.path is None:
+            for line in self._text:
+                yield [line.removesuffix("\n")]
+            return
+        read, carry = self._text.read, ""
+        while block := read(_LINES_BLOCK):
+            lines = (carry + block).split("\n")
+            carry = lines.pop()
+            if lines:
+                yield lines
+        if carry:
+            yield [carry]
+
+    def _hand(self, line: int, count: int) -> None:
+        """Hand out ``count`` inputs, read from ``line`` and the lines right after it."""
+        shift = line - self._handed - 1
+        if not self._shifts or self._shifts[-1][1] != shift:
+            self._shifts.append((self._handed + 1, shift))
+        self._handed += count
 
     def _csv_items(self, column: str | None) -> Iterator[Any]:
         dialect: type[csv.Dialect] = (
@@ -230,13 +274,27 @@ class RecipientSource:
         """
         while True:
             try:
-                chunk = list(itertools.islice(self._items, _CHUNK))
+                chunk = (
+                    self._next_lines()
+                    if self._lists is not None
+                    else list(itertools.islice(self._items, _CHUNK))
+                )
             except (OSError, csv.Error) as error:
                 detail = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
                 raise InputReadError(f"{self.name}, row {self._line + 1}: cannot read on: {detail}") from None
             if not chunk:
                 return
             yield chunk
+
+    def _next_lines(self) -> list[str]:
+        """Up to a chunk of lines' inputs (none at the end)."""
+        assert self._lists is not None  # noqa: S101 - only for a file of lines
+        chunk, self._left = self._left, []
+        while len(chunk) < _CHUNK and (more := next(self._lists, None)) is not None:
+            chunk.extend(more)
+        if len(chunk) > _CHUNK:
+            chunk, self._left = chunk[:_CHUNK], chunk[_CHUNK:]
+        return chunk
 
     def __iter__(self) -> Iterator[Any]:
         """Every recipient, read a chunk at a time (for files: reading never blocks for long)."""
@@ -266,11 +324,39 @@ class RecipientSource:
 
     def take(self, position: int) -> tuple[int, Sequence[str]]:
         """The row number of the input handed out at ``position``, and its kept columns."""
+        if self.kind == "lines":
+            return self._line_of(position), ()
         found = self._rows.pop(position, None)
         return found if found is not None else (position, ())
 
+    def take_rows(self, first: int, count: int) -> Sequence[int]:
+        """The row numbers of positions ``first .. first + count - 1``, taken at once (kept columns aside)."""
+        shifts = self._shifts
+        if self.kind == "lines" and first + count - 1 <= self._handed:
+            self._drop_shifts(first)
+            if shifts and shifts[0][0] <= first and (len(shifts) == 1 or shifts[1][0] >= first + count):
+                shift = shifts[0][1]
+                return range(first + shift, first + count + shift)
+        return [self.take(position)[0] for position in range(first, first + count)]
+
+    def _line_of(self, position: int) -> int:
+        self._drop_shifts(position)
+        shifts = self._shifts
+        if not shifts or not shifts[0][0] <= position <= self._handed:
+            return position
+        return position + shifts[0][1]
+
+    def _drop_shifts(self, position: int) -> None:
+        """Forget the shifts of positions before ``position`` (each is asked for once, in order)."""
+        shifts = self._shifts
+        while len(shifts) > 1 and shifts[1][0] <= position:
+            shifts.popleft()
+
     def forget(self, first: int, count: int) -> None:
         """Positions ``first .. first + count - 1`` will not be asked for."""
+        if self.kind == "lines":
+            self._drop_shifts(first + count)
+            return
         pop = self._rows.pop
         for position in range(first, first + count):
             pop(position, None)

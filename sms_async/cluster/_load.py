@@ -4,9 +4,12 @@ The input is read once, in chunks, and cut by :class:`~sms_async._batching.Batch
 exactly as a single-process ``send`` of the same input would cut it (the same
 normalisation, de-duplication, batches and indexes). Inputs settled without
 sending (invalid, repeated) get their rows at once; the numbers to send are
-stored with their batch, pending. Rows go to PostgreSQL with COPY, a few
-thousand at a time, so memory holds one flush of rows plus the batcher's
-compact de-duplication keys, whatever the size of the input.
+stored with their batch, pending. In PostgreSQL the input rows go through one
+COPY, streamed in its text format as the input is read, and the batches'
+rows (one for about a hundred inputs, kept until then) through a second one;
+memory holds a few thousand input rows, the batches' rows and the batcher's
+compact de-duplication keys. A store without COPY (SQLite) is handed row
+tuples a few thousand at a time.
 
 The whole load is one transaction: a failure leaves nothing behind.
 """
@@ -14,11 +17,14 @@ The whole load is one transaction: a failure leaves nothing behind.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import math
+import operator
 import re
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 from typing import Any, Final
 
@@ -29,7 +35,7 @@ from sms_async._clock import SYSTEM_CLOCK, Clock
 from sms_async._exceptions import ConfigurationError, UnsupportedOperationError
 from sms_async._journal import BatchState, numbers_digest
 from sms_async._message import Template
-from sms_async._models import Outcome
+from sms_async._models import BatchResult, Failure, LocalInput, Outcome
 from sms_async._phone import PhoneNormaliser
 from sms_async._redact import redact
 from sms_async.campaign import (
@@ -38,6 +44,7 @@ from sms_async.campaign import (
     CampaignError,
     InputRows,
     Loading,
+    RecipientSource,
     Schedule,
     Store,
     StoredCampaign,
@@ -192,6 +199,9 @@ class _Writer:
             )
         else:
             settled_here = {local.offset for local in batch.local}
+            for local in batch.local:
+                if local.failure is not None:
+                    _drop_traceback(local.failure)
             for entry in batch.to_result().entries():
                 position = entry.position
                 if position - batch.first in settled_here:
@@ -241,6 +251,147 @@ class _Writer:
         await self._loading.write(self._inputs, self._batches)
         self._inputs.clear()
         self._batches.clear()
+
+
+# Escapes of COPY's text format; NUL, which PostgreSQL text cannot hold, goes as _clean puts it.
+_SPECIAL: Final = re.compile(r"[\\\t\n\r\x00]")
+_ESCAPES: Final = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r", "\x00": "\ufffd"})
+# Input lines sent to COPY at a time.
+_COPY_LINES: Final = 4_000
+_NULL: Final = "\\N"
+_TEXT_ESCAPES: Final = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+_DUPLICATE: Final = Outcome.DUPLICATE.value
+# The reason a repeated number's row gives, as a results row gives it.
+_REPEATED: Final = next(BatchResult(local=[LocalInput(0, "", "", None)]).entries()).reason
+
+
+def _drop_traceback(failure: Failure) -> None:
+    """Free ``failure``'s error of its traceback (a stored row keeps only the error's words).
+
+    The traceback's frames hold the batch: left there, each batch with an
+    invalid input is a cycle that only the cyclic garbage collector frees,
+    which then runs every few batches and scans them all.
+    """
+    if failure.error is not None:
+        failure.error.__traceback__ = None
+
+
+def _text(value: str) -> str:
+    """``value`` as a field of COPY's text format (a NUL as _clean writes it)."""
+    return value.translate(_ESCAPES) if _SPECIAL.search(value) else value
+
+
+def _array(values: Sequence[str]) -> str:
+    """``values`` as a text[] field of COPY's text format."""
+    quoted = ('"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"' for value in values)
+    return _text("{" + ",".join(quoted) + "}")
+
+
+class _CopyWriter:
+    """Turns batches into the lines of one COPY of inputs, and keeps the batches' lines for a COPY after it.
+
+    The same rows as :class:`_Writer` writes, in COPY's text format: the
+    inputs stream to the server while the input is still being read, with no
+    round trip between flushes; the batches (one line for about a hundred
+    inputs) follow once every input is in.
+    """
+
+    def __init__(self, campaign: int, shard_size: int, rows: InputRows | None, *, personal: bool) -> None:
+        self._prefix = f"{campaign}\t"
+        self._shard_size = shard_size
+        self._personal = personal
+        self._take = rows.take if rows else None
+        self._keeps = bool(rows and rows.columns)
+        # A reader that tells the rows of many positions at once.
+        self._take_rows = rows.take_rows if isinstance(rows, RecipientSource) and not self._keeps else None
+        self._lines: list[str] = []
+        self._batches: list[str] = []
+        #: The batches' lines, a block of them a string.
+        self.batch_blocks: list[str] = []
+        self.write: Callable[[str], Awaitable[None]] | None = None
+        self.batches = 0
+
+    def _heads(self, first: int, size: int) -> list[str]:
+        """The campaign, position, row and kept columns of positions ``first ..``, each followed by a tab."""
+        prefix, take = self._prefix, self._take
+        positions = range(first, first + size)
+        if take is None:
+            return [f"{prefix}{position}\t{position}\t\\N\t" for position in positions]
+        if self._take_rows is not None:
+            rows = self._take_rows(first, size)
+            return [
+                f"{prefix}{position}\t{row}\t\\N\t" for position, row in zip(positions, rows, strict=True)
+            ]
+        if not self._keeps:
+            return [f"{prefix}{position}\t{take(position)[0]}\t\\N\t" for position in positions]
+        heads = []
+        for position in positions:
+            number, kept = take(position)
+            heads.append(f"{prefix}{position}\t{number}\t{_array([_clean(value) for value in kept])}\t")
+        return heads
+
+    async def add(self, batch: Batch) -> None:
+        numbers, inputs, local = batch.numbers, batch.inputs, batch.local
+        heads = self._heads(batch.first, batch.size)
+        if _SPECIAL.search("".join(inputs)):
+            inputs = [_text(raw) for raw in inputs]
+        invalid = duplicate = 0
+        if not local:
+            lines = [
+                f"{head}{raw}\t{e164}\t\\N\t\\N\n"
+                for head, raw, e164 in zip(heads, inputs, numbers, strict=True)
+            ]
+        else:
+            settled_here = {entry.offset for entry in local}
+            sent_heads = [head for offset, head in enumerate(heads) if offset not in settled_here]
+            lines = [
+                f"{head}{raw}\t{e164}\t\\N\t\\N\n"
+                for head, raw, e164 in zip(sent_heads, inputs, numbers, strict=True)
+            ]
+            # In offset order, so each lands where the inputs before it already are.
+            for entry in local:
+                failure = entry.failure
+                if failure is None:
+                    outcome, e164, reason = _DUPLICATE, entry.e164, _REPEATED
+                    duplicate += 1
+                else:
+                    _drop_traceback(failure)
+                    outcome, e164, reason = failure.outcome.value, "", _text(failure.reason)
+                    invalid += failure.outcome is Outcome.INVALID
+                    duplicate += failure.outcome is Outcome.DUPLICATE
+                lines.insert(
+                    entry.offset, f"{heads[entry.offset]}{_text(entry.raw)}\t{e164}\t{outcome}\t{reason}\n"
+                )
+        self._lines += lines
+        self._batch_line(batch, invalid, duplicate)
+        if len(self._lines) >= _COPY_LINES:
+            await self.flush()
+
+    def _batch_line(self, batch: Batch, invalid: int, duplicate: int) -> None:
+        numbers = batch.numbers
+        # A batch of settled inputs only has nothing to send: it is settled now, as state_of says.
+        state = BatchState.PENDING if numbers else BatchState.SENT
+        message = batch.message if numbers else None
+        text = message.text if message is not None and self._personal else None
+        parts = message.segments if message is not None else 0
+        # A NUL in a text is sent as it is, and refused by the server as before: the digest covers the text.
+        text_field = _NULL if text is None else text.translate(_TEXT_ESCAPES)
+        self._batches.append(
+            f"{self._prefix}{batch.index}\t{batch.index // self._shard_size}\t{batch.first}\t{batch.size}\t"
+            f"{len(numbers)}\t{text_field}\t{parts}\t"
+            f"{numbers_digest(numbers, text)}\t{state.value}\t{'f' if numbers else 't'}\t"
+            f"{invalid}\t{duplicate}\t{invalid}\t{duplicate}\n"
+        )
+        self.batches += 1
+
+    async def flush(self) -> None:
+        if self._lines:
+            assert self.write is not None  # noqa: S101 - set by _load before the first batch
+            await self.write("".join(self._lines))
+            self._lines.clear()
+        if self._batches:
+            self.batch_blocks.append("".join(self._batches))
+            self._batches.clear()
 
 
 def _checked(spec: CampaignSpec) -> tuple[Batcher, int]:
@@ -327,18 +478,89 @@ async def _load(
     rows: InputRows | None,
 ) -> int:
     async with store.loading(params) as loading:
-        writer = _Writer(loading, spec.shard_size, rows, personal=isinstance(spec.text, Template))
-        async with contextlib.aclosing(read_chunks(recipients)) as chunks:
-            async for chunk in chunks:
-                for batch in batcher.feed(chunk):
-                    await writer.add(batch)
-        for batch in batcher.finish():
-            await writer.add(batch)
-        await writer.flush()
+        copying: _Copying | None = getattr(loading, "copying", None)
+        personal = isinstance(spec.text, Template)
+        if copying is None:
+            writer = _Writer(loading, spec.shard_size, rows, personal=personal)
+            await _feed(batcher, recipients, writer.add)
+            await writer.flush()
+            batches = writer.batches
+        else:
+            lines = _CopyWriter(loading.campaign, spec.shard_size, rows, personal=personal)
+            # One COPY of every input, streamed as it is read; then one of the batches.
+            async with copying("inputs") as write:
+                lines.write = write
+                await _feed(batcher, recipients, lines.add)
+                await lines.flush()
+            if lines.batch_blocks:
+                async with copying("batches") as write:
+                    for block in lines.batch_blocks:
+                        await write(block)
+            batches = lines.batches
         if not batcher.read:
             raise CampaignError(no_input_message(spec.input_name if spec.input_name != "-" else ""))
-        await loading.loaded(batcher.read, batcher.distinct, writer.batches)
+        await loading.loaded(batcher.read, batcher.distinct, batches)
     return loading.campaign
+
+
+#: A store's COPY of text-format lines into one of its tables, where it has one.
+_Copying = Callable[[str], AbstractAsyncContextManager[Callable[[str], Awaitable[None]]]]
+
+
+async def _feed(batcher: Batcher, recipients: Recipients, add: Callable[[Batch], Awaitable[None]]) -> None:
+    """Read ``recipients`` through ``batcher``, handing each batch to ``add`` in order."""
+    async with contextlib.aclosing(read_chunks(recipients)) as chunks:
+        async for chunk in chunks:
+            for run in _runs(chunk) if batcher.message is not None else (chunk,):
+                for batch in batcher.feed(run):
+                    await add(batch)
+    for batch in batcher.finish():
+        await add(batch)
+
+
+_DIGITS: Final = b"0123456789"
+_PLUS: Final = b"+"
+
+
+def _runs(chunk: list[Any]) -> list[list[Any]]:
+    """``chunk`` cut into runs of "+"-and-digits inputs, and runs of others and of repeats of the one before.
+
+    The batcher cuts the same batches from any cut of its input, and checks,
+    and adds to its seen numbers, a list of "+" and digits with no repeat in
+    it in a few vector steps; one invalid input or repeat sends the whole
+    list one number at a time, which, once the seen numbers are compact keys
+    (past a million), costs several times more. Lists of anything but text
+    with no line break go whole.
+    """
+    try:
+        joined = "\n".join(chunk).encode("utf-8")
+    except (TypeError, UnicodeEncodeError):
+        return [chunk]
+    # Each "+"-and-digits input is "+" once its digits are gone.
+    shapes = joined.translate(None, _DIGITS).split(b"\n")
+    if len(shapes) != len(chunk):
+        return [chunk]
+    found = set(itertools.compress(range(len(chunk)), map(_PLUS.__ne__, shapes)))
+    found.update(itertools.compress(range(1, len(chunk)), map(operator.eq, chunk[1:], chunk)))
+    if not found:
+        return [chunk]
+    odd = sorted(found)
+    runs: list[list[Any]] = []
+    begin = at = 0
+    while at < len(odd):
+        first = odd[at]
+        if first > begin:
+            runs.append(chunk[begin:first])
+        end = first + 1
+        at += 1
+        while at < len(odd) and odd[at] == end:  # odd lines in a row go together
+            end += 1
+            at += 1
+        runs.append(chunk[first:end])
+        begin = end
+    if begin < len(chunk):
+        runs.append(chunk[begin:])
+    return runs
 
 
 def _lost_connection(error: BaseException) -> bool:

@@ -83,6 +83,18 @@ class _PgLoading:
                     for row in rows:
                         await copy.write_row(row)
 
+    @contextlib.asynccontextmanager
+    async def copying(self, table: str) -> AsyncIterator[Callable[[str], Awaitable[None]]]:
+        """One COPY into ``table`` (``inputs`` or ``batches``), fed text-format lines in its loading order.
+
+        The COPY lasts as long as the input takes to read (a pipe may be slow):
+        the load's transaction lifts the statement timeout, which is for lock
+        waits, and a new campaign's rows wait on no lock.
+        """
+        await self._conn.execute("SET LOCAL statement_timeout = 0")
+        async with self._conn.cursor().copy(self._store.sql[f"copy_{table}"]) as copy:
+            yield copy.write
+
     async def loaded(self, inputs: int, recipients: int, batches: int) -> None:
         await self._conn.execute(
             self._store.sql["loaded"],
