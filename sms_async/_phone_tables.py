@@ -213,7 +213,7 @@ class Table:
             if len(codes) == 10**width:
                 found = (width, None)
             else:
-                # A code point that is not one of ``codes`` (\\uXXXX escapes
+                # A code point that is not one of ``codes`` (``\\u`` escapes of four hex digits
                 # spell any of them safely in a class).
                 excluded = "".join(f"\\u{code:04x}" for code in codes)
                 found = (width, re.compile(f"[^{excluded}]" if codes else "(?s:.)"))
