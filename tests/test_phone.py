@@ -285,7 +285,7 @@ def test_usual_spellings_never_take_the_slow_path(monkeypatch):
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(300)  # over 50,000 checks against phonenumbers: about 20 s alone, 53 s on a loaded machine
+@pytest.mark.timeout(300)  # over 50,000 checks against phonenumbers: 20 s alone, 53 s on a busy machine
 def test_every_example_number_in_every_spelling():
     """Every example number of every region, in every spelling, under several regions, agrees."""
     checked = 0
