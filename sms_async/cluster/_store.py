@@ -64,7 +64,6 @@ logger = logging.getLogger("sms_async.cluster")
 T = TypeVar("T")
 
 _EVERY_BATCH: Final = (0, 2**31 - 1)
-_COUNT_NAMES: Final = tuple(outcome.value for outcome in OUTCOMES)
 _POLLS: Final = PollSchedule()
 
 
@@ -140,6 +139,139 @@ def _connect_failure(error: BaseException) -> str:
     )
 
 
+class _Entry:
+    """One call waiting in a :class:`_Grouped`: its item, and what became of it."""
+
+    __slots__ = ("changed", "error", "item", "result", "state")
+
+    def __init__(self, item: Any) -> None:
+        self.item = item
+        #: "queued" (waiting for a statement), "taken" (in one), or "done".
+        self.state = "queued"
+        self.result: Any = None
+        self.error: BaseException | None = None
+        self.changed = anyio.Event()
+
+    def wake(self) -> None:
+        self.changed.set()
+        self.changed = anyio.Event()
+
+
+class _Grouped:
+    """Calls made at about the same time, done together: one statement (one round trip, one commit) a group.
+
+    A call that finds fewer than ``at_once`` statements in flight runs one at
+    once for itself and every call queued behind it (``most`` at most, of
+    the same lot, no two with the same key: ``key`` gives ``(lot, name)``,
+    here a batch's campaign and index); otherwise it waits, and the calls queued
+    meanwhile go together in the next statement. Alone, a call costs what it
+    did on its own; under load a statement serves many (group commit).
+    ``flush`` takes the items and answers one result an item, in order. A
+    statement whose caller is cancelled gives the others' items back to the
+    queue, to be done by the next; a statement that fails fails every call
+    in it.
+    """
+
+    def __init__(
+        self,
+        flush: Callable[[list[Any]], Awaitable[list[Any]]],
+        key: Callable[[Any], tuple[object, object]],
+        *,
+        most: int = 64,
+        at_once: int = 2,
+    ) -> None:
+        self._flush = flush
+        self._key = key
+        self._most = most
+        self._slots = anyio.Semaphore(at_once)
+        self._queue: list[_Entry] = []
+
+    async def __call__(self, item: Any) -> Any:
+        entry = _Entry(item)
+        self._queue.append(entry)
+        try:
+            while entry.state != "done":
+                if entry.state == "queued":
+                    async with self._slots:
+                        if entry.state == "queued":
+                            await self._run(entry)
+                else:
+                    await entry.changed.wait()
+        except BaseException:
+            if entry.state == "queued":
+                self._queue.remove(entry)
+            raise
+        if entry.error is not None:
+            raise entry.error
+        return entry.result
+
+    async def _run(self, first: _Entry) -> None:
+        key = self._key(first.item)
+        group, keys, left, lot = [first], {key}, [], key[0]
+        for entry in self._queue:
+            if entry is first:
+                continue
+            key = self._key(entry.item)
+            if len(group) < self._most and key[0] == lot and key not in keys:
+                group.append(entry)
+                keys.add(key)
+            else:
+                left.append(entry)
+        self._queue = left
+        for entry in group:
+            entry.state = "taken"
+        try:
+            results = await self._flush([entry.item for entry in group])
+        except BaseException as error:
+            cancelled = isinstance(error, anyio.get_cancelled_exc_class())
+            for entry in group:
+                if cancelled and entry is not first:
+                    # Not this call's to finish: the next statement does it.
+                    entry.state = "queued"
+                    self._queue.insert(0, entry)
+                else:
+                    entry.state, entry.error = "done", error
+                entry.wake()
+            raise
+        for entry, result in zip(group, results, strict=True):
+            entry.state, entry.result = "done", result
+            entry.wake()
+
+
+def _batch_key(item: tuple[int, int, str] | dict[str, Any]) -> tuple[int, int]:
+    """The batch a claim ``(campaign, idx, runner)`` or a settle's item is about."""
+    if isinstance(item, tuple):
+        return item[0], item[1]
+    return item["campaign"], item["idx"]
+
+
+def _settle_item(
+    campaign: int,
+    idx: int,
+    runner: str,
+    state: str,
+    counts: dict[Outcome, int],
+    rows: Sequence[tuple[int, str, str, str]],
+    requests: int,
+    retries: int,
+    accepted_at: dt.datetime | None,
+) -> dict[str, Any]:
+    """One batch of a settle statement, as its JSON array holds it."""
+    accepted = accepted_at or dt.datetime.now(dt.UTC)
+    return {
+        "campaign": campaign,
+        "idx": idx,
+        "runner": runner,
+        "state": state,
+        "requests": requests,
+        "retries": retries,
+        "counts": {outcome.value: counts.get(outcome, 0) for outcome in OUTCOMES},
+        "accepted_at": accepted.isoformat(),
+        "first_poll": _POLLS.first_poll(accepted).isoformat(),
+        "rows": rows,
+    }
+
+
 class CampaignStore:
     """The campaign store in one PostgreSQL schema; use it as an async context manager.
 
@@ -189,6 +321,10 @@ class CampaignStore:
         self._pool = self._new_pool(url, max_connections, application_name)
         self._claims = self._new_pool(url, claim_connections, application_name) if claim_connections else None
         self._pools = [pool for pool in (self._pool, self._claims) if pool is not None]
+        # Claims and settles made at about the same time (a worker's requests in flight) share
+        # a statement; a claim waits for at most one in flight (it comes just before a request).
+        self._claiming = _Grouped(self._claim_many, _batch_key, at_once=max(claim_connections, 2))
+        self._settling = _Grouped(self._settle_many, _batch_key, at_once=2)
 
     def _new_pool(self, url: str, size: int, application_name: str) -> AsyncConnectionPool[Any]:
         return AsyncConnectionPool(
@@ -263,22 +399,11 @@ class CampaignStore:
         which takes milliseconds: spent on a claim, just after the rate
         meter's slot, that would make requests bunch up at the gateway.
         """
-        nobody: dict[str, Any] = {"campaign": -1, "idx": -1, "runner": ""}
         try:
-            await conn.execute(self.sql["claim"], nobody)
-            await conn.execute(
-                self.sql["settle"],
-                {
-                    **nobody,
-                    **dict.fromkeys(_COUNT_NAMES, 0),
-                    "rows": "[]",
-                    "accepted_at": None,
-                    "first_poll": None,
-                    "state": "sent",
-                    "requests": 0,
-                    "retries": 0,
-                },
-            )
+            nobody: dict[str, Any] = {"campaign": -1, "idxs": [-1]}
+            await conn.execute(self.sql["claim"], {**nobody, "claims": json.dumps([[-1, ""]])})
+            item = _settle_item(-1, -1, "", "sent", {}, [], 0, 0, None)
+            await conn.execute(self.sql["settle"], {**nobody, "batches": json.dumps([item])})
             await conn.execute(self.sql["paused_for"], {"key": ""})
         except (pg_errors.UndefinedTable, pg_errors.InvalidSchemaName):
             return  # no campaign yet: nothing to warm up
@@ -576,13 +701,30 @@ class CampaignStore:
     # -- one batch ----------------------------------------------------------------------
 
     async def claim(self, campaign: int, idx: int, runner: str) -> bool:
-        """Pending -> sending for ``runner``, committed; ``False`` if the batch is not its to send."""
-        params = {"campaign": campaign, "idx": idx, "runner": runner}
+        """Pending -> sending for ``runner``, committed; ``False`` if the batch is not its to send.
 
-        async def go(conn: psycopg.AsyncConnection[Any], _attempt: int) -> bool:
-            return await (await conn.execute(self.sql["claim"], params)).fetchone() is not None
+        Claims made meanwhile by other tasks go in the same statement.
+        """
+        won: bool = await self._claiming((campaign, idx, runner))
+        return won
 
-        return await self.run("claim", go, pool=self._claims)
+    async def _claim_many(self, claims: list[tuple[int, int, str]]) -> list[bool]:
+        """Claim each of ``claims`` ``(campaign, idx, runner)``, of one campaign, in one statement.
+
+        Returns which were won.
+        """
+        params = {
+            "campaign": claims[0][0],
+            "idxs": [idx for _, idx, _ in claims],
+            "claims": json.dumps([[idx, runner] for _, idx, runner in claims]),
+        }
+
+        async def go(conn: psycopg.AsyncConnection[Any], _attempt: int) -> set[tuple[int, str]]:
+            rows = await (await conn.execute(self.sql["claim"], params)).fetchall()
+            return {(int(idx), str(owner)) for idx, owner in rows}
+
+        won = await self.run("claim", go, pool=self._claims)
+        return [(idx, runner) in won for _, idx, runner in claims]
 
     async def release(self, campaign: int, idx: int, runner: str) -> None:
         """Sending -> pending: ``runner``'s last try certainly never reached the gateway."""
@@ -609,36 +751,31 @@ class CampaignStore:
         Returns whether the batch was ``runner``'s to settle; settling twice
         (a retry after a lost answer) is harmless.
         """
-        params: dict[str, Any] = {
-            "campaign": campaign,
-            "idx": idx,
-            "runner": runner,
-            "state": state,
-            "requests": requests,
-            "retries": retries,
-            "rows": json.dumps(rows),
-            "accepted_at": (accepted := accepted_at or dt.datetime.now(dt.UTC)),
-            "first_poll": _POLLS.first_poll(accepted),
-        }
-        params.update({outcome.value: counts.get(outcome, 0) for outcome in OUTCOMES})
+        item = _settle_item(campaign, idx, runner, state, counts, rows, requests, retries, accepted_at)
+        settled: bool = await self._settling(item)
+        return settled
 
-        async def go(conn: psycopg.AsyncConnection[Any], attempt: int) -> bool:
-            won = await (await conn.execute(self.sql["settle"], params)).fetchone()
-            if won is not None and won[0]:
-                return True
-            if attempt == 1:
-                return False
-            # Tried again after a lost answer: the first try may have committed.
-            done = await (
-                await conn.execute(
-                    f'SELECT settled AND state = %s FROM "{self.schema}".batches '  # noqa: S608 - checked schema name
-                    "WHERE campaign = %s AND idx = %s",
-                    (state, campaign, idx),
-                )
-            ).fetchone()
-            return bool(done and done[0])
+    async def _settle_many(self, items: list[dict[str, Any]]) -> list[bool]:
+        """Settle each batch of ``items`` (one campaign; see :func:`_settle_item`) in one statement.
 
-        return await self.run("settle", go)
+        Returns which were settled.
+        """
+        campaign = items[0]["campaign"]
+        idxs = [item["idx"] for item in items]
+        params = {"campaign": campaign, "idxs": idxs, "batches": json.dumps(items)}
+
+        async def go(conn: psycopg.AsyncConnection[Any], attempt: int) -> set[int]:
+            won = {int(row[0]) for row in await (await conn.execute(self.sql["settle"], params)).fetchall()}
+            if attempt > 1 and len(won) < len(items):
+                # Tried again after a lost answer: the first try may have committed.
+                asked = [[item["idx"], item["state"]] for item in items if item["idx"] not in won]
+                again = {"campaign": campaign, "idxs": [a[0] for a in asked], "batches": json.dumps(asked)}
+                done = await (await conn.execute(self.sql["settled_as"], again)).fetchall()
+                won.update(int(row[0]) for row in done)
+            return won
+
+        won = await self.run("settle", go)
+        return [idx in won for idx in idxs]
 
     # -- delivery, schedule, pause ------------------------------------------------------
 
