@@ -142,7 +142,7 @@ def _connect_failure(error: BaseException) -> str:
 class _Entry:
     """One call waiting in a :class:`_Grouped`: its item, and what became of it."""
 
-    __slots__ = ("changed", "error", "item", "result", "state")
+    __slots__ = ("_woken", "error", "item", "result", "state")
 
     def __init__(self, item: Any) -> None:
         self.item = item
@@ -150,11 +150,18 @@ class _Entry:
         self.state = "queued"
         self.result: Any = None
         self.error: BaseException | None = None
-        self.changed = anyio.Event()
+        self._woken: anyio.Event | None = None
+
+    async def wait(self) -> None:
+        """Until :meth:`wake` is called."""
+        if self._woken is None:
+            self._woken = anyio.Event()
+        await self._woken.wait()
 
     def wake(self) -> None:
-        self.changed.set()
-        self.changed = anyio.Event()
+        if self._woken is not None:
+            self._woken.set()
+            self._woken = None
 
 
 class _Grouped:
@@ -163,13 +170,13 @@ class _Grouped:
     A call that finds fewer than ``at_once`` statements in flight runs one at
     once for itself and every call queued behind it (``most`` at most, of
     the same lot, no two with the same key: ``key`` gives ``(lot, name)``,
-    here a batch's campaign and index); otherwise it waits, and the calls queued
-    meanwhile go together in the next statement. Alone, a call costs what it
-    did on its own; under load a statement serves many (group commit).
-    ``flush`` takes the items and answers one result an item, in order. A
-    statement whose caller is cancelled gives the others' items back to the
-    queue, to be done by the next; a statement that fails fails every call
-    in it.
+    here a batch's campaign and index); otherwise it waits, and the calls
+    queued meanwhile go together in the next statement. Alone, a call costs
+    what it did on its own; under load a statement serves many (group
+    commit). ``flush`` takes the items and answers one result an item, in
+    order. A statement whose caller is cancelled gives the others' items back
+    to the queue, to be done by the next; a statement that fails fails every
+    call in it.
     """
 
     def __init__(
@@ -183,7 +190,8 @@ class _Grouped:
         self._flush = flush
         self._key = key
         self._most = most
-        self._slots = anyio.Semaphore(at_once)
+        self._at_once = at_once
+        self._in_flight = 0
         self._queue: list[_Entry] = []
 
     async def __call__(self, item: Any) -> Any:
@@ -191,19 +199,28 @@ class _Grouped:
         self._queue.append(entry)
         try:
             while entry.state != "done":
-                if entry.state == "queued":
-                    async with self._slots:
-                        if entry.state == "queued":
-                            await self._run(entry)
+                if entry.state == "queued" and self._in_flight < self._at_once:
+                    self._in_flight += 1
+                    try:
+                        await self._run(entry)
+                    finally:
+                        self._in_flight -= 1
+                        self._next()
                 else:
-                    await entry.changed.wait()
+                    await entry.wait()
         except BaseException:
             if entry.state == "queued":
                 self._queue.remove(entry)
+                self._next()  # it may have been the one woken to take the free place
             raise
         if entry.error is not None:
             raise entry.error
         return entry.result
+
+    def _next(self) -> None:
+        """A statement may start: wake the first call queued."""
+        if self._queue and self._in_flight < self._at_once:
+            self._queue[0].wake()
 
     async def _run(self, first: _Entry) -> None:
         key = self._key(first.item)
