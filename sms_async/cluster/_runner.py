@@ -224,12 +224,16 @@ class _ShardJournal:
                 rows.append((position, entry.outcome.value, entry.message_id, reason))
         run = self._run
         write = self._write(stored, result, counts, rows, run.clock.now())
-        if run.writes is None:
+        if run.writes is None or not rows or counts[Outcome.ACCEPTED] < len(rows):
+            # Any other batch is written now: one with a number that never reached the
+            # gateway, left sending (its write skipped once the store is lost), would be
+            # reaped as unknown, which only a request that may have been written may become.
             await write
             return
-        # Written behind: the worker takes its next batch while the store records this
-        # one (with the settles of other batches in the same statement). Bounded: past
-        # _SETTLES_AHEAD batches not yet written, the worker waits for room.
+        # Every number accepted: written behind, the worker taking its next batch while
+        # the store records this one (with the settles of other batches in the same
+        # statement). Bounded: past _SETTLES_AHEAD batches not yet written, the worker
+        # waits for room.
         try:
             await run.write_slots.acquire()
         except BaseException:
