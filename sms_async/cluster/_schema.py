@@ -300,24 +300,17 @@ _SQL: Final = {
         "SELECT position, e164 FROM {s}.inputs WHERE campaign = %(campaign)s "
         "AND position BETWEEN %(first)s AND %(last)s AND outcome IS NULL ORDER BY position"
     ),
-    # The one statement batches of a campaign are won with, for claims made at
-    # about the same time (``idxs``, and ``claims``: a JSON array of [idx,
-    # runner]): pending and not given up (or already the runner's, when the
-    # commit's answer was lost) in a running campaign. "Not given up" is checked
-    # on the batch's own row: a claim that queued behind a cancel's give-up reads
-    # the row again once the cancel commits, but not the campaign's state, so
-    # without it the batch would be sent while counted unsent. Two runners asking
-    # for one batch: one of them gets it (the owner returned says which). The
-    # batches are picked by key (campaign, idx = ANY): a join alone may be
-    # planned as a scan of every batch when the table's statistics are stale.
+    # The one statement a batch is won with: pending and not given up (or already
+    # ours, when the commit's answer was lost) in a running campaign. "Not given
+    # up" is checked on the batch's own row: a claim that queued behind a
+    # cancel's give-up reads the row again once the cancel commits, but not the
+    # campaign's state, so without it the batch would be sent while counted unsent.
     "claim": (
-        "WITH c AS (SELECT (x->>0)::integer AS idx, x->>1 AS runner "
-        "FROM json_array_elements(%(claims)s::json) AS x) "
-        "UPDATE {s}.batches b SET state = 'sending', owner = c.runner, claimed_at = now() FROM c "
-        "WHERE b.campaign = %(campaign)s AND b.idx = ANY(%(idxs)s::integer[]) AND b.idx = c.idx "
-        "AND ((b.state = 'pending' AND NOT b.settled) OR (b.state = 'sending' AND b.owner = c.runner)) "
-        f"AND {_RUNNING} AND NOT EXISTS (SELECT 1 FROM {{s}}.campaigns k WHERE k.id = %(campaign)s "
-        "AND k.paused) RETURNING b.idx, b.owner"
+        "UPDATE {s}.batches b SET state = 'sending', owner = %(runner)s, claimed_at = now() "
+        "WHERE b.campaign = %(campaign)s AND b.idx = %(idx)s "
+        "AND ((b.state = 'pending' AND NOT b.settled) OR (b.state = 'sending' AND b.owner = %(runner)s)) "
+        f"AND {_RUNNING} AND NOT EXISTS (SELECT 1 FROM {{s}}.campaigns c WHERE c.id = %(campaign)s "
+        "AND c.paused) RETURNING b.idx"
     ),
     "release": (
         "UPDATE {s}.batches SET state = 'pending', owner = NULL "
@@ -332,7 +325,9 @@ _SQL: Final = {
     # campaign stopped. The rows travel as arrays [position, outcome,
     # message_id, reason] inside the one JSON document (jsonb: read once, not at
     # every field): encoding it costs a fraction of dumping arrays of a hundred
-    # values each. Batches picked by key, as for claims. Answers those settled.
+    # values each. The batches are picked by key (campaign, idx = ANY): a join
+    # alone may be planned as a scan of every batch when the table's statistics
+    # are stale. Answers those settled.
     "settle": (
         "WITH s AS (SELECT (x->>'idx')::integer AS idx, "
         "x->>'runner' AS runner, x->>'state' AS state, (x->>'requests')::integer AS requests, "

@@ -255,10 +255,8 @@ class _Grouped:
             entry.wake()
 
 
-def _batch_key(item: tuple[int, int, str] | dict[str, Any]) -> tuple[int, int]:
-    """The batch a claim ``(campaign, idx, runner)`` or a settle's item is about."""
-    if isinstance(item, tuple):
-        return item[0], item[1]
+def _batch_key(item: dict[str, Any]) -> tuple[int, int]:
+    """The batch a settle's item is about."""
     return item["campaign"], item["idx"]
 
 
@@ -338,9 +336,7 @@ class CampaignStore:
         self._pool = self._new_pool(url, max_connections, application_name)
         self._claims = self._new_pool(url, claim_connections, application_name) if claim_connections else None
         self._pools = [pool for pool in (self._pool, self._claims) if pool is not None]
-        # Claims and settles made at about the same time (a worker's requests in flight) share
-        # a statement; a claim waits for at most one in flight (it comes just before a request).
-        self._claiming = _Grouped(self._claim_many, _batch_key, at_once=max(claim_connections, 2))
+        # Settles made at about the same time (a worker's requests in flight) share a statement.
         self._settling = _Grouped(self._settle_many, _batch_key, at_once=2)
 
     def _new_pool(self, url: str, size: int, application_name: str) -> AsyncConnectionPool[Any]:
@@ -417,10 +413,9 @@ class CampaignStore:
         meter's slot, that would make requests bunch up at the gateway.
         """
         try:
-            nobody: dict[str, Any] = {"campaign": -1, "idxs": [-1]}
-            await conn.execute(self.sql["claim"], {**nobody, "claims": json.dumps([[-1, ""]])})
-            item = _settle_item(-1, -1, "", "sent", {}, [], 0, 0, None)
-            await conn.execute(self.sql["settle"], {**nobody, "batches": json.dumps([item])})
+            await conn.execute(self.sql["claim"], {"campaign": -1, "idx": -1, "runner": ""})
+            nobody = json.dumps([_settle_item(-1, -1, "", "sent", {}, [], 0, 0, None)])
+            await conn.execute(self.sql["settle"], {"campaign": -1, "idxs": [-1], "batches": nobody})
             await conn.execute(self.sql["paused_for"], {"key": ""})
         except (pg_errors.UndefinedTable, pg_errors.InvalidSchemaName):
             return  # no campaign yet: nothing to warm up
@@ -718,30 +713,13 @@ class CampaignStore:
     # -- one batch ----------------------------------------------------------------------
 
     async def claim(self, campaign: int, idx: int, runner: str) -> bool:
-        """Pending -> sending for ``runner``, committed; ``False`` if the batch is not its to send.
+        """Pending -> sending for ``runner``, committed; ``False`` if the batch is not its to send."""
+        params = {"campaign": campaign, "idx": idx, "runner": runner}
 
-        Claims made meanwhile by other tasks go in the same statement.
-        """
-        won: bool = await self._claiming((campaign, idx, runner))
-        return won
+        async def go(conn: psycopg.AsyncConnection[Any], _attempt: int) -> bool:
+            return await (await conn.execute(self.sql["claim"], params)).fetchone() is not None
 
-    async def _claim_many(self, claims: list[tuple[int, int, str]]) -> list[bool]:
-        """Claim each of ``claims`` ``(campaign, idx, runner)``, of one campaign, in one statement.
-
-        Returns which were won.
-        """
-        params = {
-            "campaign": claims[0][0],
-            "idxs": [idx for _, idx, _ in claims],
-            "claims": json.dumps([[idx, runner] for _, idx, runner in claims]),
-        }
-
-        async def go(conn: psycopg.AsyncConnection[Any], _attempt: int) -> set[tuple[int, str]]:
-            rows = await (await conn.execute(self.sql["claim"], params)).fetchall()
-            return {(int(idx), str(owner)) for idx, owner in rows}
-
-        won = await self.run("claim", go, pool=self._claims)
-        return [(idx, runner) in won for _, idx, runner in claims]
+        return await self.run("claim", go, pool=self._claims)
 
     async def release(self, campaign: int, idx: int, runner: str) -> None:
         """Sending -> pending: ``runner``'s last try certainly never reached the gateway."""
