@@ -21,6 +21,7 @@ from types import TracebackType
 from typing import Any, Final, Self, TypeVar
 
 import anyio
+import anyio.lowlevel
 import psycopg
 from psycopg import errors as pg_errors
 from psycopg.conninfo import conninfo_to_dict
@@ -202,6 +203,8 @@ class _Grouped:
                 if entry.state == "queued" and self._in_flight < self._at_once:
                     self._in_flight += 1
                     try:
+                        # Calls made at this same moment (tasks woken together) queue meanwhile.
+                        await anyio.lowlevel.checkpoint()
                         await self._run(entry)
                     finally:
                         self._in_flight -= 1
@@ -337,7 +340,7 @@ class CampaignStore:
         self._claims = self._new_pool(url, claim_connections, application_name) if claim_connections else None
         self._pools = [pool for pool in (self._pool, self._claims) if pool is not None]
         # Settles made at about the same time (a worker's requests in flight) share a statement.
-        self._settling = _Grouped(self._settle_many, _batch_key, at_once=2)
+        self._settling = _Grouped(self._settle_many, _batch_key, at_once=1)
 
     def _new_pool(self, url: str, size: int, application_name: str) -> AsyncConnectionPool[Any]:
         return AsyncConnectionPool(
