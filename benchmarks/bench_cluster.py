@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import statistics
 import subprocess
@@ -136,7 +137,7 @@ class Services:
 # -- throughput --------------------------------------------------------------------------------
 
 
-def send_once(services: Services, numbers_file: Path) -> float:
+def send_once(services: Services, numbers_file: Path) -> tuple[float, float]:
     code = (
         "import sys, time, anyio\n"
         "from sms_async import BulkSender, Iton, Outcome\n"
@@ -144,18 +145,19 @@ def send_once(services: Services, numbers_file: Path) -> float:
         "async def main():\n"
         "    driver = Iton(sys.argv[2], sys.argv[3], base_url=sys.argv[4])\n"
         "    async with BulkSender(driver, concurrency=32) as bulk:\n"
-        "        started = time.perf_counter()\n"
+        "        started, cpu = time.perf_counter(), time.process_time()\n"
         "        result = await bulk.send(numbers, 'Hello', sender_id='ITONAB')\n"
-        "        elapsed = time.perf_counter() - started\n"
+        "        elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu\n"
         "    assert result.counts()[Outcome.ACCEPTED] == len(numbers), result\n"
-        "    print(elapsed)\n"
+        "    print(elapsed, cpu)\n"
         "anyio.run(main, backend_options={'use_uvloop': True})\n"
     )
     done = _run(
         [sys.executable, "-c", code, str(numbers_file), USERNAME, PASSWORD, services.origin + ITON_PATH],
         services.env,
     )
-    return float(done.stdout.strip())
+    elapsed, cpu = done.stdout.split()
+    return float(elapsed), float(cpu)
 
 
 def cli_send_once(services: Services, numbers_file: Path, round_: int) -> float:
@@ -167,7 +169,14 @@ def cli_send_once(services: Services, numbers_file: Path, round_: int) -> float:
     return time.perf_counter() - started
 
 
-def cluster_once(services: Services, numbers_file: Path) -> float:
+def _cpu_seconds(pid: int) -> float:
+    """User and system CPU of process ``pid`` so far (every thread), from ``/proc``."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def cluster_once(services: Services, numbers_file: Path) -> tuple[float, float]:
+    """Seconds from ``campaign start`` until the store says done, and the workers' CPU seconds meanwhile."""
     created = services.cli(
         "campaign",
         "create",
@@ -182,11 +191,16 @@ def cluster_once(services: Services, numbers_file: Path) -> float:
     )
     campaign = int(json.loads(created.stdout)["id"])
 
+    pids = [worker.pid for worker in services.workers]
+    cpu = 0.0
+
     async def run() -> float:
+        nonlocal cpu
         from sms_async.cluster.celery import app, configure, enqueue  # noqa: PLC0415
 
         configure(app, services.env["SMS_ASYNC_BROKER_URL"])
         async with CampaignStore(DATABASE_URL, schema=services.name) as store:
+            cpu = -sum(map(_cpu_seconds, pids))
             started = time.perf_counter()
             found, shards = await store.start(campaign)
             enqueue(found, shards)
@@ -194,13 +208,14 @@ def cluster_once(services: Services, numbers_file: Path) -> float:
                 status = await store.status(campaign)
                 if status.campaign.state == "done":
                     elapsed = time.perf_counter() - started
+                    cpu += sum(map(_cpu_seconds, pids))
                     break
                 await anyio.sleep(0.05)
             if status.outcomes[Outcome.ACCEPTED] != found.recipients:
                 raise SystemExit(f"campaign {campaign} did not accept everything: {status.outcomes}")
             return elapsed
 
-    return anyio.run(run)
+    return anyio.run(run), cpu
 
 
 KINDS = (
@@ -215,29 +230,42 @@ KINDS = (
 def throughput(
     services: Services, recipients: int, rounds: int, kinds: tuple[str, ...] = KINDS
 ) -> dict[str, Any]:
-    """Each kind's recipients/s and median per-round ratio to ``BulkSender.send`` (which must be first)."""
+    """Each kind's recipients/s, median per-round ratio to ``BulkSender.send`` (which must be first) and CPU.
+
+    CPU is the client's (``BulkSender.send``: its process; a cluster: its
+    workers' processes while the campaign runs), in µs a recipient.
+    """
     numbers_file = services.tmp / "numbers.txt"
     numbers_file.write_text("".join(f"+9198{n:08d}\n" for n in range(recipients)))
     samples: dict[str, list[float]] = {kind: [] for kind in kinds}
+    cpus: dict[str, list[float]] = {kind: [] for kind in kinds}
     for round_ in range(rounds):
         shift = round_ % len(kinds)
         order = kinds[shift:] + kinds[:shift]
         for kind in order:
+            cpu = math.nan
             if kind == "BulkSender.send":
-                elapsed = send_once(services, numbers_file)
+                elapsed, cpu = send_once(services, numbers_file)
             elif kind == "sms-async send":
                 elapsed = cli_send_once(services, numbers_file, round_)
             else:
                 services.start_workers(int(kind.split(", ")[1].split()[0]))
-                elapsed = cluster_once(services, numbers_file)
+                elapsed, cpu = cluster_once(services, numbers_file)
                 services.stop_workers()
             samples[kind].append(elapsed)
-            print(f"  round {round_ + 1}: {kind}: {recipients / elapsed:,.0f} recipients/s", flush=True)
+            cpus[kind].append(cpu / recipients * 1e6)
+            print(
+                f"  round {round_ + 1}: {kind}: {recipients / elapsed:,.0f} recipients/s, "
+                f"CPU {cpu / recipients * 1e6:.1f} µs a recipient",
+                flush=True,
+            )
     base = samples["BulkSender.send"]
     return {
         kind: {
             "recipients_per_s": recipients / statistics.median(values),
             "ratio_to_send": statistics.median(b / v for b, v in zip(base, values, strict=True)),
+            "ratios": [b / v for b, v in zip(base, values, strict=True)],
+            "cpu_us_per_recipient": statistics.median(cpus[kind]),
         }
         for kind, values in samples.items()
     }
@@ -307,10 +335,11 @@ async def store_cost(services: Services, batches: int = 2000) -> dict[str, float
             assert await store.settle(campaign.id, idx, "bench", state="sent", counts=counts, rows=rows)
 
         half = batches // 2
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         for idx in range(half):
             await one(idx)
         sequential = (time.perf_counter() - started) / half
+        sequential_cpu = (time.process_time() - cpu) / half
 
         limiter = anyio.CapacityLimiter(16)
 
@@ -318,11 +347,12 @@ async def store_cost(services: Services, batches: int = 2000) -> dict[str, float
             async with limiter:
                 await one(idx)
 
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         async with anyio.create_task_group() as tg:
             for idx in range(half, batches):
                 tg.start_soon(limited, idx)
         concurrent = (time.perf_counter() - started) / (batches - half)
+        concurrent_cpu = (time.process_time() - cpu) / (batches - half)
 
         started = time.perf_counter()
         for _ in range(1000):
@@ -331,6 +361,8 @@ async def store_cost(services: Services, batches: int = 2000) -> dict[str, float
     return {
         "claim_settle_one_at_a_time_ms": sequential * 1000,
         "claim_settle_16_at_a_time_ms": concurrent * 1000,
+        "claim_settle_one_at_a_time_cpu_ms": sequential_cpu * 1000,
+        "claim_settle_16_at_a_time_cpu_ms": concurrent_cpu * 1000,
         "reserve_ms": reserve * 1000,
     }
 
@@ -341,16 +373,30 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--create", type=int, default=1_000_000)
     parser.add_argument("--output", type=Path, default=ROOT / "benchmarks" / "results" / "cluster.json")
+    parser.add_argument(
+        "--kinds",
+        nargs="+",
+        choices=KINDS,
+        default=list(KINDS),
+        metavar="KIND",
+        help="the throughput rows to run (BulkSender.send always runs, first; --rounds 0 skips them all)",
+    )
+    parser.add_argument("--no-store", action="store_true", help="skip the store's cost per batch")
     args = parser.parse_args()
+    kinds = ("BulkSender.send", *(kind for kind in args.kinds if kind != "BulkSender.send"))
     with tempfile.TemporaryDirectory(prefix="sms-bench-cluster-") as tmp:
         services = Services(Path(tmp))
         try:
-            print("throughput (20 ms gateway latency):", flush=True)
-            report: dict[str, Any] = {"throughput": throughput(services, args.recipients, args.rounds)}
-            print("loading:", flush=True)
-            report["create"] = loading(services, args.create)
-            print("store cost:", flush=True)
-            report["store"] = anyio.run(store_cost, services)
+            report: dict[str, Any] = {}
+            if args.rounds:
+                print("throughput (20 ms gateway latency):", flush=True)
+                report["throughput"] = throughput(services, args.recipients, args.rounds, kinds)
+            if args.create:
+                print("loading:", flush=True)
+                report["create"] = loading(services, args.create)
+            if not args.no_store:
+                print("store cost:", flush=True)
+                report["store"] = anyio.run(store_cost, services)
         finally:
             services.close()
     report["recipients"] = args.recipients

@@ -367,12 +367,40 @@ class BulkSender:
         _check_timeout(timeout)
         return self._stream(recipients, options, timeout)
 
+    def _stream_held(
+        self,
+        recipients: Recipients,
+        text: str | None,
+        *,
+        sender_id: str,
+        skip_dnd: bool = False,
+        max_segments: int | None = None,
+        journal: Journal | None = None,
+        gateway_params: Mapping[str, str] | None = None,
+    ) -> AsyncIterator[BatchResult]:
+        """:meth:`stream` of numbers whose strings the caller holds, de-duplicated in a set of them.
+
+        For the cluster's runner, which streams a group of stored batches at
+        a time: their numbers are in memory anyway (so a set costs no memory
+        they do not), and the compact table's set-up (about 120 µs a stream,
+        and 16 µs more than the set per 100 numbers) would be paid again by
+        every short stream. The numbers are still de-duplicated.
+        """
+        options = _SendOptions(text, sender_id, skip_dnd, max_segments, False, journal, gateway_params)
+        return self._stream(recipients, options, None, compact_keys=False)
+
     async def _stream(
-        self, recipients: Recipients, options: _SendOptions, timeout: float | None
+        self,
+        recipients: Recipients,
+        options: _SendOptions,
+        timeout: float | None,
+        *,
+        compact_keys: bool = True,
     ) -> AsyncGenerator[BatchResult, None]:
         # A stream holds no results, so nothing else keeps the numbers' strings:
-        # the compact key table from the first number (7 to 11 B a number, not 96).
-        run, batcher, recipients = await self._prepare(recipients, options, compact_keys=True)
+        # the compact key table from the first number (7 to 11 B a number, not 96),
+        # unless its caller holds them (``_stream_held``).
+        run, batcher, recipients = await self._prepare(recipients, options, compact_keys=compact_keys)
         _, task_group = self._open()
         self._run_started(run)
         results_send, results_recv = anyio.create_memory_object_stream[BatchResult](self.concurrency)

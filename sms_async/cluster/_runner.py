@@ -11,6 +11,13 @@ engine's own batcher cuts them again into the very same batches (a batch of
 engine sees ordinary batches and the store's journal maps each back to its
 stored index; the digest of its numbers proves it.
 
+A batch's claim is committed before its request is written; its settle is
+written behind the sending (the worker takes its next batch meanwhile, and
+the store puts the settles of several batches in one statement), and a run
+returns only once every batch it settled is written. A stream's numbers are
+de-duplicated in a set of the strings the run holds anyway (the stored
+batches are disjoint: the loader de-duplicated the whole campaign).
+
 A run loops until its shard has nothing left to send: it reaps batches whose
 sender stopped heartbeating (they become ``unknown``), sends the pending
 ones, and waits for batches other runs are sending. It stops when the
@@ -33,6 +40,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, Final, TypeVar, cast
 
 import anyio
+import anyio.abc
 import attrs
 
 from sms_async._clock import SYSTEM_CLOCK, Clock
@@ -60,6 +68,8 @@ T = TypeVar("T")
 
 # Groups of batches streamed at once by one run (normally a shard is one group).
 _GROUPS_AT_ONCE: Final = 8
+# Settled batches a run may have waiting to be written to the store (behind its requests).
+_SETTLES_AHEAD: Final = 64
 # Seconds between looks at batches other runs are sending.
 _LOOK_AGAIN: Final = 0.5
 # Batches whose claim lost its answer with the store out of reach, per campaign, as (index, runner):
@@ -190,14 +200,65 @@ class _ShardJournal:
             # pending is sent by the next run, sending (maybe sent) is reaped as unknown.
             return
         counts = dict.fromkeys(Outcome, 0)
-        reasons: dict[str, str] = {}
         rows: list[tuple[int, str, str, str]] = []
-        for entry, position in zip(result.entries(), stored.positions, strict=True):
-            counts[entry.outcome] += 1
-            reason = entry.reason
-            if reason:
-                reason = reasons.get(reason) or reasons.setdefault(reason, redact(reason))
-            rows.append((position, entry.outcome.value, entry.message_id, reason))
+        ids = result.message_ids
+        if len(ids) == len(stored.positions) == len(result.numbers) and not result.local:
+            # Every number accepted (the usual batch): its rows straight from the ids.
+            accepted = Outcome.ACCEPTED.value
+            rows = [
+                (position, accepted, ids.get(e164, ""), "")
+                for e164, position in zip(result.numbers, stored.positions, strict=True)
+            ]
+            if all(row[2] for row in rows):
+                counts[Outcome.ACCEPTED] = len(rows)
+            else:
+                rows = []
+        if not rows:
+            reasons: dict[str, str] = {}
+            rows = []
+            for entry, position in zip(result.entries(), stored.positions, strict=True):
+                counts[entry.outcome] += 1
+                reason = entry.reason
+                if reason:
+                    reason = reasons.get(reason) or reasons.setdefault(reason, redact(reason))
+                rows.append((position, entry.outcome.value, entry.message_id, reason))
+        run = self._run
+        write = self._write(stored, result, counts, rows, run.clock.now())
+        if run.writes is None or not rows or counts[Outcome.ACCEPTED] < len(rows):
+            # Any other batch is written now: one with a number that never reached the
+            # gateway, left sending (its write skipped once the store is lost), would be
+            # reaped as unknown, which only a request that may have been written may become.
+            await write
+            return
+        # Every number accepted: written behind, the worker taking its next batch while
+        # the store records this one (with the settles of other batches in the same
+        # statement). Bounded: past _SETTLES_AHEAD batches not yet written, the worker
+        # waits for room.
+        try:
+            await run.write_slots.acquire()
+        except BaseException:
+            write.close()
+            raise
+        run.writes.start_soon(self._written_behind, write)
+
+    async def _written_behind(self, write: Coroutine[Any, Any, None]) -> None:
+        """``write``, to its end even if the run is cancelled meanwhile (what the batch became is known)."""
+        run = self._run
+        try:
+            with anyio.CancelScope(shield=True):
+                await run.unless_lost(write, None)
+        finally:
+            run.write_slots.release()
+
+    async def _write(
+        self,
+        stored: _Stored,
+        result: BatchResult,
+        counts: dict[Outcome, int],
+        rows: list[tuple[int, str, str, str]],
+        accepted_at: datetime,
+    ) -> None:
+        """Record the batch in the store; stop the campaign on an abort."""
         run = self._run
         try:
             settled = await run.store.settle(
@@ -209,7 +270,7 @@ class _ShardJournal:
                 rows=rows,
                 requests=result.requests,
                 retries=result.retries,
-                accepted_at=run.clock.now(),
+                accepted_at=accepted_at,
             )
         except StoreUnavailableError as lost:
             run.lose(lost)
@@ -271,6 +332,9 @@ class _Run:
         self.lost: StoreUnavailableError | None = None
         #: When the window this run waits for opens, if its budget ended first.
         self.opens_at: datetime | None = None
+        #: Where settled batches are written behind the sending (while :meth:`send` runs).
+        self.writes: anyio.abc.TaskGroup | None = None
+        self.write_slots = anyio.Semaphore(_SETTLES_AHEAD)
 
     async def unless_lost(self, call: Coroutine[Any, Any, T], neutral: T) -> T:
         """``await call``, unless the store was lost (then ``neutral``); a store lost now is kept."""
@@ -448,17 +512,25 @@ class _Run:
         )
 
     async def send(self, bulk: BulkSender, pending: list[_Stored], give_up: float) -> None:
+        """Send ``pending``; returns once every batch sent is settled in the store."""
         limiter = anyio.CapacityLimiter(_GROUPS_AT_ONCE)
-        async with anyio.create_task_group() as task_group:
-            for group in _groups(pending, self.campaign.max_batch):
-                task_group.start_soon(self.send_group, bulk, group, give_up, limiter)
+        async with anyio.create_task_group() as writes:
+            self.writes = writes
+            try:
+                async with anyio.create_task_group() as task_group:
+                    for group in _groups(pending, self.campaign.max_batch):
+                        task_group.start_soon(self.send_group, bulk, group, give_up, limiter)
+            finally:
+                self.writes = None
 
     async def send_group(
         self, bulk: BulkSender, group: list[_Stored], give_up: float, limiter: anyio.CapacityLimiter
     ) -> None:
         campaign = self.campaign
         async with limiter:
-            stream = bulk.stream(
+            # The group's numbers are held here anyway: de-duplicated in a set of
+            # them, not in a compact table set up again for every group.
+            stream = bulk._stream_held(  # noqa: SLF001 - the engine's option for callers holding the numbers
                 self.feed(group, give_up),
                 None if campaign.personal else campaign.text,
                 sender_id=campaign.sender_id,

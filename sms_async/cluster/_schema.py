@@ -183,7 +183,8 @@ _LIVE_OWNER: Final = (
     "AND r.seen_at > now() - make_interval(secs => %(lease)s))"
 )
 _RUNNING: Final = "EXISTS (SELECT 1 FROM {s}.campaigns c WHERE c.id = %(campaign)s AND c.state = 'running')"
-_SET_COUNTS: Final = settled_counts("%({})s", "b.")
+# A settled batch's counts, from its object in a settle's JSON array.
+_SET_COUNTS: Final = settled_counts("(s.counts->>'{}')::integer", "b.")
 # Every number of the selected batches, given up with one outcome and reason.
 _GIVE_UP_ROWS: Final = (
     "INSERT INTO {s}.results (campaign, position, outcome, message_id, reason) "
@@ -326,32 +327,53 @@ _SQL: Final = {
         "UPDATE {s}.batches SET state = 'pending', owner = NULL "
         "WHERE campaign = %(campaign)s AND idx = %(idx)s AND state = 'sending' AND owner = %(runner)s"
     ),
-    # Ours while sending it (or reaped while we still had it: our answer is the
-    # truth); or nobody's, given up unsent because the campaign stopped. The
-    # state, the counts and the rows go in one statement: one round trip. The
-    # rows travel as one JSON array: encoding it costs a fraction of dumping
-    # four arrays of a hundred values each.
+    # Batches of a campaign settled at about the same time, in one statement
+    # (one round trip, one commit): ``idxs`` and ``batches``, a JSON array of
+    # objects, one a batch, with its idx, runner, state, requests, retries, a
+    # count per outcome, accepted_at, first_poll, and its rows. Each is settled
+    # if it is its runner's while sending it (or reaped while the runner still
+    # had it: its answer is the truth); or nobody's, given up unsent because the
+    # campaign stopped. The rows travel as arrays [position, outcome,
+    # message_id, reason] inside the one JSON document (jsonb: read once, not at
+    # every field): encoding it costs a fraction of dumping arrays of a hundred
+    # values each. The batches are picked by key (campaign, idx = ANY): a join
+    # alone may be planned as a scan of every batch when the table's statistics
+    # are stale. Answers those settled.
     "settle": (
-        "WITH won AS (UPDATE {s}.batches b SET state = %(state)s, settled = true, settled_at = now(), "
-        "owner = CASE WHEN %(state)s = 'pending' THEN NULL ELSE b.owner END, lost = false, "
-        f"requests = b.requests + %(requests)s, retries = b.retries + %(retries)s, {_SET_COUNTS} "
-        "WHERE b.campaign = %(campaign)s AND b.idx = %(idx)s AND ("
-        "(b.owner = %(runner)s AND (b.state = 'sending' OR (b.state = 'unknown' AND b.lost))) "
-        f"OR (b.state = 'pending' AND b.owner IS NULL AND %(state)s = 'pending' AND NOT {_RUNNING})"
+        "WITH s AS (SELECT (x->>'idx')::integer AS idx, "
+        "x->>'runner' AS runner, x->>'state' AS state, (x->>'requests')::integer AS requests, "
+        "(x->>'retries')::integer AS retries, (x->>'accepted_at')::timestamptz AS accepted_at, "
+        "(x->>'first_poll')::timestamptz AS first_poll, x->'rows' AS rows, x->'counts' AS counts "
+        "FROM jsonb_array_elements(%(batches)s::jsonb) AS x), "
+        "won AS (UPDATE {s}.batches b SET state = s.state, settled = true, settled_at = now(), "
+        "owner = CASE WHEN s.state = 'pending' THEN NULL ELSE b.owner END, lost = false, "
+        f"requests = b.requests + s.requests, retries = b.retries + s.retries, {_SET_COUNTS} "
+        "FROM s WHERE b.campaign = %(campaign)s AND b.idx = ANY(%(idxs)s::integer[]) AND b.idx = s.idx AND ("
+        "(b.owner = s.runner AND (b.state = 'sending' OR (b.state = 'unknown' AND b.lost))) "
+        f"OR (b.state = 'pending' AND b.owner IS NULL AND s.state = 'pending' AND NOT {_RUNNING})"
         ") RETURNING b.idx), "
+        "mine AS (SELECT s.* FROM s JOIN won ON won.idx = s.idx), "
         "written AS (INSERT INTO {s}.results (campaign, position, outcome, message_id, reason, delivery) "
         "SELECT %(campaign)s, (r->>0)::bigint, r->>1, nullif(r->>2, ''), nullif(r->>3, ''), "
         "CASE WHEN r->>2 <> '' AND r->>1 IN ('accepted', 'unknown') THEN 'pending' END "
-        "FROM json_array_elements(%(rows)s::json) AS r WHERE EXISTS (SELECT 1 FROM won) "
+        "FROM mine m, jsonb_array_elements(m.rows) AS r "
         "ON CONFLICT (campaign, position) DO UPDATE SET outcome = excluded.outcome, "
         "message_id = excluded.message_id, reason = excluded.reason, "
         "delivery = coalesce({s}.results.delivery, excluded.delivery)), "
         # Each message id with a number to track, due for its first poll.
         "tracked AS (INSERT INTO {s}.deliveries (campaign, message_id, accepted_at, next_poll_at) "
-        "SELECT DISTINCT %(campaign)s, r->>2, %(accepted_at)s::timestamptz, %(first_poll)s::timestamptz "
-        "FROM json_array_elements(%(rows)s::json) AS r WHERE EXISTS (SELECT 1 FROM won) "
-        "AND r->>2 <> '' AND r->>1 IN ('accepted', 'unknown') ON CONFLICT (campaign, message_id) DO NOTHING) "
-        "SELECT count(*) FROM won"
+        "SELECT DISTINCT ON (r->>2) %(campaign)s, r->>2, m.accepted_at, m.first_poll "
+        "FROM mine m, jsonb_array_elements(m.rows) AS r "
+        "WHERE r->>2 <> '' AND r->>1 IN ('accepted', 'unknown') "
+        "ON CONFLICT (campaign, message_id) DO NOTHING) "
+        "SELECT idx FROM won"
+    ),
+    # Which batches of a settle tried again (``batches``: [idx, state]) are settled as it
+    # said (its first try may have committed).
+    "settled_as": (
+        "SELECT b.idx FROM {s}.batches b JOIN json_array_elements(%(batches)s::json) AS x "
+        "ON b.idx = (x->>0)::integer WHERE b.campaign = %(campaign)s AND b.idx = ANY(%(idxs)s::integer[]) "
+        "AND b.settled AND b.state = x->>1"
     ),
     # -- delivery, pause ------------------------------------------------------------------------
     "delivery_tally": (

@@ -22,6 +22,7 @@ from types import TracebackType
 from typing import Any, Final, Self, TypeVar
 
 import anyio
+import anyio.lowlevel
 import psycopg
 from psycopg import errors as pg_errors
 from psycopg.conninfo import conninfo_to_dict
@@ -65,7 +66,6 @@ logger = logging.getLogger("sms_async.cluster")
 T = TypeVar("T")
 
 _EVERY_BATCH: Final = (0, 2**31 - 1)
-_COUNT_NAMES: Final = tuple(outcome.value for outcome in OUTCOMES)
 _POLLS: Final = PollSchedule()
 
 
@@ -153,6 +153,156 @@ def _connect_failure(error: BaseException) -> str:
     )
 
 
+class _Entry:
+    """One call waiting in a :class:`_Grouped`: its item, and what became of it."""
+
+    __slots__ = ("_woken", "error", "item", "result", "state")
+
+    def __init__(self, item: Any) -> None:
+        self.item = item
+        #: "queued" (waiting for a statement), "taken" (in one), or "done".
+        self.state = "queued"
+        self.result: Any = None
+        self.error: BaseException | None = None
+        self._woken: anyio.Event | None = None
+
+    async def wait(self) -> None:
+        """Until :meth:`wake` is called."""
+        if self._woken is None:
+            self._woken = anyio.Event()
+        await self._woken.wait()
+
+    def wake(self) -> None:
+        if self._woken is not None:
+            self._woken.set()
+            self._woken = None
+
+
+class _Grouped:
+    """Calls made at about the same time, done together: one statement (one round trip, one commit) a group.
+
+    A call that finds fewer than ``at_once`` statements in flight runs one at
+    once for itself and every call queued behind it (``most`` at most, of
+    the same lot, no two with the same key: ``key`` gives ``(lot, name)``,
+    here a batch's campaign and index); otherwise it waits, and the calls
+    queued meanwhile go together in the next statement. Alone, a call costs
+    what it did on its own; under load a statement serves many (group
+    commit). ``flush`` takes the items and answers one result an item, in
+    order. A statement whose caller is cancelled gives the others' items back
+    to the queue, to be done by the next; a statement that fails fails every
+    call in it.
+    """
+
+    def __init__(
+        self,
+        flush: Callable[[list[Any]], Awaitable[list[Any]]],
+        key: Callable[[Any], tuple[object, object]],
+        *,
+        most: int = 64,
+        at_once: int = 2,
+    ) -> None:
+        self._flush = flush
+        self._key = key
+        self._most = most
+        self._at_once = at_once
+        self._in_flight = 0
+        self._queue: list[_Entry] = []
+
+    async def __call__(self, item: Any) -> Any:
+        entry = _Entry(item)
+        self._queue.append(entry)
+        try:
+            while entry.state != "done":
+                if entry.state == "queued" and self._in_flight < self._at_once:
+                    self._in_flight += 1
+                    try:
+                        # Calls made at this same moment (tasks woken together) queue meanwhile.
+                        await anyio.lowlevel.checkpoint()
+                        await self._run(entry)
+                    finally:
+                        self._in_flight -= 1
+                        self._next()
+                else:
+                    await entry.wait()
+        except BaseException:
+            if entry.state == "queued":
+                self._queue.remove(entry)
+                self._next()  # it may have been the one woken to take the free place
+            raise
+        if entry.error is not None:
+            raise entry.error
+        return entry.result
+
+    def _next(self) -> None:
+        """A statement may start: wake the first call queued."""
+        if self._queue and self._in_flight < self._at_once:
+            self._queue[0].wake()
+
+    async def _run(self, first: _Entry) -> None:
+        key = self._key(first.item)
+        group, keys, left, lot = [first], {key}, [], key[0]
+        for entry in self._queue:
+            if entry is first:
+                continue
+            key = self._key(entry.item)
+            if len(group) < self._most and key[0] == lot and key not in keys:
+                group.append(entry)
+                keys.add(key)
+            else:
+                left.append(entry)
+        self._queue = left
+        for entry in group:
+            entry.state = "taken"
+        try:
+            results = await self._flush([entry.item for entry in group])
+        except BaseException as error:
+            cancelled = isinstance(error, anyio.get_cancelled_exc_class())
+            for entry in group:
+                if cancelled and entry is not first:
+                    # Not this call's to finish: the next statement does it.
+                    entry.state = "queued"
+                    self._queue.insert(0, entry)
+                else:
+                    entry.state, entry.error = "done", error
+                entry.wake()
+            raise
+        for entry, result in zip(group, results, strict=True):
+            entry.state, entry.result = "done", result
+            entry.wake()
+
+
+def _batch_key(item: dict[str, Any]) -> tuple[int, int]:
+    """The batch a settle's item is about."""
+    return item["campaign"], item["idx"]
+
+
+def _settle_item(
+    campaign: int,
+    idx: int,
+    runner: str,
+    state: str,
+    counts: dict[Outcome, int],
+    rows: Sequence[tuple[int, str, str, str]],
+    requests: int,
+    retries: int,
+    accepted_at: dt.datetime | None,
+) -> dict[str, Any]:
+    """One batch of a settle statement, as its JSON array holds it."""
+    accepted = accepted_at or dt.datetime.now(dt.UTC)
+    return {
+        "campaign": campaign,
+        "idx": idx,
+        "runner": runner,
+        "state": state,
+        "requests": requests,
+        "retries": retries,
+        "counts": {outcome.value: counts.get(outcome, 0) for outcome in OUTCOMES},
+        "accepted_at": accepted.isoformat(),
+        "first_poll": _POLLS.first_poll(accepted).isoformat(),
+        "rows": rows,
+    }
+
+
 class CampaignStore:
     """The campaign store in one PostgreSQL schema; use it as an async context manager.
 
@@ -202,6 +352,8 @@ class CampaignStore:
         self._pool = self._new_pool(url, max_connections, application_name)
         self._claims = self._new_pool(url, claim_connections, application_name) if claim_connections else None
         self._pools = [pool for pool in (self._pool, self._claims) if pool is not None]
+        # Settles made at about the same time (a worker's requests in flight) share a statement.
+        self._settling = _Grouped(self._settle_many, _batch_key, at_once=1)
 
     def _new_pool(self, url: str, size: int, application_name: str) -> AsyncConnectionPool[Any]:
         return AsyncConnectionPool(
@@ -276,22 +428,10 @@ class CampaignStore:
         which takes milliseconds: spent on a claim, just after the rate
         meter's slot, that would make requests bunch up at the gateway.
         """
-        nobody: dict[str, Any] = {"campaign": -1, "idx": -1, "runner": ""}
         try:
-            await conn.execute(self.sql["claim"], nobody)
-            await conn.execute(
-                self.sql["settle"],
-                {
-                    **nobody,
-                    **dict.fromkeys(_COUNT_NAMES, 0),
-                    "rows": "[]",
-                    "accepted_at": None,
-                    "first_poll": None,
-                    "state": "sent",
-                    "requests": 0,
-                    "retries": 0,
-                },
-            )
+            await conn.execute(self.sql["claim"], {"campaign": -1, "idx": -1, "runner": ""})
+            nobody = json.dumps([_settle_item(-1, -1, "", "sent", {}, [], 0, 0, None)])
+            await conn.execute(self.sql["settle"], {"campaign": -1, "idxs": [-1], "batches": nobody})
             await conn.execute(self.sql["paused_for"], {"key": ""})
         except (pg_errors.UndefinedTable, pg_errors.InvalidSchemaName):
             return  # no campaign yet: nothing to warm up
@@ -622,36 +762,31 @@ class CampaignStore:
         Returns whether the batch was ``runner``'s to settle; settling twice
         (a retry after a lost answer) is harmless.
         """
-        params: dict[str, Any] = {
-            "campaign": campaign,
-            "idx": idx,
-            "runner": runner,
-            "state": state,
-            "requests": requests,
-            "retries": retries,
-            "rows": json.dumps(rows),
-            "accepted_at": (accepted := accepted_at or dt.datetime.now(dt.UTC)),
-            "first_poll": _POLLS.first_poll(accepted),
-        }
-        params.update({outcome.value: counts.get(outcome, 0) for outcome in OUTCOMES})
+        item = _settle_item(campaign, idx, runner, state, counts, rows, requests, retries, accepted_at)
+        settled: bool = await self._settling(item)
+        return settled
 
-        async def go(conn: psycopg.AsyncConnection[Any], attempt: int) -> bool:
-            won = await (await conn.execute(self.sql["settle"], params)).fetchone()
-            if won is not None and won[0]:
-                return True
-            if attempt == 1:
-                return False
-            # Tried again after a lost answer: the first try may have committed.
-            done = await (
-                await conn.execute(
-                    f'SELECT settled AND state = %s FROM "{self.schema}".batches '  # noqa: S608 - checked schema name
-                    "WHERE campaign = %s AND idx = %s",
-                    (state, campaign, idx),
-                )
-            ).fetchone()
-            return bool(done and done[0])
+    async def _settle_many(self, items: list[dict[str, Any]]) -> list[bool]:
+        """Settle each batch of ``items`` (one campaign; see :func:`_settle_item`) in one statement.
 
-        return await self.run("settle", go)
+        Returns which were settled.
+        """
+        campaign = items[0]["campaign"]
+        idxs = [item["idx"] for item in items]
+        params = {"campaign": campaign, "idxs": idxs, "batches": json.dumps(items)}
+
+        async def go(conn: psycopg.AsyncConnection[Any], attempt: int) -> set[int]:
+            won = {int(row[0]) for row in await (await conn.execute(self.sql["settle"], params)).fetchall()}
+            if attempt > 1 and len(won) < len(items):
+                # Tried again after a lost answer: the first try may have committed.
+                asked = [[item["idx"], item["state"]] for item in items if item["idx"] not in won]
+                again = {"campaign": campaign, "idxs": [a[0] for a in asked], "batches": json.dumps(asked)}
+                done = await (await conn.execute(self.sql["settled_as"], again)).fetchall()
+                won.update(int(row[0]) for row in done)
+            return won
+
+        won = await self.run("settle", go)
+        return [idx in won for idx in idxs]
 
     # -- delivery, schedule, pause ------------------------------------------------------
 

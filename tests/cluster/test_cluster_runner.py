@@ -10,6 +10,7 @@ import pytest
 from cluster_support import numbers, query
 
 from sms_async import BulkSender, Iton, Outcome
+from sms_async._batching import Batcher
 from sms_async.testing import Fault, SimulatedGateway
 
 pytest.importorskip("psycopg")
@@ -79,6 +80,49 @@ async def test_two_runs_of_one_shard_at_once_send_each_batch_once(store):
     status = await store.status(created.id)
     assert status.requests == 30
     assert status.outcomes[Outcome.ACCEPTED] == 3000
+
+
+async def test_stored_batches_are_disjoint_and_runs_keep_their_numbers_in_a_set(store, monkeypatch):
+    """Repeats far apart land in other shards' batches as duplicates: no number is sent twice.
+
+    The loader de-duplicates the whole input with one batcher, so the numbers
+    left to send are distinct across the campaign (not only within a shard);
+    each run's streams de-duplicate their own numbers in a set of the strings
+    they hold (no compact table set up per group).
+    """
+    made: list[Batcher] = []
+    for_text = Batcher.for_text.__func__
+
+    def spy(cls, *args, **kwargs):
+        batcher = for_text(cls, *args, **kwargs)
+        made.append(batcher)
+        return batcher
+
+    inputs = [*numbers(250), *numbers(250), *numbers(120, start=100), *numbers(30, start=5000)]
+    with SimulatedGateway() as gw:
+        created = await create_campaign(store, CampaignSpec("Hello", "ITONAB", shard_size=1), inputs)
+        _, shards = await store.start(created.id)
+        assert len(shards) > 1  # the numbers to send span shards
+        schema = store.schema
+        repeated = query(
+            f'SELECT e164 FROM "{schema}".inputs WHERE campaign = %s AND outcome IS NULL '  # noqa: S608
+            "GROUP BY e164 HAVING count(*) > 1",
+            created.id,
+        )
+        assert repeated == []
+        monkeypatch.setattr(Batcher, "for_text", classmethod(spy))
+        reports = await run_all(store, created.id, gw)
+        assert all(report.complete for report in reports)
+        stats = gw.stats
+    assert made
+    assert all(batcher._seen._small is not None for batcher in made)
+    assert sum(batcher.distinct for batcher in made) == 280
+    assert stats.accepted == 280
+    assert not stats.duplicate_numbers()
+    status = await store.status(created.id)
+    assert status.outcomes[Outcome.ACCEPTED] == 280
+    assert status.outcomes[Outcome.DUPLICATE] == 370
+    assert sum(status.outcomes.values()) == len(inputs)
 
 
 async def test_bad_credentials_abort_the_campaign_and_leave_the_rest_unsent(store):

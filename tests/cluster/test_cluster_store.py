@@ -145,6 +145,58 @@ async def test_settle_is_the_owners_and_settling_twice_is_harmless(store):
     ]
 
 
+async def test_settles_made_together_share_statements_each_with_its_answer(store, monkeypatch):
+    """Sixteen batches settled at once share statements; each gets its own answer and rows."""
+    campaign, _ = await _started(store, count=1600)
+    statements = {"settle": 0}
+    for name in statements:
+        method = getattr(store, f"_{name}_many")
+
+        async def counted(items, method=method, name=name):
+            statements[name] += 1
+            return await method(items)
+
+        monkeypatch.setattr(store, f"_{name}_many", counted)
+    claimed: dict[int, bool] = {}
+    settled: dict[tuple[int, str], bool] = {}
+
+    async def claim(idx: int) -> None:
+        claimed[idx] = await store.claim(campaign.id, idx, "me")
+
+    async def settle(idx: int, runner: str) -> None:
+        first = idx * 100 + 1
+        rows = [(p, "accepted", f"id{p}", "") for p in range(first, first + 100)]
+        counts = {Outcome.ACCEPTED: 100}
+        settled[idx, runner] = await store.settle(
+            campaign.id, idx, runner, state="sent", counts=counts, rows=rows, requests=1
+        )
+
+    async with anyio.create_task_group() as tg:
+        for idx in range(16):
+            tg.start_soon(claim, idx)
+    assert claimed == dict.fromkeys(range(16), True)
+    async with anyio.create_task_group() as tg:
+        for idx in range(16):
+            # Batch 15 is settled by a runner that does not hold it as well: only the holder's counts.
+            tg.start_soon(settle, idx, "me")
+        tg.start_soon(settle, 15, "someone-else")
+    assert settled == {**{(idx, "me"): True for idx in range(16)}, (15, "someone-else"): False}
+    assert statements["settle"] < 17
+    status = await store.status(campaign.id)
+    assert status.outcomes[Outcome.ACCEPTED] == 1600
+    assert status.requests == 16
+    assert status.batches["sent"] == 16
+    exported = [entry async for entry in store.export(campaign.id)]
+    assert [(e.position, e.outcome, e.message_id) for e in exported] == [
+        (p, Outcome.ACCEPTED, f"id{p}") for p in range(1, 1601)
+    ]
+    tracked = query(
+        f'SELECT count(*) FROM "{store.schema}".deliveries WHERE campaign = %s',  # noqa: S608 - test schema
+        campaign.id,
+    )
+    assert tracked == [(1600,)]
+
+
 async def test_batches_of_a_runner_that_stopped_heartbeating_become_unknown(store):
     """A batch held by a runner with no live heartbeat is reaped as unknown; a live runner's is left alone."""
     campaign, _ = await _started(store, count=300)

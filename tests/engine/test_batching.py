@@ -105,6 +105,31 @@ async def test_stream_keeps_compact_keys_and_send_keeps_its_strings(monkeypatch)
     assert gateway.sent == Counter(dict.fromkeys([*numbers(150), *numbers(150, start=1000)], 1))
 
 
+async def test_a_stream_of_held_numbers_keeps_them_in_a_set_and_still_drops_repeats(monkeypatch):
+    """The cluster runner's stream (`_stream_held`) de-duplicates in the set, not the compact table."""
+    made: list[Batcher] = []
+    for_text = Batcher.for_text.__func__
+
+    def spy(cls, *args, **kwargs):
+        batcher = for_text(cls, *args, **kwargs)
+        made.append(batcher)
+        return batcher
+
+    monkeypatch.setattr(Batcher, "for_text", classmethod(spy))
+    gateway = FakeGateway()
+    inputs = [*numbers(150), *numbers(5)]
+    async with sender(gateway) as bulk:
+        stream = bulk._stream_held(iter(inputs), "Hello", sender_id="ITONAB")
+        results = [batch async for batch in stream]
+    (held,) = made
+    assert held.distinct == 150
+    assert held._seen._small is not None
+    assert sum(batch.total for batch in results) == len(inputs)
+    counts = Counter(entry.outcome for batch in results for entry in batch.entries())
+    assert counts == {Outcome.ACCEPTED: 150, Outcome.DUPLICATE: 5}
+    assert gateway.sent == Counter(dict.fromkeys(numbers(150), 1))
+
+
 async def test_generator_input():
     """A plain generator is read as recipients."""
 
