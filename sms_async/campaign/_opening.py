@@ -8,12 +8,12 @@ from __future__ import annotations
 import contextlib
 import os
 import sqlite3
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
 from sms_async.campaign._errors import CampaignError, OptionNames, StorageError
+from sms_async.campaign._results import fsync_directory
 from sms_async.campaign._schema import COUNT_COLUMNS, SCHEMA_VERSION, Identity, now
 
 __all__ = [
@@ -206,21 +206,11 @@ def open_output(output: Path, offset: int) -> IO[bytes]:
         out.flush()
         os.fsync(out.fileno())
         if not existed:
-            _fsync_dir(output.parent)
+            fsync_directory(output.parent)
     except BaseException:
         out.close()
         raise
     return out
-
-
-def _fsync_dir(directory: Path) -> None:
-    if sys.platform == "win32":  # pragma: no cover - directories cannot be opened there
-        return
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def close_quietly(out: IO[bytes] | None, conn: sqlite3.Connection | None) -> None:

@@ -47,6 +47,7 @@ __all__ = [
     "Unsettled",
     "accepted_rows",
     "encode_row",
+    "fsync_directory",
     "results_format",
     "results_header",
     "rewrite_delivery",
@@ -458,7 +459,7 @@ def rewrite_delivery(
             temp.chmod(stat.S_IMODE(path.stat().st_mode))
         temp.replace(path)
         temp = None
-        _fsync_directory(directory)
+        fsync_directory(directory)
     except OSError as error:
         raise StorageError(f"cannot rewrite the results file {path}: {error.strerror or error}") from None
     except (ValueError, csv.Error) as error:
@@ -544,7 +545,8 @@ def _rewrite_jsonl(source: Iterable[bytes], out: io.BufferedWriter, *, cells: De
     out.write("".join(parts).encode("utf-8"))
 
 
-def _fsync_directory(directory: Path) -> None:
+def fsync_directory(directory: Path) -> None:
+    """Make a rename or a new file in ``directory`` durable (a no-op on Windows)."""
     if sys.platform == "win32":  # pragma: no cover - directories cannot be opened there
         return
     fd = os.open(directory, os.O_RDONLY)
