@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 import anyio
 import pytest
 from click.testing import CliRunner
-from cluster_support import DATABASE_URL, numbers
+from cluster_support import DATABASE_URL, drive, numbers
 
 from sms_async import Iton, Outcome
 from sms_async.campaign import DeliveryTally, PollSchedule, SqliteStore, Store
@@ -44,25 +44,6 @@ PLAN = DeliveryPlan(
 
 def driver(gw: SimulatedGateway) -> Iton:
     return Iton(gw.username, gw.password, base_url=gw.iton_url)
-
-
-async def drive(clock: TestClock, work) -> object:
-    """Run ``work()`` to its end, moving the clock to the next deadline whenever something sleeps on it."""
-    found: list[object] = []
-    async with anyio.create_task_group() as tg:
-        done = anyio.Event()
-
-        async def run() -> None:
-            found.append(await work())
-            done.set()
-
-        tg.start_soon(run)
-        while not done.is_set():
-            deadline = clock.next_deadline()
-            if deadline is not None:
-                clock.advance(deadline)
-            await anyio.sleep(0.001)
-    return found[0]
 
 
 async def send_all(store: Store, campaign: int, gw: SimulatedGateway, clock: TestClock, **options) -> list:

@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 
 import anyio
 import pytest
-from cluster_support import DATABASE_URL, numbers, query, require_postgres
+from cluster_support import DATABASE_URL, drive, numbers, query, require_postgres
 from fault_proxy import FaultProxy
 
 from sms_async import ItecPay, Iton
@@ -42,25 +42,6 @@ PLAN = DeliveryPlan(
     ],
     seed=20,
 )
-
-
-async def drive(clock: TestClock, work) -> object:
-    """Run ``work()`` to its end, moving the clock to the next deadline whenever something sleeps on it."""
-    found: list[object] = []
-    async with anyio.create_task_group() as tg:
-        done = anyio.Event()
-
-        async def run() -> None:
-            found.append(await work())
-            done.set()
-
-        tg.start_soon(run)
-        while not done.is_set():
-            deadline = clock.next_deadline()
-            if deadline is not None:
-                clock.advance(deadline)
-            await anyio.sleep(0.001)
-    return found[0]
 
 
 async def send_all(store: Store, campaign: int, driver, clock: TestClock) -> None:
