@@ -81,17 +81,23 @@ async def test_empty_input():
     assert result.ok
 
 
-async def test_stream_keeps_compact_keys_and_send_keeps_its_strings(monkeypatch):
-    """`stream()` de-duplicates in the compact key table from the first number, `send()` in a set."""
-    made: list[Batcher] = []
+@pytest.fixture
+def made(monkeypatch) -> list[Batcher]:
+    """Every batcher ``Batcher.for_text`` makes during the test, in order."""
+    batchers: list[Batcher] = []
     for_text = Batcher.for_text.__func__
 
     def spy(cls, *args, **kwargs):
         batcher = for_text(cls, *args, **kwargs)
-        made.append(batcher)
+        batchers.append(batcher)
         return batcher
 
     monkeypatch.setattr(Batcher, "for_text", classmethod(spy))
+    return batchers
+
+
+async def test_stream_keeps_compact_keys_and_send_keeps_its_strings(made):
+    """`stream()` de-duplicates in the compact key table from the first number, `send()` in a set."""
     gateway = FakeGateway()
     async with sender(gateway) as bulk:
         async for _ in bulk.stream([*numbers(150), *numbers(5)], "Hello", sender_id="ITONAB"):
@@ -105,17 +111,8 @@ async def test_stream_keeps_compact_keys_and_send_keeps_its_strings(monkeypatch)
     assert gateway.sent == Counter(dict.fromkeys([*numbers(150), *numbers(150, start=1000)], 1))
 
 
-async def test_a_stream_of_held_numbers_keeps_them_in_a_set_and_still_drops_repeats(monkeypatch):
+async def test_a_stream_of_held_numbers_keeps_them_in_a_set_and_still_drops_repeats(made):
     """The cluster runner's stream (`_stream_held`) de-duplicates in the set, not the compact table."""
-    made: list[Batcher] = []
-    for_text = Batcher.for_text.__func__
-
-    def spy(cls, *args, **kwargs):
-        batcher = for_text(cls, *args, **kwargs)
-        made.append(batcher)
-        return batcher
-
-    monkeypatch.setattr(Batcher, "for_text", classmethod(spy))
     gateway = FakeGateway()
     inputs = [*numbers(150), *numbers(5)]
     async with sender(gateway) as bulk:
