@@ -41,7 +41,7 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def start_gateway(port: int) -> subprocess.Popen[bytes]:
+def start_gateway(port: int, *, latency: float = 0.0) -> subprocess.Popen[bytes]:
     gateway = subprocess.Popen(
         [
             sys.executable,
@@ -56,6 +56,7 @@ def start_gateway(port: int) -> subprocess.Popen[bytes]:
             "--no-store-messages",
             "--no-track-numbers",
             "--quiet",
+            *(["--latency", str(latency)] if latency else []),
         ]
     )
     deadline = time.monotonic() + 20

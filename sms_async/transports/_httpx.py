@@ -14,6 +14,11 @@ head starts to be written (``http11.send_request_headers.started``, or
 cancellation or the batch deadline leaves nothing on the wire. Any other
 transport (a mock, a caller's client whose transports we cannot see) is taken
 to write as soon as it is handed the request.
+
+For a client this library made, the connections open and idle are counted
+from httpcore's pools (:func:`pools_of`); a caller's client shares its pool with
+whatever else the caller sends, so its counts are not the sender's and are
+not reported.
 """
 
 from __future__ import annotations
@@ -22,13 +27,14 @@ import time
 from typing import Any
 
 import anyio
+import httpcore
 import httpx
 
 from sms_async import _exceptions as exc
 from sms_async._wire import Origin, WireRequest, WireResponse
 from sms_async.transports._base import MAX_BODY, BeforeWrite, OnWrite, safe_detail
 
-__all__ = ["HttpxTransport", "map_httpx_error"]
+__all__ = ["HttpxTransport", "map_httpx_error", "pools_of"]
 
 _IDENTITY = (("Accept-Encoding", "identity"),)
 # httpcore's trace events for the start of a request's head, over HTTP/1.1 and HTTP/2.
@@ -81,6 +87,8 @@ class HttpxTransport:
         self.traced = traced
         # The proxy the environment names, as fit for a message (no credentials), to blame it by name.
         self._proxy = proxy
+        # The httpcore pools that hold this sender's connections, where they can be seen.
+        self._pools = pools_of(client) if owns_client else None
 
     async def send(
         self,
@@ -165,13 +173,60 @@ class HttpxTransport:
             b"".join(chunks),
         )
 
-    def connections(self) -> None:
-        """Not known: httpx does not say what its pool holds."""
+    def connections(self) -> tuple[int, int] | None:
+        """Connections open (connecting, busy or idle) and, of those, idle, over the client's pools.
+
+        ``None`` for a caller's client (its pool is shared with the caller's
+        other requests), for a transport that is not httpcore's (a mock), and
+        should a later httpx or httpcore keep its pools or connections
+        elsewhere. A closed connection the pool has not yet dropped is not
+        counted; an idle one past its keep-alive expiry is, until the pool
+        drops it (on its next request).
+        """
+        pools = self._pools
+        if pools is None:
+            return None
+        opened = idle = 0
+        try:
+            for pool in pools:
+                for connection in pool.connections:
+                    if not connection.is_closed():
+                        opened += 1
+                        if connection.is_idle():
+                            idle += 1
+        except (AttributeError, TypeError):  # a later httpcore that keeps them elsewhere
+            return None
+        return opened, idle
 
     async def aclose(self) -> None:
         """Close the client if this transport created it."""
         if self._owns_client:
             await self._client.aclose()
+
+
+def pools_of(client: httpx.AsyncClient) -> tuple[httpcore.AsyncConnectionPool, ...] | None:
+    """The httpcore pools behind every transport of ``client``: its own and its proxy mounts'.
+
+    httpx keeps them under private names (``client._transport``,
+    ``client._mounts`` and each transport's ``_pool``): should a later httpx
+    move them, or should one of the client's transports not be httpcore's
+    (an ``httpx.MockTransport``), this is ``None``, for counts over some of
+    the pools would be wrong rather than unknown.
+    """
+    mounts = getattr(client, "_mounts", None)
+    if not isinstance(mounts, dict):  # pragma: no cover - depends on the installed httpx
+        return None
+    # A mount of None (a NO_PROXY pattern) sends through the client's own transport.
+    transports = [getattr(client, "_transport", None), *(t for t in mounts.values() if t is not None)]
+    pools: dict[int, httpcore.AsyncConnectionPool] = {}
+    for transport in transports:
+        pool = getattr(transport, "_pool", None)
+        if not isinstance(transport, httpx.AsyncHTTPTransport) or not isinstance(
+            pool, httpcore.AsyncConnectionPool
+        ):
+            return None
+        pools[id(pool)] = pool
+    return tuple(pools.values())
 
 
 def _past_deadline(progress: _Progress | None) -> exc.TransportError:

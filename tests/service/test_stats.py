@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import anyio
 import attrs
+import httpx
 import pytest
 from service_support import TRANSPORTS, assert_accounted, numbers, sender
 
-from sms_async import BulkResult, Outcome, SenderStats
+from sms_async import BulkResult, BulkSender, Iton, Outcome, RetryPolicy, SenderStats
 from sms_async.testing import Fault
 
 
@@ -61,12 +62,69 @@ async def test_stats_while_a_send_runs_and_after(sms_gateway_factory, http):
     )
     assert (after.slots_in_use, after.calls_running, after.requests_in_flight) == (0, 0, 0)
     assert (closed.open, closed.calls_running) == (False, 0)
-    if http == "fast":
-        assert (during.connections_open, during.connections_idle) == (4, 0)
-        assert (after.connections_open, after.connections_idle) == (4, 4)
-    else:
-        assert during.connections_open is after.connections_idle is None
+    # The fast transport counts its own pool; httpx's, httpcore's pool in the client the sender made.
+    assert (during.connections_open, during.connections_idle) == (4, 0)
+    assert (after.connections_open, after.connections_idle) == (4, 4)
+    assert (closed.connections_open, closed.connections_idle) == (0, 0)
     assert_accounted(results[0], sent, gw)
+
+
+async def during_and_after(gw, bulk: BulkSender, sent: list[str]) -> tuple[SenderStats, SenderStats]:
+    """``bulk.stats()`` while 4 requests of a send of ``sent`` are at the gateway, and after the send."""
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(lambda: bulk.send(sent, "Hello", sender_id="ITONAB"))
+        await until(lambda: gw.stats.in_flight == 4)
+        during = bulk.stats()
+    return during, bulk.stats()
+
+
+def test_stats_on_trio_count_the_httpx_pool(sms_gateway_factory):
+    """On trio (httpx, in a client the sender made) the connections are counted the same way."""
+    gw = sms_gateway_factory(faults=[Fault("latency", rate=1.0, seconds=0.2)])
+
+    async def main() -> tuple[SenderStats, SenderStats]:
+        async with sender(gw, "auto", concurrency=4) as bulk:
+            assert bulk.http_backend == "httpx"
+            return await during_and_after(gw, bulk, numbers(1000))
+
+    during, after = anyio.run(main, backend="trio")
+    assert (during.connections_open, during.connections_idle) == (4, 0)
+    assert (after.connections_open, after.connections_idle) == (4, 4)
+
+
+async def test_stats_count_the_pool_of_an_httpx_transport_passed_in(sms_gateway_factory):
+    """An ``httpx.AsyncHTTPTransport`` passed as ``transport=`` goes in a client the sender owns: counted."""
+    gw = sms_gateway_factory(faults=[Fault("latency", rate=1.0, seconds=0.2)])
+    transport = httpx.AsyncHTTPTransport(limits=httpx.Limits(max_connections=4))
+    async with sender(gw, concurrency=4, http="httpx", transport=transport) as bulk:
+        during, after = await during_and_after(gw, bulk, numbers(1000))
+    assert (during.connections_open, during.connections_idle) == (4, 0)
+    assert (after.connections_open, after.connections_idle) == (4, 4)
+
+
+async def test_stats_do_not_count_a_client_passed_in(sms_gateway_factory):
+    """A caller's ``client=`` shares its pool with the caller's other requests: connections not known."""
+    gw = sms_gateway_factory(faults=[Fault("latency", rate=1.0, seconds=0.2)])
+    async with httpx.AsyncClient(limits=httpx.Limits(max_connections=4), trust_env=False) as client:
+        bulk = BulkSender(
+            Iton(gw.username, gw.password, base_url=gw.iton_url),
+            concurrency=4,
+            client=client,
+            retry=RetryPolicy(initial_wait=0.001, max_wait=0.01),
+        )
+        async with bulk:
+            during, after = await during_and_after(gw, bulk, numbers(1000))
+    assert (during.slots_in_use, during.requests_in_flight) == (4, 4)
+    assert (during.connections_open, during.connections_idle) == (None, None)
+    assert (after.connections_open, after.connections_idle) == (None, None)
+
+
+async def test_stats_through_a_mock_transport_do_not_count_connections(sms_gateway):
+    """A transport that is not httpcore's has no pool to read: the connections are not known."""
+    transport = httpx.MockTransport(lambda _: httpx.Response(500))
+    async with sender(sms_gateway, http="httpx", transport=transport) as bulk:
+        stats = bulk.stats()
+    assert (stats.open, stats.connections_open, stats.connections_idle) == (True, None, None)
 
 
 async def test_stats_show_the_pause_a_429_imposed(sms_gateway_factory):
