@@ -9,7 +9,9 @@ of workers (:func:`run_shard`, or the Celery task of
     async with CampaignStore(url) as store:
         campaign = await create_campaign(store, CampaignSpec("Hello", "ITONAB", rate=2000), numbers)
         started = await start_campaign(store, campaign.id)
-    enqueue(started.campaign, started.shards)  # sms_async.cluster.celery: one task per shard
+    # sms_async.cluster.celery: one task per shard, and the delivery polling chain where one is needed
+    polling = started.generation
+    enqueue(started.campaign, started.shards, reports=polling is not None, generation=polling)
 
 Following it: :func:`wait_for_campaign` looks at it until it is finished,
 keeping it up meanwhile (:func:`campaign_upkeep`), and stops early when
