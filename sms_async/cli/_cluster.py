@@ -68,7 +68,7 @@ from sms_async.cli._io import InputFormat, InputReadError, RecipientSource
 from sms_async.cli._options import consoles, guarded_as, input_options, say_error, text_options
 
 if TYPE_CHECKING:
-    from sms_async.cluster import ClusterSettings
+    from sms_async.cluster import ClusterSettings, Unattended
 
 __all__ = ["COLUMNS", "campaign", "encode_row", "register", "worker"]
 
@@ -379,9 +379,12 @@ def _queue(campaign_id: int, settings: ClusterSettings, *, reports: bool = True)
             check_broker(app)
         except BrokerUnavailableError as error:
             raise CliError(f"campaign {campaign_id} was not started: {error}", ExitCode.ABORTED) from None
-    found, shards, pending, generation = _with_store(
-        lambda store: _start_polling(store, campaign_id, reports)
+    from sms_async.cluster import start_campaign  # noqa: PLC0415
+
+    started = _with_store(
+        lambda store: start_campaign(store, campaign_id, polling=reports, on_restart=_say_started_before)
     )
+    found, shards, pending, generation = started.campaign, started.shards, started.pending, started.generation
     if not shards and generation is None:
         click.echo(f"campaign {campaign_id}: nothing left to send ({found.state})")
         return ExitCode.OK
@@ -405,35 +408,13 @@ def _queue(campaign_id: int, settings: ClusterSettings, *, reports: bool = True)
     return ExitCode.OK
 
 
-async def _start_polling(
-    store: Store, campaign_id: int, reports: bool
-) -> tuple[StoredCampaign, list[int], int, int | None]:
-    """Start the campaign; with ``reports``, a new polling chain where one is needed (its generation).
-
-    One is needed while the campaign sends, or numbers are pending delivery: a new chain
-    replaces the campaign's earlier ones (whether they still run or were lost).
-    """
-    found, shards = await _start(store, campaign_id)
-    new_chain = getattr(store, "new_poll_chain", None)  # workers poll a shared (PostgreSQL) store only
-    # Counted only when it decides (it reads every row of the campaign's results).
-    sending = bool(shards) or found.state == "running"
-    pending = 0 if sending or not reports else (await store.delivery_tally(campaign_id)).pending
-    if not reports or new_chain is None or not (sending or pending):
-        return found, shards, pending, None
-    generation: int = await new_chain(campaign_id)
-    return found, shards, pending, generation
-
-
 # States whose start the store refuses with its own reason (which the broker's state must not hide).
 _REFUSED_BY_START = frozenset({"cancelled", "loading"})
 
 
-async def _start(store: Store, campaign_id: int) -> tuple[StoredCampaign, list[int]]:
-    """Start the campaign, saying first what became of an earlier start."""
-    before = await store.campaign(campaign_id)
-    if before.started_at is not None:
-        click.echo(_started_before(before))
-    return await store.start(campaign_id)
+def _say_started_before(before: StoredCampaign) -> None:
+    """Say what became of an earlier start of the campaign being started."""
+    click.echo(_started_before(before))
 
 
 def _started_before(before: StoredCampaign) -> str:
@@ -470,12 +451,13 @@ def run_here(campaign_id: int, concurrency: int, reports: bool) -> ExitCode:
     With --reports it then polls delivery reports until no number is pending.
     """  # noqa: D205
     settings = _settings(concurrency=concurrency)
-    from sms_async.cluster import driver_from_environment, poll_reports, run_shard  # noqa: PLC0415
+    from sms_async.cluster import driver_from_environment, poll_reports, run_shard, start_campaign  # noqa: PLC0415
 
     _, err_console = consoles()
 
     async def go(store: Store) -> tuple[CampaignStatus, DeliveryTally]:
-        found, shards = await _start(store, campaign_id)
+        started = await start_campaign(store, campaign_id, polling=False, on_restart=_say_started_before)
+        found, shards = started.campaign, started.shards
         driver = driver_from_environment(found.gateway)
         for shard in shards:
             # No time budget: nothing here hands the rest of a shard to a new task.
@@ -530,35 +512,33 @@ def status(
     terminal shows the progress until the campaign is done, and waiting stops when nobody works on it.
     """  # noqa: D205
     settings = _settings()
+    from sms_async.cluster import wait_for_campaign  # noqa: PLC0415
+
     _, err_console = consoles()
-    why_not: list[str] = []
 
-    async def look(store: Store) -> tuple[CampaignStatus, DeliveryTally]:
-        import anyio  # noqa: PLC0415
+    async def look(store: Store) -> tuple[CampaignStatus, DeliveryTally, Unattended | None]:
+        if not wait:
+            return await store.status(campaign_id), await store.delivery_tally(campaign_id), None
+        with _Progress(err_console, enabled=True) as progress:
+            # Between looks the campaign is kept up: a stopped one's dead workers' batches are settled.
+            waited = await wait_for_campaign(
+                store,
+                campaign_id,
+                lease=settings.lease,
+                idle=idle,
+                interval=interval,
+                timeout=timeout,
+                on_look=progress.show,
+            )
+            return waited.status, await store.delivery_tally(campaign_id), waited.unattended
 
-        give_up = None if timeout is None else time.monotonic() + timeout
-        with _Progress(err_console, enabled=wait) as progress:
-            while True:
-                found = await store.status(campaign_id)
-                progress.show(found)
-                if not wait or found.finished or (give_up is not None and time.monotonic() >= give_up):
-                    return found, await store.delivery_tally(campaign_id)
-                if found.campaign.state != "running":
-                    # Nobody runs a stopped campaign's shards: settle the batches of dead workers here.
-                    await store.reap(campaign_id, settings.lease)
-                reason = await _nobody_works_on(store, found, idle)
-                if reason is not None:
-                    why_not.append(reason)
-                    return found, await store.delivery_tally(campaign_id)
-                await anyio.sleep(interval)
-
-    found, tally = _with_store(look)
+    found, tally, unattended = _with_store(look)
     if as_json:
         click.echo(json.dumps(_status_document(found, tally)))
     else:
         _print_status(found, tally)
-    for reason in why_not:
-        say_error(f"stopped waiting: {reason}")
+    if unattended is not None:
+        say_error(f"stopped waiting: {_unattended_hint(unattended)}")
     return _status_code(found)
 
 
@@ -570,24 +550,17 @@ def _status_code(found: CampaignStatus) -> ExitCode:
     return ExitCode.NOT_ALL_ACCEPTED
 
 
-async def _nobody_works_on(store: Store, found: CampaignStatus, idle: float) -> str | None:
-    """Why waiting is pointless (the campaign never started, or no worker for ``idle`` seconds), if it is."""
-    c = found.campaign
-    if c.state == "ready":
-        return f"campaign {c.id} has not been started: start it with 'sms-async campaign start {c.id}'"
-    if c.state != "running":
-        return None
-    if c.paused:
-        return f"campaign {c.id} is paused: resume it with 'sms-async campaign resume {c.id}'"
-    if _waiting(c) is not None:
-        return None  # nobody works on it until its window opens: that is no reason to stop waiting
-    quiet = await store.idle_for(c.id)
-    if quiet is None or quiet < idle:
-        return None
+def _unattended_hint(unattended: Unattended) -> str:
+    """Why waiting stopped (see :func:`sms_async.cluster.nobody_works_on`), and the command that helps."""
+    c = unattended.campaign
+    if unattended.why == "not_started":
+        return f"{unattended}: start it with 'sms-async campaign start {c.id}'"
+    if unattended.why == "paused":
+        return f"{unattended}: resume it with 'sms-async campaign resume {c.id}'"
     return (
-        f"no worker has worked on campaign {c.id} for {quiet:.0f} s: is 'sms-async worker' running on queue "
-        f"{c.queue!r} with the broker of SMS_ASYNC_BROKER_URL? Once it is, 'sms-async campaign start {c.id}' "
-        "queues the shards again (a batch is never sent twice)"
+        f"{unattended}: is 'sms-async worker' running on queue {c.queue!r} with the broker of "
+        f"SMS_ASYNC_BROKER_URL? Once it is, 'sms-async campaign start {c.id}' queues the shards again "
+        "(a batch is never sent twice)"
     )
 
 

@@ -8,8 +8,14 @@ of workers (:func:`run_shard`, or the Celery task of
 
     async with CampaignStore(url) as store:
         campaign = await create_campaign(store, CampaignSpec("Hello", "ITONAB", rate=2000), numbers)
-        campaign, shards = await store.start(campaign.id)
-    enqueue(campaign, shards)                 # sms_async.cluster.celery: one task per shard
+        started = await start_campaign(store, campaign.id)
+    # sms_async.cluster.celery: one task per shard, and the delivery polling chain where one is needed
+    polling = started.generation
+    enqueue(started.campaign, started.shards, reports=polling is not None, generation=polling)
+
+Following it: :func:`wait_for_campaign` looks at it until it is finished,
+keeping it up meanwhile (:func:`campaign_upkeep`), and stops early when
+nobody works on it (:func:`nobody_works_on`).
 
 The store is the campaign's journal (the same protocol as the single-machine
 one): a batch goes pending -> sending in one atomic statement only one run
@@ -37,6 +43,15 @@ from sms_async.cluster._settings import (
     driver_from_environment,
     open_store,
 )
+from sms_async.cluster._upkeep import (
+    CampaignStart,
+    CampaignWait,
+    Unattended,
+    campaign_upkeep,
+    nobody_works_on,
+    start_campaign,
+    wait_for_campaign,
+)
 
 if TYPE_CHECKING:
     from sms_async.cluster._store import CampaignStore
@@ -61,8 +76,10 @@ __all__ = [
     "DEFAULT_SHARD_SIZE",
     "CampaignError",
     "CampaignSpec",
+    "CampaignStart",
     "CampaignStatus",
     "CampaignStore",
+    "CampaignWait",
     "ClusterSettings",
     "ReportsPolled",
     "ShardReport",
@@ -70,11 +87,16 @@ __all__ = [
     "StorePause",
     "StoreUnavailableError",
     "StoredCampaign",
+    "Unattended",
     "account_key",
+    "campaign_upkeep",
     "check_account",
     "create_campaign",
     "driver_from_environment",
+    "nobody_works_on",
     "open_store",
     "poll_reports",
     "run_shard",
+    "start_campaign",
+    "wait_for_campaign",
 ]

@@ -568,8 +568,9 @@ def enqueue(
 
     With ``reports``, a delivery polling task too (``sms_async.poll_reports``), which queues
     the next one itself while numbers are pending or the campaign sends. Give it the
-    ``generation`` of :meth:`CampaignStore.new_poll_chain`, taken just before: the chain
-    it starts then replaces the campaign's earlier ones (``campaign start`` does so).
+    ``generation`` of :meth:`CampaignStore.new_poll_chain`, taken just before (as
+    :func:`~sms_async.cluster.start_campaign` takes it): the chain it starts then replaces
+    the campaign's earlier ones (``campaign start`` does so).
     """
     sender = target or app
     # One connection made now from the app's settings: a producer pool made before

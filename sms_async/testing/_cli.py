@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, Final
 from sms_async.testing._faults import Fault, parse_fault
 from sms_async.testing._gateway import SimulatedGateway, protocol_options
 from sms_async.testing._http import is_loopback
-from sms_async.testing._registry import registered_protocols
+from sms_async.testing._registry import example_operation, registered_protocols
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -134,7 +134,7 @@ def build_parser(prog: str = "python -m sms_async.testing") -> argparse.Argument
         metavar="GATEWAY=FORM",
         help="how a gateway answers a send, one of its protocol's answer forms (repeatable)",
     )
-    # Each protocol's declared shorthands, as options of their own (such as --iton-send-form).
+    # Each protocol's declared shorthands, as options of their own (such as --<gateway>-send-form).
     for protocol in protocols:
         for key, target in protocol.shorthands.items():
             title = protocol.title or protocol.name
@@ -161,7 +161,9 @@ def build_parser(prog: str = "python -m sms_async.testing") -> argparse.Argument
         action="append",
         default=[],
         metavar="KIND[:RATE][:KEY=VALUE...]",
-        help="inject a fault, e.g. status_429:0.05 or status_500:0:on=3:ops=iton.sendSMS (repeatable)",
+        help="inject a fault, e.g. status_429:0.05"
+        + (f" or status_500:0:on=3:ops={example}" if (example := example_operation(protocols)) else "")
+        + " (repeatable)",
     )
     add("--dnd", action="append", default=[], metavar="NUMBER", help="a do-not-disturb number (repeatable)")
     add(
@@ -192,6 +194,14 @@ def build_parser(prog: str = "python -m sms_async.testing") -> argparse.Argument
     return parser
 
 
+def _answer_form_example() -> str:
+    """``, such as NAME=FORM`` for a registered protocol that has a choice of answer forms, else ``""``."""
+    for protocol in registered_protocols():
+        if len(protocol.answer_forms) > 1:
+            return f", such as {protocol.name}={protocol.answer_forms[-1]}"
+    return ""
+
+
 def main(argv: Sequence[str] | None = None, *, prog: str = "python -m sms_async.testing") -> int:
     """Run the simulated gateway from the command line; return the exit status."""
     try:
@@ -214,7 +224,7 @@ def main(argv: Sequence[str] | None = None, *, prog: str = "python -m sms_async.
     for spec in args.answer_form:
         name, sep, form = spec.partition("=")
         if not sep or not name or not form:
-            parser.error(f"--answer-form {spec}: expected GATEWAY=FORM, such as iton=json")
+            parser.error(f"--answer-form {spec}: expected GATEWAY=FORM{_answer_form_example()}")
         answer_forms[name] = form
     shorthands = {
         key.removeprefix("shorthand_"): value

@@ -55,7 +55,10 @@ def check_protocol(protocol: type[SimulatedProtocol]) -> None:
         raise TypeError(f"expected a SimulatedProtocol subclass, got {protocol!r}")
     name = getattr(protocol, "name", None)
     if not isinstance(name, str) or not name.isidentifier():
-        raise ValueError(f"{protocol.__name__}.name must be an identifier such as 'iton', got {name!r}")
+        raise ValueError(
+            f"{protocol.__name__}.name must be an identifier, the gateway's name (such as 'my_gateway'), "
+            f"got {name!r}"
+        )
     if name in RESERVED:
         raise ValueError(f"{protocol.__name__}.name {name!r} is reserved by the simulator; choose another")
     operations = getattr(protocol, "operations", None)
@@ -140,6 +143,14 @@ def registered_protocols() -> tuple[type[SimulatedProtocol], ...]:
     return tuple(_registry.values())
 
 
+def example_operation(protocols: Iterable[type[SimulatedProtocol]]) -> str | None:
+    """An operation name of the first of ``protocols``, for a message's example: a send if it has one."""
+    for protocol in protocols:
+        names = sorted(protocol.operations)
+        return next((op for op in names if "send" in op.lower()), names[0])
+    return None
+
+
 def check_operation_names(names: Iterable[str]) -> frozenset[str]:
     """Check fault operation names against the registered protocols; return them as a frozenset.
 
@@ -152,7 +163,9 @@ def check_operation_names(names: Iterable[str]) -> frozenset[str]:
     for op in sorted(checked, key=str):
         prefix, dot, rest = op.partition(".") if isinstance(op, str) else ("", "", "")
         if not dot or not rest or not prefix:
-            raise ValueError(f"operation names look like 'gateway.operation' ('iton.sendSMS'), got {op!r}")
+            example = example_operation(_registry.values())
+            such_as = f" ({example!r})" if example is not None else ""
+            raise ValueError(f"operation names look like 'gateway.operation'{such_as}, got {op!r}")
         if prefix not in _registry and prefix != UnknownPath.name:
             point = _declared().get(prefix)
             if point is not None:

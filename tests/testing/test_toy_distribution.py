@@ -199,6 +199,82 @@ def test_the_toy_from_the_command_line(toy_distribution, tmp_path):
         simulator.communicate(timeout=30)
 
 
+def _cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    """``sms-async ARGS`` in a process of its own."""
+    return subprocess.run(  # noqa: S603  (our own interpreter and module)
+        [sys.executable, "-m", "sms_async", *args], capture_output=True, text=True, env=env, check=False
+    )
+
+
+def test_the_toy_as_a_stored_campaign_from_the_command_line(toy_distribution, tmp_path):
+    """``campaign create --gateway toy`` then ``campaign run`` against ``simulate --gateway toy``: every
+    recipient accounted for once, in the status and the export; a second run sends nothing.
+    """  # noqa: D205
+    simulator, banner = _simulator("--gateway", "toy")
+    try:
+        origin = re.search(r"listening on (http://127\.0\.0\.1:\d+)", banner).group(1)
+        source = tmp_path / "numbers.txt"
+        source.write_text("\n".join(n.removeprefix("+") for n in numbers(60)) + "\n919800000001\n12\n")
+        store = f"sqlite:///{tmp_path / 'campaigns.db'}"
+        env = {
+            **os.environ,
+            "SMS_ASYNC_USERNAME": "demo",
+            "SMS_ASYNC_PASSWORD": "demo-password",
+            "SMS_ASYNC_BASE_URL": origin,
+            "HOME": str(tmp_path),
+            "XDG_CONFIG_HOME": str(tmp_path / ".config"),
+        }
+        for name in ("SMS_ASYNC_TOKEN", "SMS_ASYNC_GATEWAY", "SMS_ASYNC_CONFIG", "SMS_ASYNC_DATABASE_URL"):
+            env.pop(name, None)
+        created = _cli(
+            env,
+            "campaign",
+            "create",
+            str(source),
+            "--text",
+            "Hi",
+            "--sender-id",
+            "TOYCO",
+            "--gateway",
+            "toy",
+            "--store",
+            store,
+            "--json",
+        )
+        assert created.returncode == 0, created.stderr
+        campaign = str(json.loads(created.stdout.splitlines()[0])["id"])
+
+        sent = _cli(env, "campaign", "run", campaign, "--store", store)
+        assert sent.returncode == 1, sent.stderr  # one input was invalid
+        assert f"campaign {campaign}: done (toy" in sent.stdout
+
+        shown = _cli(env, "campaign", "status", campaign, "--json", "--store", store)
+        status = json.loads(shown.stdout)
+        assert (status["state"], status["finished"], status["gateway"]) == ("done", True, "toy")
+        outcomes = {"accepted": 60, "duplicate": 1, "invalid": 1}  # the number of row 2 comes again
+        assert {k: v for k, v in status["outcomes"].items() if v} == outcomes
+        assert (status["inputs"], status["recipients"], status["not_settled"]) == (62, 60, 0)
+
+        output = tmp_path / "results.jsonl"
+        exported = _cli(env, "campaign", "export", campaign, "-o", str(output), "--store", store)
+        assert exported.returncode == 0, exported.stderr
+        rows = [json.loads(line) for line in output.read_text().splitlines()]
+        assert [row["row"] for row in rows] == list(range(1, 63))
+        assert Counter(row["outcome"] for row in rows) == outcomes
+        assert all(row["message_id"] for row in rows if row["outcome"] == "accepted")
+
+        again = _cli(env, "campaign", "run", campaign, "--store", store)
+        assert again.returncode == 1, again.stderr
+        with SimulatorClient(origin) as client:
+            stats = client.stats(numbers=True)
+        assert stats.requests == {"toy.send": 2}  # 50 + 10: the toy's own max_batch, and never again
+        assert stats.accepted == 60
+        assert not stats.duplicates
+    finally:
+        simulator.terminate()
+        simulator.communicate(timeout=30)
+
+
 def test_simulate_refuses_a_gateway_nobody_declared():
     """``--gateway`` names only registered or installed protocols."""
     refused = subprocess.run(
