@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import signal
 import time
 from collections.abc import Iterator
@@ -268,10 +269,17 @@ def test_cancel_stops_a_running_campaign(cluster, pool, fresh, tmp_path):
     cluster.cli("campaign", "start", str(campaign))
     wait_for(lambda: fresh.stats().accepted >= 2_000, 60, "some of the campaign to be sent")
     cancelled = cluster.cli("campaign", "cancel", str(campaign))
-    assert "cancelled" in cancelled.stdout
+    assert cancelled.returncode == 0, cancelled.stderr
+    said = re.fullmatch(
+        rf"campaign {campaign} cancelled: ([\d,]+) inputs unsent; [\d,]+ batches in flight will finish\n",
+        cancelled.stdout,
+    )
+    assert said is not None, cancelled.stdout
     code, status = cluster.status(campaign, "--wait", "--interval", "0.5", "--timeout", "60")
     assert (code, status["state"], status["finished"]) == (1, "cancelled", True)
     outcomes = status["outcomes"]
+    # What cancel said was unsent is what stays unsent: the batches in flight finished, none became unsent.
+    assert outcomes["unsent"] == int(said.group(1).replace(",", ""))
     assert outcomes["unknown"] == 0
     assert outcomes["accepted"] + outcomes["unsent"] == 20_000
     assert 2_000 <= outcomes["accepted"] < 20_000
