@@ -78,6 +78,14 @@ def fresh(sim: Simulator) -> Simulator:
     return sim
 
 
+@pytest.fixture
+def keeping() -> Iterator[Simulator]:
+    """A simulator of the test's own that keeps every message, to say which text each number got."""
+    started = Simulator(ACCOUNTS[:1], latency=0.02, store_messages=True)
+    yield started
+    started.stop()
+
+
 @contextlib.contextmanager
 def workers(
     cluster: Cluster, sim: Simulator, queue: str, account: str, count: int, **options: int
@@ -296,10 +304,12 @@ def test_cancel_stops_a_running_campaign(cluster, pool, fresh, tmp_path):
 PEOPLE = 8_000
 
 
-def test_a_personalised_campaign_on_two_workers_one_killed_exports_what_send_writes(cluster, fresh, tmp_path):
+def test_a_personalised_campaign_on_two_workers_one_killed_exports_what_send_writes(
+    cluster, keeping, tmp_path
+):
     """The same CSV (a text per row, a DLT parameter, kept columns) sent by `send` and by two workers, one
-    SIGKILLed: no number twice, every send carried the parameter, and the rows are send's rows apart from
-    message ids and the killed worker's unknown ones.
+    SIGKILLed: no number twice, each number got its own text with the parameter, and the rows are send's
+    rows apart from message ids and the killed worker's unknown ones.
     """  # noqa: D205
     import csv  # noqa: PLC0415
     import io  # noqa: PLC0415
@@ -326,21 +336,26 @@ def test_a_personalised_campaign_on_two_workers_one_killed_exports_what_send_wri
         "campaign", "create", str(source), *options, "--keep-columns", "--json", "--queue", "qk"
     )
     campaign = json.loads(made.stdout)["id"]
-    with workers(cluster, fresh, "qk", "acct:pw-main-1", 2, concurrency=8):
+    with workers(cluster, keeping, "qk", "acct:pw-main-1", 2, concurrency=8):
         cluster.cli("campaign", "start", str(campaign))
-        wait_for(lambda: fresh.stats().accepted >= PEOPLE // 5, 60, "a fifth of the campaign to be sent")
+        wait_for(lambda: keeping.stats().accepted >= PEOPLE // 5, 60, "a fifth of the campaign to be sent")
         busy = {
             row[0]
             for row in query(f'SELECT pid FROM "{cluster.schema}".runners WHERE campaign = %s', campaign)  # noqa: S608
         }
         victim = next(worker for worker in cluster.workers if worker.pid in busy)
-        kill_between_claims(victim, cluster, fresh)
+        kill_between_claims(victim, cluster, keeping)
         _, status = cluster.status(campaign, "--wait", "--interval", "0.5", "--timeout", "120")
     assert status["state"] == "done", status
-    stats = fresh.stats(numbers=True)
+    stats = keeping.stats(numbers=True, texts=True)
     assert not stats.duplicates
     requests = stats.requests.get("iton.sendSMS", 0)
     assert stats.params["templateid=1107-5"] == requests
+    # Every number reached the gateway once (the unknown ones too: checked below), with its own text.
+    own = {on_wire(n): f"Hi Name {i}, your plan-{i % 5} is ready" for i, n in enumerate(people)}
+    assert stats.texts.keys() == stats.numbers.keys() == own.keys()
+    wrong = {n: got for n, got in stats.texts.items() if got != [(own[n], {"templateid": "1107-5"})]}
+    assert not wrong, list(wrong.items())[:5]
     exported = tmp_path / "campaign.csv"
     cluster.cli("campaign", "export", str(campaign), "-o", str(exported), "--no-delivery")
     theirs = list(csv.reader(io.StringIO(sent.read_text())))
