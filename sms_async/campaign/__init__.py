@@ -46,6 +46,7 @@ from sms_async.campaign._runner import Campaign, CampaignReport, default_journal
 from sms_async.campaign._schema import Identity
 from sms_async.campaign._settings import (
     ENV_CONFIG,
+    ENV_DATABASE_URL,
     ENV_GATEWAY,
     ENV_PREFIX,
     FLAG_SETTINGS,
@@ -164,6 +165,7 @@ __all__ = [
 ]
 __all__ += [
     "ENV_CONFIG",
+    "ENV_DATABASE_URL",
     "ENV_GATEWAY",
     "FLAG_SETTINGS",
     "SEND_DEFAULT_KEYS",

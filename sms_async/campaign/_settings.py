@@ -39,6 +39,7 @@ from sms_async.providers import gateway, gateway_names
 
 __all__ = [
     "ENV_CONFIG",
+    "ENV_DATABASE_URL",
     "ENV_GATEWAY",
     "ENV_PREFIX",
     "FLAG_SETTINGS",
@@ -83,6 +84,8 @@ def environment_settings(keys: Iterable[str], env: Mapping[str, str]) -> dict[st
 
 #: The variable naming the config file (``--config`` on the command line wins over it).
 ENV_CONFIG: Final = "SMS_ASYNC_CONFIG"
+#: The variable naming the campaign store (``--store`` on the command line wins over it).
+ENV_DATABASE_URL: Final = "SMS_ASYNC_DATABASE_URL"
 #: The variable naming the gateway when nothing more specific does.
 ENV_GATEWAY: Final = "SMS_ASYNC_GATEWAY"
 #: Settings that are true or false (an option without a value on the command line).

@@ -41,6 +41,8 @@ from sms_async.campaign import (
     COLUMNS,
     DEFAULT_GATEWAY,
     DEFAULT_REGION,
+    DEFAULT_STORE_FILE,
+    ENV_DATABASE_URL,
     CampaignError,
     CampaignStatus,
     DeliveryTally,
@@ -65,7 +67,17 @@ from sms_async.cli._campaign import (
 from sms_async.cli._config import parse_params
 from sms_async.cli._errors import CliError, ExitCode, run_async
 from sms_async.cli._io import InputFormat, InputReadError, RecipientSource
-from sms_async.cli._options import consoles, guarded_as, input_options, say_error, text_options
+from sms_async.cli._options import (
+    concurrency_option,
+    consoles,
+    guarded_as,
+    input_options,
+    keep_columns_option,
+    params_option,
+    rate_option,
+    say_error,
+    text_options,
+)
 
 if TYPE_CHECKING:
     from sms_async.cluster import ClusterSettings, Unattended
@@ -89,13 +101,7 @@ class _Owner:
 
 
 #: Requests in flight per shard run (``campaign run`` and ``worker``).
-_concurrency_option = click.option(
-    "--concurrency",
-    type=click.IntRange(min=1, max=1024),
-    default=32,
-    show_default=True,
-    help="Requests in flight per shard.",
-)
+_concurrency_option = concurrency_option("Requests in flight per shard.")
 
 # A store or broker out of reach is no usage error: exit status 3.
 _guarded = guarded_as(ExitCode.ABORTED)
@@ -118,7 +124,6 @@ def _settings(**overrides: Any) -> ClusterSettings:
 
 _OWNER = _Owner()
 _STORE_KEY = "sms_async.store"
-ENV_DATABASE_URL = "SMS_ASYNC_DATABASE_URL"
 
 
 def _remember_store(context: click.Context, _param: click.Parameter, value: str | None) -> None:
@@ -133,7 +138,7 @@ _store_option = click.option(
     expose_value=False,
     callback=_remember_store,
     help="The campaign store: sqlite:///campaigns.db (this machine) or postgresql://... (shared); "
-    "default: SMS_ASYNC_DATABASE_URL, else sqlite:///sms-async-campaigns.db here.",
+    f"default: {ENV_DATABASE_URL}, else sqlite:///{DEFAULT_STORE_FILE} here.",
 )
 
 
@@ -194,24 +199,11 @@ def campaign() -> None:
     metavar="NAME",
     help=f"Gateway the workers send through (default: SMS_ASYNC_GATEWAY, else {DEFAULT_GATEWAY}).",
 )
-@click.option(
-    "--rate",
-    type=click.FloatRange(min=0, min_open=True),
-    metavar="N",
-    help="At most N messages a second at the gateway, across every worker of the account.",
-)
+@rate_option("At most N messages a second at the gateway, across every worker of the account.")
 @text_options
-@click.option(
-    "--param",
-    "params",
-    multiple=True,
-    metavar="NAME=VALUE",
-    help="Extra request parameter of every send (such as a DLT templateid), stored with the campaign.",
-)
-@click.option(
-    "--keep-columns",
-    is_flag=True,
-    help="Keep the CSV's other columns with each row; the export writes them after the results columns.",
+@params_option("Extra request parameter of every send (such as a DLT templateid), stored with the campaign.")
+@keep_columns_option(
+    "Keep the CSV's other columns with each row; the export writes them after the results columns."
 )
 @click.option(
     "--queue",

@@ -40,11 +40,15 @@ from sms_async.providers import gateway, gateway_names
 __all__ = [
     "Account",
     "GatewayChoice",
+    "concurrency_option",
     "consoles",
     "gateway_options",
     "guarded",
     "guarded_as",
     "input_options",
+    "keep_columns_option",
+    "params_option",
+    "rate_option",
     "say_error",
     "setting_keys",
     "stdin",
@@ -79,6 +83,32 @@ def text_options(command: F) -> F:
     return click.option(
         "--skip-dnd", is_flag=True, help="Look up the do-not-disturb list first and skip listed numbers."
     )(command)
+
+
+def rate_option(help_text: str) -> Callable[[F], F]:
+    """``--rate N``: at most N messages (recipients) a second, N above 0 (send and campaign create)."""
+    return click.option("--rate", type=click.FloatRange(min=0, min_open=True), metavar="N", help=help_text)
+
+
+def params_option(help_text: str) -> Callable[[F], F]:
+    """``--param NAME=VALUE`` (repeatable, as ``params``): extra request parameters (send, create)."""
+    return click.option("--param", "params", multiple=True, metavar="NAME=VALUE", help=help_text)
+
+
+def keep_columns_option(help_text: str) -> Callable[[F], F]:
+    """``--keep-columns``: the input's other CSV columns go with each row (send and campaign create)."""
+    return click.option("--keep-columns", is_flag=True, help=help_text)
+
+
+def concurrency_option(help_text: str) -> Callable[[F], F]:
+    """``--concurrency N``: requests in flight at most, 32 unless given (send, campaign run, worker...)."""
+    return click.option(
+        "--concurrency",
+        type=click.IntRange(min=1, max=1024),
+        default=32,
+        show_default=True,
+        help=help_text,
+    )
 
 
 def consoles() -> tuple[Console, Console]:
@@ -266,13 +296,7 @@ def gateway_options(command: F) -> F:
             help="Region of national spellings such as 098123 45678 "
             f"(default: config, else {DEFAULT_REGION}).",
         ),
-        click.option(
-            "--concurrency",
-            type=click.IntRange(min=1, max=1024),
-            default=32,
-            show_default=True,
-            help="Requests in flight at most.",
-        ),
+        concurrency_option("Requests in flight at most."),
     ]
 
     @functools.wraps(command)

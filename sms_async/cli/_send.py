@@ -27,6 +27,9 @@ from sms_async.cli._options import (
     gateway_options,
     guarded,
     input_options,
+    keep_columns_option,
+    params_option,
+    rate_option,
     say_error,
     stdin,
     text_options,
@@ -87,21 +90,12 @@ __all__ = ["send"]
     is_flag=True,
     help="Write results rows in input order (each once the inputs before it are done), not as batches end.",
 )
-@click.option("--keep-columns", is_flag=True, help="Keep the input's other CSV columns in each results row.")
-@click.option(
-    "--param",
-    "params",
-    multiple=True,
-    metavar="NAME=VALUE",
-    help="An extra request parameter for every send, such as India's DLT templateid (repeatable; "
-    "also a [<gateway>.params] table in the config).",
+@keep_columns_option("Keep the input's other CSV columns in each results row.")
+@params_option(
+    "An extra request parameter for every send, such as India's DLT templateid (repeatable; "
+    "also a [<gateway>.params] table in the config)."
 )
-@click.option(
-    "--rate",
-    type=click.FloatRange(min=0, min_open=True),
-    metavar="N",
-    help="Send at most N messages (recipients) per second.",
-)
+@rate_option("Send at most N messages (recipients) per second.")
 @text_options
 @click.option(
     "--reports",

@@ -33,6 +33,7 @@ import attrs
 from sms_async._exceptions import ConfigurationError
 from sms_async.campaign import (
     DEFAULT_STORE_FILE,
+    ENV_DATABASE_URL,
     FLAG_SETTINGS,
     CampaignError,
     SqliteStore,
@@ -57,7 +58,6 @@ __all__ = [
     "open_store",
 ]
 
-ENV_DATABASE_URL: Final = "SMS_ASYNC_DATABASE_URL"
 ENV_DATABASE_SCHEMA: Final = "SMS_ASYNC_DATABASE_SCHEMA"
 ENV_BROKER_URL: Final = "SMS_ASYNC_BROKER_URL"
 ENV_ACCOUNT: Final = "SMS_ASYNC_ACCOUNT"

@@ -3,7 +3,8 @@
 ``GET /_simulator/stats`` answers the counters (see :func:`stats_document`);
 ``?window=SECONDS`` adds the most numbers accepted in any window of that
 length, per account and for all; ``?numbers=1`` adds every accepted number
-with its count. ``POST /_simulator/reset`` zeroes the counters, like
+with its count; ``?texts=1`` adds, for every number of a stored message, the
+texts (and extra parameters) it was accepted with. ``POST /_simulator/reset`` zeroes the counters, like
 ``SimulatedGateway.reset_stats()``. Both answer loopback clients only (a 403
 for any other), take no fault and are not counted as gateway requests: they
 are how tests in other processes read one simulator process.
@@ -18,10 +19,10 @@ from sms_async.testing._http import is_loopback
 from sms_async.testing._protocol import Operation, SimulatedProtocol, json_response, parse_query
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping
+    from collections.abc import Callable, Iterable, Mapping
 
     from sms_async.testing._protocol import Request, Response
-    from sms_async.testing._state import GatewayState
+    from sms_async.testing._state import GatewayState, SentMessage
     from sms_async.testing._stats import GatewayStats
 
 __all__ = ["SimulatorAdmin", "stats_document"]
@@ -30,7 +31,12 @@ _TRUE = frozenset({"1", "true", "yes", "on"})
 
 
 def stats_document(
-    stats: GatewayStats, *, tracked: bool, window: float | None = None, numbers: bool = False
+    stats: GatewayStats,
+    *,
+    tracked: bool,
+    window: float | None = None,
+    numbers: bool = False,
+    messages: Iterable[SentMessage] | None = None,
 ) -> dict[str, object]:
     """The counters as a JSON-ready dict (the body of ``GET /_simulator/stats``).
 
@@ -41,7 +47,9 @@ def stats_document(
     ``params`` (``"name=value"`` -> sends), ``in_flight``, ``max_in_flight``,
     ``connections_opened``, ``connections_open``, ``bytes_in``, ``bytes_out``;
     with ``window``, ``window``, ``max_in_window`` and each account's
-    ``max_in_window``; with ``numbers``, ``numbers`` (every accepted number -> times).
+    ``max_in_window``; with ``numbers``, ``numbers`` (every accepted number -> times);
+    with ``messages``, ``texts`` (each of their numbers, as sent -> a list of
+    ``{"text": ..., "params": {...}}``, one per message that covers it, in the order accepted).
     """
     names = list(stats.accepted_by_account)
     names += [name for name in stats.accepted_series if name not in stats.accepted_by_account]
@@ -77,6 +85,13 @@ def stats_document(
         document["max_in_window"] = stats.max_in_window(window)
     if numbers:
         document["numbers"] = dict(stats.numbers)
+    if messages is not None:
+        texts: dict[str, list[dict[str, object]]] = {}
+        for message in messages:
+            entry = {"text": message.text, "params": message.params}
+            for number in message.numbers:
+                texts.setdefault(number, []).append(entry)
+        document["texts"] = texts
     return document
 
 
@@ -122,9 +137,11 @@ class SimulatorAdmin(SimulatedProtocol):
         except UnicodeDecodeError:
             operation.error = _refuse(400, "the query string is not UTF-8")
             return
-        unknown = params.keys() - {"window", "numbers"}
+        unknown = params.keys() - {"window", "numbers", "texts"}
         if unknown:
-            operation.error = _refuse(400, f"unknown parameter(s) {sorted(unknown)}; known: numbers, window")
+            operation.error = _refuse(
+                400, f"unknown parameter(s) {sorted(unknown)}; known: numbers, texts, window"
+            )
             return
         window = params.get("window")
         if window is not None:
@@ -144,10 +161,17 @@ class SimulatorAdmin(SimulatedProtocol):
             return json_response(200, {"reset": True})
         params = operation.params
         window = params.get("window")
+        texts = params.get("texts", "").lower() in _TRUE
+        if texts and not state.store_messages:
+            return _refuse(
+                409,
+                "this simulator keeps no messages (--no-store-messages): it cannot say which texts it got",
+            )
         document = stats_document(
             state.stats,
             tracked=state.track_numbers,
             window=None if window is None else float(window),
             numbers=params.get("numbers", "").lower() in _TRUE,
+            messages=state.messages.values() if texts else None,
         )
         return json_response(200, document)

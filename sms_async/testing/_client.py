@@ -45,6 +45,10 @@ class SimulatorStats:
         bytes_out: Bytes sent.
         numbers: Every accepted number with how many times it was accepted,
             when asked for (``stats(numbers=True)``); else None.
+        texts: For every number of the messages the simulator stored, as
+            sent, the ``(text, params)`` of each message that covers it, in
+            the order accepted, when asked for (``stats(texts=True)``); else
+            None. A reset does not clear them (status look-ups read them).
     """
 
     requests: dict[str, int]
@@ -62,6 +66,7 @@ class SimulatorStats:
     bytes_in: int
     bytes_out: int
     numbers: dict[str, int] | None = None
+    texts: dict[str, list[tuple[str, dict[str, str]]]] | None = None
 
     @classmethod
     def from_document(cls, document: dict[str, Any]) -> SimulatorStats:
@@ -86,6 +91,12 @@ class SimulatorStats:
             bytes_in=int(document["bytes_in"]),
             bytes_out=int(document["bytes_out"]),
             numbers=dict(document["numbers"]) if "numbers" in document else None,
+            texts={
+                number: [(str(sent["text"]), dict(sent["params"])) for sent in sents]
+                for number, sents in document["texts"].items()
+            }
+            if "texts" in document
+            else None,
         )
 
     def max_in_window(self, window: float = 1.0, account: str | None = None) -> int:
@@ -119,9 +130,14 @@ class SimulatorClient:
             raise ValueError(f"the simulator's endpoint answers loopback clients only; got {origin!r}")
         self._client = httpx.Client(base_url=url, timeout=timeout, trust_env=False)
 
-    def stats(self, *, numbers: bool = False) -> SimulatorStats:
-        """The counters now; with ``numbers``, every accepted number too (large for big runs)."""
+    def stats(self, *, numbers: bool = False, texts: bool = False) -> SimulatorStats:
+        """The counters now; with ``numbers``, every accepted number too (large for big runs); with
+        ``texts``, the texts each number of a stored message got (a simulator without stored messages
+        refuses it: RuntimeError).
+        """  # noqa: D205
         params = {"numbers": "1"} if numbers else {}
+        if texts:
+            params["texts"] = "1"
         return SimulatorStats.from_document(self._call("GET", "/_simulator/stats", params))
 
     def reset(self) -> None:

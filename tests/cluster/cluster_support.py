@@ -101,8 +101,17 @@ def rabbitmqctl(*args: str) -> None:
 class Simulator:
     """The simulated gateway in a process of its own (``python -m sms_async.testing``)."""
 
-    def __init__(self, accounts: Iterable[str], latency: float = 0.0, faults: Iterable[str] = ()) -> None:
-        args = [sys.executable, "-m", "sms_async.testing", "--port", "0", "--no-store-messages"]
+    def __init__(
+        self,
+        accounts: Iterable[str],
+        latency: float = 0.0,
+        faults: Iterable[str] = (),
+        *,
+        store_messages: bool = False,
+    ) -> None:
+        args = [sys.executable, "-m", "sms_async.testing", "--port", "0"]
+        if not store_messages:
+            args.append("--no-store-messages")
         for account in accounts:
             args += ["--account", account]
         for fault in faults:
@@ -119,12 +128,12 @@ class Simulator:
         self.origin = found.group(0)
         self.iton_url = self.origin + ITON_PATH
 
-    def stats(self, *, numbers: bool = False) -> Any:
-        """The simulator's counters (every accepted number too, with ``numbers``)."""
+    def stats(self, *, numbers: bool = False, texts: bool = False) -> Any:
+        """The simulator's counters (with ``numbers``, every accepted number; with ``texts``, their texts)."""
         from sms_async.testing import SimulatorClient  # noqa: PLC0415
 
         with SimulatorClient(self.origin) as client:
-            return client.stats(numbers=numbers)
+            return client.stats(numbers=numbers, texts=texts)
 
     def stop(self) -> None:
         """Stop the simulator (reading what it printed last, and closing its pipe)."""

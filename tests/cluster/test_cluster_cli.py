@@ -138,8 +138,14 @@ def test_status_export_and_cancel_of_a_campaign_never_started(env, tmp_path):
     assert rows[121] == ["122", "bad", "", "invalid", "", rows[121][5], "", ""]
     assert rows[122][:4] == ["123", "+919800000000", "+919800000000", "duplicate"]
     cancelled = run(["campaign", "cancel", str(campaign)], env)
-    assert "120 inputs unsent" in cancelled.stdout
-    status = json.loads(run(["campaign", "status", str(campaign), "--json"], env).stdout)
+    assert cancelled.exit_code == 0, cancelled.output
+    assert (
+        cancelled.stdout
+        == f"campaign {campaign} cancelled: 120 inputs unsent; 0 batches in flight will finish\n"
+    )
+    after = run(["campaign", "status", str(campaign), "--json"], env)
+    assert after.exit_code == 1  # finished, but not every input accepted
+    status = json.loads(after.stdout)
     assert (status["state"], status["finished"], status["outcomes"]["unsent"]) == ("cancelled", True, 120)
     again = run(["campaign", "start", str(campaign)], env)
     assert again.exit_code == 2
@@ -252,17 +258,16 @@ def test_create_of_an_input_without_recipients_is_refused_as_send_refuses_it(env
     assert query(f'SELECT count(*) FROM "{schema}".campaigns')[0][0] == 0  # noqa: S608
 
 
-def test_status_into_a_closed_pipe_ends_quietly(env, tmp_path):
-    """``status | head -1``: a reader gone away is no internal error and no traceback."""
+def status_into_a_closed_pipe(env, campaign, *options):
+    """``campaign status ID OPTIONS`` with its standard output read by nobody: its exit status and stderr."""
     import os  # noqa: PLC0415
     import subprocess  # noqa: PLC0415
     import sys  # noqa: PLC0415
 
-    campaign = created(env, tmp_path, numbers(5))
     environment = {k: v for k, v in os.environ.items() if k not in env}
     environment.update({k: v for k, v in env.items() if v is not None})
     process = subprocess.Popen(  # noqa: S603 - our own command line
-        [sys.executable, "-m", "sms_async", "campaign", "status", str(campaign)],
+        [sys.executable, "-m", "sms_async", "campaign", "status", str(campaign), *options],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         env=environment,
@@ -270,10 +275,33 @@ def test_status_into_a_closed_pipe_ends_quietly(env, tmp_path):
     assert process.stdout is not None
     process.stdout.close()  # the reader is gone before the first line is written
     _, errors = process.communicate(timeout=60)
-    assert process.returncode == 1
+    return process.returncode, errors
+
+
+def test_status_into_a_closed_pipe_ends_quietly(env, tmp_path):
+    """``status | head -1``: a reader gone away is no internal error and no traceback."""
+    campaign = created(env, tmp_path, numbers(5))
+    code, errors = status_into_a_closed_pipe(env, campaign)
+    assert code == 1
     assert b"internal error" not in errors
     assert b"Traceback" not in errors
     assert b"BrokenPipeError" not in errors
+
+
+def test_status_wait_into_a_closed_pipe_ends_quietly(broker, tmp_path):
+    """``status --wait | head -1`` on a running campaign: the reader goes away while it waits, and the
+    status it prints once it stops waiting ends quietly, with the status of a campaign not finished.
+    """  # noqa: D205
+    campaign = created(broker, tmp_path, numbers(5))
+    assert run(["campaign", "start", str(campaign)], broker).exit_code == 0  # no worker takes it
+    code, errors = status_into_a_closed_pipe(
+        broker, campaign, "--wait", "--interval", "0.1", "--timeout", "1"
+    )
+    assert code == 1
+    assert b"internal error" not in errors
+    assert b"Traceback" not in errors
+    assert b"BrokenPipeError" not in errors
+    assert b"Exception ignored" not in errors
 
 
 def test_a_partial_export_labels_unsettled_rows_pending_and_status_says_so(env, tmp_path):

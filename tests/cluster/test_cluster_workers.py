@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import signal
 import time
 from collections.abc import Iterator
@@ -75,6 +76,14 @@ def fresh(sim: Simulator) -> Simulator:
     with SimulatorClient(sim.origin) as client:
         client.reset()
     return sim
+
+
+@pytest.fixture
+def keeping() -> Iterator[Simulator]:
+    """A simulator of the test's own that keeps every message, to say which text each number got."""
+    started = Simulator(ACCOUNTS[:1], latency=0.02, store_messages=True)
+    yield started
+    started.stop()
 
 
 @contextlib.contextmanager
@@ -268,10 +277,17 @@ def test_cancel_stops_a_running_campaign(cluster, pool, fresh, tmp_path):
     cluster.cli("campaign", "start", str(campaign))
     wait_for(lambda: fresh.stats().accepted >= 2_000, 60, "some of the campaign to be sent")
     cancelled = cluster.cli("campaign", "cancel", str(campaign))
-    assert "cancelled" in cancelled.stdout
+    assert cancelled.returncode == 0, cancelled.stderr
+    said = re.fullmatch(
+        rf"campaign {campaign} cancelled: ([\d,]+) inputs unsent; [\d,]+ batches in flight will finish\n",
+        cancelled.stdout,
+    )
+    assert said is not None, cancelled.stdout
     code, status = cluster.status(campaign, "--wait", "--interval", "0.5", "--timeout", "60")
     assert (code, status["state"], status["finished"]) == (1, "cancelled", True)
     outcomes = status["outcomes"]
+    # What cancel said was unsent is what stays unsent: the batches in flight finished, none became unsent.
+    assert outcomes["unsent"] == int(said.group(1).replace(",", ""))
     assert outcomes["unknown"] == 0
     assert outcomes["accepted"] + outcomes["unsent"] == 20_000
     assert 2_000 <= outcomes["accepted"] < 20_000
@@ -288,10 +304,12 @@ def test_cancel_stops_a_running_campaign(cluster, pool, fresh, tmp_path):
 PEOPLE = 8_000
 
 
-def test_a_personalised_campaign_on_two_workers_one_killed_exports_what_send_writes(cluster, fresh, tmp_path):
+def test_a_personalised_campaign_on_two_workers_one_killed_exports_what_send_writes(
+    cluster, keeping, tmp_path
+):
     """The same CSV (a text per row, a DLT parameter, kept columns) sent by `send` and by two workers, one
-    SIGKILLed: no number twice, every send carried the parameter, and the rows are send's rows apart from
-    message ids and the killed worker's unknown ones.
+    SIGKILLed: no number twice, each number got its own text with the parameter, and the rows are send's
+    rows apart from message ids and the killed worker's unknown ones.
     """  # noqa: D205
     import csv  # noqa: PLC0415
     import io  # noqa: PLC0415
@@ -318,21 +336,26 @@ def test_a_personalised_campaign_on_two_workers_one_killed_exports_what_send_wri
         "campaign", "create", str(source), *options, "--keep-columns", "--json", "--queue", "qk"
     )
     campaign = json.loads(made.stdout)["id"]
-    with workers(cluster, fresh, "qk", "acct:pw-main-1", 2, concurrency=8):
+    with workers(cluster, keeping, "qk", "acct:pw-main-1", 2, concurrency=8):
         cluster.cli("campaign", "start", str(campaign))
-        wait_for(lambda: fresh.stats().accepted >= PEOPLE // 5, 60, "a fifth of the campaign to be sent")
+        wait_for(lambda: keeping.stats().accepted >= PEOPLE // 5, 60, "a fifth of the campaign to be sent")
         busy = {
             row[0]
             for row in query(f'SELECT pid FROM "{cluster.schema}".runners WHERE campaign = %s', campaign)  # noqa: S608
         }
         victim = next(worker for worker in cluster.workers if worker.pid in busy)
-        kill_between_claims(victim, cluster, fresh)
+        kill_between_claims(victim, cluster, keeping)
         _, status = cluster.status(campaign, "--wait", "--interval", "0.5", "--timeout", "120")
     assert status["state"] == "done", status
-    stats = fresh.stats(numbers=True)
+    stats = keeping.stats(numbers=True, texts=True)
     assert not stats.duplicates
     requests = stats.requests.get("iton.sendSMS", 0)
     assert stats.params["templateid=1107-5"] == requests
+    # Every number reached the gateway once (the unknown ones too: checked below), with its own text.
+    own = {on_wire(n): f"Hi Name {i}, your plan-{i % 5} is ready" for i, n in enumerate(people)}
+    assert stats.texts.keys() == stats.numbers.keys() == own.keys()
+    wrong = {n: got for n, got in stats.texts.items() if got != [(own[n], {"templateid": "1107-5"})]}
+    assert not wrong, list(wrong.items())[:5]
     exported = tmp_path / "campaign.csv"
     cluster.cli("campaign", "export", str(campaign), "-o", str(exported), "--no-delivery")
     theirs = list(csv.reader(io.StringIO(sent.read_text())))

@@ -65,6 +65,37 @@ def test_stats_window_and_numbers(sms_gateway, client):
     assert document["numbers"] == {NUMBERS[0]: 2, NUMBERS[1]: 2, NUMBERS[2]: 1}
 
 
+def test_stats_texts(sms_gateway, client):
+    """?texts=1 adds, for each number of a stored message, the text and extra parameters it got; the client
+    reads them as stats(texts=True).texts.
+    """  # noqa: D205
+    send(sms_gateway, client, NUMBERS[:2], templateid="42")
+    send(sms_gateway, client, NUMBERS[:1], message="Hi again")
+    url = sms_gateway.origin + "/_simulator/stats"
+    assert "texts" not in client.get(url).json()
+    assert client.get(url, params={"texts": "1"}).json()["texts"] == {
+        NUMBERS[0]: [{"text": "Hello", "params": {"templateid": "42"}}, {"text": "Hi again", "params": {}}],
+        NUMBERS[1]: [{"text": "Hello", "params": {"templateid": "42"}}],
+    }
+    with SimulatorClient(sms_gateway.origin) as simulator:
+        assert simulator.stats().texts is None
+        assert simulator.stats(texts=True).texts == {
+            NUMBERS[0]: [("Hello", {"templateid": "42"}), ("Hi again", {})],
+            NUMBERS[1]: [("Hello", {"templateid": "42"})],
+        }
+
+
+def test_stats_texts_of_a_simulator_that_keeps_no_messages(sms_gateway_factory, client):
+    """A simulator that stores no messages cannot say which texts it got: a 409 that says so."""
+    gw = sms_gateway_factory(store_messages=False)
+    send(gw, client, NUMBERS)
+    response = client.get(gw.origin + "/_simulator/stats", params={"texts": "1"})
+    assert response.status_code == 409
+    assert "keeps no messages" in response.json()["error"]
+    with SimulatorClient(gw.origin) as simulator, pytest.raises(RuntimeError, match="HTTP 409"):
+        simulator.stats(texts=True)
+
+
 def test_own_endpoint_is_neither_counted_nor_faulted(sms_gateway_factory, client):
     """The simulator's own requests take no fault and are not counted as gateway requests."""
     gw = sms_gateway_factory(faults=[Fault("status_503", rate=1.0)])
