@@ -64,11 +64,21 @@ def unregister_gateway(name: str) -> None:
         _drivers.pop(name, None)
 
 
+# The group's entry points, read once a process (a read opens every installed
+# distribution's metadata: ~8 ms with a hundred of them, and the command line
+# asks for the names once per option it builds). Kept with the function that
+# read them, so that a test replacing ``entry_points`` is read afresh.
+_scanned: list[tuple[object, dict[str, EntryPoint]]] = []
+
+
 def _declared() -> dict[str, EntryPoint]:
     """The entry points of the group by name (the first wins where two packages declare one name)."""
+    if _scanned and _scanned[0][0] is entry_points:
+        return _scanned[0][1]
     found: dict[str, EntryPoint] = {}
     for point in entry_points(group=ENTRY_POINT_GROUP):
         found.setdefault(point.name, point)
+    _scanned[:] = [(entry_points, found)]
     return found
 
 

@@ -342,3 +342,19 @@ def test_simulate_names_a_broken_protocol_entry_point(monkeypatch, capsys):
     _declared_only(monkeypatch, testing_registry, EntryPoint("broken", "no_such_module_anywhere:P", group))
     assert simulator_main(["--port", "0"], prog="sms-async simulate") == 2
     assert "sms-async simulate: the simulator protocol 'broken'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("module", [providers_registry, testing_registry], ids=["drivers", "protocols"])
+def test_the_installed_entry_points_are_read_once_for_many_look_ups(monkeypatch, module):
+    """A read opens every installed distribution; the command line asks once per option it builds."""
+    reads = Counter[str]()
+    real = module.entry_points
+
+    def counted(group: str) -> object:
+        reads[group] += 1
+        return real(group=group)
+
+    monkeypatch.setattr(module, "entry_points", counted)
+    for _ in range(20):
+        assert "toy" in module._declared()
+    assert reads == {module.ENTRY_POINT_GROUP: 1}
