@@ -13,6 +13,7 @@ import re
 import signal
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -198,8 +199,13 @@ def test_two_accounts_side_by_side_each_within_its_own_rate(cluster, fresh, tmp_
         *("--rate", "2500", "--queue", "qc", "--shard-size", "30"),
     )
     with workers(cluster, fresh, "qb", ACCOUNTS[1], 2), workers(cluster, fresh, "qc", ACCOUNTS[2], 1):
-        for campaign in (first, second, first):  # the second start of `first` queues its shards again
-            cluster.cli("campaign", "start", str(campaign))
+        # Both started at once, so that one's start does not wait on the other's
+        # interpreter: a slow machine could otherwise finish `first` before `second` began.
+        with ThreadPoolExecutor(2) as starting:
+            starts = [starting.submit(cluster.cli, "campaign", "start", str(c)) for c in (first, second)]
+        for start in starts:
+            start.result()
+        cluster.cli("campaign", "start", str(first))  # the second start of `first` queues its shards again
         for campaign in (first, second):
             code, status = cluster.status(campaign, "--wait", "--interval", "0.5", "--timeout", "120")
             assert (code, status["state"]) == (0, "done"), status
