@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import signal
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import IO
+from typing import IO, Self
 
 import anyio
 import attrs
@@ -45,6 +46,7 @@ from sms_async.campaign import (
     OptionNames,
     PollRound,
     StorageError,
+    parts_warning,
     template_fields,
     template_for,
 )
@@ -138,6 +140,57 @@ def make_message(text: str, sender_id: str, max_segments: int | None) -> Message
         return Message.create(text, sender_id, max_segments=max_segments)
     except UsageError as error:
         raise CliError(redact(error.reason)) from None
+
+
+def input_format_of(option: str | None) -> InputFormat:
+    """The --input-format option's value as the recipient reader's format (``auto`` unless named)."""
+    return "csv" if option == "csv" else "lines" if option == "lines" else "auto"
+
+
+def checked_text(
+    text: str, sender_id: str, max_segments: int | None, warn: Callable[[str], None]
+) -> tuple[str, ...]:
+    """The text's template fields; a text without fields is checked now, and ``warn`` hears of many parts.
+
+    Exit status 2 for a text or sender id the gateway would refuse; a
+    personalised text is checked row by row as its recipients are read.
+    """
+    fields = template_fields(text)
+    if not fields:
+        message = make_message(text, sender_id, max_segments)
+        warning = parts_warning(message.segments, max_segments, "--max-segments")
+        if warning is not None:
+            warn(warning)
+    return fields
+
+
+class StatusLine:
+    """One line on a terminal's standard error, updated in place while a command waits (none elsewhere)."""
+
+    def __init__(self, console: Console, *, enabled: bool = True) -> None:
+        self._status = console.status("") if enabled and console.is_terminal else None
+
+    def __enter__(self) -> Self:
+        if self._status is not None:
+            self._status.__enter__()
+            self.started()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self._status is not None:
+            self._status.__exit__(None, None, None)
+
+    @property
+    def shown(self) -> bool:
+        """Whether the line is on a terminal."""
+        return self._status is not None
+
+    def update(self, text: str) -> None:
+        if self._status is not None:
+            self._status.update(text)
+
+    def started(self) -> None:
+        """What the line says before the first update (nothing unless a subclass says)."""
 
 
 def make_normaliser(region: str) -> PhoneNormaliser:
@@ -337,29 +390,22 @@ def delivery_document(tally: DeliveryTally) -> dict[str, object]:
 REPORTS_CLOCK: Clock = SYSTEM_CLOCK
 
 
-class _ReportsProgress:
+class _ReportsProgress(StatusLine):
     """One line on a terminal's standard error while ``send --reports`` polls: numbers by delivery state."""
 
     def __init__(self, console: Console, book: MemoryDeliveryBook, *, enabled: bool) -> None:
+        super().__init__(console, enabled=enabled)
         self._book = book
-        self._status = console.status("") if enabled and console.is_terminal else None
         self._requests = 0
 
-    def __enter__(self) -> _ReportsProgress:
-        if self._status is not None:
-            self._status.__enter__()
-            self.show(PollRound())
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        if self._status is not None:
-            self._status.__exit__(None, None, None)
+    def started(self) -> None:
+        self.show(PollRound())
 
     def show(self, done: PollRound) -> None:
         self._requests += done.requests
-        if self._status is not None:
+        if self.shown:
             tally = self._book.tally()
-            self._status.update(
+            self.update(
                 f"delivery reports: {tally.delivered:,} delivered, {tally.undelivered + tally.failed:,} not, "
                 f"{tally.pending:,} pending of {tally.accepted:,} accepted ({self._requests:,} requests)"
             )

@@ -52,21 +52,21 @@ from sms_async.campaign import (
     StoredCampaign,
     choose_gateway,
     encode_row,
-    parts_warning,
     results_format,
     results_header,
     sqlite_path,
 )
 from sms_async.cli._campaign import (
+    StatusLine,
+    checked_text,
     delivery_document,
     delivery_line,
-    make_message,
+    input_format_of,
     personal_template,
-    template_fields,
 )
 from sms_async.cli._config import parse_params
 from sms_async.cli._errors import CliError, ExitCode, run_async
-from sms_async.cli._io import InputFormat, InputReadError, RecipientSource
+from sms_async.cli._io import InputReadError, RecipientSource
 from sms_async.cli._options import (
     concurrency_option,
     consoles,
@@ -267,15 +267,12 @@ def create(
     """  # noqa: D205
     from sms_async.cluster import CampaignSpec, create_campaign  # noqa: PLC0415
 
-    how: InputFormat = "csv" if input_format == "csv" else "lines" if input_format == "lines" else "auto"
+    how = input_format_of(input_format)
     # A schedule that cannot be kept is refused before anything is read or stored.
     Schedule.create(list(windows) or None, timezone, start_at=start_at, now=datetime.now(UTC))
-    fields = template_fields(text)
-    if not fields:
-        message = make_message(text, sender_id, max_segments)
-        warning = parts_warning(message.segments, max_segments, "--max-segments")
-        if warning is not None:
-            click.echo(f"warning: {warning}", err=True)
+    fields = checked_text(
+        text, sender_id, max_segments, lambda note: click.echo(f"warning: {note}", err=True)
+    )
     source = RecipientSource(
         recipients,
         column=column,
@@ -794,32 +791,24 @@ def reports(campaign_id: int, wait: bool, timeout: float | None, concurrency: in
     return ExitCode.OK if not tally.pending else ExitCode.NOT_ALL_ACCEPTED
 
 
-class _ReportsProgress:
+class _ReportsProgress(StatusLine):
     """One line on a terminal's standard error while delivery reports are polled."""
 
     def __init__(self, console: Console, campaign_id: int) -> None:
-        self._status = console.status("") if console.is_terminal else None
+        super().__init__(console)
         self._campaign = campaign_id
         self._ids = self._requests = 0
 
-    def __enter__(self) -> _ReportsProgress:
-        if self._status is not None:
-            self._status.__enter__()
-            self._status.update(f"campaign {self._campaign}: polling delivery reports")
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        if self._status is not None:
-            self._status.__exit__(None, None, None)
+    def started(self) -> None:
+        self.update(f"campaign {self._campaign}: polling delivery reports")
 
     def show(self, done: PollRound) -> None:
         self._ids += done.ids
         self._requests += done.requests
-        if self._status is not None:
-            self._status.update(
-                f"campaign {self._campaign}: {self._ids:,} message ids polled in {self._requests:,} "
-                "requests; waiting for the next poll"
-            )
+        self.update(
+            f"campaign {self._campaign}: {self._ids:,} message ids polled in {self._requests:,} "
+            "requests; waiting for the next poll"
+        )
 
 
 @campaign.command("pause", epilog=_EXIT_CODES, short_help="Pause a campaign: it claims no more batches.")

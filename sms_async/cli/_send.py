@@ -7,20 +7,19 @@ from pathlib import Path
 
 import click
 
-from sms_async.campaign import parts_warning
 from sms_async.cli._campaign import (
     SendOptions,
+    checked_text,
     delivery_document,
     delivery_line,
-    make_message,
+    input_format_of,
     make_normaliser,
     personal_template,
     run_send,
-    template_fields,
 )
 from sms_async.cli._dryrun import run_dry_run
 from sms_async.cli._errors import EXIT_CODES_HELP, CliError, ExitCode
-from sms_async.cli._io import InputFormat, InputReadError, RecipientSource
+from sms_async.cli._io import InputReadError, RecipientSource
 from sms_async.cli._options import (
     Account,
     consoles,
@@ -153,7 +152,7 @@ def send(
     are not sent again, and batches that were in flight are reported unknown.
     """  # noqa: D205 - click shows this text as the command's help
     console, err_console = consoles()
-    how: InputFormat = "csv" if input_format == "csv" else "lines" if input_format == "lines" else "auto"
+    how = input_format_of(input_format)
     message_text = _read_text(text, text_file, recipients)
     if (resend_unknown or resend_rejected) and not resume:
         raise CliError(
@@ -168,12 +167,12 @@ def send(
                 "section"
             )
         )
-    fields = template_fields(message_text)
-    if not fields:
-        message = make_message(message_text, chosen_sender, max_segments)
-        warning = parts_warning(message.segments, max_segments, "--max-segments")
-        if warning is not None:
-            err_console.print(f"warning: {warning}", style="yellow", markup=False, highlight=False)
+    fields = checked_text(
+        message_text,
+        chosen_sender,
+        max_segments,
+        lambda note: err_console.print(f"warning: {note}", style="yellow", markup=False, highlight=False),
+    )
     if dry_run:
         make_normaliser(settings.region)
         source = RecipientSource(
