@@ -153,16 +153,7 @@ def test_the_toy_from_the_command_line(toy_distribution, tmp_path):
         source = tmp_path / "numbers.txt"
         source.write_text("\n".join(n.removeprefix("+") for n in numbers(60)) + "\n12\n")
         output = tmp_path / "results.jsonl"
-        env = {
-            **os.environ,
-            "SMS_ASYNC_USERNAME": "demo",
-            "SMS_ASYNC_PASSWORD": "demo-password",
-            "SMS_ASYNC_BASE_URL": origin,
-            "HOME": str(tmp_path),
-            "XDG_CONFIG_HOME": str(tmp_path / ".config"),
-        }
-        for name in ("SMS_ASYNC_TOKEN", "SMS_ASYNC_GATEWAY", "SMS_ASYNC_CONFIG"):
-            env.pop(name, None)
+        env = _command_line_env(origin, tmp_path)
         sent = subprocess.run(  # noqa: S603  (our own interpreter and module)
             [
                 sys.executable,
@@ -216,16 +207,7 @@ def test_the_toy_as_a_stored_campaign_from_the_command_line(toy_distribution, tm
         source = tmp_path / "numbers.txt"
         source.write_text("\n".join(n.removeprefix("+") for n in numbers(60)) + "\n919800000001\n12\n")
         store = f"sqlite:///{tmp_path / 'campaigns.db'}"
-        env = {
-            **os.environ,
-            "SMS_ASYNC_USERNAME": "demo",
-            "SMS_ASYNC_PASSWORD": "demo-password",
-            "SMS_ASYNC_BASE_URL": origin,
-            "HOME": str(tmp_path),
-            "XDG_CONFIG_HOME": str(tmp_path / ".config"),
-        }
-        for name in ("SMS_ASYNC_TOKEN", "SMS_ASYNC_GATEWAY", "SMS_ASYNC_CONFIG", "SMS_ASYNC_DATABASE_URL"):
-            env.pop(name, None)
+        env = _command_line_env(origin, tmp_path)
         created = _cli(
             env,
             "campaign",
@@ -305,6 +287,21 @@ def test_simulate_checks_answer_forms(args, message):
     )
     assert refused.returncode == 2
     assert message in refused.stderr
+
+
+def _command_line_env(origin: str, home: Path) -> dict[str, str]:
+    """The environment of an ``sms-async`` process sending to the simulator at ``origin``, no user config."""
+    env = {
+        **os.environ,
+        "SMS_ASYNC_USERNAME": "demo",
+        "SMS_ASYNC_PASSWORD": "demo-password",
+        "SMS_ASYNC_BASE_URL": origin,
+        "HOME": str(home),
+        "XDG_CONFIG_HOME": str(home / ".config"),
+    }
+    for name in ("SMS_ASYNC_TOKEN", "SMS_ASYNC_GATEWAY", "SMS_ASYNC_CONFIG", "SMS_ASYNC_DATABASE_URL"):
+        env.pop(name, None)
+    return env
 
 
 def _declared_only(monkeypatch, module, *points: EntryPoint) -> None:
