@@ -14,6 +14,7 @@ import json
 import logging
 import sys
 import time
+from functools import partial
 from urllib.parse import urlsplit
 
 import anyio
@@ -42,6 +43,9 @@ PATIENCE = 3.0
 RETRY = 2.0
 #: Seconds each fault lasts: past the patience, so shards give up and are retried.
 FAULT = 5.0
+#: A patience that outlasts :data:`SHORT_FAULT`: the shards wait such a fault out.
+SHORT_PATIENCE = 10.0
+SHORT_FAULT = 3.0
 
 
 @pytest.fixture
@@ -90,7 +94,15 @@ async def test_a_silent_store_is_an_error_within_the_patience_and_usable_once_he
         )
 
 
-async def keep_running(store: CampaignStore, campaign: int, gw: SimulatedGateway, log: list[str]) -> None:
+async def keep_running(
+    store: CampaignStore,
+    campaign: int,
+    gw: SimulatedGateway,
+    log: list[str],
+    *,
+    lease: float = 3,
+    heartbeat: float = 0.5,
+) -> None:
     """Run every shard until the campaign is done, retrying after a store failure as the Celery task does
     (the shard that failed first, with the batches it is to give back).
     """  # noqa: D205
@@ -108,8 +120,8 @@ async def keep_running(store: CampaignStore, campaign: int, gw: SimulatedGateway
                         campaign,
                         shard,
                         driver=driver,
-                        lease=3,
-                        heartbeat=0.5,
+                        lease=lease,
+                        heartbeat=heartbeat,
                         concurrency=8,
                         give_back=give_back.get(shard, ()),
                     )
@@ -162,6 +174,42 @@ async def test_a_campaign_survives_a_black_hole_a_stall_and_resets_sending_nothi
     accepted = {entry.e164[1:] for entry in entries if entry.outcome is Outcome.ACCEPTED}
     assert len(accepted) + len(unknown) == 4500
     assert failures  # each fault outlasted the patience: shards gave up and were run again
+
+
+@pytest.mark.timeout(60)
+async def test_a_black_hole_shorter_than_the_patience_is_waited_out_sending_nothing_twice(store, proxy):
+    """A black hole shorter than the patience: no shard gives up, nothing is sent twice, none is unknown.
+
+    Each store operation fails within its one-second deadline and is tried again on a new
+    connection until the fault heals (and the connections tried meanwhile have timed out).
+    """
+    spec = CampaignSpec("Hello", "ITONAB", rate=400, shard_size=100)
+    created = await create_campaign(store, spec, numbers(1600))
+    await store.start(created.id)
+    failures: list[str] = []
+    with SimulatedGateway() as gw:
+        async with (
+            CampaignStore(proxied(proxy), schema=store.schema, patience=SHORT_PATIENCE) as faulty,
+            anyio.create_task_group() as tg,
+        ):
+            tg.start_soon(partial(keep_running, faulty, created.id, gw, failures, lease=8, heartbeat=1))
+            while gw.stats.accepted < 400:  # noqa: ASYNC110 - the gateway counts in another thread
+                await anyio.sleep(0.05)
+            proxy.fault("blackhole")
+            await anyio.sleep(SHORT_FAULT)
+            proxy.heal()
+            healed, before = time.monotonic(), gw.stats.accepted
+            while gw.stats.accepted == before and (await store.campaign(created.id)).state == "running":  # noqa: ASYNC110
+                await anyio.sleep(0.05)
+            logger.info("short black hole: heal to sending again %.1f s", time.monotonic() - healed)
+        stats = gw.stats
+    assert not failures  # no shard gave up: each fault was waited out
+    status = await store.status(created.id)
+    assert status.campaign.state == "done"
+    assert status.outcomes[Outcome.ACCEPTED] == 1600
+    assert status.outcomes[Outcome.UNKNOWN] == 0
+    assert stats.accepted == 1600
+    assert not stats.duplicate_numbers()
 
 
 async def test_a_claim_whose_answer_never_came_is_given_back_not_reported_unknown(store, monkeypatch):
