@@ -56,15 +56,33 @@ class StoreMeter:
         self.key = key
         self.per_second = float(per_second)
         self._interrupt = interrupt
+        self._own_tat = -math.inf
 
     async def acquire(self, cost: int = 1) -> None:
-        """Reserve the account's next slot for ``cost`` units, then wait for it."""
-        try:
-            row = await self._store.fetchone("reserve", key=self.key, seconds=cost / self.per_second)
-        except StoreUnavailableError:
-            # Never into the engine (it would make it a batch's outcome): keep this process's
-            # own pace; the claim that follows finds the store lost and stops the run.
-            row = (cost / self.per_second,)
+        """Reserve the account's next slot for ``cost`` units, then wait for it.
+
+        A reservation the store cannot take is asked again, a slot of this
+        process's own pace later, until the store answers or the run stops
+        (``interrupt``): a batch never goes without its place in the shared
+        schedule, or every batch that waited out an outage would go at once
+        when the store came back. Without ``interrupt`` (no run to stop), this
+        process's own pace, one schedule for all its callers, stands in.
+        """
+        seconds = cost / self.per_second
+        while True:
+            try:
+                row = await self._store.fetchone("reserve", key=self.key, seconds=seconds)
+                break
+            except StoreUnavailableError:
+                # Never into the engine (it would make it a batch's outcome).
+                own = self._own_slot(seconds)
+                if self._interrupt is None:
+                    await anyio.sleep(own)
+                    return
+                with anyio.move_on_after(own):
+                    await self._interrupt.wait()
+                if self._interrupt.is_set():
+                    return  # the run stops: nothing that waited is claimed
         delay = float(row[0]) if row else 0.0
         if delay <= 0:
             return
@@ -73,6 +91,12 @@ class StoreMeter:
             return
         with anyio.move_on_after(delay):
             await self._interrupt.wait()
+
+    def _own_slot(self, seconds: float) -> float:
+        """Reserve the next slot of this process's own schedule; how long until it comes."""
+        now = time.monotonic()
+        self._own_tat = max(self._own_tat, now) + seconds
+        return self._own_tat - seconds - now
 
     def __repr__(self) -> str:
         return f"StoreMeter({self.key!r}, {self.per_second:g}/s)"
