@@ -21,6 +21,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from contextvars import ContextVar
 from typing import Final
 
 import anyio
@@ -28,12 +29,35 @@ import anyio
 from sms_async._exceptions import ConfigurationError
 from sms_async.campaign import Store, StoreUnavailableError
 
-__all__ = ["StoreMeter", "StorePause"]
+__all__ = ["StoreMeter", "StorePause", "keep_pace"]
 
 logger = logging.getLogger("sms_async.cluster")
 
 # Seconds between look-ups of a pause set by another worker.
 _REFRESH: Final = 0.25
+# A batch claimed this long after its slot came takes a new one before it is sent.
+_LATE: Final = 1.0
+
+# The slot the current task reserved last: its meter, its cost and when it came.
+_reserved: ContextVar[tuple[StoreMeter, int, float] | None] = ContextVar("sms_async_reserved", default=None)
+
+
+async def keep_pace() -> bool:
+    """After a claim: whether the batch may be sent now, having waited for a new slot if its own is long past.
+
+    A claim held up (a store that stopped answering for a while) would
+    otherwise send its batch together with every other one held with it:
+    after a 20 s partition, six times the account's rate in one second. False
+    when the run stopped while the batch waited: then it is not to be sent.
+    """
+    reserved = _reserved.get()
+    if reserved is None:
+        return True
+    meter, cost, came = reserved
+    if time.monotonic() - came <= _LATE:
+        return True
+    await meter.acquire(cost)
+    return meter.interrupt is None or not meter.interrupt.is_set()
 
 
 class StoreMeter:
@@ -57,6 +81,11 @@ class StoreMeter:
         self.per_second = float(per_second)
         self._interrupt = interrupt
         self._own_tat = -math.inf
+
+    @property
+    def interrupt(self) -> anyio.Event | None:
+        """The event that ends this meter's waits (the run stopping), if any."""
+        return self._interrupt
 
     async def acquire(self, cost: int = 1) -> None:
         """Reserve the account's next slot for ``cost`` units, then wait for it.
@@ -84,6 +113,7 @@ class StoreMeter:
                 if self._interrupt.is_set():
                     return  # the run stops: nothing that waited is claimed
         delay = float(row[0]) if row else 0.0
+        _reserved.set((self, cost, time.monotonic() + max(delay, 0.0)))
         if delay <= 0:
             return
         if self._interrupt is None:

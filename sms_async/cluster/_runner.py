@@ -52,7 +52,7 @@ from sms_async._models import BatchResult, Outcome
 from sms_async._redact import redact
 from sms_async._retry import RetryPolicy
 from sms_async.campaign import Store, StoredCampaign, StoreUnavailableError, wait_to_claim
-from sms_async.cluster._rate import StoreMeter, StorePause
+from sms_async.cluster._rate import StoreMeter, StorePause, keep_pace
 from sms_async.cluster._settings import account_key
 from sms_async.providers import Driver
 from sms_async.transports import HttpBackend, Timeouts
@@ -163,13 +163,20 @@ class _ShardJournal:
             # Its earlier claim or release lost its answer: it is to be given back, never sent by this run.
             return False
         try:
-            return await run.store.claim(run.campaign.id, stored.idx, run.id)
+            claimed = await run.store.claim(run.campaign.id, stored.idx, run.id)
+            # A claim answered long after the batch's rate slot waits for a new one.
+            on_time = not claimed or await keep_pace()
         except BaseException as error:
             # No request follows a claim that did not return.
             run.unwritten(stored.idx)
             if isinstance(error, StoreUnavailableError):
                 run.lose(error)
             raise
+        if not on_time:
+            # The run stopped while it waited: pending again, never sent.
+            await self._release(batch)
+            return False
+        return claimed
 
     async def release(self, batch: Batch) -> None:
         """As :meth:`_release`; once the store is lost, nothing more (see :meth:`_Run.lose`)."""

@@ -210,6 +210,9 @@ async def test_a_black_hole_shorter_than_the_patience_is_waited_out_sending_noth
     assert status.outcomes[Outcome.UNKNOWN] == 0
     assert stats.accepted == 1600
     assert not stats.duplicate_numbers()
+    # Within the account's rate after the heal too (a batch of 100 is a quarter second of it):
+    # the batches whose claims the fault held wait for new slots instead of going together.
+    assert stats.max_in_window(1.0) <= 1.1 * 400 + 100
 
 
 async def test_a_claim_whose_answer_never_came_is_given_back_not_reported_unknown(store, monkeypatch):
