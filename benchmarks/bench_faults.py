@@ -21,7 +21,8 @@ Printed: when the first shard gave up (seconds after the fault began, or
 never), the numbers accepted during the fault (requests already claimed go
 on), the seconds from the heal to the next number accepted, the whole
 campaign's wall time (``blackhole 0`` gives it without a fault), and the
-check that no number was sent twice and none was reported ``unknown``.
+check that no number was sent twice and none was reported ``unknown``, and the
+most numbers the gateway got in any one second (the account's rate holds).
 """
 
 from __future__ import annotations
@@ -131,7 +132,8 @@ async def measure(options: argparse.Namespace) -> None:
         f"accepted during the fault: {before - at_fault}; heal to sending again: {resumed - healed:.1f} s; "
         f"campaign wall time {took:.1f} s; "
         f"state {status.campaign.state}, accepted {status.outcomes[Outcome.ACCEPTED]}, "
-        f"unknown {status.outcomes[Outcome.UNKNOWN]}, sent twice {len(stats.duplicate_numbers())}"
+        f"unknown {status.outcomes[Outcome.UNKNOWN]}, sent twice {len(stats.duplicate_numbers())}; "
+        f"the most numbers in one second {stats.max_in_window(1.0)} at {options.rate:g} a second"
     )
 
 
