@@ -42,11 +42,19 @@ class StoreUnavailableError(StorageError):
     its task is tried again later.
     """
 
-    def __init__(self, message: str, *, permanent: bool = False) -> None:
+    def __init__(
+        self, message: str, *, permanent: bool = False, unwritten: tuple[tuple[int, str], ...] = ()
+    ) -> None:
         super().__init__(message)
         #: Whether the store refused the connection for a reason waiting cannot cure
         #: (a missing database, a wrong user or password).
         self.permanent = permanent
+        #: Raised by a shard run: the batches, as ``(index, runner)``, that the run (or the
+        #: earlier ones it was to give back for) may have claimed and certainly never sent a
+        #: request for. Pass them to the shard's next run (``run_shard(give_back=...)``), in
+        #: whichever process it runs, so that it makes them pending again rather than them
+        #: being taken for lost (``unknown``) once their runner's lease runs out.
+        self.unwritten = unwritten
 
 
 @attrs.frozen

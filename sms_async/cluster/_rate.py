@@ -21,6 +21,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from contextvars import ContextVar
 from typing import Final
 
 import anyio
@@ -28,12 +29,35 @@ import anyio
 from sms_async._exceptions import ConfigurationError
 from sms_async.campaign import Store, StoreUnavailableError
 
-__all__ = ["StoreMeter", "StorePause"]
+__all__ = ["StoreMeter", "StorePause", "keep_pace"]
 
 logger = logging.getLogger("sms_async.cluster")
 
 # Seconds between look-ups of a pause set by another worker.
 _REFRESH: Final = 0.25
+# A batch claimed this long after its slot came takes a new one before it is sent.
+_LATE: Final = 1.0
+
+# The slot the current task reserved last: its meter, its cost and when it came.
+_reserved: ContextVar[tuple[StoreMeter, int, float] | None] = ContextVar("sms_async_reserved", default=None)
+
+
+async def keep_pace() -> bool:
+    """After a claim: whether the batch may be sent now, having waited for a new slot if its own is long past.
+
+    A claim held up (a store that stopped answering for a while) would
+    otherwise send its batch together with every other one held with it:
+    after a 20 s partition, six times the account's rate in one second. False
+    when the run stopped while the batch waited: then it is not to be sent.
+    """
+    reserved = _reserved.get()
+    if reserved is None:
+        return True
+    meter, cost, came = reserved
+    if time.monotonic() - came <= _LATE:
+        return True
+    await meter.acquire(cost)
+    return meter.interrupt is None or not meter.interrupt.is_set()
 
 
 class StoreMeter:
@@ -56,16 +80,40 @@ class StoreMeter:
         self.key = key
         self.per_second = float(per_second)
         self._interrupt = interrupt
+        self._own_tat = -math.inf
+
+    @property
+    def interrupt(self) -> anyio.Event | None:
+        """The event that ends this meter's waits (the run stopping), if any."""
+        return self._interrupt
 
     async def acquire(self, cost: int = 1) -> None:
-        """Reserve the account's next slot for ``cost`` units, then wait for it."""
-        try:
-            row = await self._store.fetchone("reserve", key=self.key, seconds=cost / self.per_second)
-        except StoreUnavailableError:
-            # Never into the engine (it would make it a batch's outcome): keep this process's
-            # own pace; the claim that follows finds the store lost and stops the run.
-            row = (cost / self.per_second,)
+        """Reserve the account's next slot for ``cost`` units, then wait for it.
+
+        A reservation the store cannot take is asked again, a slot of this
+        process's own pace later, until the store answers or the run stops
+        (``interrupt``): a batch never goes without its place in the shared
+        schedule, or every batch that waited out an outage would go at once
+        when the store came back. Without ``interrupt`` (no run to stop), this
+        process's own pace, one schedule for all its callers, stands in.
+        """
+        seconds = cost / self.per_second
+        while True:
+            try:
+                row = await self._store.fetchone("reserve", key=self.key, seconds=seconds)
+                break
+            except StoreUnavailableError:
+                # Never into the engine (it would make it a batch's outcome).
+                own = self._own_slot(seconds)
+                if self._interrupt is None:
+                    await anyio.sleep(own)
+                    return
+                with anyio.move_on_after(own):
+                    await self._interrupt.wait()
+                if self._interrupt.is_set():
+                    return  # the run stops: nothing that waited is claimed
         delay = float(row[0]) if row else 0.0
+        _reserved.set((self, cost, time.monotonic() + max(delay, 0.0)))
         if delay <= 0:
             return
         if self._interrupt is None:
@@ -73,6 +121,12 @@ class StoreMeter:
             return
         with anyio.move_on_after(delay):
             await self._interrupt.wait()
+
+    def _own_slot(self, seconds: float) -> float:
+        """Reserve the next slot of this process's own schedule; how long until it comes."""
+        now = time.monotonic()
+        self._own_tat = max(self._own_tat, now) + seconds
+        return self._own_tat - seconds - now
 
     def __repr__(self) -> str:
         return f"StoreMeter({self.key!r}, {self.per_second:g}/s)"

@@ -35,7 +35,7 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import AsyncGenerator, Coroutine, Iterator, Sequence
+from collections.abc import AsyncGenerator, Coroutine, Iterable, Iterator, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Final, TypeVar, cast
 
@@ -52,7 +52,7 @@ from sms_async._models import BatchResult, Outcome
 from sms_async._redact import redact
 from sms_async._retry import RetryPolicy
 from sms_async.campaign import Store, StoredCampaign, StoreUnavailableError, wait_to_claim
-from sms_async.cluster._rate import StoreMeter, StorePause
+from sms_async.cluster._rate import StoreMeter, StorePause, keep_pace
 from sms_async.cluster._settings import account_key
 from sms_async.providers import Driver
 from sms_async.transports import HttpBackend, Timeouts
@@ -72,10 +72,6 @@ _GROUPS_AT_ONCE: Final = 8
 _SETTLES_AHEAD: Final = 64
 # Seconds between looks at batches other runs are sending.
 _LOOK_AGAIN: Final = 0.5
-# Batches whose claim lost its answer with the store out of reach, per campaign, as (index, runner):
-# maybe claimed, certainly never written. The next run of the campaign in this process
-# gives them back before it reaps, so they are sent later rather than reported unknown.
-_UNWRITTEN: Final[dict[int, set[tuple[int, str]]]] = {}
 
 
 @attrs.frozen
@@ -163,14 +159,24 @@ class _ShardJournal:
         run = self._run
         if stored is None or run.stopped is not None or not run.beating():
             return False
+        if (stored.idx, run.id) in run.held:
+            # Its earlier claim or release lost its answer: it is to be given back, never sent by this run.
+            return False
         try:
-            return await run.store.claim(run.campaign.id, stored.idx, run.id)
+            claimed = await run.store.claim(run.campaign.id, stored.idx, run.id)
+            # A claim answered long after the batch's rate slot waits for a new one.
+            on_time = not claimed or await keep_pace()
         except BaseException as error:
             # No request follows a claim that did not return.
             run.unwritten(stored.idx)
             if isinstance(error, StoreUnavailableError):
                 run.lose(error)
             raise
+        if not on_time:
+            # The run stopped while it waited: pending again, never sent.
+            await self._release(batch)
+            return False
+        return claimed
 
     async def release(self, batch: Batch) -> None:
         """As :meth:`_release`; once the store is lost, nothing more (see :meth:`_Run.lose`)."""
@@ -306,6 +312,7 @@ class _Run:
         *,
         lease: float,
         heartbeat: float,
+        held: set[tuple[int, str]] | None = None,
         clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self.store = store
@@ -335,6 +342,8 @@ class _Run:
         #: Where settled batches are written behind the sending (while :meth:`send` runs).
         self.writes: anyio.abc.TaskGroup | None = None
         self.write_slots = anyio.Semaphore(_SETTLES_AHEAD)
+        #: Batches to give back, ``(index, runner)``: this run's and earlier runs' (see :func:`_give_back`).
+        self.held: set[tuple[int, str]] = set() if held is None else held
 
     async def unless_lost(self, call: Coroutine[Any, Any, T], neutral: T) -> T:
         """``await call``, unless the store was lost (then ``neutral``); a store lost now is kept."""
@@ -384,15 +393,7 @@ class _Run:
 
     def unwritten(self, idx: int) -> None:
         """Batch ``idx`` may be claimed by this run, and its request was certainly not written."""
-        _UNWRITTEN.setdefault(self.campaign.id, set()).add((idx, self.id))
-
-    async def give_back(self) -> None:
-        """Make the batches earlier runs in this process maybe claimed, and never wrote, pending again."""
-        held = _UNWRITTEN.get(self.campaign.id)
-        while held:
-            idx, runner = next(iter(held))
-            await self.store.release(self.campaign.id, idx, runner)
-            held.discard((idx, runner))
+        self.held.add((idx, self.id))
 
     def stop(self, state: str) -> None:
         """The campaign is no longer running: take no more batches."""
@@ -583,6 +584,38 @@ def _groups(pending: list[_Stored], max_batch: int) -> Iterator[list[_Stored]]:
         yield group
 
 
+async def _give_back(store: Store, campaign: int, held: set[tuple[int, str]]) -> None:
+    """Make the batches of ``held`` pending again, each only if still ``sending`` and its runner's.
+
+    A pair is ``(index, runner)``: a batch whose claim (or release) lost its
+    answer, so that it may be claimed by ``runner``, which certainly wrote no
+    request for it (and never will: a run claims no batch it holds). One
+    guarded statement each (:meth:`~sms_async.campaign.Store.release`): a
+    batch that another run claimed since, or that the reaper or a settle
+    moved on, is left as it is. A pair leaves ``held`` once its statement
+    has answered.
+    """
+    for idx, runner in sorted(held):
+        await store.release(campaign, idx, runner)
+        held.discard((idx, runner))
+
+
+async def give_back_unwritten(store: Store, campaign: int, pairs: Iterable[tuple[int, str]]) -> None:
+    """Make the batches ``pairs`` (``(index, runner)``) of ``campaign`` pending again, as :func:`run_shard`
+    does with its ``give_back`` first.
+
+    Raises:
+        StoreUnavailableError: the store stayed unreachable; its ``unwritten`` are the pairs
+            not given back yet.
+    """  # noqa: D205
+    held = set(pairs)
+    try:
+        await _give_back(store, campaign, held)
+    except StoreUnavailableError as error:
+        error.unwritten = tuple(sorted(held))
+        raise
+
+
 async def run_shard(
     store: Store,
     campaign: int,
@@ -599,6 +632,7 @@ async def run_shard(
     http: HttpBackend = "auto",
     hooks: object | Sequence[object] | None = None,
     clock: Clock = SYSTEM_CLOCK,
+    give_back: Iterable[tuple[int, str]] = (),
 ) -> ShardReport:
     """Send what is left of ``shard`` of ``campaign`` through ``driver``.
 
@@ -621,17 +655,76 @@ async def run_shard(
         hooks: Objects that hear what the sender does (as for :class:`~sms_async.BulkSender`).
         clock: Where the run reads the time for the campaign's windows and the acceptance
             time of its numbers (a :class:`~sms_async.testing.TestClock` in tests).
+        give_back: The ``unwritten`` batches of the :class:`StoreUnavailableError` an
+            earlier run of this shard raised (in any process): made pending again
+            before anything else, so that they are sent rather than reported ``unknown``.
 
     Raises:
         StoreUnavailableError: the store stayed unreachable; batches this run
-            had in flight are reported unknown by whoever runs the shard next.
+            had in flight are reported unknown by whoever runs the shard next,
+            and its ``unwritten`` are to be given to that run as ``give_back``.
     """
+    held = {(int(idx), str(runner)) for idx, runner in give_back}
+    try:
+        return await _run_shard(
+            store,
+            campaign,
+            shard,
+            held,
+            driver=driver,
+            concurrency=concurrency,
+            budget=budget,
+            lease=lease,
+            heartbeat=heartbeat,
+            account=account,
+            retry=retry,
+            timeouts=timeouts,
+            http=http,
+            hooks=hooks,
+            clock=clock,
+        )
+    except StoreUnavailableError as error:
+        error.unwritten = tuple(sorted(held))
+        raise
+    except Exception as error:
+        if not held:
+            raise
+        # The store failed to give them back as the run ended: the next run must.
+        raise StoreUnavailableError(
+            f"the campaign store could not be reached to give back {len(held)} claimed batches that "
+            f"were never sent ({type(error).__name__})",
+            unwritten=tuple(sorted(held)),
+        ) from error
+
+
+async def _run_shard(
+    store: Store,
+    campaign: int,
+    shard: int,
+    held: set[tuple[int, str]],
+    *,
+    driver: Driver,
+    concurrency: int,
+    budget: float,
+    lease: float,
+    heartbeat: float,
+    account: str | None,
+    retry: RetryPolicy | None,
+    timeouts: Timeouts | None,
+    http: HttpBackend,
+    hooks: object | Sequence[object] | None,
+    clock: Clock,
+) -> ShardReport:
+    """:func:`run_shard`, with ``held`` the batches to give back (this run adds its own)."""
+    # First of all: what earlier runs of the shard left claimed and never sent is pending again
+    # before this run (or the campaign's state) can make anything of it.
+    await _give_back(store, campaign, held)
     found = await store.campaign(campaign)
     if found.state != "running":
         return ShardReport(campaign, shard, found.queue, stopped=found.state)
     if found.paused:
         return ShardReport(campaign, shard, found.queue, stopped="paused")
-    run = _Run(store, found, shard, lease=lease, heartbeat=heartbeat, clock=clock)
+    run = _Run(store, found, shard, lease=lease, heartbeat=heartbeat, held=held, clock=clock)
     try:
         # The campaign's parameters meet this worker's driver (and its own ones) here, before any request.
         driver.prepare_send(Message.create("-", found.sender_id), found.params or None)
@@ -660,7 +753,6 @@ async def run_shard(
         pid=os.getpid(),
     )
     try:
-        await run.give_back()
         async with anyio.create_task_group() as task_group:
             task_group.start_soon(run.beat)
             async with sender as bulk:
@@ -673,15 +765,22 @@ async def run_shard(
         raise _leaf(group) from None
     finally:
         # Bounded, and skipped when the store was lost: it must not hold the shard's end
-        # for another patience. The next run gives back what this one could not.
-        with (
-            anyio.CancelScope(shield=True),
-            anyio.move_on_after(0 if run.lost is not None else store.operation_timeout),
-            contextlib.suppress(Exception),
-        ):
-            # Claims that never led to a request first, while the store may answer.
-            await run.give_back()
-            # Gone from the runners, this run's batches still sending (none,
-            # unless it failed) count as lost at once.
-            await store.execute("unregister_runner", runner=run.id)
+        # for another patience. What is not given back here travels with the error raised
+        # (StoreUnavailableError.unwritten) to the shard's next run.
+        if run.lost is None:
+            with (
+                anyio.CancelScope(shield=True),
+                anyio.move_on_after(store.operation_timeout),
+                contextlib.suppress(Exception),
+            ):
+                # Claims that never led to a request first, while the store may answer.
+                await _give_back(store, campaign, held)
+                # Gone from the runners, this run's batches still sending (none,
+                # unless it failed) count as lost at once.
+                await store.execute("unregister_runner", runner=run.id)
+    if held:
+        raise StoreUnavailableError(
+            f"the campaign store could not be reached to give back {len(held)} claimed batches "
+            "that were never sent"
+        )
     return report

@@ -25,7 +25,10 @@ after a crash while the first copy still runs, never sends a batch twice.
   comes near RabbitMQ's consumer timeout (30 min) or the visibility timeout.
 * the store unreachable (or failing in any way: a store error never
   acknowledges a shard as done): the task is retried in 10 s, without limit,
-  and each retry is logged.
+  and each retry is logged. A batch whose claim lost its answer (maybe
+  claimed, certainly never sent) travels in the retried task's arguments
+  (``give_back``), so that the worker that runs the retry, whichever it is,
+  makes it pending again before anything else.
 * shards run on an event loop of the worker process's own (not Celery's),
   in a thread, with the store's connections kept open from one task to the next.
 
@@ -75,7 +78,7 @@ from sms_async._exceptions import ConfigurationError, GatewayError
 from sms_async._redact import redact
 from sms_async.cluster._load import DEFAULT_QUEUE
 from sms_async.cluster._reports import ReportsPolled, poll_reports
-from sms_async.cluster._runner import ShardReport, run_shard
+from sms_async.cluster._runner import ShardReport, give_back_unwritten, run_shard
 from sms_async.cluster._settings import (
     DEFAULT_BROKER_URL,
     ENV_BROKER_URL,
@@ -302,16 +305,30 @@ def check_broker(target: Celery | None = None, timeout: float = 10.0) -> None:
         raise failure
 
 
-def _run_shard_task(task: Task, campaign: int, shard: int) -> None:
-    """Run one shard of a campaign; queue the rest if its time budget ran out."""
+def _run_shard_task(
+    task: Task, campaign: int, shard: int, give_back: list[list[int | str]] | None = None
+) -> None:
+    """Run one shard of a campaign; queue the rest if its time budget ran out.
+
+    ``give_back``: the batches, as ``[index, runner]``, that an earlier try of this task
+    left maybe claimed and never sent (see :attr:`StoreUnavailableError.unwritten`). They
+    travel in the retried task's own arguments, so that whichever worker runs it makes them
+    pending again first: kept in the worker's memory, they would be lost with the worker, or
+    with a retry that another worker takes, and the batches reported ``unknown``.
+    """
     settings = ClusterSettings.from_env()
+    carried = [(int(idx), str(runner)) for idx, runner in give_back or ()]
     try:
-        report = _RUNTIME.call(_run_from_environment, settings, campaign, shard)
+        report = _RUNTIME.call(_run_from_environment, settings, campaign, shard, carried)
     except (StoreUnavailableError, psycopg.Error, TimeoutError, OSError) as error:
         # Never acknowledged as done: the shard would be lost, its campaign running for ever.
         why = redact(str(error))[:300] or type(error).__name__
         logger.warning("campaign %d shard %d: %s; trying again in %.0f s", campaign, shard, why, _STORE_RETRY)
-        raise task.retry(countdown=_STORE_RETRY, exc=StoreUnavailableError(why)) from None
+        raise task.retry(
+            countdown=_STORE_RETRY,
+            exc=StoreUnavailableError(why),
+            kwargs=_give_back_kwargs(error, carried),
+        ) from None
     except Exception as error:
         logger.exception(
             "campaign %d shard %d failed (%s); trying again in %.0f s",
@@ -320,7 +337,11 @@ def _run_shard_task(task: Task, campaign: int, shard: int) -> None:
             type(error).__name__,
             _FAILURE_RETRY,
         )
-        raise task.retry(countdown=_FAILURE_RETRY, exc=RuntimeError(type(error).__name__)) from None
+        raise task.retry(
+            countdown=_FAILURE_RETRY,
+            exc=RuntimeError(type(error).__name__),
+            kwargs=_give_back_kwargs(error, carried),
+        ) from None
     logger.info(
         "campaign %d shard %d: %d batches settled, %d lost, %s",
         campaign,
@@ -343,6 +364,19 @@ def _run_shard_task(task: Task, campaign: int, shard: int) -> None:
             raise Reject(
                 f"could not queue the rest of the shard ({type(error).__name__})", requeue=True
             ) from None
+
+
+def _give_back_kwargs(error: BaseException, carried: list[tuple[int, str]]) -> dict[str, Any]:
+    """The retried shard task's keyword arguments: the batches it is to give back, if any.
+
+    A shard run says which in the :class:`StoreUnavailableError` it raises. What this try
+    carried goes on too, whether given back already or not: a release is guarded by the
+    batch's state and owner, so giving a batch back twice changes nothing.
+    """
+    pairs = set(carried)
+    if isinstance(error, StoreUnavailableError):
+        pairs.update(error.unwritten)
+    return {"give_back": [[idx, runner] for idx, runner in sorted(pairs)]} if pairs else {}
 
 
 def _poll_reports_task(task: Task, campaign: int, generation: int | None = None) -> None:
@@ -527,9 +561,16 @@ def shutdown() -> None:
 
 
 async def _run_from_environment(
-    runtime: _Runtime, settings: ClusterSettings, campaign: int, shard: int
+    runtime: _Runtime,
+    settings: ClusterSettings,
+    campaign: int,
+    shard: int,
+    give_back: list[tuple[int, str]],
 ) -> ShardReport:
     store = await runtime.store(settings)
+    # Before anything else, whatever the campaign's state: nothing left sending is ever sent
+    # by its runner, and the reaper would report it unknown.
+    await give_back_unwritten(store, campaign, give_back)
     found = await store.campaign(campaign)
     if found.state != "running":
         return ShardReport(campaign, shard, found.queue, stopped=found.state)
@@ -541,7 +582,14 @@ async def _run_from_environment(
         logger.error("campaign %d aborted: %s", campaign, reason)  # noqa: TRY400 - the reason is the message
         return ShardReport(campaign, shard, found.queue, stopped="aborted")
     options = settings.shard_options()
-    return await run_shard(store, campaign, shard, driver=driver, clock=_clock_from_environment(), **options)
+    return await run_shard(
+        store,
+        campaign,
+        shard,
+        driver=driver,
+        clock=_clock_from_environment(),
+        **options,
+    )
 
 
 def register(target: Celery) -> Task:

@@ -25,10 +25,12 @@ class FakeTask:
 
     def __init__(self) -> None:
         self.countdowns: list[float] = []
+        self.kwargs: list[dict | None] = []
 
-    def retry(self, *, countdown: float, exc: BaseException) -> Retried:
-        """Record the countdown; the exception to raise."""
+    def retry(self, *, countdown: float, exc: BaseException, kwargs: dict | None = None) -> Retried:
+        """Record the countdown and the retry's keyword arguments; the exception to raise."""
         self.countdowns.append(countdown)
+        self.kwargs.append(kwargs)
         return Retried(str(exc))
 
 
@@ -80,6 +82,29 @@ def test_an_unforeseen_failure_retries_the_shard_later(monkeypatch, caplog, env)
     assert task.countdowns == [60.0]
 
 
+@pytest.mark.parametrize("error", [StoreUnavailableError, KeyError])
+def test_the_batches_to_give_back_travel_in_the_retried_tasks_arguments(monkeypatch, env, error):
+    """What a try could not give back goes to the retry, with what it was given (given back or not)."""
+    calls: list[tuple] = []
+
+    def fail(*args):
+        calls.append(args)
+        if error is StoreUnavailableError:
+            raise StoreUnavailableError("lost", unwritten=((9, "host:2:bb"),))
+        raise error("surprise")
+
+    monkeypatch.setattr(tasks._RUNTIME, "call", fail)
+    task = FakeTask()
+    with pytest.raises(Retried):
+        tasks._run_shard_task(task, 7, 3, give_back=[[4, "host:1:aa"]])
+    assert calls[0][-1] == [(4, "host:1:aa")]
+    carried = [[4, "host:1:aa"]] + ([[9, "host:2:bb"]] if error is StoreUnavailableError else [])
+    assert task.kwargs == [{"give_back": carried}]
+    with pytest.raises(Retried):
+        tasks._run_shard_task(task, 7, 3)
+    assert task.kwargs[-1] == ({"give_back": [[9, "host:2:bb"]]} if error is StoreUnavailableError else {})
+
+
 def test_redis_brings_a_killed_workers_shard_back_within_a_minute_and_a_half():
     """Visibility outlasts a shard run, and kombu scans for overdue deliveries on every look, every 5 s."""
     options = tasks.redis_transport_options(45.0)
@@ -102,7 +127,7 @@ def test_configure_sets_the_redis_options_only_for_redis():
 
 
 def test_kombus_redis_transport_imports():
-    """The test extra (celery[redis], as sms_async[redis]) brings what kombu's Redis transport imports."""
+    """The test extra installs sms_async[redis] as users do: kombu's Redis transport imports."""
     import kombu.transport.redis  # noqa: PLC0415
 
     assert kombu.transport.redis.Transport.driver_type == "redis"

@@ -10,8 +10,11 @@ and logged (``--log-cli-level=INFO`` shows it), never asserted against a clock.
 
 from __future__ import annotations
 
+import json
 import logging
+import sys
 import time
+from functools import partial
 from urllib.parse import urlsplit
 
 import anyio
@@ -40,6 +43,9 @@ PATIENCE = 3.0
 RETRY = 2.0
 #: Seconds each fault lasts: past the patience, so shards give up and are retried.
 FAULT = 5.0
+#: A patience that outlasts :data:`SHORT_FAULT`: the shards wait such a fault out.
+SHORT_PATIENCE = 10.0
+SHORT_FAULT = 3.0
 
 
 @pytest.fixture
@@ -88,16 +94,41 @@ async def test_a_silent_store_is_an_error_within_the_patience_and_usable_once_he
         )
 
 
-async def keep_running(store: CampaignStore, campaign: int, gw: SimulatedGateway, log: list[str]) -> None:
-    """Run every shard until the campaign is done, retrying after a store failure as the Celery task does."""
+async def keep_running(
+    store: CampaignStore,
+    campaign: int,
+    gw: SimulatedGateway,
+    log: list[str],
+    *,
+    lease: float = 3,
+    heartbeat: float = 0.5,
+) -> None:
+    """Run every shard until the campaign is done, retrying after a store failure as the Celery task does
+    (the shard that failed first, with the batches it is to give back).
+    """  # noqa: D205
     driver = Iton(gw.username, gw.password, base_url=gw.iton_url)
+    give_back: dict[int, tuple[tuple[int, str], ...]] = {}
     while True:
         try:
             found = await store.campaign(campaign)
             if found.state != "running":
                 return
-            for shard in range(found.shards):
-                await run_shard(store, campaign, shard, driver=driver, lease=3, heartbeat=0.5, concurrency=8)
+            for shard in sorted(range(found.shards), key=lambda shard: shard not in give_back):
+                try:
+                    await run_shard(
+                        store,
+                        campaign,
+                        shard,
+                        driver=driver,
+                        lease=lease,
+                        heartbeat=heartbeat,
+                        concurrency=8,
+                        give_back=give_back.get(shard, ()),
+                    )
+                except StoreUnavailableError as error:
+                    give_back[shard] = error.unwritten
+                    raise
+                give_back.pop(shard, None)
         except StoreUnavailableError as error:
             log.append(str(error))
             await anyio.sleep(RETRY)
@@ -145,6 +176,45 @@ async def test_a_campaign_survives_a_black_hole_a_stall_and_resets_sending_nothi
     assert failures  # each fault outlasted the patience: shards gave up and were run again
 
 
+@pytest.mark.timeout(60)
+async def test_a_black_hole_shorter_than_the_patience_is_waited_out_sending_nothing_twice(store, proxy):
+    """A black hole shorter than the patience: no shard gives up, nothing is sent twice, none is unknown.
+
+    Each store operation fails within its one-second deadline and is tried again on a new
+    connection until the fault heals (and the connections tried meanwhile have timed out).
+    """
+    spec = CampaignSpec("Hello", "ITONAB", rate=400, shard_size=100)
+    created = await create_campaign(store, spec, numbers(1600))
+    await store.start(created.id)
+    failures: list[str] = []
+    with SimulatedGateway() as gw:
+        async with (
+            CampaignStore(proxied(proxy), schema=store.schema, patience=SHORT_PATIENCE) as faulty,
+            anyio.create_task_group() as tg,
+        ):
+            tg.start_soon(partial(keep_running, faulty, created.id, gw, failures, lease=8, heartbeat=1))
+            while gw.stats.accepted < 400:  # noqa: ASYNC110 - the gateway counts in another thread
+                await anyio.sleep(0.05)
+            proxy.fault("blackhole")
+            await anyio.sleep(SHORT_FAULT)
+            proxy.heal()
+            healed, before = time.monotonic(), gw.stats.accepted
+            while gw.stats.accepted == before and (await store.campaign(created.id)).state == "running":  # noqa: ASYNC110
+                await anyio.sleep(0.05)
+            logger.info("short black hole: heal to sending again %.1f s", time.monotonic() - healed)
+        stats = gw.stats
+    assert not failures  # no shard gave up: each fault was waited out
+    status = await store.status(created.id)
+    assert status.campaign.state == "done"
+    assert status.outcomes[Outcome.ACCEPTED] == 1600
+    assert status.outcomes[Outcome.UNKNOWN] == 0
+    assert stats.accepted == 1600
+    assert not stats.duplicate_numbers()
+    # Within the account's rate after the heal too (a batch of 100 is a quarter second of it):
+    # the batches whose claims the fault held wait for new slots instead of going together.
+    assert stats.max_in_window(1.0) <= 1.1 * 400 + 100
+
+
 async def test_a_claim_whose_answer_never_came_is_given_back_not_reported_unknown(store, monkeypatch):
     """A claim committed but unanswered past the patience: the next run sends its batch; none is unknown."""
     with SimulatedGateway() as gw:
@@ -162,14 +232,108 @@ async def test_a_claim_whose_answer_never_came_is_given_back_not_reported_unknow
 
         monkeypatch.setattr(store, "claim", answer_lost)
         driver = Iton(gw.username, gw.password, base_url=gw.iton_url)
-        with pytest.raises(StoreUnavailableError):
+        with pytest.raises(StoreUnavailableError) as failed:
             await run_shard(store, created.id, 0, driver=driver, lease=0.5, heartbeat=0.1, concurrency=1)
+        # The run says which batch it may have claimed and never sent, for the shard's next run.
+        assert [idx for idx, _runner in failed.value.unwritten] == [4]
+        assert (await store.status(created.id)).batches["sending"] == 1
         await anyio.sleep(0.6)  # the dead run's lease is over: its batches would be reaped now
-        report = await run_shard(store, created.id, 0, driver=driver, lease=0.5, heartbeat=0.1)
+        report = await run_shard(
+            store, created.id, 0, driver=driver, lease=0.5, heartbeat=0.1, give_back=failed.value.unwritten
+        )
         stats = gw.stats
     assert report.complete
     assert report.reaped == 0
     status = await store.status(created.id)
+    assert status.outcomes[Outcome.ACCEPTED] == 1000
+    assert stats.accepted == 1000
+    assert not stats.duplicate_numbers()
+
+
+# The retried shard task, run by another worker: a process of its own, with no memory of the first try.
+ANOTHER_WORKER = """
+import json, sys
+from celery import Celery
+from sms_async.cluster.celery import configure, register, shutdown
+task = register(configure(Celery("another"), "memory://"))
+try:
+    task.apply(args=(int(sys.argv[1]), int(sys.argv[2])), kwargs=json.loads(sys.argv[3])).get()
+finally:
+    shutdown()
+"""
+
+
+async def test_a_claim_answer_lost_is_given_back_by_the_retry_in_another_worker(store, monkeypatch, tmp_path):
+    """The shard task's first try loses a claim's answer; another worker runs its retry: the batch is sent.
+
+    What was maybe claimed and never sent travels in the retried task's arguments, not in the first
+    worker's memory: given back (pending) by the retry, never left sending to be reaped as unknown.
+    """
+    from sms_async.cluster import celery as tasks  # noqa: PLC0415
+
+    class Retried(Exception):
+        pass
+
+    class FirstTry:
+        """The bound task of the first worker: records what the retry is queued with."""
+
+        kwargs: dict | None = None
+
+        def retry(self, *, countdown, exc, kwargs=None):
+            self.kwargs = kwargs
+            return Retried(str(exc))
+
+    with SimulatedGateway() as gw:
+        created = await create_campaign(store, CampaignSpec("Hello", "ITONAB"), numbers(1000))
+        await store.start(created.id)
+        env = {
+            "SMS_ASYNC_DATABASE_URL": DATABASE_URL,
+            "SMS_ASYNC_DATABASE_SCHEMA": store.schema,
+            "SMS_ASYNC_CONCURRENCY": "1",
+            "SMS_ASYNC_LEASE": "1",
+            "SMS_ASYNC_HEARTBEAT": "0.2",
+            "SMS_ASYNC_USERNAME": gw.username,
+            "SMS_ASYNC_PASSWORD": gw.password,
+            "SMS_ASYNC_BASE_URL": gw.iton_url,
+            "HOME": str(tmp_path),
+            "XDG_CONFIG_HOME": str(tmp_path / ".config"),
+        }
+        for name, value in env.items():
+            monkeypatch.setenv(name, value)
+        monkeypatch.delenv("SMS_ASYNC_CONFIG", raising=False)
+        claim = CampaignStore.claim
+        lost: list[int] = []
+
+        async def answer_lost(self, campaign: int, idx: int, runner: str) -> bool:
+            won = await claim(self, campaign, idx, runner)
+            if idx == 4 and not lost:
+                lost.append(idx)  # committed, but the answer never came back
+                raise StoreUnavailableError("the campaign store cannot be reached (claim): no answer")
+            return won
+
+        async def out_of_reach(self, campaign: int, idx: int, runner: str) -> None:
+            # The store stays out of reach to the first worker: it cannot give the batch back itself.
+            raise StoreUnavailableError("the campaign store cannot be reached (release): no answer")
+
+        monkeypatch.setattr(CampaignStore, "claim", answer_lost)
+        monkeypatch.setattr(CampaignStore, "release", out_of_reach)
+        first = FirstTry()
+        try:
+            with pytest.raises(Retried):
+                await anyio.to_thread.run_sync(tasks._run_shard_task, first, created.id, 0)
+        finally:
+            tasks.shutdown()  # the first worker is gone
+        assert lost == [4]
+        assert (await store.status(created.id)).batches["sending"] == 1
+        done = await anyio.run_process(
+            [sys.executable, "-c", ANOTHER_WORKER, str(created.id), "0", json.dumps(first.kwargs or {})],
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr.decode()[-2000:]
+        stats = gw.stats
+    status = await store.status(created.id)
+    assert status.campaign.state == "done"
+    assert status.outcomes[Outcome.UNKNOWN] == 0
     assert status.outcomes[Outcome.ACCEPTED] == 1000
     assert stats.accepted == 1000
     assert not stats.duplicate_numbers()
