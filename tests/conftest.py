@@ -9,7 +9,10 @@ from importlib.metadata import PackageNotFoundError, distribution
 from pathlib import Path
 
 import pytest
-from leak_checks import every_sqlite_connection_closed  # noqa: F401 - autouse: pytest finds it here
+from leak_checks import (  # noqa: F401 - autouse: pytest finds them here
+    every_postgresql_connection_closed,
+    every_sqlite_connection_closed,
+)
 
 # The toy gateway is a distribution of its own (tests/toy_gateway_dist), installed
 # beside sms_async in CI; where it is not installed, its source is imported from

@@ -1,4 +1,4 @@
-"""The leak checks fail the test that leaves an SQLite connection open, on every Python."""
+"""The leak checks fail the test that leaves an SQLite or PostgreSQL connection open, on every Python."""
 
 from __future__ import annotations
 
@@ -10,8 +10,10 @@ from pathlib import Path
 HERE = Path(__file__).parent
 
 
-def run_pytest(directory: Path) -> subprocess.CompletedProcess[str]:
-    (directory / "conftest.py").write_text("from leak_checks import every_sqlite_connection_closed\n")
+def run_pytest(
+    directory: Path, check: str = "every_sqlite_connection_closed"
+) -> subprocess.CompletedProcess[str]:
+    (directory / "conftest.py").write_text(f"from leak_checks import {check}\n")
     path = os.pathsep.join(filter(None, [str(HERE), os.environ.get("PYTHONPATH")]))
     return subprocess.run(  # noqa: S603 - this interpreter running pytest
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:asyncio", str(directory)],
