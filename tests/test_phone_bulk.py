@@ -152,23 +152,31 @@ def test_national_inputs_all_over_long_and_of_one_length_are_refused():
     assert IN.normalise_many(fit) == [f"+9198{i:03d}{i:05d}" for i in range(300)]
 
 
+# The strategies drawn from hundreds of times a list, made once: hypothesis then validates each once.
+_DIGIT = st.sampled_from(string.digits)
+_ONE_IN_TEN = st.integers(0, 9)
+_SIZE = st.integers(1, 300)
+_SPELLING = st.sampled_from([PhoneNumberFormat.E164, PhoneNumberFormat.NATIONAL])
+
+
 @st.composite
 def _one_length_lists(draw: st.DrawFn) -> tuple[str, list[str]]:
     """A region and a list of its numbers of one length, in one spelling, some digits changed."""
     region = draw(st.sampled_from(REGIONS_ONE_LENGTH))
     seed = draw(st.sampled_from(_examples(region)))
-    spelling = draw(st.sampled_from([PhoneNumberFormat.E164, PhoneNumberFormat.NATIONAL]))
+    spelling = draw(_SPELLING)
     text = phonenumbers.format_number(seed, spelling)
     places = [i for i, c in enumerate(text) if c.isdigit()]
+    first_places = st.sampled_from(places[:6])
     raws: list[str] = []
-    for _ in range(draw(st.integers(1, 300))):
+    for _ in range(draw(_SIZE)):
         chars = list(text)
         # Change the last digits (a new number, most often valid) and, now
         # and then, one of the first (open or invalid at the first look-up).
         for place in places[-4:]:
-            chars[place] = draw(st.sampled_from(string.digits))
-        if draw(st.integers(0, 9)) == 0:
-            chars[draw(st.sampled_from(places[:6]))] = draw(st.sampled_from(string.digits))
+            chars[place] = draw(_DIGIT)
+        if draw(_ONE_IN_TEN) == 0:
+            chars[draw(first_places)] = draw(_DIGIT)
         raws.append("".join(chars))
     return region, raws
 

@@ -49,7 +49,7 @@ chain that was lost (a purged queue) is made again by the next start.
 
 ``SMS_ASYNC_TEST_CLOCK`` (for tests only) names a file holding an ISO 8601
 time: this process's shard runs and polls read the time from it, and tasks
-queued for later on that clock wake within a fifth of a second to look
+queued for later on that clock wake within a twentieth of a second to look
 again, so that a test moves the workers' time (and the simulated gateway's)
 by hours in a step.
 """
@@ -130,7 +130,7 @@ _LONGEST_WAIT: Final = timedelta(minutes=10)
 #: The variable naming a test clock's file (see the module's docstring).
 ENV_TEST_CLOCK: Final = "SMS_ASYNC_TEST_CLOCK"
 # Seconds of real time at most before a task queued for later on a test clock looks again.
-_TEST_CLOCK_WAKE: Final = 0.2
+_TEST_CLOCK_WAKE: Final = 0.05
 
 
 class _FileClock:
