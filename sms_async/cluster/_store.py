@@ -347,6 +347,10 @@ class CampaignStore:
         self.sql = sql(self.schema)
         self._url = url
         self._warm = warm
+        # A lazy store connects once by itself before its first operation, so that a wrong
+        # database, user or password is one clear error at once, not a pool's wait first.
+        self._contacted = warm
+        self._contacting = anyio.Lock()
         # Every connection's options, for the pools and for the probe that opens the store.
         self._connect_options: dict[str, Any] = self.connecting.kwargs(application_name)
         self._pool = self._new_pool(url, max_connections, application_name)
@@ -401,6 +405,16 @@ class CampaignStore:
         error = await self._connect_error()
         if error is not None:
             raise _unavailable(error)
+
+    async def _first_contact(self) -> None:
+        """Connect once before a lazy store's first operation; a failure no retry can mend is raised."""
+        async with self._contacting:
+            if self._contacted:
+                return
+            error = await self._connect_error()
+            self._contacted = True  # asked once: a failure that may pass is the operations' to retry
+            if error is not None and is_permanent(error):
+                raise _unavailable(error) from None
 
     async def _connect_error(self) -> psycopg.OperationalError | None:
         """Why a new connection fails now, if it does."""
@@ -457,6 +471,8 @@ class CampaignStore:
         network counts as a lost connection). Raises
         :class:`StoreUnavailableError` after ``patience`` seconds (the store's own by default).
         """
+        if not self._contacted:
+            await self._first_contact()
         give_up = time.monotonic() + (self.patience if patience is None else patience)
         wait = 0.05
         attempt = 0
