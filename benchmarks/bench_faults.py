@@ -32,6 +32,7 @@ import os
 import sys
 import time
 import uuid
+from functools import partial
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -42,53 +43,17 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests" / "cluster"))
 
 from fault_proxy import FaultProxy  # noqa: E402
+from shard_runs import keep_running  # noqa: E402
 
-from sms_async import Iton, Outcome  # noqa: E402
+from sms_async import Outcome  # noqa: E402
 from sms_async.cluster import (  # noqa: E402
     CampaignSpec,
     CampaignStore,
-    StoreUnavailableError,
     create_campaign,
-    run_shard,
 )
 from sms_async.testing import SimulatedGateway  # noqa: E402
 
 DATABASE_URL = os.environ.get("SMS_ASYNC_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
-
-
-async def keep_running(
-    store: CampaignStore,
-    campaign: int,
-    gw: SimulatedGateway,
-    gave_up: list[float],
-    options: argparse.Namespace,
-) -> None:
-    """Run every shard until the campaign is done; a shard that gives up is run again after the retry."""
-    driver = Iton(gw.username, gw.password, base_url=gw.iton_url)
-    give_back: dict[int, tuple[tuple[int, str], ...]] = {}
-    while True:
-        try:
-            found = await store.campaign(campaign)
-            if found.state != "running":
-                return
-            for shard in sorted(range(found.shards), key=lambda shard: shard not in give_back):
-                try:
-                    await run_shard(
-                        store,
-                        campaign,
-                        shard,
-                        driver=driver,
-                        lease=options.lease,
-                        heartbeat=options.heartbeat,
-                        give_back=give_back.get(shard, ()),
-                    )
-                except StoreUnavailableError as error:
-                    give_back[shard] = error.unwritten
-                    raise
-                give_back.pop(shard, None)
-        except StoreUnavailableError:
-            gave_up.append(time.monotonic())
-            await anyio.sleep(options.retry)
 
 
 async def measure(options: argparse.Namespace) -> None:
@@ -109,7 +74,18 @@ async def measure(options: argparse.Namespace) -> None:
                     ) as faulty,
                     anyio.create_task_group() as tg,
                 ):
-                    tg.start_soon(keep_running, faulty, created.id, gw, gave_up, options)
+                    tg.start_soon(
+                        partial(
+                            keep_running,
+                            faulty,
+                            created.id,
+                            gw,
+                            lambda _: gave_up.append(time.monotonic()),
+                            retry=options.retry,
+                            lease=options.lease,
+                            heartbeat=options.heartbeat,
+                        )
+                    )
                     while gw.stats.accepted < options.before:  # noqa: ASYNC110 - counted in another thread
                         await anyio.sleep(0.05)
                     proxy.fault(options.mode)

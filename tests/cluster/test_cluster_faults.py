@@ -14,11 +14,13 @@ import json
 import logging
 import sys
 import time
+from collections.abc import Awaitable
 from functools import partial
 from urllib.parse import urlsplit
 
 import anyio
 import pytest
+import shard_runs
 from cluster_support import DATABASE_URL, numbers, require_postgres
 from fault_proxy import FaultProxy
 
@@ -94,7 +96,7 @@ async def test_a_silent_store_is_an_error_within_the_patience_and_usable_once_he
         )
 
 
-async def keep_running(
+def keep_running(
     store: CampaignStore,
     campaign: int,
     gw: SimulatedGateway,
@@ -102,36 +104,20 @@ async def keep_running(
     *,
     lease: float = 3,
     heartbeat: float = 0.5,
-) -> None:
+) -> Awaitable[None]:
     """Run every shard until the campaign is done, retrying after a store failure as the Celery task does
-    (the shard that failed first, with the batches it is to give back).
+    (the shard that failed first, with the batches it is to give back); ``log`` gets each failure.
     """  # noqa: D205
-    driver = Iton(gw.username, gw.password, base_url=gw.iton_url)
-    give_back: dict[int, tuple[tuple[int, str], ...]] = {}
-    while True:
-        try:
-            found = await store.campaign(campaign)
-            if found.state != "running":
-                return
-            for shard in sorted(range(found.shards), key=lambda shard: shard not in give_back):
-                try:
-                    await run_shard(
-                        store,
-                        campaign,
-                        shard,
-                        driver=driver,
-                        lease=lease,
-                        heartbeat=heartbeat,
-                        concurrency=8,
-                        give_back=give_back.get(shard, ()),
-                    )
-                except StoreUnavailableError as error:
-                    give_back[shard] = error.unwritten
-                    raise
-                give_back.pop(shard, None)
-        except StoreUnavailableError as error:
-            log.append(str(error))
-            await anyio.sleep(RETRY)
+    return shard_runs.keep_running(
+        store,
+        campaign,
+        gw,
+        lambda error: log.append(str(error)),
+        retry=RETRY,
+        lease=lease,
+        heartbeat=heartbeat,
+        concurrency=8,
+    )
 
 
 @pytest.mark.slow
