@@ -1,37 +1,15 @@
-"""Shared by the delivery tests: driving a test clock, and the delivery books their common suite runs over."""
+"""Shared by the delivery tests: the delivery books their common suite runs over, and drive()."""
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from datetime import datetime
 from typing import Protocol
 
-import anyio
+from clock_support import drive  # noqa: F401 - the delivery tests import it from here
 
 from sms_async.campaign import DeliveryBook, DeliveryTally, MemoryDeliveryBook, NumberDelivery
-from sms_async.testing import TestClock
-
-
-async def drive(clock: TestClock, work: Callable[[], Awaitable[object]]) -> None:
-    """Run ``work()`` to its end, moving the clock on to the next deadline whenever it sleeps on the clock.
-
-    ``work`` must do nothing else while it sleeps on the clock (no request in
-    flight), so that moving time on cannot race with it.
-    """
-    async with anyio.create_task_group() as tg:
-        done = anyio.Event()
-
-        async def run() -> None:
-            await work()
-            done.set()
-
-        tg.start_soon(run)
-        while not done.is_set():
-            deadline = clock.next_deadline()
-            if deadline is not None:
-                clock.advance(deadline)
-            await anyio.sleep(0.001)
 
 
 class BookUnderTest(Protocol):

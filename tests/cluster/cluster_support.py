@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from clock_support import drive  # noqa: F401 - the cluster tests import it from here
 
 DATABASE_URL = os.environ.get("SMS_ASYNC_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
 BROKER_HOST, BROKER_PORT = "127.0.0.1", 5672
@@ -296,24 +297,3 @@ def wait_for(condition: Any, timeout: float, what: str) -> None:
             return
         time.sleep(0.1)
     pytest.fail(f"timed out waiting for {what}")
-
-
-async def drive(clock: Any, work: Any) -> object:
-    """Run ``work()`` to its end, moving ``clock`` (a TestClock) to each next deadline something sleeps on."""
-    import anyio  # noqa: PLC0415 - only the tests that drive a clock need it
-
-    found: list[object] = []
-    async with anyio.create_task_group() as tg:
-        done = anyio.Event()
-
-        async def run() -> None:
-            found.append(await work())
-            done.set()
-
-        tg.start_soon(run)
-        while not done.is_set():
-            deadline = clock.next_deadline()
-            if deadline is not None:
-                clock.advance(deadline)
-            await anyio.sleep(0.001)
-    return found[0]
